@@ -1,0 +1,328 @@
+"""config.yaml -> typed, validated, frozen config objects.
+
+Each section is a frozen dataclass; a field's ``metadata`` says what is allowed
+(``ge``/``le``/``gt``/``lt`` bounds, ``choices``, ``unit``). Loading refuses an unknown key, a wrong
+type or an out-of-range value with a message that names the key path, the value and what is
+allowed. Overrides come as ``section.key=value`` strings (``--set`` on the command line); the
+value is parsed as YAML, so ``--set engine.backend=onnxruntime`` and
+``--set drowsiness.perclos_window_s=30`` both work.
+
+Pure module: no Qt, no MediaPipe, no runtimes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+# Top-level folder of a source checkout (config.yaml and engines/ live there).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
+
+
+def _f(default: Any, unit: str = "", **rules: Any) -> Any:
+    """A config field: default value, unit (for docs) and validation rules."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"unit": unit, **rules})
+    return field(default=default, metadata={"unit": unit, **rules})
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    source: Any = _f(0)  # camera index (int), file path or stream URL (str)
+    width: int = _f(0, "px", ge=0)  # 0 = the camera's default
+    height: int = _f(0, "px", ge=0)
+    fallback_fps: float = _f(30.0, "fps", gt=0, le=1000)  # when a file reports 0 fps
+    read_timeout_s: float = _f(2.0, "s", gt=0, le=60)  # live: no frame for this long = camera lost
+    reconnect_interval_s: float = _f(1.0, "s", gt=0, le=60)
+    reconnect_attempts: int = _f(5, ge=0, le=1000)  # live sources; 0 = never retry
+
+
+@dataclass(frozen=True, slots=True)
+class FaceConfig:
+    max_faces: int = _f(3, ge=1, le=10)
+    min_detection_confidence: float = _f(0.5, ge=0, le=1)
+    min_tracking_confidence: float = _f(0.5, ge=0, le=1)
+    driver_rule: str = _f("largest", choices=("largest", "seat_region"))
+    # seat_region: normalised x0, y0, x1, y1 of the image where the driver sits (left-hand drive
+    # cab seen from the windscreen: the image's left half)
+    seat_region: list = _f([0.0, 0.0, 0.5, 1.0], "fraction of width/height")
+    align_margin: float = _f(0.25, "fraction of face size", ge=0, le=1)
+    # eyes are not measured when the head is turned further than this (blink detection fails)
+    max_eye_yaw_deg: float = _f(40.0, "deg", gt=0, le=90)
+
+
+@dataclass(frozen=True, slots=True)
+class SmoothingConfig:
+    # continuous signals (EAR, MAR, pose, gaze): one_euro | ema | none
+    signal_filter: str = _f("one_euro", choices=("one_euro", "ema", "none"))
+    one_euro_min_cutoff: float = _f(1.0, "Hz", gt=0, le=100)
+    one_euro_beta: float = _f(0.05, gt=0, le=10)
+    one_euro_d_cutoff: float = _f(1.0, "Hz", gt=0, le=100)
+    ema_alpha: float = _f(0.5, gt=0, le=1)
+    # engine probabilities / intensities: exponential moving average with this time constant
+    prob_filter: str = _f("ema", choices=("ema", "none"))
+    prob_time_constant_s: float = _f(0.5, "s", gt=0, le=60)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationConfig:
+    duration_s: float = _f(5.0, "s", ge=0, le=120)
+    min_samples: int = _f(30, ge=1, le=10000)
+    default_open_ear: float = _f(0.28, "EAR", gt=0, le=1)
+    # calibration only counts frames whose pose is within this of straight ahead
+    max_pose_deg: float = _f(25.0, "deg", gt=0, le=90)
+
+
+@dataclass(frozen=True, slots=True)
+class DrowsinessConfig:
+    # eyes closed when EAR < closed_ratio * calibrated open EAR (and < closed_ear_max)
+    closed_ratio: float = _f(0.65, gt=0, lt=1)
+    closed_ear_max: float = _f(0.22, "EAR", gt=0, le=1)
+    blink_max_s: float = _f(0.5, "s", gt=0, le=5)
+    microsleep_s: float = _f(1.0, "s", gt=0, le=30)
+    long_closure_critical_s: float = _f(2.0, "s", gt=0, le=60)
+    perclos_window_s: float = _f(60.0, "s", gt=0, le=3600)
+    perclos_min_coverage: float = _f(0.25, "fraction of window", gt=0, le=1)
+    perclos_warning: float = _f(0.15, "fraction", gt=0, le=1)
+    perclos_critical: float = _f(0.30, "fraction", gt=0, le=1)
+    yawn_mar: float = _f(0.6, "MAR", gt=0, le=5)
+    yawn_min_s: float = _f(0.8, "s", gt=0, le=30)
+    yawns_warning: int = _f(3, ge=1, le=100)  # yawns within yawn_window_s raise a warning
+    yawn_window_s: float = _f(300.0, "s", gt=0, le=3600)
+
+
+@dataclass(frozen=True, slots=True)
+class DistractionConfig:
+    # limits relative to the calibrated neutral pose (openpilot: pitch 18, yaw 23)
+    yaw_limit_deg: float = _f(23.0, "deg", gt=0, le=90)
+    pitch_limit_deg: float = _f(18.0, "deg", gt=0, le=90)
+    gaze_limit: float = _f(0.6, "eye half-widths", gt=0, le=5)
+    use_gaze: bool = _f(True)
+    # EU ADDW (2023/2590): warn after 3.5 s eyes off road above 50 km/h
+    warning_s: float = _f(3.5, "s", gt=0, le=60)
+    critical_s: float = _f(6.0, "s", gt=0, le=120)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    # an alert level must hold this long before it is raised / cleared (hysteresis)
+    raise_after_s: float = _f(0.2, "s", ge=0, le=10)
+    clear_after_s: float = _f(1.0, "s", ge=0, le=60)
+    # after an alert clears, the same alert is not raised again for this long
+    cooldown_s: float = _f(5.0, "s", ge=0, le=600)
+    driver_absent_s: float = _f(1.0, "s", ge=0, le=60)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    enabled: bool = _f(True)
+    backend: str = _f("auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    model: str = _f("engines/emotion_au.onnx", "path")
+    precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
+    max_batch: int = _f(8, ge=1, le=64)
+    analyze_passengers: bool = _f(False)
+    cache_dir: str = _f("engines", "path")
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    flush_every: int = _f(1, "frames", ge=1, le=10000)
+    decimals: int = _f(4, ge=0, le=10)
+
+
+@dataclass(frozen=True, slots=True)
+class UIConfig:
+    plot_window_s: float = _f(30.0, "s", gt=0, le=600)
+    redraw_fps: float = _f(30.0, "fps", gt=0, le=240)
+    sound: bool = _f(True)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    drowsiness: DrowsinessConfig = field(default_factory=DrowsinessConfig)
+    distraction: DistractionConfig = field(default_factory=DistractionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    ui: UIConfig = field(default_factory=UIConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from the config: absolute as given, relative to the project root otherwise."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _describe(rules: Mapping[str, Any], typ: Any) -> str:
+    parts = [getattr(typ, "__name__", str(typ))]
+    if "choices" in rules:
+        parts = ["one of " + ", ".join(repr(c) for c in rules["choices"])]
+    for k, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+        if k in rules:
+            parts.append(f"{sym} {rules[k]}")
+    return " ".join(parts)
+
+
+def _coerce(path: str, value: Any, typ: Any, rules: Mapping[str, Any]) -> Any:
+    allowed = _describe(rules, typ)
+    bad = ConfigError(f"config {path}: {value!r} is not allowed; expected {allowed}")
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise bad
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif typ is str:
+        if not isinstance(value, str):
+            raise bad
+    elif typ is list:
+        if not isinstance(value, list):
+            raise bad
+    # typ Any: anything scalar
+    elif value is not None and not isinstance(value, (int, float, str)):
+        raise bad
+    if "choices" in rules and value not in rules["choices"]:
+        raise bad
+    for k, ok in (("ge", lambda v, b: v >= b), ("gt", lambda v, b: v > b),
+                  ("le", lambda v, b: v <= b), ("lt", lambda v, b: v < b)):
+        if k in rules and not ok(value, rules[k]):
+            raise bad
+    return value
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config {path or '(top level)'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"config {where}{unknown[0]}: unknown key; allowed keys{' in ' + path if path else ''}: "
+            + ", ".join(sorted(fields))
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{path}.{name}" if path else name
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = _build(typ, value, key)
+        else:
+            if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:
+                typ = Any
+            kwargs[name] = _coerce(key, value, typ, fields[name].metadata)
+    obj = cls(**kwargs)
+    _cross_checks(obj, path)
+    return obj
+
+
+def _cross_checks(obj: Any, path: str) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"config {path}: {msg}")
+
+    if isinstance(obj, DrowsinessConfig):
+        need(obj.perclos_warning < obj.perclos_critical,
+             f"perclos_warning ({obj.perclos_warning}) must be below perclos_critical ({obj.perclos_critical})")
+        need(obj.blink_max_s < obj.microsleep_s,
+             f"blink_max_s ({obj.blink_max_s}) must be below microsleep_s ({obj.microsleep_s})")
+    elif isinstance(obj, DistractionConfig):
+        need(obj.warning_s < obj.critical_s,
+             f"warning_s ({obj.warning_s}) must be below critical_s ({obj.critical_s})")
+    elif isinstance(obj, FaceConfig):
+        r = obj.seat_region
+        ok = (len(r) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+              and 0 <= r[0] < r[2] <= 1 and 0 <= r[1] < r[3] <= 1)
+        need(ok, f"seat_region {r!r} must be [x0, y0, x1, y1] with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"drowsiness.perclos_window_s=30"`` -> (["drowsiness", "perclos_window_s"], 30)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set drowsiness.perclos_window_s=30")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: the key is empty; use SECTION.KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.__class__.__name__})") from None
+    return parts, value
+
+
+def _apply_override(data: dict[str, Any], parts: list[str], value: Any, text: str) -> None:
+    node = data
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {text!r}: {p} is a value, not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load ``path`` (default: the project's config.yaml if it exists), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist; pass --config FILE with a valid path "
+                              f"or leave it out to use the defaults")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(p)!r}: the top level must be a mapping of sections")
+        data = loaded
+    for text in overrides:
+        parts, value = parse_override(text)
+        _apply_override(data, parts, value, text)
+    return _build(Config, data, "")
+
+
+def config_reference() -> list[tuple[str, Any, str]]:
+    """(key path, default, unit) for every setting: used by docs and the config.yaml test."""
+    rows: list[tuple[str, Any, str]] = []
+    defaults = Config()
+    for sec in dataclasses.fields(Config):
+        obj = getattr(defaults, sec.name)
+        for f in dataclasses.fields(obj):
+            rows.append((f"{sec.name}.{f.name}", getattr(obj, f.name), f.metadata.get("unit", "")))
+    return rows

@@ -1,0 +1,47 @@
+"""Shared fixtures.
+
+Tests that need the real material in ../shared/data use the ``shared_data`` fixture (or the
+``video`` helper): they skip with a reason when it is missing, and fail when DM_REQUIRE_DATA=1
+(CI sets it), so CI can never go green by skipping them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("DM_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+
+
+def _require_data() -> bool:
+    return os.environ.get("DM_REQUIRE_DATA", "") not in ("", "0")
+
+
+def need_data(rel: str = "") -> Path:
+    """Path of ../shared/data/<rel>; skip (or fail under DM_REQUIRE_DATA=1) when it is missing."""
+    path = SHARED_DATA / rel if rel else SHARED_DATA
+    if not path.exists():
+        msg = f"{path} is missing: tests that need ../shared/data run only where it is present"
+        if _require_data():
+            pytest.fail(msg + " (DM_REQUIRE_DATA=1 is set, so this is a failure)")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return need_data()
+
+
+@pytest.fixture(scope="session")
+def videos_dir() -> Path:
+    return need_data("videos")
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT

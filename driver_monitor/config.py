@@ -128,6 +128,7 @@ class AlertsConfig:
 class EngineConfig:
     enabled: bool = _f(True)
     backend: str = _f("auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    device: str = _f("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when the backend can use it
     model: str = _f("engines/emotion_au.onnx", "path")
     precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)

@@ -1,0 +1,162 @@
+"""Headless analysis of a recorded drive or a live feed: the loop behind ``driver-monitor analyze``.
+
+Reads every frame of a file (or the newest frame of a live source), runs the pipeline and streams
+the results to ``frames.csv`` / ``events.jsonl``; ``summary.json`` is written at the end, also
+when the drive is cut short (truncated file, lost camera, Ctrl-C).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .config import PROJECT_ROOT, Config
+from .errors import BackendUnavailableError, DriverMonitorError, ModelError
+from .recording import ResultWriter
+
+
+def make_engine(cfg: Config, warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+    """(engine or None, selection dict) for the config: the CLI's single call into engine selection.
+
+    ``auto`` that finds no usable model or runtime runs without the engine and says so (printed and
+    stored in the summary); an explicitly requested backend that cannot load is an error.
+    """
+    if not cfg.engine.enabled:
+        return None, {"backend": "none", "reason": "engine.enabled is false"}
+    try:
+        from .engine.base import create_engine
+    except ImportError as exc:  # the engine package is optional in a partial install
+        if cfg.engine.backend != "auto":
+            raise BackendUnavailableError(f"engine backends cannot be imported ({exc})") from None
+        warn(f"warning: running without the emotion/AU engine: {exc}")
+        return None, {"backend": "none", "reason": f"engine package unavailable: {exc}"}
+    try:
+        engine, selection = create_engine(cfg.engine, project_root=PROJECT_ROOT)
+    except (ModelError, BackendUnavailableError) as exc:
+        if cfg.engine.backend != "auto":
+            raise
+        warn(f"warning: running without the emotion/AU engine: {exc}")
+        return None, {"backend": "none", "reason": str(exc)}
+    sel = _selection_dict(selection)
+    warn(f"engine: {sel.get('backend')} on {sel.get('device')} ({sel.get('precision')}): {sel.get('reason')}")
+    return engine, sel
+
+
+def _selection_dict(selection: Any) -> dict[str, Any]:
+    if selection is None:
+        return {}
+    if isinstance(selection, dict):
+        return dict(selection)
+    if hasattr(selection, "to_dict"):
+        return dict(selection.to_dict())
+    fields = getattr(selection, "__dataclass_fields__", None)
+    if fields:
+        return {k: getattr(selection, k) for k in fields}
+    return {"description": str(selection)}
+
+
+def machine_description() -> dict[str, Any]:
+    import cv2
+    import numpy as np
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "driver_monitor": __version__,
+    }
+
+
+def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: bool | None = None,
+            max_frames: int | None = None, engine: Any = None, selection: dict | None = None,
+            detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
+            ) -> dict[str, Any]:
+    """Analyse ``source`` into ``out_dir``; returns the summary (also written to summary.json).
+
+    Raises SourceError when the source cannot be opened. A source that ends early (truncated file,
+    camera gone for good) still writes everything analysed and returns a summary with
+    ``complete: false`` and the reason; KeyboardInterrupt does the same and re-raises.
+    """
+    from .capture import open_source
+    from .pipeline import Pipeline
+
+    if engine is None and selection is None:
+        engine, selection = make_engine(cfg, warn=log)
+    src = open_source(source, cfg.capture)
+    pipeline = None
+    writer = None
+    started = time.time()
+    t_proc = 0.0
+    reason = None
+    interrupted = False
+    bar = None
+    try:
+        pipeline = Pipeline(cfg, engine, detector=detector, selection=selection)
+        writer = ResultWriter(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names)
+        if progress is None:
+            progress = sys.stderr.isatty()
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=src.frame_count if not src.is_live else None, unit="frame",
+                       desc=Path(str(source)).name if not src.is_live else src.description,
+                       dynamic_ncols=True, file=sys.stderr)
+        n = 0
+        while max_frames is None or n < max_frames:
+            t0 = time.perf_counter()
+            frame = src.read()
+            decode_ms = (time.perf_counter() - t0) * 1e3
+            if frame is None:
+                if src.is_live and src.lost and not src.ended:
+                    result = pipeline.process(None)
+                    writer.write(result)
+                    continue
+                break
+            result = pipeline.process(frame, decode_ms=decode_ms)
+            t_proc += (time.perf_counter() - t0)
+            writer.write(result)
+            n += 1
+            if bar is not None:
+                bar.update(1)
+        if src.error:
+            reason = src.error
+        elif src.is_live and src.ended:
+            reason = "the live source was lost and did not come back"
+    except KeyboardInterrupt:
+        interrupted = True
+        reason = "interrupted (Ctrl-C)"
+    except BaseException as exc:
+        reason = f"stopped by an error: {exc}"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        summary: dict[str, Any] = {}
+        if writer is not None and pipeline is not None:
+            writer.write_events(pipeline.finish())
+            frames = writer.frames_written
+            summary = writer.close({
+                "source": src.description,
+                "source_fps": src.fps,
+                "processing_fps": round(frames / t_proc, 2) if t_proc > 0 else None,
+                "wall_time_s": round(time.time() - started, 3),
+                "complete": reason is None,
+                **({"reason": reason} if reason else {}),
+                "engine": selection or {"backend": "none"},
+                "backend": pipeline.backend_description,
+                "machine": machine_description(),
+                "config": cfg.to_dict(),
+            })
+        src.close()
+        if pipeline is not None:
+            pipeline.close()
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary

@@ -1,0 +1,114 @@
+"""``driver-monitor`` command line: gui (default), analyze, bench, engines.
+
+Common options: ``--config FILE``, ``--set KEY=VALUE`` (repeatable), ``--backend NAME``.
+User errors print one line (``error: ...``) and exit non-zero; no tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+from .config import Config, load_config
+from .errors import DriverMonitorError
+
+
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The options every command takes, before or after the command name.
+
+    Subcommands use SUPPRESS defaults so they never overwrite what was given before the command.
+    """
+    d = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    g = p.add_argument_group("configuration")
+    g.add_argument("--config", metavar="FILE", default=d(None),
+                   help="config file (default: the project's config.yaml)")
+    g.add_argument("--set", metavar="KEY=VALUE", action="append", default=d([]), dest="overrides",
+                   help="override a config key, e.g. --set drowsiness.perclos_window_s=30 (repeatable)")
+    g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default=d(None),
+                   help="inference backend (overrides engine.backend)")
+
+
+def _source_arg(text: str):
+    """'0' -> camera 0; anything else is a path or URL."""
+    return int(text) if text.isdigit() else text
+
+
+def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
+    from .analyze import analyze
+
+    summary = analyze(args.source, args.out, cfg, progress=None if args.progress is None else args.progress,
+                      max_frames=args.max_frames)
+    frames = summary.get("frames", 0)
+    fps = summary.get("processing_fps")
+    events = summary.get("events", {})
+    ev = ", ".join(f"{k}: {v}" for k, v in events.items()) or "none"
+    print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video) at "
+          f"{fps} fps -> {args.out}; events: {ev}")
+    if not summary.get("complete", True):
+        print(f"error: {summary.get('reason')}; the results for the {frames} frames analysed are in {args.out}",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driver-monitor",
+        description="Real-time driver monitoring: drowsiness, distraction, emotions and action units. "
+                    "Without a subcommand, opens the dashboard on capture.source from the config.")
+    parser.add_argument("--version", action="version", version=f"driver-monitor {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="analyse a recorded drive (or a live feed) headless into CSV/JSONL")
+    p.add_argument("source", type=_source_arg, help="video file, camera index (0) or stream URL")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for frames.csv, events.jsonl, summary.json")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    prog = p.add_mutually_exclusive_group()
+    prog.add_argument("--progress", dest="progress", action="store_true", default=None,
+                      help="show a progress bar (default: when stderr is a terminal)")
+    prog.add_argument("--no-progress", dest="progress", action="store_false")
+    _common(p)
+    p.set_defaults(func=cmd_analyze)
+
+    for module in ("driver_monitor.ui.commands", "driver_monitor.engine.commands"):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        before = set(sub.choices)
+        mod.add_parsers(sub)
+        for name in set(sub.choices) - before:
+            _common(sub.choices[name])
+    parser.set_defaults(_commands=sub.choices)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        overrides = list(args.overrides or [])
+        if args.backend:
+            overrides.append(f"engine.backend={args.backend}")
+        cfg = load_config(args.config, overrides)
+        func = getattr(args, "func", None)
+        if func is None:  # bare `driver-monitor`: the dashboard on the configured source
+            if "gui" not in args._commands:
+                raise DriverMonitorError("the dashboard is not available in this install (driver_monitor.ui "
+                                         "could not be imported); use `driver-monitor analyze FILE --out DIR`")
+            args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
+            func = args.func
+        return int(func(args, cfg) or 0)
+    except DriverMonitorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: results written so far are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

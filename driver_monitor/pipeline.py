@@ -1,0 +1,185 @@
+"""Frame -> FrameResult: face mesh, driver pick, alignment, engine, geometry, smoothing, state.
+
+The pipeline owns no thread and no clock: a caller (``analyze``, the UI worker, ``bench``) reads
+frames from a VideoSource and hands them in. Each result carries per-stage milliseconds
+(``decode`` is measured by the caller and passed in), so benchmarks read what the pipeline
+measured instead of timing it from outside.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+import numpy as np
+
+from .config import Config
+from .face.align import align_face
+from .face.geometry import measure
+from .face.select import pick_driver
+from .face.visibility import eye_visibility
+from .monitor.filters import ProbSmoother, SignalSmoother
+from .monitor.monitor import DriverMonitor
+from .preprocess import DEFAULT_INPUT
+from .types import AlignedFace, Event, Face, Frame, FrameResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine.base import Engine
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+    def close(self) -> None: ...
+
+
+_LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
+
+
+class Pipeline:
+    """Per-frame analysis of one drive (one driver).
+
+    cfg: the validated config. engine: an Engine, or None to skip emotions / action units.
+    detector: injected face detector (tests); default MediaPipe FaceMesh in tracking mode.
+    """
+
+    def __init__(self, cfg: Config, engine: "Engine | None" = None, *,
+                 detector: FaceDetector | None = None, selection: Any = None) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.selection = selection
+        if detector is None:
+            from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge
+
+            detector = FaceMeshDetector(cfg.face)
+        self.detector = detector
+        self.spec = engine.spec if engine is not None else DEFAULT_INPUT
+        self.smoother = SignalSmoother(cfg.smoothing)
+        self.prob_smoother = ProbSmoother(cfg.smoothing)
+        self.au_smoother = ProbSmoother(cfg.smoothing)
+        self.monitor = DriverMonitor(cfg)
+        self._last_frame: Frame | None = None
+        self._last_wall: float | None = None
+        self._had_face = False
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def emotion_names(self) -> tuple[str, ...]:
+        return tuple(self.engine.emotion_names) if self.engine is not None else ()
+
+    @property
+    def au_names(self) -> tuple[str, ...]:
+        return tuple(self.engine.au_names) if self.engine is not None else ()
+
+    @property
+    def backend_description(self) -> str:
+        if self.engine is None:
+            return "none"
+        return f"{self.engine.name} {self.engine.device} {self.engine.precision}"
+
+    # ------------------------------------------------------------------ per frame
+
+    def process(self, frame: Frame | None, *, decode_ms: float | None = None,
+                t_s: float | None = None) -> FrameResult:
+        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick."""
+        if frame is None:
+            return self._lost(t_s)
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        if decode_ms is not None:
+            timings["decode"] = float(decode_ms)
+
+        t0 = time.perf_counter()
+        faces = self.detector.detect(frame.image)
+        timings["mesh"] = (time.perf_counter() - t0) * 1e3
+
+        driver_idx = pick_driver(faces, frame.image.shape[:2], self.cfg.face) if faces else None
+        face = faces[driver_idx] if driver_idx is not None else None
+
+        aligned: AlignedFace | None = None
+        signals = None
+        emotion_probs = aus = None
+        if face is not None:
+            t0 = time.perf_counter()
+            vis = eye_visibility(frame.image, face)
+            signals = measure(face, frame.image.shape[:2], self.cfg.face, eye_visibility=vis)
+            aligned = align_face(frame.image, face, self.spec.size, self.cfg.face.align_margin)
+            others: list[AlignedFace] = []
+            if self.engine is not None and self.cfg.engine.analyze_passengers:
+                others = [align_face(frame.image, f, self.spec.size, self.cfg.face.align_margin)
+                          for i, f in enumerate(faces) if i != driver_idx]
+            timings["align"] = (time.perf_counter() - t0) * 1e3
+            if self.engine is not None:
+                t0 = time.perf_counter()
+                emotion_probs, aus = self._run_engine(aligned, others, frame.time_s)
+                timings["engine"] = (time.perf_counter() - t0) * 1e3
+
+        t0 = time.perf_counter()
+        if signals is not None:
+            if not self._had_face:
+                self.smoother.reset()
+            smoothed = self.smoother.update(signals, frame.time_s)
+        else:
+            smoothed = None
+        if face is None and self._had_face:
+            self.prob_smoother.reset()
+            self.au_smoother.reset()
+        self._had_face = face is not None
+        state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index)
+        timings["state"] = (time.perf_counter() - t0) * 1e3
+        timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
+
+        self._last_frame = frame
+        self._last_wall = time.monotonic()
+        return FrameResult(
+            frame=frame, camera_ok=True, state=state, face=face, faces_count=len(faces),
+            signals=signals, smoothed=smoothed, aligned=aligned,
+            emotion_probs=emotion_probs, aus=aus, events=tuple(events), timings_ms=timings,
+        )
+
+    def _run_engine(self, aligned: AlignedFace, others: Sequence[AlignedFace], t_s: float):
+        crops = np.stack([aligned.image] + [a.image for a in others])
+        out = self.engine.infer(crops)  # type: ignore[union-attr]
+        probs = self.prob_smoother.update(out.emotion_probs[0], t_s)
+        aus = self.au_smoother.update(out.aus[0], t_s)
+        total = float(probs.sum())
+        if total > 0:
+            probs = probs / total
+        return (dict(zip(out.emotion_names, (float(v) for v in probs))),
+                dict(zip(out.au_names, (float(v) for v in aus))))
+
+    def _lost(self, t_s: float | None) -> FrameResult:
+        last = self._last_frame
+        if t_s is None:
+            if last is not None and self._last_wall is not None:
+                t_s = last.time_s + (time.monotonic() - self._last_wall)
+            else:
+                t_s = 0.0
+        index = last.index if last is not None else -1
+        frame = Frame(image=_LOST_IMAGE, index=index, time_s=float(t_s))
+        self.smoother.reset()
+        self._had_face = False
+        state, events = self.monitor.update(float(t_s), None, camera_ok=False, frame_index=index)
+        return FrameResult(frame=frame, camera_ok=False, state=state, events=tuple(events))
+
+    # ------------------------------------------------------------------ control
+
+    def calibrate_now(self) -> None:
+        t = self._last_frame.time_s if self._last_frame is not None else 0.0
+        self.monitor.calibrate_now(t)
+
+    def finish(self) -> list[Event]:
+        """Close the events still open at the end of the drive."""
+        last = self._last_frame
+        t = last.time_s if last is not None else 0.0
+        return self.monitor.finish(t, last.index if last is not None else None)
+
+    def close(self) -> None:
+        self.detector.close()
+        if self.engine is not None:
+            self.engine.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

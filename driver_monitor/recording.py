@@ -1,0 +1,196 @@
+"""Streaming per-drive output: frames.csv, events.jsonl, summary.json.
+
+Rows are written as they are produced and flushed (every ``output.flush_every`` frames, default
+every frame), events as soon as they end, so a crash or Ctrl-C keeps what was analysed. The
+summary is written last (``complete: false`` plus the reason when the drive did not finish).
+
+Pure module: no Qt, no MediaPipe, no runtimes.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .config import Config
+from .errors import DriverMonitorError
+from .types import Event, FrameResult
+
+STAGES: tuple[str, ...] = ("decode", "mesh", "align", "engine", "state", "total")
+
+BASE_COLUMNS: tuple[str, ...] = (
+    "frame", "time_s", "camera_ok", "face_detected", "faces", "status",
+    "yaw_deg", "pitch_deg", "roll_deg", "ear", "ear_left", "ear_right", "ear_raw", "mar", "mar_raw",
+    "gaze_x", "gaze_y", "eyes_visible", "eyes_closed", "eyes_closed_s", "perclos", "blinks",
+    "blink_rate_per_min", "yawning", "yawns", "off_road", "off_road_s", "drowsiness", "distraction",
+    "alert", "calibrated",
+)
+
+
+def frame_columns(emotion_names: Sequence[str] = (), au_names: Sequence[str] = ()) -> list[str]:
+    """The header of frames.csv for an engine with these class and AU names (none: no engine)."""
+    cols = list(BASE_COLUMNS)
+    if emotion_names:
+        cols.append("emotion")
+        cols += [f"p_{name}" for name in emotion_names]
+    cols += [name.lower() for name in au_names]  # AU12 -> au12
+    cols += [f"ms_{stage}" for stage in STAGES]
+    return cols
+
+
+def _num(value: float | None, decimals: int) -> str:
+    if value is None:
+        return ""
+    v = float(value)
+    if math.isnan(v):
+        return ""
+    return f"{v:.{decimals}f}"
+
+
+def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Sequence[str],
+              decimals: int = 4) -> dict[str, Any]:
+    """One frames.csv row (strings and ints) for a FrameResult."""
+    s, raw, st = result.smoothed, result.signals, result.state
+    n = lambda v: _num(v, decimals)  # noqa: E731
+    row: dict[str, Any] = {
+        "frame": result.index,
+        "time_s": _num(result.time_s, 4),
+        "camera_ok": int(result.camera_ok),
+        "face_detected": int(result.face_detected),
+        "faces": result.faces_count,
+        "status": str(st.status),
+        "yaw_deg": n(s.yaw_deg) if s else "",
+        "pitch_deg": n(s.pitch_deg) if s else "",
+        "roll_deg": n(s.roll_deg) if s else "",
+        "ear": n(s.ear) if s and s.eyes_visible else "",
+        "ear_left": n(s.ear_left) if s and s.eyes_visible else "",
+        "ear_right": n(s.ear_right) if s and s.eyes_visible else "",
+        "ear_raw": n(raw.ear) if raw else "",
+        "mar": n(s.mar) if s else "",
+        "mar_raw": n(raw.mar) if raw else "",
+        "gaze_x": n(s.gaze_x) if s and s.eyes_visible else "",
+        "gaze_y": n(s.gaze_y) if s and s.eyes_visible else "",
+        "eyes_visible": int(s.eyes_visible) if s else "",
+        "eyes_closed": int(st.eyes_closed),
+        "eyes_closed_s": n(st.eyes_closed_s),
+        "perclos": n(st.perclos),
+        "blinks": st.blink_count,
+        "blink_rate_per_min": n(st.blink_rate_per_min),
+        "yawning": int(st.yawning),
+        "yawns": st.yawn_count,
+        "off_road": int(st.off_road),
+        "off_road_s": n(st.off_road_s),
+        "drowsiness": str(st.drowsiness),
+        "distraction": str(st.distraction),
+        "alert": str(st.level),
+        "calibrated": int(st.calibrated),
+    }
+    if emotion_names:
+        probs = result.emotion_probs or {}
+        row["emotion"] = result.emotion or ""
+        for name in emotion_names:
+            row[f"p_{name}"] = n(probs.get(name)) if probs else ""
+    aus = result.aus or {}
+    for name in au_names:
+        row[name.lower()] = n(aus.get(name)) if aus else ""
+    for stage in STAGES:
+        ms = result.timings_ms.get(stage)
+        row[f"ms_{stage}"] = _num(ms, 3) if ms is not None else ""
+    return row
+
+
+class ResultWriter:
+    """Writes one drive's results into ``out_dir`` as they come.
+
+    frames.csv: one row per frame (header from :func:`frame_columns`).
+    events.jsonl: one JSON object per ended event (``type, level, start_s, end_s, ...``).
+    summary.json: written by :meth:`close`.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, cfg: Config | None = None, *,
+                 emotion_names: Sequence[str] = (), au_names: Sequence[str] = ()) -> None:
+        self.out_dir = Path(out_dir)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DriverMonitorError(
+                f"output folder {str(self.out_dir)!r} cannot be created ({exc.strerror}); "
+                f"pass --out with a writable folder") from None
+        self.cfg = cfg or Config()
+        self.emotion_names = tuple(emotion_names)
+        self.au_names = tuple(au_names)
+        self.columns = frame_columns(self.emotion_names, self.au_names)
+        self._decimals = self.cfg.output.decimals
+        self._flush_every = self.cfg.output.flush_every
+        try:
+            self._frames_fh = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")
+            self._events_fh = open(self.out_dir / "events.jsonl", "w", encoding="utf-8")
+        except OSError as exc:
+            raise DriverMonitorError(
+                f"cannot write results into {str(self.out_dir)!r} ({exc.strerror}); "
+                f"pass --out with a writable folder") from None
+        self._csv = csv.DictWriter(self._frames_fh, fieldnames=self.columns, extrasaction="ignore")
+        self._csv.writeheader()
+        self._frames_fh.flush()
+        self.frames_written = 0
+        self.event_counts: Counter[str] = Counter()
+        self.level_counts: Counter[str] = Counter()
+        self._first_t: float | None = None
+        self._last_t: float | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ streaming
+
+    def write(self, result: FrameResult) -> None:
+        self._csv.writerow(frame_row(result, self.emotion_names, self.au_names, self._decimals))
+        self.frames_written += 1
+        if self._first_t is None:
+            self._first_t = result.time_s
+        self._last_t = result.time_s
+        if self.frames_written % self._flush_every == 0:
+            self._frames_fh.flush()
+        self.write_events(e for e in result.events if e.end_s is not None)
+
+    def write_events(self, events: Iterable[Event]) -> None:
+        wrote = False
+        for event in events:
+            if event.end_s is None:
+                continue
+            self._events_fh.write(json.dumps(event.to_dict(), sort_keys=False) + "\n")
+            self.event_counts[event.type] += 1
+            self.level_counts[str(event.level)] += 1
+            wrote = True
+        if wrote:
+            self._events_fh.flush()
+
+    # ------------------------------------------------------------------ end
+
+    def close(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Flush and close the streams and write summary.json; returns the summary written."""
+        if self._closed:
+            return {}
+        self._closed = True
+        self._frames_fh.close()
+        self._events_fh.close()
+        duration = 0.0 if self._first_t is None else float(self._last_t - self._first_t)
+        out: dict[str, Any] = {
+            "frames": self.frames_written,
+            "duration_s": round(duration, 3),
+            "events": dict(sorted(self.event_counts.items())),
+            "events_by_level": dict(sorted(self.level_counts.items())),
+        }
+        out.update(summary or {})
+        tmp = self.out_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.out_dir / "summary.json")
+        return out
+
+    def __enter__(self) -> "ResultWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close({"complete": False, "reason": "writer closed by an error"} if exc[0] else None)

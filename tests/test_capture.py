@@ -1,0 +1,275 @@
+"""Capture: file replay, error messages, and the live thread against a fake device."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driver_monitor.capture import FileSource, LiveSource, open_source
+from driver_monitor.config import CaptureConfig
+from driver_monitor.errors import SourceError
+
+from .conftest import need_data
+
+
+def _img(value: int, shape=(8, 10, 3)) -> np.ndarray:
+    return np.full(shape, value, np.uint8)
+
+
+class FakeCapture:
+    """cv2.VideoCapture look-alike driven by a script of reads.
+
+    script items: an int v (a frame filled with v), None (a failed read), "black" (an all-zero
+    frame), "block" (read blocks until released). After the script: ``tail`` repeats.
+    """
+
+    def __init__(self, script=(), *, opened=True, fps=25.0, count=0.0, tail=None, delay_s=0.0):
+        self.script = list(script)
+        self.opened = opened
+        self.props = {5: fps, 7: count}
+        self.tail = tail
+        self.delay_s = delay_s
+        self.released = threading.Event()
+        self.reads = 0
+
+    def isOpened(self):  # noqa: N802
+        return self.opened and not self.released.is_set()
+
+    def read(self):
+        self.reads += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        item = self.script.pop(0) if self.script else self.tail
+        if item == "block":
+            self.released.wait(10)
+            return False, None
+        if item is None or self.released.is_set():
+            return False, None
+        if item == "black":
+            return True, _img(0)
+        return True, _img(item)
+
+    def get(self, prop):
+        return self.props.get(prop, 0.0)
+
+    def set(self, prop, value):
+        self.props[prop] = value
+        return True
+
+    def release(self):
+        self.released.set()
+
+
+def _factory(*caps):
+    """A capture factory handing out the given fakes in order (then unopened ones)."""
+    made = list(caps)
+    calls = []
+
+    def make(target):
+        calls.append(target)
+        return made.pop(0) if made else FakeCapture(opened=False)
+
+    make.calls = calls
+    return make
+
+
+def _cfg(**kw) -> CaptureConfig:
+    base = dict(read_timeout_s=0.3, reconnect_interval_s=0.02, reconnect_attempts=2, fallback_fps=30.0)
+    base.update(kw)
+    return CaptureConfig(**base)
+
+
+# --------------------------------------------------------------------------- files (fake)
+
+
+@pytest.mark.parametrize("fps, want_fps", [(25.0, 25.0), (0.0, 30.0), (float("nan"), 30.0), (-1.0, 30.0)])
+def test_file_times_from_index_and_fps(tmp_path: Path, fps: float, want_fps: float) -> None:
+    p = tmp_path / "v.mp4"
+    p.write_bytes(b"x")
+    src = open_source(p, _cfg(), capture_factory=_factory(FakeCapture([1, 2, 3], fps=fps, count=3)))
+    frames = list(src)
+    assert src.fps == want_fps
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert [f.time_s for f in frames] == pytest.approx([0.0, 1 / want_fps, 2 / want_fps])
+    assert [int(f.image[0, 0, 0]) for f in frames] == [1, 2, 3]
+    assert src.error is None and src.ended
+
+
+@pytest.mark.parametrize("script, count, want_values, truncated", [
+    ([1, 2, 3], 3, [1, 2, 3], False),
+    ([1, 2, 3], 5, [1, 2, 3], False),          # container count is an estimate: 2 short is not truncated
+    ([1, 2, 3], 100, [1, 2, 3], True),          # stops far before its announced end
+    ([1, None, 2, 3], 4, [1, 2, 3], False),    # one undecodable frame is skipped, not the end
+    ([None, None, 1, 2], 4, [1, 2], False),    # undecodable leading frames (IR clip's missing PPS)
+    ([1, 2, 3], 0, [1, 2, 3], False),          # unknown count: cannot say truncated
+])
+def test_file_end_and_truncation(tmp_path: Path, script, count, want_values, truncated) -> None:
+    p = tmp_path / "v.mp4"
+    p.write_bytes(b"x")
+    src = open_source(p, _cfg(), capture_factory=_factory(FakeCapture(script, count=count)))
+    assert [int(f.image[0, 0, 0]) for f in src] == want_values
+    assert (src.error is not None) == truncated
+    if truncated:
+        assert "truncated" in src.error and "v.mp4" in src.error
+
+
+def test_file_seek_restarts_numbering(tmp_path: Path) -> None:
+    p = tmp_path / "v.mp4"
+    p.write_bytes(b"x")
+    cap = FakeCapture([1, 2, 3, 4], count=4)
+    src = open_source(p, _cfg(), capture_factory=_factory(cap))
+    src.seek(2)
+    f = src.read()
+    assert f.index == 2 and f.time_s == pytest.approx(2 / 25.0)
+    assert cap.props[1] == 2.0
+    with pytest.raises(SourceError, match="seek"):
+        src.seek(99)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda d: d / "missing.mp4", "does not exist"),
+    (lambda d: d, "is not a file"),
+    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "could not be opened as a video"),
+])
+def test_file_errors_are_clear(tmp_path: Path, make, match) -> None:
+    with pytest.raises(SourceError, match=match):
+        open_source(make(tmp_path), _cfg())
+
+
+def test_file_that_opens_but_never_decodes(tmp_path: Path) -> None:
+    p = tmp_path / "v.mp4"
+    p.write_bytes(b"x")
+    with pytest.raises(SourceError, match="no frame decodes"):
+        open_source(p, _cfg(), capture_factory=_factory(FakeCapture([], tail=None)))
+
+
+# --------------------------------------------------------------------------- live (fake)
+
+
+@pytest.mark.parametrize("source, want", [(0, "camera 0"), ("1", "camera 1"),
+                                          ("rtsp://cam.local/x", "stream rtsp://cam.local/x")])
+def test_live_source_kinds(source, want) -> None:
+    fake = _factory(FakeCapture([], tail=7, delay_s=0.005))
+    with open_source(source, _cfg(), capture_factory=fake) as src:
+        assert src.is_live and src.description == want
+        assert src.read() is not None
+    assert fake.calls[0] == (int(source) if str(source).isdigit() else source)
+
+
+@pytest.mark.parametrize("source, match", [(2, "camera 2 could not be opened.*--source FILE"),
+                                           ("rtsp://x/y", "stream rtsp://x/y could not be opened")])
+def test_live_open_failure_message(source, match) -> None:
+    with pytest.raises(SourceError, match=match):
+        open_source(source, _cfg(), capture_factory=_factory(FakeCapture(opened=False)))
+
+
+def test_live_keeps_only_newest_frame() -> None:
+    cap = FakeCapture(list(range(1, 60)), tail="block", delay_s=0.001)
+    src = open_source(0, _cfg(), capture_factory=_factory(cap))
+    try:
+        deadline = time.monotonic() + 3
+        while cap.reads < 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        f = src.read()
+        assert int(f.image[0, 0, 0]) == 59 and f.index == 58   # the newest, not the oldest
+        assert src.dropped >= 50
+        assert src._queue.maxsize == 1
+    finally:
+        src.close(timeout_s=0.5)
+
+
+def test_live_lost_then_reconnects() -> None:
+    # first device: 3 frames then dies; second device: frames again
+    first = FakeCapture([5, 5, 5], tail=None, delay_s=0.002)
+    second = FakeCapture([], tail=9, delay_s=0.002)
+    make = _factory(first, FakeCapture(opened=False), second)
+    src = open_source(0, _cfg(read_timeout_s=0.05, reconnect_attempts=5), capture_factory=make)
+    try:
+        values, saw_lost = [], False
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and 9 not in values:
+            f = src.read()
+            if f is None:
+                saw_lost = saw_lost or src.lost
+            else:
+                values.append(int(f.image[0, 0, 0]))
+                assert f.image.any()  # never a black frame
+        assert 5 in values and 9 in values
+        assert saw_lost
+        assert not src.lost and not src.ended
+        assert first.released.is_set() and src.reconnects == 1
+    finally:
+        src.close(timeout_s=0.5)
+
+
+def test_live_gives_up_after_attempts_and_never_feeds_black() -> None:
+    cap = FakeCapture([3, "black", "black"], tail=None, delay_s=0.001)
+    src = open_source(0, _cfg(read_timeout_s=0.05, reconnect_attempts=2), capture_factory=_factory(cap))
+    try:
+        got = []
+        deadline = time.monotonic() + 3
+        while not src.ended and time.monotonic() < deadline:
+            f = src.read()
+            if f is not None:
+                got.append(int(f.image[0, 0, 0]))
+        assert src.ended and "lost" in src.error and "2 reconnect" in src.error
+        assert got == [3]
+        assert src.read() is None and src.lost
+    finally:
+        src.close(timeout_s=0.5)
+
+
+def test_close_returns_within_timeout_even_when_read_blocks() -> None:
+    cap = FakeCapture([1], tail="block")
+    src = open_source(0, _cfg(), capture_factory=_factory(cap))
+    assert src.read() is not None
+    t = time.monotonic()
+    src.close(timeout_s=0.2)
+    assert time.monotonic() - t < 1.0
+    assert cap.released.is_set()
+    assert not src.alive
+    assert src.read() is None
+    with pytest.raises(SourceError, match="cannot seek"):
+        src.seek(0)
+
+
+# --------------------------------------------------------------------------- real files
+
+
+@pytest.mark.parametrize("name, fps, n_min", [
+    ("single_face.mp4", 30.0, 72),
+    ("ir_driver_eyes_closed.avi", 10.0, 57),   # first 2 frames undecodable: must not end the file
+    ("no_face.mp4", 23.67, 95),
+])
+def test_real_files_decode_every_frame(name: str, fps: float, n_min: int) -> None:
+    path = need_data(f"videos/{name}")
+    with open_source(str(path), CaptureConfig()) as src:
+        assert not src.is_live and src.description == f"file {name}"
+        frames = list(src)
+        assert src.error is None
+    assert len(frames) >= n_min
+    assert src.fps == pytest.approx(fps, abs=0.01)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[-1].time_s == pytest.approx((len(frames) - 1) / src.fps)
+    assert frames[0].image.ndim == 3  # grey IR stays as decoded (BGR)
+
+
+def test_real_truncated_file_keeps_decoded_frames(tmp_path: Path) -> None:
+    path = need_data("videos/sunglasses_talking_yawns.avi")
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[:600_000])
+    with open_source(cut, CaptureConfig()) as src:
+        n = sum(1 for _ in src)
+        assert src.error is not None and "truncated" in src.error
+    assert 100 < n < 1683
+
+
+def test_real_truncated_mp4_without_index_is_refused(tmp_path: Path) -> None:
+    path = need_data("videos/head_turns.mp4")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[:800_000])  # the moov index sits at the end: cut off
+    with pytest.raises(SourceError, match="could not be opened as a video"):
+        open_source(cut, CaptureConfig())

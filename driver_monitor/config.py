@@ -82,6 +82,12 @@ class CalibrationConfig:
     default_open_ear: float = _f(0.28, "EAR", gt=0, le=1)
     # calibration only counts frames whose pose is within this of straight ahead
     max_pose_deg: float = _f(25.0, "deg", gt=0, le=90)
+    # open-eye EAR = this percentile of the calibration EARs (blinks do not drag it down)
+    open_ear_percentile: float = _f(80.0, "percent", ge=50, le=100)
+    # a calibrated open EAR below this is implausible (eyes closed from the start): keep the default
+    min_open_ear: float = _f(0.22, "EAR", gt=0, le=1)
+    # give up waiting for duration_s of usable frames after this long (then calibrate or keep defaults)
+    max_wait_s: float = _f(30.0, "s", gt=0, le=600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,7 @@ class AlertsConfig:
     # after an alert clears, the same alert is not raised again for this long
     cooldown_s: float = _f(5.0, "s", ge=0, le=600)
     driver_absent_s: float = _f(1.0, "s", ge=0, le=60)
+    eyes_not_visible_s: float = _f(1.0, "s", ge=0, le=60)  # face seen, eyes not measurable this long
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,186 @@
+"""Drowsiness rules: eye closures, blinks, microsleep, PERCLOS, yawns (pure, clock passed in).
+
+Per frame the monitor passes the EAR when the eyes can be measured (None when they cannot:
+no face, sunglasses, extreme yaw), the MAR when a face is seen, and the closed-eye threshold from
+the calibration. Rules (defaults and their sources in docs/driver_state.md):
+
+* eyes closed: ``ear < threshold`` with ``threshold = min(closed_ratio * open_ear, closed_ear_max)``;
+* a closure is timed from its first closed frame to its first open frame;
+  up to ``blink_max_s`` it is a **blink** (one ``blink`` event, reported when it ends); longer, an
+  **eyes_closed** event (start_s = the closure's onset, reported once it passes ``blink_max_s``);
+  from ``microsleep_s`` on a **microsleep** event of level warning, critical from
+  ``long_closure_critical_s``;
+* a closure interrupted by unmeasurable eyes is dropped: it counts neither as a blink nor as
+  closed time, and its open events end there with ``details.ended_by``;
+* PERCLOS: closed time / visible-eye time over the last ``perclos_window_s``; time without
+  measurable eyes counts neither way; NaN until the visible time covers ``perclos_min_coverage``
+  of the window. Blink rate: blinks per minute of visible-eye time over the same window;
+* yawn: MAR above ``yawn_mar`` for ``yawn_min_s`` (event start_s = when the mouth opened wide);
+  ``yawns_warning`` yawns within ``yawn_window_s`` raise a warning.
+
+Raw drowsiness level = max(closure level, PERCLOS level, yawn level); the monitor passes it through
+an :class:`~driver_monitor.monitor.alerts.AlertFilter`.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from ..config import DrowsinessConfig
+from ..types import Event, Level
+from .alerts import EventTracker
+
+_MAX_SAMPLE_DT_S = 0.5  # one frame never counts for more than this in PERCLOS (dropped frames)
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class DrowsinessReading:
+    """The drowsiness rules after one frame.
+
+    eyes_closed: this frame's eyes are closed (False when not measurable); eyes_closed_s: length of
+    the current closure (s); perclos: 0..1 or NaN; blink_rate_per_min: NaN until PERCLOS coverage;
+    level: raw level (before hysteresis); reasons: which rules gave it, e.g. ("microsleep",).
+    """
+
+    eyes_closed: bool
+    eyes_closed_s: float
+    perclos: float
+    blink_count: int
+    blink_rate_per_min: float
+    yawning: bool
+    yawn_count: int
+    level: Level
+    reasons: tuple[str, ...] = ()
+
+
+class DrowsinessDetector:
+    def __init__(self, cfg: DrowsinessConfig) -> None:
+        self.cfg = cfg
+        self.events = EventTracker()
+        self.reset()
+
+    def reset(self) -> None:
+        self.events = EventTracker()
+        self._t_prev: float | None = None
+        self._closure: tuple[float, int | None] | None = None  # (onset time, onset frame)
+        self._samples: deque[tuple[float, float, bool]] = deque()  # (t, dt, closed), visible eyes only
+        self._visible_s = 0.0
+        self._closed_s = 0.0
+        self._blinks: deque[float] = deque()  # blink end times within the PERCLOS window
+        self.blink_count = 0
+        self._wide: tuple[float, int | None] | None = None  # mouth wide since (t, frame)
+        self._yawns: deque[float] = deque()  # yawn start times within yawn_window_s
+        self.yawn_count = 0
+
+    # ------------------------------------------------------------------ update
+
+    def update(self, t_s: float, ear: float | None, mar: float | None, closed_threshold: float,
+               frame: int | None = None) -> tuple[DrowsinessReading, list[Event]]:
+        cfg = self.cfg
+        out: list[Event] = []
+        dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
+        self._t_prev = t_s
+
+        # ---- eyes
+        measurable = ear is not None and math.isfinite(ear)
+        closed = bool(measurable and ear < closed_threshold)  # type: ignore[operator]
+        if not measurable:
+            out += self._drop_closure(t_s, frame, "eyes_not_measurable")
+        elif closed:
+            if self._closure is None:
+                self._closure = (t_s, frame)
+        elif self._closure is not None:
+            out += self._end_closure(t_s, frame)
+        closure_s = 0.0 if self._closure is None else t_s - self._closure[0]
+        closure_level = Level.NONE
+        if self._closure is not None:
+            if closure_s >= cfg.long_closure_critical_s - _EPS:
+                closure_level = Level.CRITICAL
+            elif closure_s >= cfg.microsleep_s - _EPS:
+                closure_level = Level.WARNING
+            onset, onset_frame = self._closure
+            if closure_s > cfg.blink_max_s + _EPS:
+                out += self.events.step("eyes_closed", True, closure_level, t_s, frame, onset, onset_frame)
+            if closure_level > Level.NONE:
+                out += self.events.step("microsleep", True, closure_level, t_s, frame, onset, onset_frame)
+
+        # ---- PERCLOS over visible-eye time
+        if measurable:
+            self._samples.append((t_s, dt, closed))
+            self._visible_s += dt
+            self._closed_s += dt if closed else 0.0
+        while self._samples and self._samples[0][0] <= t_s - cfg.perclos_window_s + _EPS:
+            _, odt, oc = self._samples.popleft()
+            self._visible_s -= odt
+            self._closed_s -= odt if oc else 0.0
+        while self._blinks and self._blinks[0] <= t_s - cfg.perclos_window_s + _EPS:
+            self._blinks.popleft()
+        covered = self._visible_s >= cfg.perclos_min_coverage * cfg.perclos_window_s - _EPS and self._visible_s > 0
+        perclos = max(0.0, self._closed_s) / self._visible_s if covered else math.nan
+        blink_rate = 60.0 * len(self._blinks) / self._visible_s if covered else math.nan
+        perclos_level = Level.NONE
+        if covered and perclos >= cfg.perclos_critical - _EPS:
+            perclos_level = Level.CRITICAL
+        elif covered and perclos >= cfg.perclos_warning - _EPS:
+            perclos_level = Level.WARNING
+
+        # ---- yawns
+        wide = mar is not None and math.isfinite(mar) and mar > cfg.yawn_mar
+        if wide:
+            if self._wide is None:
+                self._wide = (t_s, frame)
+            since, since_frame = self._wide
+            if t_s - since >= cfg.yawn_min_s - _EPS and not self.events.is_open("yawn"):
+                out += self.events.step("yawn", True, Level.NONE, t_s, frame, since, since_frame)
+                self.yawn_count += 1
+                self._yawns.append(since)
+        else:
+            self._wide = None
+            out += self.events.step("yawn", False, Level.NONE, t_s, frame)
+        while self._yawns and self._yawns[0] <= t_s - cfg.yawn_window_s + _EPS:
+            self._yawns.popleft()
+        yawn_level = Level.WARNING if len(self._yawns) >= cfg.yawns_warning else Level.NONE
+
+        level = max(closure_level, perclos_level, yawn_level)
+        reasons = tuple(name for name, lvl in (("microsleep", closure_level), ("perclos", perclos_level),
+                                               ("yawns", yawn_level)) if lvl > Level.NONE)
+        reading = DrowsinessReading(
+            eyes_closed=closed, eyes_closed_s=closure_s, perclos=perclos, blink_count=self.blink_count,
+            blink_rate_per_min=blink_rate, yawning=self.events.is_open("yawn"), yawn_count=self.yawn_count,
+            level=level, reasons=reasons)
+        return reading, out
+
+    def finish(self, t_s: float, frame: int | None = None) -> list[Event]:
+        """Close what is open (end of the drive); an open closure is not counted as a blink."""
+        self._closure = None
+        self._wide = None
+        return self.events.end_all(t_s, frame, {"ended_by": "end_of_drive"})
+
+    # ------------------------------------------------------------------ helpers
+
+    def _end_closure(self, t_s: float, frame: int | None) -> list[Event]:
+        onset, onset_frame = self._closure  # type: ignore[misc]
+        self._closure = None
+        duration = t_s - onset
+        out: list[Event] = []
+        if duration <= self.cfg.blink_max_s + _EPS and not self.events.is_open("eyes_closed"):
+            self.blink_count += 1
+            self._blinks.append(t_s)
+            out.append(Event(type="blink", level=Level.NONE, start_s=onset, end_s=t_s, start_frame=onset_frame,
+                             end_frame=frame, details={"duration_s": round(duration, 4)}))
+        for type_ in ("eyes_closed", "microsleep"):
+            ev = self.events.end(type_, t_s, frame)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _drop_closure(self, t_s: float, frame: int | None, why: str) -> list[Event]:
+        self._closure = None
+        out: list[Event] = []
+        for type_ in ("eyes_closed", "microsleep"):
+            ev = self.events.end(type_, t_s, frame, {"ended_by": why})
+            if ev is not None:
+                out.append(ev)
+        return out

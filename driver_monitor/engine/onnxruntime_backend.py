@@ -1,0 +1,108 @@
+"""ONNX Runtime backend: the CPU provider everywhere, the CUDA provider with onnxruntime-gpu.
+
+The only module that imports onnxruntime for inference. Session options are set for
+latency at batch 1 on a small CPU: full graph optimisation, intra-op threads = the cores this
+process may use, one inter-op thread, sequential execution.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import BackendUnavailableError, ModelError
+from .base import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, Engine, ModelInfo, install_hint
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def _import_ort() -> Any:
+    import onnxruntime as ort
+
+    return ort
+
+
+def probe(device: str) -> str | None:
+    """None when ONNX Runtime can run on ``device`` here, else why not."""
+    try:
+        ort = _import_ort()
+    except ImportError as exc:
+        return f"onnxruntime is not installed ({exc})"
+    provider = _PROVIDERS.get(device)
+    if provider is None:
+        return f"unknown device {device!r}"
+    available = ort.get_available_providers()
+    if provider not in available:
+        if device == "cuda":
+            return (f"{provider} is not in this onnxruntime build (providers: {', '.join(available)}); "
+                    f"the CPU-only onnxruntime package is installed")
+        return f"{provider} missing (providers: {', '.join(available)})"
+    return None
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> Any:
+    ort = _import_ort()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads or cpu_threads()
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3  # errors only
+    return so
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, model: ModelInfo, device: str = "cpu", max_batch: int = 8,
+                 threads: int | None = None) -> None:
+        super().__init__(model.spec, model.emotion_names, model.au_names, max_batch)
+        problem = probe(device)
+        if problem is not None:
+            raise BackendUnavailableError(f"onnxruntime on {device.upper()} cannot run here: {problem}. "
+                                          f"To fix: {install_hint('onnxruntime', device)}")
+        ort = _import_ort()
+        self.device = device
+        self.precision = model.precision
+        self.model = model
+        providers: list[Any] = [_PROVIDERS[device]]
+        try:
+            self._session = ort.InferenceSession(str(model.path), sess_options=session_options(threads),
+                                                 providers=providers)
+        except Exception as exc:  # ORT raises its own Fail / InvalidGraph / RuntimeError types
+            raise ModelError(f"onnxruntime could not load {str(model.path)!r} on {device.upper()}: "
+                             f"{exc.__class__.__name__}: {str(exc)[:300]}") from None
+        active = self._session.get_providers()
+        if not active or active[0] != _PROVIDERS[device]:
+            raise BackendUnavailableError(
+                f"onnxruntime did not start {_PROVIDERS[device]} (active: {active}); refusing to run on "
+                f"another device silently. To fix: {install_hint('onnxruntime', device)}")
+        self._outputs = [OUTPUT_PROBS, OUTPUT_AUS]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        probs, aus = self._session.run(self._outputs, {INPUT_NAME: x})
+        return probs, aus
+
+    def close(self) -> None:
+        self._session = None  # type: ignore[assignment]
+        super().close()
+
+
+def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Path | None = None,
+                cache_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Engine:
+    return OnnxRuntimeEngine(model, device=device, max_batch=max_batch)

@@ -1,0 +1,220 @@
+"""FP16 and INT8 copies of the ONNX model: precision lives in the ONNX file, not in builder flags.
+
+TensorRT 11 builds only strongly typed networks (the FP16 / INT8 builder flags and the INT8
+calibrator API are gone), so the precision of a plan is the precision of the ONNX it is built
+from. ONNX Runtime runs the same copies on the CPU, so their accuracy and speed are measured
+everywhere.
+
+* fp32: the exported model, as is.
+* fp16: ``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)``;
+  inputs and outputs stay float32.
+* int8: ``onnxruntime.quantization.quantize_static`` in QDQ format with symmetric int8
+  activations and weights (what TensorRT's explicit quantization reads), calibrated on a folder
+  of aligned grey face crops (PNG / JPG). Inputs and outputs stay float32.
+
+Copies are written to the engine cache folder as ``<stem>.fp16.onnx`` / ``<stem>.int8.onnx``
+and carry the source's ``dm.*`` metadata plus ``dm.precision`` and ``dm.source_sha256``; a copy
+whose source hash does not match the current fp32 model is refused as stale.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import DatasetError, ModelError
+from ..preprocess import InputSpec, to_input
+from .base import INPUT_NAME, ModelInfo, file_sha256, read_model_info
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def copy_path(fp32_path: str | Path, precision: str, cache_dir: str | Path) -> Path:
+    """Where the ``precision`` copy of ``fp32_path`` lives (fp32: the model itself)."""
+    fp32_path = Path(fp32_path)
+    if precision == "fp32":
+        return fp32_path
+    if precision not in PRECISIONS:
+        raise ModelError(f"precision {precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+    return Path(cache_dir) / f"{fp32_path.stem}.{precision}.onnx"
+
+
+def model_for_precision(fp32_path: str | Path, precision: str, cache_dir: str | Path) -> ModelInfo:
+    """The ModelInfo to run at ``precision``; refuses a missing or stale copy with the fix."""
+    fp32 = read_model_info(fp32_path)
+    if precision == "fp32":
+        return fp32
+    path = copy_path(fp32_path, precision, cache_dir)
+    build = f"`driver-monitor engines build --precision {precision}" + (
+        " --calib-dir DIR_OF_FACE_CROPS`" if precision == "int8" else "`")
+    if not path.is_file():
+        raise ModelError(f"the {precision} copy of the model ({str(path)!r}) does not exist; make it with "
+                         f"{build}, or use engine.precision=fp32")
+    info = read_model_info(path)
+    if info.precision != precision:
+        raise ModelError(f"{str(path)!r} says dm.precision={info.precision!r}, expected {precision!r}; "
+                         f"rebuild it with {build}")
+    if info.source_sha256 != fp32.sha256:
+        raise ModelError(f"the {precision} copy {str(path)!r} was made from another model "
+                         f"(source sha256 {str(info.source_sha256)[:12]}, current {fp32.sha256[:12]}); "
+                         f"it is stale: rebuild it with {build}")
+    return info
+
+
+def _set_metadata(model: "object", source: ModelInfo, precision: str) -> None:
+    props = dict(source.metadata)
+    props.update({"dm.precision": precision, "dm.source_sha256": source.sha256,
+                  "dm.source_file": source.path.name})
+    del model.metadata_props[:]  # type: ignore[attr-defined]
+    for k, v in sorted(props.items()):
+        entry = model.metadata_props.add()  # type: ignore[attr-defined]
+        entry.key, entry.value = k, v
+
+
+def _save_atomic(model: "object", out_path: Path) -> None:
+    import onnx
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
+    """Write an FP16 copy with float32 inputs / outputs; returns its path."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    src = read_model_info(fp32_path)
+    model = onnx.load(str(fp32_path))
+    half = convert_float_to_float16(model, keep_io_types=True)
+    _set_metadata(half, src, "fp16")
+    onnx.checker.check_model(half)
+    out = Path(out_path)
+    _save_atomic(half, out)
+    return out
+
+
+def list_calibration_images(calib_dir: str | Path) -> list[Path]:
+    d = Path(calib_dir)
+    if not d.is_dir():
+        raise DatasetError(f"--calib-dir {str(d)!r} is not a folder; pass a folder of aligned grey face "
+                           f"crops (PNG/JPG), e.g. an extracted FERPlus FER2013Train folder")
+    files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DatasetError(f"--calib-dir {str(d)!r} holds no PNG/JPG images; INT8 calibration needs "
+                           f"aligned grey face crops")
+    return files
+
+
+def load_crops(files: list[Path], spec: InputSpec) -> NDArray[np.uint8]:
+    """Grey ``(N, S, S)`` uint8 crops from image files (resized to the model's size)."""
+    import cv2
+
+    crops = []
+    for f in files:
+        img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise DatasetError(f"calibration image {str(f)!r} cannot be decoded; remove it or re-export it")
+        if img.shape != (spec.size, spec.size):
+            img = cv2.resize(img, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
+        crops.append(img)
+    return np.stack(crops).astype(np.uint8)
+
+
+class _CropReader:
+    """onnxruntime.quantization CalibrationDataReader over a stack of crops."""
+
+    def __init__(self, crops: NDArray[np.uint8], spec: InputSpec, batch: int = 16) -> None:
+        self._batches: Iterator[NDArray[np.float32]] = (
+            to_input(crops[i:i + batch], spec) for i in range(0, len(crops), batch))
+
+    def get_next(self) -> dict[str, NDArray[np.float32]] | None:
+        x = next(self._batches, None)
+        return None if x is None else {INPUT_NAME: x}
+
+    def rewind(self) -> None:  # not needed by MinMax; present for the reader protocol
+        pass
+
+
+def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path, *,
+              limit: int = 1000, seed: int = 0,
+              log: Callable[[str], None] | None = None) -> Path:
+    """Write a symmetric QDQ INT8 copy calibrated on up to ``limit`` crops from ``calib_dir``."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    log = log or (lambda msg: None)
+    src = read_model_info(fp32_path)
+    files = list_calibration_images(calib_dir)
+    if len(files) > limit:
+        rng = np.random.default_rng(seed)
+        files = [files[i] for i in sorted(rng.choice(len(files), size=limit, replace=False))]
+    crops = load_crops(files, src.spec)
+    log(f"int8: calibrating on {len(crops)} crops from {calib_dir}")
+
+    class Reader(_CropReader, CalibrationDataReader):
+        pass
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
+        pre = Path(tmpdir) / "pre.onnx"
+        try:
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+            source = pre
+        except Exception as exc:  # pre-processing is an optimisation; quantise the raw model if it fails
+            log(f"int8: pre-processing skipped ({exc.__class__.__name__}: {exc})")
+            source = Path(fp32_path)
+        q = Path(tmpdir) / "q.onnx"
+        quantize_static(
+            str(source), str(q), Reader(crops, src.spec),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+            # the heads' Softmax / Sigmoid stay float: they are cheap and quantising [0, 1]
+            # probabilities to int8 costs accuracy for nothing
+            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool",
+                                  "GlobalAveragePool", "Relu", "Clip", "Concat", "Reshape", "Flatten"],
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+        import onnx
+
+        model = onnx.load(str(q))
+        _set_metadata(model, src, "int8")
+        _save_atomic(model, out)
+    return out
+
+
+def build_copy(fp32_path: str | Path, precision: str, cache_dir: str | Path, *,
+               calib_dir: str | Path | None = None, calib_limit: int = 1000,
+               log: Callable[[str], None] | None = None) -> Path:
+    """Make (or remake) the ``precision`` copy in ``cache_dir``; fp32 returns the model itself."""
+    out = copy_path(fp32_path, precision, cache_dir)
+    if precision == "fp32":
+        read_model_info(fp32_path)
+        return out
+    if precision == "fp16":
+        return make_fp16(fp32_path, out)
+    if calib_dir is None:
+        raise DatasetError("the int8 copy needs calibration crops: pass --calib-dir DIR (a folder of "
+                           "aligned grey face crops, PNG/JPG)")
+    return make_int8(fp32_path, out, calib_dir, limit=calib_limit, log=log)
+
+
+def onnx_sha256(path: str | Path) -> str:
+    return file_sha256(path)

@@ -1,0 +1,178 @@
+"""Backend selection: auto order, explicit requests, install hints, no silent GPU -> CPU fallback."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from driver_monitor.config import EngineConfig
+from driver_monitor.engine import base
+from driver_monitor.engine.base import Selection, create_engine, plan_selection
+from driver_monitor.errors import BackendUnavailableError, ConfigError
+
+from .test_engine_model import export_tiny, random_crops
+
+
+def prober_with(available: set[tuple[str, str]]):
+    """A fake probe: only the (backend, device) pairs in ``available`` can run."""
+    def probe(backend: str, device: str) -> str | None:
+        return None if (backend, device) in available else f"{backend} {device} missing (test)"
+    return probe
+
+
+ALL = {("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cuda"), ("torch", "cpu")}
+CPU_ONLY = {("onnxruntime", "cpu"), ("torch", "cpu")}
+
+
+@pytest.mark.parametrize("available,first", [
+    (ALL, ("tensorrt", "cuda")),
+    (ALL - {("tensorrt", "cuda")}, ("onnxruntime", "cuda")),
+    (CPU_ONLY, ("onnxruntime", "cpu")),
+    ({("onnxruntime", "cpu")}, ("onnxruntime", "cpu")),
+])
+def test_auto_prefers_tensorrt_then_ort_cuda_then_ort_cpu(available, first):
+    cands = plan_selection("auto", "auto", "fp32", prober=prober_with(available))
+    assert cands[0][:2] == first
+    assert cands[0][2].startswith("auto:")
+    # every later candidate is still in the documented order
+    order = [c[:2] for c in cands]
+    assert order == [bd for bd in base.AUTO_ORDER if bd in available]
+
+
+def test_auto_reason_says_what_was_skipped_and_why():
+    (b, d, why), = plan_selection("auto", "auto", "fp32", prober=prober_with(CPU_ONLY))
+    assert (b, d) == ("onnxruntime", "cpu")
+    assert "tensorrt CUDA unavailable (tensorrt cuda missing (test))" in why
+    assert "onnxruntime CUDA unavailable" in why
+    assert why.endswith("chose onnxruntime CPU")
+
+
+def test_auto_with_device_cpu_never_tries_the_gpu():
+    cands = plan_selection("auto", "cpu", "fp32", prober=prober_with(ALL))
+    assert [c[:2] for c in cands] == [("onnxruntime", "cpu")]
+
+
+@pytest.mark.parametrize("backend,device,available,hint", [
+    ("tensorrt", "auto", CPU_ONLY, 'pip install "driver-monitor[gpu]"'),
+    ("onnxruntime", "cuda", CPU_ONLY, "onnxruntime-gpu"),
+    ("torch", "cuda", CPU_ONLY, "CUDA build of PyTorch"),
+    ("torch", "auto", set(), "pip install torch==2.13.0"),
+    ("onnxruntime", "auto", set(), "pip install onnxruntime"),
+])
+def test_explicit_backend_that_cannot_run_is_an_error_with_the_install_hint(backend, device, available, hint):
+    with pytest.raises(BackendUnavailableError) as exc:
+        plan_selection(backend, device, "fp32", prober=prober_with(available))
+    msg = str(exc.value)
+    assert hint in msg
+    assert backend in msg
+
+
+@pytest.mark.parametrize("backend,device,available,want", [
+    ("onnxruntime", "auto", CPU_ONLY, ("onnxruntime", "cpu")),
+    ("onnxruntime", "auto", ALL, ("onnxruntime", "cuda")),
+    ("torch", "auto", CPU_ONLY, ("torch", "cpu")),
+    ("torch", "cpu", ALL, ("torch", "cpu")),
+])
+def test_explicit_backend_device_auto(backend, device, available, want):
+    (cand,) = plan_selection(backend, device, "fp32", prober=prober_with(available))
+    assert cand[:2] == want
+    assert cand[2].startswith(f"requested backend {backend}")
+
+
+def test_explicit_device_auto_says_when_the_gpu_was_not_there():
+    ((_, _, why),) = plan_selection("onnxruntime", "auto", "fp32", prober=prober_with(CPU_ONLY))
+    assert "CUDA unavailable" in why and "using CPU" in why
+
+
+@pytest.mark.parametrize("backend,device,precision,message", [
+    ("tensorrt", "cpu", "fp32", "CUDA GPU only"),
+    ("torch", "auto", "fp16", "fp32 reference"),
+    ("nonsense", "auto", "fp32", "unknown"),
+    ("onnxruntime", "tpu", "fp32", "device 'tpu'"),
+])
+def test_impossible_combinations_are_config_errors(backend, device, precision, message):
+    with pytest.raises(ConfigError, match=message):
+        plan_selection(backend, device, precision, prober=prober_with(ALL))
+
+
+def test_auto_with_nothing_available_says_so():
+    with pytest.raises(BackendUnavailableError, match="no inference backend can run here"):
+        plan_selection("auto", "auto", "fp32", prober=prober_with(set()))
+
+
+# ----------------------------------------------------------------- on this machine, real runtimes
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    export_tiny(tmp_path / "m.onnx")
+    return EngineConfig(model=str(tmp_path / "m.onnx"), cache_dir=str(tmp_path / "cache"))
+
+
+def test_real_probe_reports_this_cpu_machine():
+    assert base._probe("onnxruntime", "cpu") is None
+    # this project's CI and dev machines have no GPU; where one exists this test says nothing
+    if base._probe("tensorrt", "cuda") is not None:
+        assert "tensorrt" in base._probe("tensorrt", "cuda") or "pycuda" in base._probe("tensorrt", "cuda") \
+            or "CUDA" in base._probe("tensorrt", "cuda")
+
+
+def test_create_engine_auto_on_this_machine(tiny_cfg):
+    prober = prober_with({("onnxruntime", "cpu")})
+    engine, sel = create_engine(tiny_cfg, prober=prober)
+    with engine:
+        assert isinstance(sel, Selection)
+        assert (sel.backend, sel.device, sel.precision) == ("onnxruntime", "cpu", "fp32")
+        assert sel.describe() == "onnxruntime CPU fp32"
+        assert sel.to_dict()["reason"] == sel.reason
+        out = engine.infer(random_crops(3))
+        assert out.emotion_probs.shape == (3, 8) and out.aus.shape == (3, 13)
+
+
+def test_create_engine_explicit_tensorrt_without_it_raises_with_hint(tiny_cfg):
+    if base._probe("tensorrt", "cuda") is None:
+        pytest.skip("TensorRT and a GPU are present here")
+    with pytest.raises(BackendUnavailableError, match=r'pip install "driver-monitor\[gpu\]"'):
+        create_engine(replace(tiny_cfg, backend="tensorrt"))
+
+
+def test_create_engine_explicit_ort_cuda_without_gpu_build_raises(tiny_cfg):
+    if base._probe("onnxruntime", "cuda") is None:
+        pytest.skip("onnxruntime-gpu with CUDA is present here")
+    with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
+        create_engine(replace(tiny_cfg, backend="onnxruntime", device="cuda"))
+
+
+def test_auto_falls_through_when_the_preferred_backend_fails_to_open(tiny_cfg, monkeypatch):
+    """auto may move on when a probed backend then fails to open, and says so in the reason."""
+    real = base.backend_module
+
+    class Broken:
+        @staticmethod
+        def open_engine(*a, **k):
+            raise BackendUnavailableError("plan build failed (test)")
+
+    monkeypatch.setattr(base, "backend_module", lambda name: Broken if name == "tensorrt" else real(name))
+    logs: list[str] = []
+    engine, sel = create_engine(tiny_cfg, prober=prober_with({("tensorrt", "cuda"), ("onnxruntime", "cpu")}),
+                                log=logs.append)
+    engine.close()
+    assert sel.backend == "onnxruntime"
+    assert "plan build failed (test)" in sel.reason
+    assert any("could not open" in m for m in logs)
+
+
+def test_explicit_backend_that_fails_to_open_is_not_replaced(tiny_cfg, monkeypatch):
+    class Broken:
+        @staticmethod
+        def open_engine(*a, **k):
+            raise BackendUnavailableError("plan build failed (test)")
+
+    monkeypatch.setattr(base, "backend_module", lambda name: Broken)
+    with pytest.raises(BackendUnavailableError, match="plan build failed"):
+        create_engine(replace(tiny_cfg, backend="tensorrt"), prober=prober_with(ALL))
+
+
+def test_missing_precision_copy_names_the_build_command(tiny_cfg):
+    with pytest.raises(Exception, match="engines build --precision fp16"):
+        create_engine(replace(tiny_cfg, precision="fp16"), prober=prober_with({("onnxruntime", "cpu")}))

@@ -60,6 +60,8 @@ class FaceConfig:
     align_margin: float = _f(0.25, "fraction of face size", ge=0, le=1)
     # eyes are not measured when the head is turned further than this (blink detection fails)
     max_eye_yaw_deg: float = _f(40.0, "deg", gt=0, le=90)
+    # eyes are "not visible" when face.visibility scores them below this (dark sunglasses)
+    min_eye_visibility: float = _f(0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True, slots=True)

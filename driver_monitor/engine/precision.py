@@ -66,6 +66,27 @@ def model_for_precision(fp32_path: str | Path, precision: str, cache_dir: str | 
     return info
 
 
+def _toposort(graph: "object") -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs."""
+    nodes = list(graph.node)  # type: ignore[attr-defined]
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}  # type: ignore[attr-defined]
+    ordered, pending = [], nodes
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in available for i in n.input):
+                ordered.append(n)
+                available.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ModelError("the fp16 conversion produced a graph with a cycle or a missing input "
+                             f"({rest[0].op_type} {rest[0].name!r}); report this with the model file")
+        pending = rest
+    del graph.node[:]  # type: ignore[attr-defined]
+    graph.node.extend(ordered)  # type: ignore[attr-defined]
+
+
 def _set_metadata(model: "object", source: ModelInfo, precision: str) -> None:
     props = dict(source.metadata)
     props.update({"dm.precision": precision, "dm.source_sha256": source.sha256,
@@ -98,6 +119,9 @@ def make_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     src = read_model_info(fp32_path)
     model = onnx.load(str(fp32_path))
     half = convert_float_to_float16(model, keep_io_types=True)
+    # the converter appends its input Casts at the end of the node list; ONNX Runtime does not
+    # mind but the checker and TensorRT's parser want topological order
+    _toposort(half.graph)
     _set_metadata(half, src, "fp16")
     onnx.checker.check_model(half)
     out = Path(out_path)

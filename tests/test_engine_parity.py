@@ -1,0 +1,143 @@
+"""Every backend available here against the torch reference on the same crops.
+
+Tolerances (max absolute difference on probabilities / intensities in [0, 1]):
+* fp32 (ONNX Runtime, TensorRT fp32 plan): 1e-4 -- the same float32 arithmetic, different kernels;
+* fp16 copy: 1e-2 -- float16 has an 11-bit mantissa (relative error ~5e-4 per op), and errors
+  grow through the layers and the softmax;
+* int8 QDQ copy: 0.1, plus top-1 agreement on at least 80% of crops -- 8-bit symmetric
+  quantisation of activations and weights; accuracy on real data is measured by the evaluator
+  (docs/benchmarks.md), this only catches a broken copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driver_monitor.engine.base import read_model_info
+from driver_monitor.engine.onnxruntime_backend import OnnxRuntimeEngine
+from driver_monitor.engine.precision import build_copy, model_for_precision
+from driver_monitor.engine.torch_backend import TorchEngine
+from driver_monitor.errors import DatasetError, ModelError
+
+from .test_engine_model import export_tiny, random_crops, tiny_module
+
+TOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The tiny fp32 model and its fp16 / int8 copies (int8 calibrated on synthetic crops)."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("parity")
+    fp32 = export_tiny(d / "m.onnx")
+    calib = d / "calib"
+    calib.mkdir()
+    for i, crop in enumerate(random_crops(64, seed=1)):
+        cv2.imwrite(str(calib / f"c{i:03d}.png"), crop)
+    cache = d / "cache"
+    build_copy(fp32, "fp16", cache)
+    build_copy(fp32, "int8", cache, calib_dir=calib)
+    return {"fp32": fp32, "cache": cache, "calib": calib}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    crops = random_crops(12, seed=7)
+    info_like = None
+    from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
+
+    with TorchEngine(tiny_module(), InputSpec(), EMOTIONS, AUS) as ref:
+        out = ref.infer(crops)
+    return crops, out
+
+
+def _compare(out, ref, precision):
+    tol = TOL[precision]
+    np.testing.assert_allclose(out.emotion_probs, ref.emotion_probs, atol=tol, rtol=0)
+    np.testing.assert_allclose(out.aus, ref.aus, atol=tol, rtol=0)
+    np.testing.assert_allclose(out.emotion_probs.sum(axis=1), 1.0, atol=1e-3)
+    agree = np.mean(out.emotion_probs.argmax(1) == ref.emotion_probs.argmax(1))
+    assert agree >= (0.8 if precision == "int8" else 1.0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_onnxruntime_cpu_matches_torch(models, reference, precision):
+    crops, ref = reference
+    info = model_for_precision(models["fp32"], precision, models["cache"])
+    assert info.precision == precision
+    with OnnxRuntimeEngine(info, device="cpu", max_batch=8) as eng:
+        assert eng.description == f"onnxruntime CPU {precision}"
+        out = eng.infer(crops)  # 12 crops: two runs (8 + 4) with max_batch 8
+    assert out.emotion_names == ref.emotion_names and out.au_names == ref.au_names
+    _compare(out, ref, precision)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_copies_keep_float32_io_and_metadata(models, precision):
+    import onnx
+
+    info = model_for_precision(models["fp32"], precision, models["cache"])
+    m = onnx.load(str(info.path))
+    elem = {v.name: v.type.tensor_type.elem_type for v in list(m.graph.input) + list(m.graph.output)}
+    assert elem == {"face": onnx.TensorProto.FLOAT, "emotion_probs": onnx.TensorProto.FLOAT,
+                    "au_intensity": onnx.TensorProto.FLOAT}
+    fp32 = read_model_info(models["fp32"])
+    assert info.emotion_names == fp32.emotion_names and info.spec == fp32.spec
+    if precision != "fp32":
+        assert info.source_sha256 == fp32.sha256
+    ops = {n.op_type for n in m.graph.node}
+    if precision == "int8":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format for TensorRT
+
+
+def test_int8_copy_is_symmetric(models):
+    """TensorRT's explicit quantisation needs zero points of 0 (symmetric int8)."""
+    import onnx
+    from onnx import numpy_helper
+
+    info = model_for_precision(models["fp32"], "int8", models["cache"])
+    m = onnx.load(str(info.path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    zps = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
+           and n.input[2] in inits]
+    assert zps, "no zero points found"
+    for zp in zps:
+        assert zp.dtype == np.int8 and not zp.any()
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 17])
+def test_batches_split_by_max_batch_match_one_by_one(models, n):
+    crops = random_crops(n, seed=n)
+    info = read_model_info(models["fp32"])
+    with OnnxRuntimeEngine(info, max_batch=4) as eng:
+        together = eng.infer(crops)
+        single = [eng.infer(c) for c in crops]
+    np.testing.assert_allclose(together.emotion_probs, np.concatenate([s.emotion_probs for s in single]), atol=1e-5)
+    assert len(together) == n
+
+
+def test_empty_batch_and_bad_crops(models):
+    info = read_model_info(models["fp32"])
+    with OnnxRuntimeEngine(info) as eng:
+        assert len(eng.infer(np.zeros((0, 48, 48), np.uint8))) == 0
+        with pytest.raises(ValueError, match="48, 48"):
+            eng.infer(np.zeros((2, 40, 40), np.uint8))
+        with pytest.raises(ValueError, match="uint8"):
+            eng.infer(np.zeros((2, 48, 48), np.float32))
+    with pytest.raises(ModelError, match="after close"):
+        eng.infer(np.zeros((1, 48, 48), np.uint8))
+
+
+def test_stale_copy_is_refused(models, tmp_path):
+    other = export_tiny(tmp_path / "m.onnx", seed=5)  # a different fp32 model, same name
+    with pytest.raises(ModelError, match="stale"):
+        model_for_precision(other, "fp16", models["cache"])
+
+
+def test_int8_without_calibration_images(models, tmp_path):
+    with pytest.raises(DatasetError, match="--calib-dir"):
+        build_copy(models["fp32"], "int8", tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no PNG/JPG"):
+        build_copy(models["fp32"], "int8", tmp_path, calib_dir=tmp_path / "empty")

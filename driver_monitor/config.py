@@ -57,7 +57,8 @@ class FaceConfig:
     # seat_region: normalised x0, y0, x1, y1 of the image where the driver sits (left-hand drive
     # cab seen from the windscreen: the image's left half)
     seat_region: list = _f([0.0, 0.0, 0.5, 1.0], "fraction of width/height")
-    align_margin: float = _f(0.25, "fraction of face size", ge=0, le=1)
+    # crop side = face width x (1 + 2 x align_margin); 0.14 matches FERPlus framing (face/align.py)
+    align_margin: float = _f(0.14, "fraction of face width", ge=0, le=1)
     # eyes are not measured when the head is turned further than this (blink detection fails)
     max_eye_yaw_deg: float = _f(40.0, "deg", gt=0, le=90)
     # eyes are "not visible" when face.visibility scores them below this (dark sunglasses)

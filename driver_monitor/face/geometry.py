@@ -1,0 +1,126 @@
+"""Geometry signals from the 478-point mesh: EAR, MAR, head pose, gaze (pure: numpy only).
+
+Landmark indices are MediaPipe FaceMesh's (``refine_landmarks=True``); "left" / "right" are the
+driver's own sides (the driver's right eye is on the image's left in a camera facing them).
+Definitions, indices and what they measure on the shared clips: docs/signals.md.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..config import FaceConfig
+from ..types import Face, Signals
+
+# Eye contours in Soukupova & Cech order p1..p6: p1/p4 the corners, p2/p3 upper lid, p6/p5 lower
+# lid (p2 faces p6, p3 faces p5). Right eye: 33 outer corner, 133 inner; left eye: 362 inner, 263 outer.
+RIGHT_EYE = (33, 160, 158, 133, 153, 144)
+LEFT_EYE = (362, 385, 387, 263, 373, 380)
+# lid mid points (upper, lower) and iris centres (refined landmarks)
+RIGHT_LIDS = (159, 145)
+LEFT_LIDS = (386, 374)
+RIGHT_IRIS = 468
+LEFT_IRIS = 473
+# Mouth: inner-lip pairs (upper, lower) across the mouth, and the outer corners for the width.
+INNER_LIP_PAIRS = ((82, 87), (13, 14), (312, 317))
+MOUTH_CORNERS = (61, 291)
+# Head pose axes from the mesh's own 3D points (x, y pixels; z pixels, depth scaled like x):
+# the image-left half of the face vs the image-right half gives the face's x axis, the brow line vs
+# the chin / lower lip the face's y axis.
+POSE_RIGHT_SIDE = (33, 133, 234, 61, 93)     # the driver's right side (image left, frontal)
+POSE_LEFT_SIDE = (263, 362, 454, 291, 323)   # their mirror images on the driver's left
+POSE_TOP = (9, 107, 336)                     # glabella and inner brows
+POSE_BOTTOM = (152, 17, 200)                 # chin and below the lower lip
+
+_EPS = 1e-6
+
+
+def eye_aspect_ratio(pts: NDArray[np.float32], idx: tuple[int, ...]) -> float:
+    """Soukupova & Cech: (|p2-p6| + |p3-p5|) / (2 |p1-p4|), on the x, y pixel coordinates."""
+    p = pts[list(idx), :2].astype(np.float64)
+    vertical = np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])
+    horizontal = np.linalg.norm(p[0] - p[3])
+    return float(vertical / (2.0 * horizontal)) if horizontal > _EPS else float("nan")
+
+
+def mouth_aspect_ratio(pts: NDArray[np.float32]) -> float:
+    """Mean inner-lip opening over three pairs / mouth width between the outer corners."""
+    p = pts[:, :2].astype(np.float64)
+    opening = np.mean([np.linalg.norm(p[a] - p[b]) for a, b in INNER_LIP_PAIRS])
+    width = np.linalg.norm(p[MOUTH_CORNERS[0]] - p[MOUTH_CORNERS[1]])
+    return float(opening / width) if width > _EPS else float("nan")
+
+
+def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    n = float(np.linalg.norm(v))
+    return v / n if n > _EPS else v
+
+
+def face_axes(pts: NDArray[np.float32]) -> NDArray[np.float64]:
+    """3x3 rotation whose columns are the face's x (towards the driver's left), y (down) and z
+    (into the head) axes in camera coordinates (x right, y down, z away from the camera)."""
+    p = pts.astype(np.float64)
+    ex = _unit(p[list(POSE_LEFT_SIDE)].mean(0) - p[list(POSE_RIGHT_SIDE)].mean(0))
+    ey = p[list(POSE_BOTTOM)].mean(0) - p[list(POSE_TOP)].mean(0)
+    ey = _unit(ey - ex * float(ey @ ex))
+    ez = np.cross(ex, ey)
+    return np.stack([ex, ey, ez], axis=1)
+
+
+def head_pose(pts: NDArray[np.float32]) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees, signs as in driver_monitor.types (yaw > 0: the driver's own
+    left; pitch > 0: chin up; roll > 0: towards the driver's left shoulder, clockwise in the image)."""
+    r = face_axes(pts)
+    n = -r[:, 2]  # face normal, out of the face towards the camera when frontal: (0, 0, -1)
+    yaw = math.degrees(math.atan2(n[0], -n[2]))
+    pitch = math.degrees(math.atan2(-n[1], math.hypot(n[0], n[2])))
+    ex = r[:, 0]
+    roll = math.degrees(math.atan2(ex[1], math.hypot(ex[0], ex[2])))
+    return yaw, pitch, roll
+
+
+def _eye_gaze(p: NDArray[np.float64], corners: tuple[int, int], lids: tuple[int, int], iris: int) -> tuple[float, float]:
+    """Iris offset from the eye centre in half-widths (x, towards the image's right) and
+    half-heights (y, down); the half-height is floored at 0.3 half-widths (nearly shut lids)."""
+    a, b = p[corners[0], :2], p[corners[1], :2]
+    if a[0] > b[0]:
+        a, b = b, a
+    u = _unit(b - a)
+    v = np.array([-u[1], u[0]])  # u rotated +90 deg in image coordinates: points down
+    half_w = float(np.linalg.norm(b - a)) / 2.0
+    if half_w < _EPS:
+        return float("nan"), float("nan")
+    top, bottom = p[lids[0], :2], p[lids[1], :2]
+    half_h = max(abs(float((bottom - top) @ v)) / 2.0, 0.3 * half_w)
+    c = p[iris, :2]
+    gx = float((c - (a + b) / 2.0) @ u) / half_w
+    gy = float((c - (top + bottom) / 2.0) @ v) / half_h
+    return gx, gy
+
+
+def measure(face: Face, image_shape: tuple[int, ...], cfg: FaceConfig,
+            eye_visibility: float | None = None) -> Signals:
+    """Signals of one face. ``eye_visibility`` (0..1, from face.visibility) below
+    ``cfg.min_eye_visibility`` marks the eyes not visible (sunglasses, occlusion)."""
+    pts = face.landmarks
+    ear_r = eye_aspect_ratio(pts, RIGHT_EYE)
+    ear_l = eye_aspect_ratio(pts, LEFT_EYE)
+    yaw, pitch, roll = head_pose(pts)
+    # turning to their left (yaw > 0) shows the camera the driver's right eye better
+    w_right = min(1.0, max(0.0, 0.5 + yaw / 40.0))
+    ear = w_right * ear_r + (1.0 - w_right) * ear_l
+    p = pts.astype(np.float64)
+    gx_r, gy_r = _eye_gaze(p, (RIGHT_EYE[0], RIGHT_EYE[3]), RIGHT_LIDS, RIGHT_IRIS)
+    gx_l, gy_l = _eye_gaze(p, (LEFT_EYE[0], LEFT_EYE[3]), LEFT_LIDS, LEFT_IRIS)
+    gaze_x = float(np.clip(w_right * gx_r + (1.0 - w_right) * gx_l, -2.0, 2.0))
+    gaze_y = float(np.clip(w_right * gy_r + (1.0 - w_right) * gy_l, -2.0, 2.0))
+    visible = abs(yaw) <= cfg.max_eye_yaw_deg
+    if eye_visibility is not None and eye_visibility < cfg.min_eye_visibility:
+        visible = False
+    return Signals(
+        ear_left=ear_l, ear_right=ear_r, ear=float(ear), mar=mouth_aspect_ratio(pts),
+        yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, gaze_x=gaze_x, gaze_y=gaze_y,
+        eyes_visible=bool(visible),
+    )

@@ -1,0 +1,87 @@
+"""Image evidence that the driver's eyes can really be seen (pure: numpy + OpenCV on pixels).
+
+MediaPipe fits eye landmarks behind dark sunglasses too, so EAR from the mesh alone would report
+"eyes open" for a driver whose eyes nobody can see. The lenses of sunglasses cover the skin
+around the eye (under the eye and beside its outer corner) with something much darker than the
+rest of the face; clear glasses, closed lids, IR night images and normal shadows do not.
+
+Score: for each eye, the median grey level of small patches on the skin just below and beside the
+eye, divided by the median grey level of reference skin (forehead, both cheeks, nose) that glasses
+do not cover; the better-lit eye counts (a turned head shades one side). That ratio is mapped to
+0..1 linearly between ``RATIO_HIDDEN`` (0) and ``RATIO_VISIBLE`` (1).
+
+Measured ratios on the shared clips (docs/signals.md): dark sunglasses 0.29..0.61 (1st..95th
+percentile), every clip where the eyes can be seen 0.72 or more (1st percentile; clear glasses
+0.98, IR night 1.27). The ramp 0.45..0.85 puts the default decision ``face.min_eye_visibility =
+0.5`` at a ratio of 0.65, in the middle of that gap.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..types import Face
+
+# Skin around each eye that a sunglasses lens covers: below the eye (230/229/231, 450/449/451),
+# beside the outer corner (226, 446) and under the outer corner (25, 255).
+AROUND_RIGHT_EYE = (230, 229, 231, 226, 25)
+AROUND_LEFT_EYE = (450, 449, 451, 446, 255)
+# Reference skin no glasses cover: mid forehead, both cheeks, the nose.
+REFERENCE_SKIN = (151, 50, 280, 5)
+EYE_PATCH_FRACTION = 0.05   # patch half-size as a fraction of the inter-ocular distance
+REF_PATCH_FRACTION = 0.08
+RATIO_HIDDEN = 0.45
+RATIO_VISIBLE = 0.85
+
+_W = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma
+
+
+def _patches(grey: NDArray, pts: NDArray[np.float32], idx: tuple[int, ...], r: int) -> NDArray:
+    h, w = grey.shape[:2]
+    out = []
+    for i in idx:
+        x, y = int(round(float(pts[i, 0]))), int(round(float(pts[i, 1])))
+        p = grey[max(0, y - r):min(h, y + r + 1), max(0, x - r):min(w, x + r + 1)]
+        if p.size:
+            out.append(p.ravel())
+    return np.concatenate(out) if out else np.empty(0, np.float32)
+
+
+def eye_visibility_ratio(image: NDArray[np.uint8], face: Face) -> float:
+    """Skin-around-the-eyes / reference-skin brightness ratio (NaN when it cannot be measured)."""
+    pts = face.landmarks
+    iod = float(np.linalg.norm(pts[33, :2] - pts[263, :2]))
+    if not np.isfinite(iod) or iod < 4.0:
+        return float("nan")
+    h, w = image.shape[:2]
+    x0, y0 = (int(max(0, v)) for v in np.floor(face.bbox[:2]))
+    x1, y1 = int(min(w, np.ceil(face.bbox[2]) + 1)), int(min(h, np.ceil(face.bbox[3]) + 1))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return float("nan")
+    roi = image[y0:y1, x0:x1]
+    grey = roi.astype(np.float32) @ _W if roi.ndim == 3 else roi.astype(np.float32)
+    local = pts[:, :2] - np.array([x0, y0], np.float32)
+    r_eye = max(1, int(EYE_PATCH_FRACTION * iod))
+    r_ref = max(1, int(REF_PATCH_FRACTION * iod))
+    ref = _patches(grey, local, REFERENCE_SKIN, r_ref)
+    if ref.size == 0:
+        return float("nan")
+    ref_level = float(np.median(ref))
+    if ref_level < 8.0:  # a black face region: nothing can be said
+        return float("nan")
+    ratios = []
+    for idx in (AROUND_RIGHT_EYE, AROUND_LEFT_EYE):
+        p = _patches(grey, local, idx, r_eye)
+        if p.size:
+            ratios.append(float(np.median(p)) / ref_level)
+    return max(ratios) if ratios else float("nan")
+
+
+def eye_visibility(image: NDArray[np.uint8], face: Face) -> float:
+    """0..1 evidence that the eyes are really visible (0: hidden, e.g. dark sunglasses).
+
+    Returns 1.0 when it cannot be measured (the mesh's own checks then decide)."""
+    ratio = eye_visibility_ratio(image, face)
+    if not np.isfinite(ratio):
+        return 1.0
+    return float(np.clip((ratio - RATIO_HIDDEN) / (RATIO_VISIBLE - RATIO_HIDDEN), 0.0, 1.0))

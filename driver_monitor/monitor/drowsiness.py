@@ -64,7 +64,9 @@ class DrowsinessDetector:
     def reset(self) -> None:
         self.events = EventTracker()
         self._t_prev: float | None = None
-        self._closure: tuple[float, int | None] | None = None  # (onset time, onset frame)
+        # current closure: (onset time, onset frame, onset seen: the frame before showed open eyes)
+        self._closure: tuple[float, int | None, bool] | None = None
+        self._prev_open = False
         self._samples: deque[tuple[float, float, bool]] = deque()  # (t, dt, closed), visible eyes only
         self._visible_s = 0.0
         self._closed_s = 0.0
@@ -86,25 +88,20 @@ class DrowsinessDetector:
         # ---- eyes
         measurable = ear is not None and math.isfinite(ear)
         closed = bool(measurable and ear < closed_threshold)  # type: ignore[operator]
+        closure_level = Level.NONE
         if not measurable:
             out += self._drop_closure(t_s, frame, "eyes_not_measurable")
         elif closed:
             if self._closure is None:
-                self._closure = (t_s, frame)
+                # onset known only when the previous frame showed open eyes (not at the start of
+                # the drive, not right after the eyes were hidden): only then can it be a blink
+                self._closure = (t_s, frame, self._prev_open)
+            closure_level, ev = self._closure_events(t_s, frame)
+            out += ev
         elif self._closure is not None:
             out += self._end_closure(t_s, frame)
+        self._prev_open = measurable and not closed
         closure_s = 0.0 if self._closure is None else t_s - self._closure[0]
-        closure_level = Level.NONE
-        if self._closure is not None:
-            if closure_s >= cfg.long_closure_critical_s - _EPS:
-                closure_level = Level.CRITICAL
-            elif closure_s >= cfg.microsleep_s - _EPS:
-                closure_level = Level.WARNING
-            onset, onset_frame = self._closure
-            if closure_s > cfg.blink_max_s + _EPS:
-                out += self.events.step("eyes_closed", True, closure_level, t_s, frame, onset, onset_frame)
-            if closure_level > Level.NONE:
-                out += self.events.step("microsleep", True, closure_level, t_s, frame, onset, onset_frame)
 
         # ---- PERCLOS over visible-eye time
         if measurable:
@@ -137,6 +134,14 @@ class DrowsinessDetector:
                 self.yawn_count += 1
                 self._yawns.append(since)
         else:
+            if self._wide is not None and not self.events.is_open("yawn") \
+                    and t_s - self._wide[0] >= cfg.yawn_min_s - _EPS:
+                # wide from its first frame to this first narrow one long enough: a yawn that is
+                # only recognisable now (e.g. exactly yawn_min_s at this frame rate)
+                ev = self.events.start("yawn", Level.NONE, self._wide[0], self._wide[1])
+                out += [ev] if ev is not None else []
+                self.yawn_count += 1
+                self._yawns.append(self._wide[0])
             self._wide = None
             out += self.events.step("yawn", False, Level.NONE, t_s, frame)
         while self._yawns and self._yawns[0] <= t_s - cfg.yawn_window_s + _EPS:
@@ -155,25 +160,50 @@ class DrowsinessDetector:
     def finish(self, t_s: float, frame: int | None = None) -> list[Event]:
         """Close what is open (end of the drive); an open closure is not counted as a blink."""
         self._closure = None
+        self._prev_open = False
         self._wide = None
         return self.events.end_all(t_s, frame, {"ended_by": "end_of_drive"})
 
     # ------------------------------------------------------------------ helpers
 
+    def _closure_level(self, duration_s: float) -> Level:
+        if duration_s >= self.cfg.long_closure_critical_s - _EPS:
+            return Level.CRITICAL
+        if duration_s >= self.cfg.microsleep_s - _EPS:
+            return Level.WARNING
+        return Level.NONE
+
+    def _closure_events(self, t_s: float, frame: int | None) -> tuple[Level, list[Event]]:
+        """Open / escalate eyes_closed and microsleep for the current closure lasting until t_s."""
+        onset, onset_frame, _ = self._closure  # type: ignore[misc]
+        duration = t_s - onset
+        level = self._closure_level(duration)
+        out: list[Event] = []
+        if duration > self.cfg.blink_max_s + _EPS:
+            out += self.events.step("eyes_closed", True, level, t_s, frame, onset, onset_frame)
+        if level > Level.NONE:
+            out += self.events.step("microsleep", True, level, t_s, frame, onset, onset_frame)
+        return level, out
+
     def _end_closure(self, t_s: float, frame: int | None) -> list[Event]:
-        onset, onset_frame = self._closure  # type: ignore[misc]
-        self._closure = None
+        """The eyes opened at t_s: the closure lasted from its first closed frame to this frame."""
+        onset, onset_frame, onset_seen = self._closure  # type: ignore[misc]
         duration = t_s - onset
         out: list[Event] = []
-        if duration <= self.cfg.blink_max_s + _EPS and not self.events.is_open("eyes_closed"):
-            self.blink_count += 1
-            self._blinks.append(t_s)
-            out.append(Event(type="blink", level=Level.NONE, start_s=onset, end_s=t_s, start_frame=onset_frame,
-                             end_frame=frame, details={"duration_s": round(duration, 4)}))
+        if duration <= self.cfg.blink_max_s + _EPS:
+            if onset_seen:
+                self.blink_count += 1
+                self._blinks.append(t_s)
+                out.append(Event(type="blink", level=Level.NONE, start_s=onset, end_s=t_s, start_frame=onset_frame,
+                                 end_frame=frame, details={"duration_s": round(duration, 4)}))
+        else:
+            _, ev = self._closure_events(t_s, frame)  # catch up with what the full length shows
+            out += ev
+        self._closure = None
         for type_ in ("eyes_closed", "microsleep"):
-            ev = self.events.end(type_, t_s, frame)
-            if ev is not None:
-                out.append(ev)
+            ev2 = self.events.end(type_, t_s, frame)
+            if ev2 is not None:
+                out.append(ev2)
         return out
 
     def _drop_closure(self, t_s: float, frame: int | None, why: str) -> list[Event]:

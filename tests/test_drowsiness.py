@@ -1,0 +1,160 @@
+"""Drowsiness rules on synthetic sequences: blinks, closures, microsleep, PERCLOS, yawns."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from driver_monitor.config import DrowsinessConfig
+from driver_monitor.monitor.drowsiness import DrowsinessDetector
+from driver_monitor.types import Level
+
+FPS = 30
+OPEN, CLOSED, THRESHOLD = 0.30, 0.06, 0.195  # threshold = 0.65 x 0.30
+N, W, C = Level.NONE, Level.WARNING, Level.CRITICAL
+
+
+def closed_between(*spans: tuple[float, float]):
+    """EAR function: closed inside any [a, b) span, open elsewhere."""
+    return lambda t: CLOSED if any(a - 1e-9 <= t < b - 1e-9 for a, b in spans) else OPEN
+
+
+def run(ear_fn, seconds: float, mar_fn=lambda t: 0.05, fps: int = FPS, **cfg):
+    """Feed the detector; return (readings, events) with events as (type, level, start, end, reported_at)."""
+    det = DrowsinessDetector(DrowsinessConfig(**cfg))
+    readings, events = [], []
+    n = int(round(seconds * fps))
+    for i in range(n):
+        t = i / fps
+        r, evs = det.update(t, ear_fn(t), mar_fn(t), THRESHOLD, frame=i)
+        readings.append(r)
+        events += [(e.type, e.level, round(e.start_s, 3), None if e.end_s is None else round(e.end_s, 3), round(t, 3))
+                   for e in evs]
+    events += [(e.type, e.level, round(e.start_s, 3), round(e.end_s, 3), "finish")
+               for e in det.finish(n / fps, n)]
+    return readings, events
+
+
+@pytest.mark.parametrize("span,expected", [
+    # 5 frames closed: a blink, reported once when it ends
+    ((1.0, 1.0 + 5 / FPS), [("blink", N, 1.0, 1.167, 1.167)]),
+    # exactly blink_max_s (0.5 s) is still a blink
+    ((1.0, 1.5), [("blink", N, 1.0, 1.5, 1.5)]),
+    # 16 frames (0.533 s): longer than a blink, but only known when the eyes open: both copies then
+    ((1.0, 1.0 + 16 / FPS), [("eyes_closed", N, 1.0, None, 1.533), ("eyes_closed", N, 1.0, 1.533, 1.533)]),
+    # closed from the first frame: the onset is unknown, so a short closure is no blink
+    ((0.0, 0.2), []),
+    # 0.6 s: an eyes_closed event (level none), recognised past 0.5 s, back-dated to the onset
+    ((1.0, 1.6), [("eyes_closed", N, 1.0, None, 1.533), ("eyes_closed", N, 1.0, 1.6, 1.6)]),
+    # 1.5 s: microsleep warning from 1.0 s of closure
+    ((1.0, 2.5), [("eyes_closed", N, 1.0, None, 1.533), ("microsleep", W, 1.0, None, 2.0),
+                  ("eyes_closed", W, 1.0, 2.5, 2.5), ("microsleep", W, 1.0, 2.5, 2.5)]),
+    # 2.5 s: critical from 2.0 s of closure; ended copies carry the peak level
+    ((1.0, 3.5), [("eyes_closed", N, 1.0, None, 1.533), ("microsleep", W, 1.0, None, 2.0),
+                  ("eyes_closed", C, 1.0, 3.5, 3.5), ("microsleep", C, 1.0, 3.5, 3.5)]),
+    # closed at the end of the drive: finish() closes it, no blink
+    ((4.0, 9.0), [("eyes_closed", N, 4.0, None, 4.533), ("microsleep", W, 4.0, None, 5.0),
+                  ("eyes_closed", W, 4.0, 5.5, "finish"), ("microsleep", W, 4.0, 5.5, "finish")]),
+])
+def test_closure_events(span, expected):
+    readings, events = run(closed_between(span), 5.5)
+    assert events == expected
+
+
+def test_closure_level_and_duration_per_frame():
+    readings, _ = run(closed_between((1.0, 3.5)), 4.0)
+    at = {round(i / FPS, 3): r for i, r in enumerate(readings)}
+    assert at[0.5].eyes_closed is False and at[0.5].level == N
+    assert at[1.0].eyes_closed and at[1.0].eyes_closed_s == 0.0
+    assert at[1.967].level == N and at[1.967].eyes_closed_s == pytest.approx(0.967, abs=1e-3)
+    assert at[2.0].level == W and at[2.0].reasons == ("microsleep",)
+    assert at[3.0].level == C
+    assert at[3.5].eyes_closed is False and at[3.5].level == N
+
+
+def test_blink_count_and_rate():
+    spans = [(t, t + 0.2) for t in range(2, 60, 4)]  # a 0.2 s blink every 4 s: 15 blinks/min
+    readings, events = run(closed_between(*spans), 60.0, perclos_window_s=60.0, perclos_min_coverage=0.25)
+    assert sum(1 for e in events if e[0] == "blink") == len(spans)
+    assert readings[-1].blink_count == len(spans)
+    assert readings[-1].blink_rate_per_min == pytest.approx(15.0, rel=0.05)
+    assert math.isnan(readings[int(14.5 * FPS)].blink_rate_per_min)  # < 15 s of eyes seen yet
+
+
+@pytest.mark.parametrize("hidden,closed,blinks", [
+    # closed 1.0-1.8 s, eyes unmeasurable 1.2-1.3 s (a hand, extreme yaw): the first part is dropped,
+    # the second has no seen onset: neither is a blink
+    ((1.2, 1.3), (1.0, 1.8), 0),
+    # hidden 1.0-1.3 s, then a short closure starting as the eyes come back: onset unknown, no blink
+    ((1.0, 1.3), (1.3, 1.5), 0),
+    # hidden earlier, open again, then a real blink: counted
+    ((1.0, 1.3), (1.6, 1.8), 1),
+])
+def test_unmeasurable_eyes_drop_the_closure(hidden, closed, blinks):
+    ear = lambda t: None if hidden[0] <= t < hidden[1] else closed_between(closed)(t)  # noqa: E731
+    readings, events = run(ear, 3.0)
+    assert [e[0] for e in events] == ["blink"] * blinks
+    assert readings[-1].blink_count == blinks
+
+
+def test_unmeasurable_eyes_end_an_open_closure_event():
+    ear = lambda t: None if t >= 2.0 else CLOSED  # noqa: E731
+    _, events = run(ear, 3.0)
+    assert events == [("eyes_closed", N, 0.0, None, 0.533), ("microsleep", W, 0.0, None, 1.0),
+                      ("eyes_closed", W, 0.0, 2.0, 2.0), ("microsleep", W, 0.0, 2.0, 2.0)]
+
+
+@pytest.mark.parametrize("closed_s_per_5s,expected_level", [
+    (0.25, N),   # PERCLOS 0.05
+    (1.0, W),    # PERCLOS 0.20 >= 0.15
+    (2.0, C),    # PERCLOS 0.40 >= 0.30 (these closures are also microsleeps)
+])
+def test_perclos_value_and_level(closed_s_per_5s, expected_level):
+    spans = [(t + 1.0, t + 1.0 + closed_s_per_5s) for t in range(0, 120, 5)]
+    readings, _ = run(closed_between(*spans), 120.0)
+    last = readings[-1]
+    assert last.perclos == pytest.approx(closed_s_per_5s / 5.0, abs=0.01)
+    assert readings[int(14 * FPS)].perclos != readings[int(14 * FPS)].perclos  # NaN: < 15 s covered
+    assert not math.isnan(readings[int(16 * FPS)].perclos)
+    # the PERCLOS part of the level (microsleeps come and go; take a frame with the eyes open)
+    open_frames = [r for r in readings[-5 * FPS:] if not r.eyes_closed]
+    assert max(r.level for r in open_frames) == expected_level
+
+
+def test_perclos_counts_only_time_with_visible_eyes():
+    # 30 s of sunglasses (eyes not measurable), then 30 s of eyes closed 1 s in every 5 s
+    spans = [(t + 1.0, t + 2.0) for t in range(30, 60, 5)]
+    ear = lambda t: None if t < 30.0 else closed_between(*spans)(t)  # noqa: E731
+    readings, _ = run(ear, 60.0)
+    assert math.isnan(readings[int(44 * FPS)].perclos)  # 14 s of visible eyes < 15 s coverage
+    assert readings[-1].perclos == pytest.approx(0.2, abs=0.01)  # not diluted by the hidden 30 s
+
+
+@pytest.mark.parametrize("wide_s,is_yawn", [(0.5, False), (0.75, False), (0.8, True), (2.5, True)])
+def test_yawn_needs_wide_mouth_for_yawn_min_s(wide_s, is_yawn):
+    mar = lambda t: 0.8 if 2.0 <= t < 2.0 + wide_s - 1e-9 else 0.2  # noqa: E731
+    readings, events = run(lambda t: OPEN, 6.0, mar_fn=mar)
+    yawns = [e for e in events if e[0] == "yawn"]
+    if is_yawn:
+        assert yawns == [("yawn", N, 2.0, None, 2.8), ("yawn", N, 2.0, round(2.0 + wide_s, 3), round(2.0 + wide_s, 3))]
+        assert readings[-1].yawn_count == 1
+    else:
+        assert yawns == [] and readings[-1].yawn_count == 0
+
+
+def test_three_yawns_in_window_raise_a_warning():
+    starts = (5.0, 20.0, 40.0)
+    mar = lambda t: 0.9 if any(s <= t < s + 2.0 for s in starts) else 0.1  # noqa: E731
+    readings, _ = run(lambda t: OPEN, 60.0, mar_fn=mar, yawn_window_s=300.0)
+    at = lambda t: readings[int(round(t * FPS))]  # noqa: E731
+    assert at(39.0).level == N and at(39.0).yawn_count == 2
+    assert at(40.8).level == W and at(40.8).reasons == ("yawns",) and at(40.8).yawning
+    assert at(59.0).level == W  # still within the 300 s window
+
+
+def test_yawns_leave_the_window():
+    starts = (1.0, 5.0, 9.0)
+    mar = lambda t: 0.9 if any(s <= t < s + 1.0 for s in starts) else 0.1  # noqa: E731
+    readings, _ = run(lambda t: OPEN, 30.0, mar_fn=mar, yawn_window_s=20.0)
+    assert readings[int(10 * FPS)].level == W
+    assert readings[int(21.5 * FPS)].level == N  # the first yawn (started 1.0 s) left the 20 s window

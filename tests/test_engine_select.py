@@ -81,7 +81,7 @@ def test_explicit_backend_device_auto(backend, device, available, want):
 
 def test_explicit_device_auto_says_when_the_gpu_was_not_there():
     ((_, _, why),) = plan_selection("onnxruntime", "auto", "fp32", prober=prober_with(CPU_ONLY))
-    assert "CUDA unavailable" in why and "using CPU" in why
+    assert "CUDA: onnxruntime cuda missing (test)" in why and "using CPU" in why
 
 
 @pytest.mark.parametrize("backend,device,precision,message", [

@@ -325,13 +325,13 @@ def plan_selection(backend: str, device: str = "auto", precision: str = "fp32", 
         if problem is None:
             why = f"requested backend {backend}"
             if device == "auto" and problems:
-                why += f" (device auto: {'; '.join(problems)}; using {d.upper()})"
+                why += f" (device auto: {'; '.join(problems)}; so using {d.upper()})"
             elif device == "auto":
                 why += f" (device auto: using {d.upper()})"
             else:
                 why += f" on {d.upper()}"
             return [(backend, d, why)]
-        problems.append(f"{d.upper()} unavailable: {problem}")
+        problems.append(f"{d.upper()}: {problem}" if device == "auto" else problem)
     d = _devices_for(backend, device)[-1]  # device auto: the hint for the most basic install
     raise BackendUnavailableError(
         f"engine backend {backend!r}" + (f" on {device}" if device != "auto" else "")

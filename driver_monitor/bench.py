@@ -1,0 +1,430 @@
+"""``driver-monitor bench``: how many FPS will I get on this machine, GPU vs CPU.
+
+Three parts, each a function so a caller can run one alone:
+
+* ``bench_engines``: for every backend / device / precision that can run here, engine latency
+  p50 / p95 at batch 1 and 8 and throughput (faces / s); the ones that cannot run are listed
+  with the reason (never silently dropped).
+* ``bench_pipeline``: end-to-end FPS of the real pipeline on a video with the per-stage
+  breakdown read from ``FrameResult.timings_ms`` (decode, mesh, align, engine, state), so the
+  benchmark reports what the pipeline measured.
+* ``machine_info``: CPU, cores, memory, GPU, driver, library versions.
+
+``write_report`` writes ``bench.json``, ``bench.md`` (Markdown tables) and ``bench.png`` (bar
+chart, matplotlib Agg). A benchmark is a tool, never a timed test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from .config import PROJECT_ROOT, Config
+from .errors import DriverMonitorError
+
+Log = Callable[[str], None]
+
+STAGES: tuple[str, ...] = ("decode", "mesh", "align", "engine", "state")
+LIBRARIES: tuple[str, ...] = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt",
+                              "pycuda", "opencv-contrib-python", "mediapipe", "driver-monitor")
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 ** 2, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gpus() -> list[dict[str, str]]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total,compute_cap",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 2:
+            gpus.append(dict(zip(("name", "driver", "memory", "compute_capability"), parts)))
+    return gpus
+
+
+def machine_info() -> dict[str, Any]:
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    cuda = None
+    try:
+        import torch
+
+        cuda = torch.version.cuda
+    except ImportError:
+        pass
+    return {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": cores,
+        "memory_gib": _memory_gib(),
+        "gpus": _gpus(),
+        "torch_cuda": cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": versions,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+    }
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _stats(times_s: Sequence[float], batch: int) -> dict[str, float]:
+    t = np.asarray(times_s, dtype=np.float64) * 1e3
+    return {
+        "batch": batch,
+        "iters": int(t.size),
+        "p50_ms": round(float(np.percentile(t, 50)), 4),
+        "p95_ms": round(float(np.percentile(t, 95)), 4),
+        "mean_ms": round(float(t.mean()), 4),
+        "throughput_faces_per_s": round(batch * 1e3 / float(np.median(t)), 1),
+    }
+
+
+def time_engine(engine: Any, batch: int, *, iters: int = 300, warmup: int = 30, max_seconds: float = 20.0,
+                seed: int = 0) -> dict[str, float]:
+    """Latency of ``engine.infer`` on ``batch`` crops: p50 / p95 / mean ms and faces per second."""
+    rng = np.random.default_rng(seed)
+    crops = rng.integers(0, 256, size=(batch, engine.spec.size, engine.spec.size), dtype=np.uint8)
+    for _ in range(warmup):
+        engine.infer(crops)
+    times = []
+    deadline = time.perf_counter() + max_seconds
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        engine.infer(crops)
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() > deadline and len(times) >= 20:
+            break
+    return _stats(times, batch)
+
+
+def engine_candidates(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(backend, device, precision) combinations to try; torch is fp32 only (the reference)."""
+    out = []
+    devices = {"tensorrt": ("cuda",), "onnxruntime": ("cuda", "cpu"), "torch": ("cuda", "cpu")}
+    for b in backends:
+        for d in devices[b]:
+            for p in precisions:
+                if b == "torch" and p != "fp32":
+                    continue
+                out.append((b, d, p))
+    return out
+
+
+def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxruntime", "torch"),
+                  precisions: Sequence[str] = ("fp32", "fp16", "int8"), batches: Sequence[int] = (1, 8),
+                  iters: int = 300, project_root: Path = PROJECT_ROOT, log: Log = print) -> list[dict[str, Any]]:
+    """One row per (backend, device, precision): latencies per batch, or ``skipped`` + reason."""
+    from .engine.base import create_engine
+
+    rows = []
+    for b, d, p in engine_candidates(backends, precisions):
+        row: dict[str, Any] = {"backend": b, "device": d, "precision": p}
+        ecfg = replace(cfg.engine, backend=b, device=d, precision=p, max_batch=max(batches))
+        try:
+            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
+        except DriverMonitorError as exc:
+            row.update(status="skipped", reason=str(exc))
+            log(f"bench: {b} {d.upper()} {p}: skipped ({str(exc).splitlines()[0][:160]})")
+            rows.append(row)
+            continue
+        try:
+            row.update(status="ok", description=sel.describe(), results=[])
+            for batch in batches:
+                stats = time_engine(engine, batch, iters=iters)
+                row["results"].append(stats)
+                log(f"bench: {sel.describe()} batch {batch}: p50 {stats['p50_ms']:.3f} ms, "
+                    f"p95 {stats['p95_ms']:.3f} ms, {stats['throughput_faces_per_s']:.0f} faces/s")
+        finally:
+            engine.close()
+        rows.append(row)
+    return rows
+
+
+def speedups(rows: Sequence[dict[str, Any]], batch: int = 1) -> dict[str, float]:
+    """p50 speed-up of each measured engine over torch CPU eager at ``batch`` (same run)."""
+    def p50(r: dict[str, Any]) -> float | None:
+        for s in r.get("results", []):
+            if s["batch"] == batch:
+                return s["p50_ms"]
+        return None
+
+    ref = next((p50(r) for r in rows if r["status"] == "ok" and r["backend"] == "torch"
+                and r["device"] == "cpu"), None)
+    if not ref:
+        return {}
+    out = {}
+    for r in rows:
+        v = p50(r) if r["status"] == "ok" else None
+        if v:
+            out[f"{r['backend']} {r['device'].upper()} {r['precision']}"] = round(ref / v, 2)
+    return out
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, selection: Any = None,
+                   max_frames: int | None = None, label: str | None = None, log: Log = print) -> dict[str, Any]:
+    """Run the real pipeline on ``video``; FPS and per-stage ms from ``FrameResult.timings_ms``.
+
+    The engine (if any) is closed with the pipeline.
+    """
+    from .capture import open_source
+    from .pipeline import Pipeline
+
+    src = open_source(video, cfg.capture)
+    timings: dict[str, list[float]] = {}
+    frames = faces = 0
+    try:
+        with Pipeline(cfg, engine, selection=selection) as pipeline:
+            backend = pipeline.backend_description
+            t_start = time.perf_counter()
+            while max_frames is None or frames < max_frames:
+                t0 = time.perf_counter()
+                frame = src.read()
+                decode_ms = (time.perf_counter() - t0) * 1e3
+                if frame is None:
+                    break
+                result = pipeline.process(frame, decode_ms=decode_ms)
+                for k, v in result.timings_ms.items():
+                    timings.setdefault(k, []).append(float(v))
+                frames += 1
+                faces += int(result.face is not None)
+            wall = time.perf_counter() - t_start
+            size = (frame.width, frame.height) if frames and frame is not None else None
+    finally:
+        src.close()
+    if frames == 0:
+        raise DriverMonitorError(f"bench: {video} gave no frames; pass a readable video with --video")
+    stages = {k: {"mean_ms": round(float(np.mean(v)), 3), "p50_ms": round(float(np.median(v)), 3),
+                  "p95_ms": round(float(np.percentile(v, 95)), 3), "frames": len(v)}
+              for k, v in timings.items()}
+    out = {
+        "label": label or backend,
+        "backend": backend,
+        "video": Path(str(video)).name,
+        "frames": frames,
+        "frames_with_face": faces,
+        "wall_s": round(wall, 3),
+        "fps": round(frames / wall, 2) if wall > 0 else None,
+        "stages_ms": stages,
+        "resolution": None if size is None else f"{size[0]}x{size[1]}",
+    }
+    cpu_ms = sum(stages.get(s, {}).get("mean_ms", 0.0) for s in ("decode", "mesh", "align", "state"))
+    out["cpu_stages_mean_ms"] = round(cpu_ms, 3)
+    out["engine_mean_ms"] = stages.get("engine", {}).get("mean_ms", 0.0)
+    log(f"bench: pipeline {out['label']} on {out['video']}: {out['fps']} fps over {frames} frames; "
+        + ", ".join(f"{k} {v['mean_ms']:.2f} ms" for k, v in stages.items()))
+    return out
+
+
+def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], max_frames: int | None,
+                    project_root: Path = PROJECT_ROOT, log: Log = print) -> list[dict[str, Any]]:
+    """End to end without the engine (the CPU stages alone) and with each requested engine."""
+    from .engine.base import create_engine
+
+    runs = [bench_pipeline(cfg, video, engine=None, max_frames=max_frames, label="no engine", log=log)]
+    for b in backends:
+        ecfg = replace(cfg.engine, backend=b)
+        try:
+            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
+        except DriverMonitorError as exc:
+            runs.append({"label": f"{b}", "status": "skipped", "reason": str(exc)})
+            log(f"bench: pipeline with {b}: skipped ({str(exc)[:160]})")
+            continue
+        runs.append(bench_pipeline(cfg, video, engine=engine, selection=sel, max_frames=max_frames,
+                                   label=sel.describe(), log=log))
+    return runs
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _md_engines(rows: Sequence[dict[str, Any]], batches: Sequence[int]) -> list[str]:
+    head = "| backend | device | precision | " + " | ".join(
+        f"b{b} p50 ms | b{b} p95 ms | b{b} faces/s" for b in batches) + " |"
+    lines = [head, "|" + "---|" * (3 + 3 * len(batches))]
+    skipped = []
+    for r in rows:
+        if r["status"] != "ok":
+            skipped.append(r)
+            continue
+        cells = []
+        by_batch = {s["batch"]: s for s in r["results"]}
+        for b in batches:
+            s = by_batch.get(b)
+            cells += ([f"{s['p50_ms']:.3f}", f"{s['p95_ms']:.3f}", f"{s['throughput_faces_per_s']:.0f}"]
+                      if s else ["-", "-", "-"])
+        lines.append(f"| {r['backend']} | {r['device'].upper()} | {r['precision']} | " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", "Not measured here:", ""]
+        for r in skipped:
+            reason = r["reason"].split(". To fix")[0].replace("|", "/")
+            lines.append(f"- {r['backend']} {r['device'].upper()} {r['precision']}: {reason}")
+    return lines
+
+
+def _md_pipelines(runs: Sequence[dict[str, Any]]) -> list[str]:
+    lines = ["| run | video | resolution | frames | FPS | " + " | ".join(f"{s} ms" for s in STAGES) + " |",
+             "|" + "---|" * (5 + len(STAGES))]
+    for r in runs:
+        if r.get("status") == "skipped":
+            lines.append(f"| {r['label']} | skipped: {r['reason'][:100].replace('|', '/')} |")
+            continue
+        st = r["stages_ms"]
+        lines.append(f"| {r['label']} | {r['video']} | {r['resolution']} | {r['frames']} | {r['fps']} | "
+                     + " | ".join(f"{st[s]['mean_ms']:.2f}" if s in st else "-" for s in STAGES) + " |")
+    return lines
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in m.get("gpus", [])) or "none"
+    libs = ", ".join(f"{k} {v}" for k, v in m.get("libraries", {}).items())
+    lines = [
+        f"Machine: {m['cpu']}, {m['usable_cores']} usable cores ({m['logical_cores']} logical), "
+        f"{m.get('memory_gib')} GiB; GPU: {gpus}.",
+        f"Libraries: {libs}.",
+        f"Command: `{report.get('command', 'driver-monitor bench')}`",
+        "",
+    ]
+    if report.get("engines"):
+        batches = report.get("batches", [1, 8])
+        lines += ["Engine latency (random 48x48 crops, after warm-up):", ""]
+        lines += _md_engines(report["engines"], batches)
+        sp = report.get("speedup_vs_torch_cpu_b1")
+        if sp:
+            lines += ["", "Speed-up over torch CPU eager at batch 1 (p50, same run): "
+                      + ", ".join(f"{k} {v}x" for k, v in sp.items())]
+        lines.append("")
+    if report.get("pipeline"):
+        lines += ["End to end (mean ms per frame per stage, from FrameResult.timings_ms):", ""]
+        lines += _md_pipelines(report["pipeline"])
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_chart(report: dict[str, Any], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in report.get("engines", []) if r["status"] == "ok"]
+    runs = [r for r in report.get("pipeline", []) if r.get("status") != "skipped"]
+    if not ok and not runs:
+        return None
+    ncols = int(bool(ok)) + int(bool(runs))
+    fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.2), squeeze=False)
+    col = 0
+    if ok:
+        ax = axes[0][col]
+        col += 1
+        labels = [f"{r['backend']}\n{r['device'].upper()} {r['precision']}" for r in ok]
+        batches = report.get("batches", [1, 8])
+        width = 0.8 / len(batches)
+        for j, b in enumerate(batches):
+            vals = [next((s["p50_ms"] for s in r["results"] if s["batch"] == b), 0.0) for r in ok]
+            ax.bar(np.arange(len(ok)) + j * width, vals, width, label=f"batch {b}")
+        ax.set_xticks(np.arange(len(ok)) + width * (len(batches) - 1) / 2, labels, fontsize=7)
+        ax.set_ylabel("p50 latency (ms)")
+        ax.set_title("Engine latency")
+        ax.legend()
+    if runs:
+        ax = axes[0][col]
+        bottom = np.zeros(len(runs))
+        for s in STAGES:
+            vals = np.array([r["stages_ms"].get(s, {}).get("mean_ms", 0.0) for r in runs])
+            ax.bar(range(len(runs)), vals, bottom=bottom, label=s)
+            bottom += vals
+        for i, r in enumerate(runs):
+            ax.text(i, bottom[i], f"{r['fps']} fps", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(runs)), [r["label"] for r in runs], fontsize=7)
+        ax.set_ylabel("ms per frame")
+        ax.set_title(f"End to end ({runs[0]['video']})")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DriverMonitorError(f"bench --out {str(out)!r} cannot be created ({exc}); pass a writable folder") from None
+    paths = {"json": out / "bench.json", "markdown": out / "bench.md"}
+    paths["json"].write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(report) + "\n", encoding="utf-8")
+    png = write_chart(report, out / "bench.png")
+    if png is not None:
+        paths["png"] = png
+    return paths
+
+
+def run_bench(cfg: Config, *, video: str | Path | None, backends: Sequence[str], precisions: Sequence[str],
+              out_dir: str | Path, iters: int = 300, batches: Sequence[int] = (1, 8),
+              max_frames: int | None = None, e2e_backends: Sequence[str] | None = None,
+              skip_engines: bool = False, command: str = "", project_root: Path = PROJECT_ROOT,
+              log: Log = print) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine_info(), "command": command, "batches": list(batches)}
+    if not skip_engines:
+        report["engines"] = bench_engines(cfg, backends=backends, precisions=precisions, batches=batches,
+                                          iters=iters, project_root=project_root, log=log)
+        report["speedup_vs_torch_cpu_b1"] = speedups(report["engines"], 1)
+    if video is not None:
+        report["pipeline"] = bench_pipelines(cfg, video, backends=list(e2e_backends or ["auto"]),
+                                             max_frames=max_frames, project_root=project_root, log=log)
+    report["files"] = {k: str(v) for k, v in write_report(report, out_dir).items()}
+    # rewrite the JSON so it lists its own siblings
+    Path(report["files"]["json"]).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    return report

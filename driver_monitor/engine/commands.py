@@ -1,0 +1,219 @@
+"""CLI subcommands of the engine layer: ``bench`` and ``engines build | list | clean``.
+
+Plugged into ``driver-monitor`` by the lead's cli.py through ``add_parsers(subparsers)``; each
+handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import PROJECT_ROOT, Config
+from ..errors import DriverMonitorError, ModelError
+from .base import BACKENDS, file_sha256, read_model_info, resolve_cache_dir, resolve_model_path
+from .precision import PRECISIONS, build_copy, copy_path, model_for_precision
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
+    from ..bench import run_bench
+
+    if args.video is not None and not Path(args.video).is_file():
+        raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
+                                 f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
+    command = "driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "driver-monitor bench"
+    report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
+                       out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
+                       e2e_backends=args.e2e_backends, skip_engines=args.no_engines, command=command,
+                       project_root=PROJECT_ROOT, log=_err)
+    for k, v in report["files"].items():
+        print(f"{k}: {v}")
+    sp = report.get("speedup_vs_torch_cpu_b1")
+    if sp:
+        print("speed-up over torch CPU at batch 1: " + ", ".join(f"{k} {v}x" for k, v in sp.items()))
+    return 0
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _model_paths(cfg: Config) -> tuple[Path, Path]:
+    return resolve_model_path(cfg.engine, PROJECT_ROOT), resolve_cache_dir(cfg.engine, PROJECT_ROOT)
+
+
+def _trt_here() -> tuple[str | None, tuple[str, str] | None, str | None]:
+    """(TensorRT version, (GPU name, compute capability), problem) on this machine."""
+    from . import tensorrt_backend as trt_b
+
+    problem = trt_b.probe("cuda")
+    if problem is not None:
+        return None, None, problem
+    import tensorrt
+
+    return str(tensorrt.__version__), trt_b.gpu_identity(), None
+
+
+def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
+    fp32, cache = _model_paths(cfg)
+    read_model_info(fp32)  # a clear error first when the model itself is missing
+    precisions = args.precision or (["fp32", "fp16"] + (["int8"] if args.calib_dir else []))
+    if "int8" in precisions and not args.calib_dir:
+        raise DriverMonitorError("engines build --precision int8 needs --calib-dir DIR: a folder of aligned grey "
+                                 "face crops (PNG/JPG) to calibrate the activation ranges on")
+    made = []
+    for p in precisions:
+        path = build_copy(fp32, p, cache, calib_dir=args.calib_dir, calib_limit=args.calib_limit, log=_err)
+        made.append((p, path))
+        print(f"{p}: {path}")
+    version, gpu, problem = _trt_here()
+    if args.plans == "no" or (args.plans == "auto" and problem is not None):
+        if problem is not None:
+            print(f"TensorRT plans not built: {problem}" + (
+                "" if args.plans == "no" else ' (install with `pip install "driver-monitor[gpu]"` on a GPU machine)'))
+        return 0
+    if problem is not None:  # --plans yes
+        raise DriverMonitorError(f"engines build --plans yes: TensorRT cannot run here: {problem}; "
+                                 f'install with `pip install "driver-monitor[gpu]"` on a machine with an NVIDIA GPU')
+    from .tensorrt_backend import TensorRTEngine
+
+    for p, _ in made:
+        info = model_for_precision(fp32, p, cache)
+        eng = TensorRTEngine(info, cache_dir=cache, max_batch=cfg.engine.max_batch, log=_err,
+                             force_rebuild=args.force)
+        print(f"tensorrt {version} plan ({p}, {gpu[0]} sm {gpu[1]}): {eng.plan_path}"
+              + (" (built)" if eng.built else " (cached, up to date)"))
+        eng.close()
+    return 0
+
+
+def _describe_key(key: Any) -> str:
+    return (f"{key.precision}, TensorRT {key.trt_version}, {key.gpu_name} (sm {key.compute_capability}), "
+            f"input {tuple(key.input_shape)}, batch {key.min_batch}..{key.max_batch} (opt {key.opt_batch}), "
+            f"onnx {key.onnx_sha256[:12]}")
+
+
+def cmd_engines_list(args: argparse.Namespace, cfg: Config) -> int:
+    from .cache import list_cache
+
+    fp32, cache = _model_paths(cfg)
+    try:
+        info = read_model_info(fp32)
+        print(f"model: {fp32} (version {info.version or '?'}, sha256 {info.sha256[:12]}, input {info.spec.size}px)")
+    except ModelError as exc:
+        print(f"model: {exc}")
+    for p in PRECISIONS[1:]:
+        path = copy_path(fp32, p, cache)
+        if not path.exists():
+            print(f"  {p} copy: not built (driver-monitor engines build --precision {p})")
+            continue
+        try:
+            model_for_precision(fp32, p, cache)
+            print(f"  {p} copy: {path} (up to date)")
+        except ModelError as exc:
+            print(f"  {p} copy: {path} STALE: {exc}")
+    version, gpu, problem = _trt_here()
+    print(f"tensorrt here: {version} on {gpu[0]} (sm {gpu[1]})" if problem is None else f"tensorrt here: no ({problem})")
+    plans = [e for e in list_cache(cache) if e.kind != "onnx"]
+    if not plans:
+        print(f"plans in {cache}: none")
+    for e in plans:
+        size = f"{e.size / 1e6:.1f} MB"
+        if e.key is not None:
+            print(f"  {e.path.name} [{size}]: {_describe_key(e.key)}" + (f"; PROBLEM: {e.problem}" if e.problem else ""))
+        else:
+            print(f"  {e.path.name} [{size}]: {e.kind}, {e.problem}")
+    return 0
+
+
+def cmd_engines_clean(args: argparse.Namespace, cfg: Config) -> int:
+    from .cache import clean_cache
+
+    fp32, cache = _model_paths(cfg)
+    hashes = set()
+    if fp32.is_file():
+        hashes.add(file_sha256(fp32))
+    stale_copies = []
+    for p in PRECISIONS[1:]:
+        path = copy_path(fp32, p, cache)
+        if not path.exists():
+            continue
+        try:
+            hashes.add(model_for_precision(fp32, p, cache).sha256)
+        except ModelError as exc:
+            stale_copies.append((path, str(exc)))
+    version, gpu, _ = _trt_here()
+    removed = clean_cache(cache, onnx_hashes=hashes, trt_version=version, gpu=gpu, remove_all=args.all,
+                          dry_run=args.dry_run)
+    if not args.all:
+        for path, why in stale_copies:
+            removed.append((path, why))
+            if not args.dry_run:
+                path.unlink(missing_ok=True)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, why in removed:
+        print(f"{verb} {path}: {why}")
+    if not removed:
+        print(f"nothing to remove in {cache}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def add_parsers(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark engines (latency p50/p95 at batch 1 and 8) and end-to-end FPS",
+        description="For every backend / precision that can run here: engine latency p50 / p95 at each "
+                    "batch size and throughput; with --video, end-to-end pipeline FPS and the per-stage "
+                    "breakdown. Writes bench.json, bench.md and bench.png to --out.")
+    p.add_argument("--video", metavar="FILE", help="video for the end-to-end run (skipped without it)")
+    p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="NAME",
+                   help=f"engine backends to measure (default: all: {' '.join(BACKENDS)})")
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS), metavar="P",
+                   help="precisions to measure (fp16/int8 need `driver-monitor engines build` first)")
+    p.add_argument("--batches", nargs="+", type=_positive, default=[1, 8], metavar="N")
+    p.add_argument("--iters", type=_positive, default=300, help="timed runs per batch size (default 300)")
+    p.add_argument("--frames", type=_positive, default=None, metavar="N", help="end-to-end: stop after N frames")
+    p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
+                   help="engines for the end-to-end runs, besides the run without engine (default: auto)")
+    p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
+    p.add_argument("--out", default="docs/bench", metavar="DIR", help="output folder (default docs/bench)")
+    p.set_defaults(func=cmd_bench)
+
+    e = subparsers.add_parser("engines", help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
+    esub = e.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    b = esub.add_parser("build", help="make the fp16 / int8 ONNX copies and (with TensorRT) the plans")
+    b.add_argument("--precision", action="append", choices=PRECISIONS,
+                   help="repeatable; default fp32 and fp16, plus int8 when --calib-dir is given")
+    b.add_argument("--calib-dir", metavar="DIR", help="folder of aligned grey face crops (PNG/JPG) for int8")
+    b.add_argument("--calib-limit", type=_positive, default=1000, metavar="N",
+                   help="calibrate on at most N crops (random sample, default 1000)")
+    b.add_argument("--plans", choices=("auto", "yes", "no"), default="auto",
+                   help="build TensorRT plans: auto = when TensorRT and a GPU are here")
+    b.add_argument("--force", action="store_true", help="rebuild plans even when the cached one matches")
+    b.set_defaults(func=cmd_engines_build)
+    lst = esub.add_parser("list", help="show the model, its copies and the cached plans with their keys")
+    lst.set_defaults(func=cmd_engines_list)
+    c = esub.add_parser("clean", help="remove stale plans and copies (another ONNX, another TensorRT, broken)")
+    c.add_argument("--all", action="store_true", help="remove every plan and ONNX copy")
+    c.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    c.set_defaults(func=cmd_engines_clean)
+
+
+Handler = Callable[[argparse.Namespace, Config], int]

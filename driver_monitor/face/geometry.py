@@ -71,13 +71,17 @@ def face_axes(pts: NDArray[np.float32]) -> NDArray[np.float64]:
 
 def head_pose(pts: NDArray[np.float32]) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees, signs as in driver_monitor.types (yaw > 0: the driver's own
-    left; pitch > 0: chin up; roll > 0: towards the driver's left shoulder, clockwise in the image)."""
+    left; pitch > 0: chin up; roll > 0: towards the driver's left shoulder, clockwise in the image).
+
+    Yaw and pitch are the azimuth and elevation of the face's normal; roll is the turn about that
+    normal (intrinsic yaw -> pitch -> roll). The axes come from the mesh's own 3D points (z is
+    MediaPipe's depth in pixels), so no generic 3D head model or camera matrix is needed."""
     r = face_axes(pts)
     n = -r[:, 2]  # face normal, out of the face towards the camera when frontal: (0, 0, -1)
     yaw = math.degrees(math.atan2(n[0], -n[2]))
     pitch = math.degrees(math.atan2(-n[1], math.hypot(n[0], n[2])))
-    ex = r[:, 0]
-    roll = math.degrees(math.atan2(ex[1], math.hypot(ex[0], ex[2])))
+    # intrinsic yaw -> pitch -> roll: roll is the turn about the face's own normal
+    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
     return yaw, pitch, roll
 
 

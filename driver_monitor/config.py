@@ -99,6 +99,8 @@ class DrowsinessConfig:
     closed_ratio: float = _f(0.65, gt=0, lt=1)
     closed_ear_max: float = _f(0.22, "EAR", gt=0, le=1)
     blink_max_s: float = _f(0.5, "s", gt=0, le=5)
+    # eyes open again for no longer than this do not end a closure (one noisy frame, a flicker)
+    reopen_min_s: float = _f(0.1, "s", ge=0, le=2)
     microsleep_s: float = _f(1.0, "s", gt=0, le=30)
     long_closure_critical_s: float = _f(2.0, "s", gt=0, le=60)
     perclos_window_s: float = _f(60.0, "s", gt=0, le=3600)

@@ -5,7 +5,9 @@ no face, sunglasses, extreme yaw), the MAR when a face is seen, and the closed-e
 the calibration. Rules (defaults and their sources in docs/driver_state.md):
 
 * eyes closed: ``ear < threshold`` with ``threshold = min(closed_ratio * open_ear, closed_ear_max)``;
-* a closure is timed from its first closed frame to its first open frame;
+* a closure is timed from its first closed frame to its first open frame, once the eyes have stayed
+  open for more than ``reopen_min_s`` (shorter reopenings are noise inside one closure; the end is
+  then reported that much later, with ``end_s`` at the first open frame);
   up to ``blink_max_s`` it is a **blink** (one ``blink`` event, reported when it ends); longer, an
   **eyes_closed** event (start_s = the closure's onset, reported once it passes ``blink_max_s``);
   from ``microsleep_s`` on a **microsleep** event of level warning, critical from
@@ -67,6 +69,7 @@ class DrowsinessDetector:
         # current closure: (onset time, onset frame, onset seen: the frame before showed open eyes)
         self._closure: tuple[float, int | None, bool] | None = None
         self._prev_open = False
+        self._reopen: tuple[float, int | None] | None = None  # eyes open again since (t, frame), unconfirmed
         self._samples: deque[tuple[float, float, bool]] = deque()  # (t, dt, closed), visible eyes only
         self._visible_s = 0.0
         self._closed_s = 0.0
@@ -96,12 +99,20 @@ class DrowsinessDetector:
                 # onset known only when the previous frame showed open eyes (not at the start of
                 # the drive, not right after the eyes were hidden): only then can it be a blink
                 self._closure = (t_s, frame, self._prev_open)
+            self._reopen = None  # a reopening shorter than reopen_min_s was noise
             closure_level, ev = self._closure_events(t_s, frame)
             out += ev
         elif self._closure is not None:
-            out += self._end_closure(t_s, frame)
+            if self._reopen is None:
+                self._reopen = (t_s, frame)
+            if t_s - self._reopen[0] > cfg.reopen_min_s + _EPS:
+                out += self._end_closure(*self._reopen)
+            else:  # maybe a noisy open frame: hold the closure (not growing) until it is confirmed
+                closure_level = self._closure_level(self._reopen[0] - self._closure[0])
         self._prev_open = measurable and not closed
-        closure_s = 0.0 if self._closure is None else t_s - self._closure[0]
+        closure_s = 0.0
+        if self._closure is not None:
+            closure_s = (t_s if self._reopen is None else self._reopen[0]) - self._closure[0]
 
         # ---- PERCLOS over visible-eye time
         if measurable:
@@ -158,11 +169,14 @@ class DrowsinessDetector:
         return reading, out
 
     def finish(self, t_s: float, frame: int | None = None) -> list[Event]:
-        """Close what is open (end of the drive); an open closure is not counted as a blink."""
+        """Close what is open (end of the drive); a closure still going on is not counted as a blink,
+        one whose reopening was awaiting confirmation ends where the eyes opened."""
+        out = self._end_closure(*self._reopen) if self._closure is not None and self._reopen is not None else []
         self._closure = None
+        self._reopen = None
         self._prev_open = False
         self._wide = None
-        return self.events.end_all(t_s, frame, {"ended_by": "end_of_drive"})
+        return out + self.events.end_all(t_s, frame, {"ended_by": "end_of_drive"})
 
     # ------------------------------------------------------------------ helpers
 
@@ -200,6 +214,7 @@ class DrowsinessDetector:
             _, ev = self._closure_events(t_s, frame)  # catch up with what the full length shows
             out += ev
         self._closure = None
+        self._reopen = None
         for type_ in ("eyes_closed", "microsleep"):
             ev2 = self.events.end(type_, t_s, frame)
             if ev2 is not None:
@@ -207,6 +222,8 @@ class DrowsinessDetector:
         return out
 
     def _drop_closure(self, t_s: float, frame: int | None, why: str) -> list[Event]:
+        if self._closure is not None and self._reopen is not None:
+            return self._end_closure(*self._reopen)  # it had ended, only unconfirmed
         self._closure = None
         out: list[Event] = []
         for type_ in ("eyes_closed", "microsleep"):

@@ -92,8 +92,7 @@ class DriverMonitor:
                                    t_s, frame_index)
 
         # ---- calibration, then the rules
-        if camera_ok:
-            self.calibrator.update(t_s, signals)
+        self.calibrator.update(t_s, signals)  # None while the camera is lost: that time is not usable
         cal = self.calibrator.result
         dcfg = self.cfg.drowsiness
         threshold = min(dcfg.closed_ratio * cal.open_ear, dcfg.closed_ear_max)

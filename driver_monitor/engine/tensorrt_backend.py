@@ -87,8 +87,8 @@ def _make_logger(trt: Any) -> Any:
             self.messages: list[str] = []
 
         def log(self, severity: Any, msg: str) -> None:
-            if severity <= trt.ILogger.Severity.WARNING:
-                self.messages.append(f"{severity.name}: {msg}")
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                self.messages.append(f"{getattr(severity, 'name', severity)}: {msg}")
 
     return _Logger()
 

@@ -1,0 +1,561 @@
+"""The dashboard window: live view, banner, panels, plots, events, replay controls, status bar.
+
+Results arrive from the worker thread through a queued signal and are only *stored* in the slot
+(latest result, plot samples, events, the session's rows for export); everything visible is
+redrawn by a QTimer at ``ui.redraw_fps`` from the latest result, so a slow redraw never holds up
+inference and a fast source never floods the painter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PyQt6.QtCore import QRect, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QColor, QKeySequence, QPainter, QPen
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+                             QMessageBox, QPushButton, QSlider, QSplitter, QStyle, QStyleOptionSlider,
+                             QTabWidget, QVBoxLayout, QWidget)
+
+from ..config import Config
+from ..types import NUM_LANDMARKS, Event, Face, Frame, FrameResult, Level
+from .alerts_ui import AlertBanner, AlertSound, EventList, banner_for, event_key, level_colour
+from .panels import AUPanel, DriverStatePanel, EmotionPanel
+from .plots import SignalPlots
+from .video_view import OVERLAY_LABELS, OVERLAYS, VideoView
+from .worker import SPEEDS, PlaybackState, SessionInfo, SessionWorker, WorkerError, start_worker
+
+MAX_STORED_RESULTS = 200_000  # rows kept for export (about 1 h 50 min at 30 fps, ~3 kB each)
+_NO_LANDMARKS = np.zeros((NUM_LANDMARKS, 3), np.float32)
+_NO_LANDMARKS.flags.writeable = False
+_PIXEL = np.zeros((1, 1, 3), np.uint8)
+
+
+def strip_for_export(r: FrameResult) -> FrameResult:
+    """The result without its pixels, mesh and crop (what frames.csv needs, ~3 kB instead of ~1 MB).
+
+    The frame keeps its shape (a zero-stride view of one pixel), the face its box.
+    """
+    img = r.frame.image
+    shape = img.shape if img.ndim == 3 else img.shape + (3,)
+    frame = Frame(np.broadcast_to(_PIXEL, shape), r.frame.index, r.frame.time_s)
+    face = Face(r.face.bbox, _NO_LANDMARKS, r.face.score) if r.face is not None else None
+    return dataclasses.replace(r, frame=frame, face=face, aligned=None)
+
+
+def speed_label(speed: float | None) -> str:
+    return "max" if speed is None else f"{speed:g}x"
+
+
+class EventSlider(QSlider):
+    """Seek slider with the session's events marked as coloured ticks above the groove."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.marks: list[tuple[int, int, str]] = []  # (start_frame, end_frame, colour)
+        self.setMinimumHeight(28)
+
+    def set_marks(self, marks: list[tuple[int, int, str]]) -> None:
+        self.marks = marks
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self.marks or self.maximum() <= self.minimum():
+            return
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        groove = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                             QStyle.SubControl.SC_SliderGroove, self)
+        span = max(1, self.maximum() - self.minimum())
+        p = QPainter(self)
+        for start, end, colour in self.marks:
+            x0 = groove.left() + groove.width() * (start - self.minimum()) / span
+            x1 = groove.left() + groove.width() * (end - self.minimum()) / span
+            p.setPen(QPen(QColor(colour), 1))
+            p.setBrush(QColor(colour))
+            p.drawRect(QRect(int(x0), 1, max(2, int(x1 - x0)), 6))
+        p.end()
+
+
+class MainWindow(QMainWindow):
+    """The dashboard. ``source``: camera index, file path or URL (None: open nothing yet).
+
+    ``factory`` / ``open_source`` are passed to the worker (tests inject fakes; the defaults are
+    the real Pipeline with the configured engine, and capture.open_source).
+    """
+
+    sessionEnded = pyqtSignal(str)
+
+    def __init__(self, cfg: Config, source: Any = None, *, factory_maker: Callable[[Config], Any] | None = None,
+                 open_source: Callable[..., Any] | None = None, start_paused: bool = False,
+                 speed: float | None = 1.0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._factory_maker = factory_maker
+        self._open_source = open_source
+        self._start_paused = start_paused
+        self.setWindowTitle("driver-monitor")
+        self.resize(1400, 900)
+
+        self.worker: SessionWorker | None = None
+        self.thread = None
+        self.info: SessionInfo | None = None
+        self.source_spec: Any = None
+        self.playback_state = PlaybackState(paused=start_paused, at_end=False, speed=speed)
+        self.speed = speed
+        self.latest: FrameResult | None = None
+        self.latest_t_read = 0.0
+        self.displayed: FrameResult | None = None
+        self.session_results: dict[int, FrameResult] = {}
+        self.session_events: dict[tuple[str, float], Event] = {}
+        self.errors: list[WorkerError] = []
+        self.ended_reason: str | None = None
+        self._arrivals: deque[float] = deque(maxlen=60)
+        self.latency_ms = math.nan
+        self.processing_fps = math.nan
+        self._marks_dirty = False
+        self._slider_dragging = False
+
+        self._build_ui()
+        self._build_actions()
+        self.timer = QTimer(self)
+        self.timer.setInterval(max(1, int(round(1000.0 / cfg.ui.redraw_fps))))
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+        if source is not None:
+            self.start_session(source)
+
+    # ================================================================== layout
+
+    def _build_ui(self) -> None:
+        cfg = self.cfg
+        self.banner = AlertBanner()
+        self.video = VideoView()
+        self.state_panel = DriverStatePanel()
+        self.state_panel.calibrateRequested.connect(self.calibrate_now)
+        self.emotion_panel = EmotionPanel()
+        self.au_panel = AUPanel()
+        self.event_list = EventList()
+        self.event_list.eventActivated.connect(self.jump_to_event)
+        self.plots = SignalPlots(cfg)
+        self.sound = AlertSound(enabled=cfg.ui.sound)
+
+        # replay controls
+        self.play_button = QPushButton("Play")
+        self.play_button.clicked.connect(self.toggle_pause)
+        self.back_button = QPushButton("◀|")
+        self.back_button.setToolTip("Previous frame (Left)")
+        self.back_button.clicked.connect(lambda: self.step(-1))
+        self.fwd_button = QPushButton("|▶")
+        self.fwd_button.setToolTip("Next frame (Right)")
+        self.fwd_button.clicked.connect(lambda: self.step(1))
+        self.slider = EventSlider()
+        self.slider.setRange(0, 0)
+        self.slider.sliderPressed.connect(self._slider_pressed)
+        self.slider.sliderReleased.connect(self._slider_released)
+        self.slider.actionTriggered.connect(self._slider_action)
+        self.time_label = QLabel("0.00 s")
+        self.time_label.setMinimumWidth(150)
+        self.speed_box = QComboBox()
+        for s in SPEEDS:
+            self.speed_box.addItem(speed_label(s), s)
+        self.speed_box.setCurrentIndex(SPEEDS.index(self.speed) if self.speed in SPEEDS else 2)
+        self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(self.speed_box.itemData(i)))
+        for w in (self.play_button, self.back_button, self.fwd_button, self.slider, self.speed_box):
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        controls = QHBoxLayout()
+        for w in (self.play_button, self.back_button, self.fwd_button):
+            controls.addWidget(w)
+        controls.addWidget(self.slider, 1)
+        controls.addWidget(self.time_label)
+        controls.addWidget(QLabel("speed"))
+        controls.addWidget(self.speed_box)
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.banner)
+        lv.addWidget(self.video, 1)
+        lv.addLayout(controls)
+
+        tabs = QTabWidget()
+        face_tab = QWidget()
+        fv = QVBoxLayout(face_tab)
+        fv.addWidget(self.emotion_panel)
+        fv.addWidget(self.au_panel)
+        fv.addStretch(1)
+        tabs.addTab(face_tab, "Emotion && AUs")
+        tabs.addTab(self.event_list, "Events")
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.state_panel)
+        rv.addWidget(tabs, 1)
+        self.tabs = tabs
+
+        left_split = QSplitter(Qt.Orientation.Vertical)
+        left_split.addWidget(left)
+        left_split.addWidget(self.plots)
+        left_split.setSizes([520, 380])
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(left_split)
+        main.addWidget(right)
+        main.setSizes([1000, 400])
+        self.setCentralWidget(main)
+
+        sb = self.statusBar()
+        self.status_source = QLabel("no source")
+        self.status_backend = QLabel("backend: –")
+        self.status_fps = QLabel("– fps")
+        self.status_latency = QLabel("latency – ms")
+        self.status_sound = QLabel("")
+        self.status_record = QLabel("")
+        for w in (self.status_source, self.status_backend, self.status_fps, self.status_latency,
+                  self.status_sound, self.status_record):
+            sb.addPermanentWidget(w)
+        self._set_replay_enabled(False)
+
+    def _build_actions(self) -> None:
+        def act(menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
+                checkable: bool = False, checked: bool = False) -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setCheckable(checkable)
+            if checkable:
+                a.setChecked(checked)
+                a.toggled.connect(slot)
+            else:
+                a.triggered.connect(slot)
+            menu.addAction(a)
+            self.addAction(a)
+            return a
+
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        act(f, "Open video file…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        act(f, "Open camera or stream…", self.open_camera_dialog)
+        f.addSeparator()
+        self.record_action = act(f, "Record results to folder…", self.toggle_recording_dialog, "Ctrl+R")
+        act(f, "Export session results…", self.export_dialog, "Ctrl+E")
+        f.addSeparator()
+        act(f, "Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        pb = mb.addMenu("&Playback")
+        self.play_action = act(pb, "Play / pause", self.toggle_pause, "Space")
+        act(pb, "Next frame", lambda: self.step(1), "Right")
+        act(pb, "Previous frame", lambda: self.step(-1), "Left")
+        act(pb, "Forward 5 s", lambda: self.seek_seconds(5.0), "Shift+Right")
+        act(pb, "Back 5 s", lambda: self.seek_seconds(-5.0), "Shift+Left")
+        act(pb, "Forward 30 s", lambda: self.seek_seconds(30.0), "Up")
+        act(pb, "Back 30 s", lambda: self.seek_seconds(-30.0), "Down")
+
+        v = mb.addMenu("&View")
+        self.overlay_actions: dict[str, QAction] = {}
+        for name in OVERLAYS:
+            self.overlay_actions[name] = act(v, OVERLAY_LABELS[name], lambda on, n=name: self.video.set_overlay(n, on),
+                                             checkable=True, checked=True)
+        v.addSeparator()
+        act(v, "Full screen", self.toggle_full_screen, "F")
+
+        d = mb.addMenu("&Driver")
+        act(d, "Calibrate now", self.calibrate_now, "C")
+        self.mute_action = act(d, "Mute alerts", lambda on: self.sound.set_muted(on), "M", checkable=True)
+        self.sound.mutedChanged.connect(self._muted_changed)
+        self._muted_changed(False)
+
+    # ================================================================== session
+
+    def start_session(self, source: Any, *, start_paused: bool | None = None) -> None:
+        """Stop the current session (if any) and start one on ``source``."""
+        self.stop_session()
+        self.source_spec = source
+        self.info = None
+        self.latest = self.displayed = None
+        self.session_results.clear()
+        self.session_events.clear()
+        self.event_list.clear_events()
+        self.slider.set_marks([])
+        self.plots.reset()
+        self.sound.reset()
+        self.ended_reason = None
+        self._arrivals.clear()
+        self.status_source.setText(f"opening {source}")
+        factory = self._factory_maker(self.cfg) if self._factory_maker else None
+        paused = self._start_paused if start_paused is None else start_paused
+        self.worker = SessionWorker(self.cfg, source, factory=factory, open_source=self._open_source,
+                                    start_paused=paused, speed=self.speed)
+        self.worker.opened.connect(self._on_opened)
+        self.worker.result.connect(self._on_result)
+        self.worker.events.connect(self._on_events)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.playback.connect(self._on_playback)
+        self.worker.ended.connect(self._on_ended)
+        self.thread = start_worker(self.worker)
+
+    def stop_session(self, timeout_s: float = 2.0) -> bool:
+        """Stop the worker and wait (at most ``timeout_s``) until it has closed the source."""
+        worker, thread = self.worker, self.thread
+        if worker is None:
+            return True
+        worker.request_stop()
+        ok = worker.stopped.wait(timeout_s)
+        if thread is not None:
+            thread.quit()
+            ok = thread.wait(max(1, int(1000 * timeout_s))) and ok
+        if ok:
+            self.worker = self.thread = None
+        return ok
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.timer.stop()
+        self.stop_session(2.0)
+        super().closeEvent(event)
+
+    # ================================================================== worker signals
+
+    def _on_opened(self, info: SessionInfo) -> None:
+        self.info = info
+        self.status_source.setText(info.source)
+        self.status_backend.setText(f"backend: {info.backend}")
+        if info.emotion_names and tuple(info.emotion_names) != tuple(self.emotion_panel.bars):
+            pass  # panels are built for the shared EMOTIONS / AUS order; other names show as '–'
+        self._set_replay_enabled(not info.is_live)
+        if info.frame_count:
+            self.slider.setRange(0, max(0, info.frame_count - 1))
+        self.record_action.setEnabled(True)
+
+    def _on_result(self, r: FrameResult, t_read: float) -> None:
+        self.latest = r
+        self.latest_t_read = t_read
+        self._arrivals.append(time.perf_counter())
+        self.plots.append(r)
+        if r.camera_ok and len(self.session_results) < MAX_STORED_RESULTS:
+            self.session_results[r.index] = strip_for_export(r)
+        if r.events:
+            self._on_events(r.events)
+
+    def _on_events(self, events) -> None:
+        for ev in events:
+            key = event_key(ev)
+            old = self.session_events.get(key)
+            if old is not None and old.end_s is not None and ev.end_s is None:
+                continue
+            self.session_events[key] = ev
+        if self.event_list.add_events(events):
+            self._marks_dirty = True
+
+    def _on_failed(self, err: WorkerError) -> None:
+        self.errors.append(err)
+        live_spec = isinstance(self.source_spec, int) or (isinstance(self.source_spec, str) and (
+            self.source_spec.strip().isdigit() or "://" in self.source_spec))
+        if err.stage == "open" and err.is_source_error and live_spec:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Camera not available",
+                              f"{err.message}\n\nOpen a recorded video file instead?",
+                              QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
+            box.finished.connect(lambda code: self.open_file_dialog() if code == QMessageBox.StandardButton.Open else None)
+            box.open()
+            self.offer_file_box = box
+            return
+        title = {"open": "Cannot start", "run": "Processing stopped", "source": "Video source",
+                 "record": "Recording"}.get(err.stage, "Error")
+        box = QMessageBox(QMessageBox.Icon.Critical if err.fatal else QMessageBox.Icon.Warning, title,
+                          err.message, QMessageBox.StandardButton.Ok, self)
+        if err.details:
+            box.setDetailedText(err.details)
+        box.open()  # not exec(): the window keeps running
+        self.error_box = box
+
+    def _on_playback(self, st: PlaybackState) -> None:
+        self.playback_state = st
+        self.play_button.setText("Play" if (st.paused or st.at_end) else "Pause")
+        self.status_record.setText(f"● recording to {st.recording}" if st.recording else "")
+        self.record_action.setText("Stop recording" if st.recording else "Record results to folder…")
+
+    def _on_ended(self, reason: str) -> None:
+        self.ended_reason = reason
+        if self.info is not None and self.info.is_live:
+            self.status_source.setText(f"{self.info.source} (ended: {reason})")
+        self.sessionEnded.emit(reason)
+
+    # ================================================================== drawing
+
+    def redraw(self) -> None:
+        """Timer tick: draw the latest result if it is new."""
+        if self._marks_dirty:
+            self._update_marks()
+        r = self.latest
+        if r is None or r is self.displayed:
+            if r is None:
+                self.banner.show_spec(banner_for(None, self.info.backend if self.info else "",
+                                                 ended=self.ended_reason))
+            return
+        self.displayed = r
+        backend = self.info.backend if self.info else ""
+        engine_running = backend not in ("", "none")
+        self.video.show_result(r)
+        self.banner.show_spec(banner_for(r, backend))
+        self.state_panel.show_result(r)
+        self.emotion_panel.show_result(r, engine_running)
+        self.au_panel.show_result(r, engine_running)
+        self.plots.refresh()
+        self.sound.on_level(r.state.level, r.time_s)
+        if not self._slider_dragging and self.slider.maximum() > 0:
+            self.slider.blockSignals(True)
+            self.slider.setValue(max(0, r.index))
+            self.slider.blockSignals(False)
+        total = f" / {self.info.frame_count / self.info.fps:.2f}" if self.info and self.info.frame_count else ""
+        self.time_label.setText(f"{r.time_s:.2f}{total} s  #{r.index}")
+        self.latency_ms = (time.perf_counter() - self.latest_t_read) * 1e3
+        a = self._arrivals
+        self.processing_fps = (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else math.nan
+        pipe = r.timings_ms.get("total")
+        cap = f" (pipeline {pipe:.0f} ms = {1000.0 / pipe:.0f} fps max)" if pipe else ""
+        self.status_fps.setText(f"{self.processing_fps:.1f} fps{cap}" if not math.isnan(self.processing_fps) else "– fps")
+        self.status_latency.setText(f"latency {self.latency_ms:.0f} ms")
+
+    def _update_marks(self) -> None:
+        self._marks_dirty = False
+        fps = self.info.fps if self.info else 30.0
+        marks = []
+        for ev in self.session_events.values():
+            if ev.type == "blink":
+                continue
+            start = ev.start_frame if ev.start_frame is not None else int(ev.start_s * fps)
+            end = ev.end_frame if ev.end_frame is not None else (
+                int(ev.end_s * fps) if ev.end_s is not None else (self.latest.index if self.latest else start))
+            colour = level_colour(ev.level)[0] if ev.level > Level.NONE else "#9e9e9e"
+            marks.append((start, max(start, end), colour))
+        self.slider.set_marks(marks)
+
+    def _muted_changed(self, muted: bool) -> None:
+        if self.mute_action.isChecked() != muted:
+            self.mute_action.setChecked(muted)
+        if not self.cfg.ui.sound:
+            self.status_sound.setText("sound off (ui.sound)")
+        else:
+            self.status_sound.setText("sound muted (M)" if muted else "sound on (M)")
+
+    def _set_replay_enabled(self, on: bool) -> None:
+        for w in (self.back_button, self.fwd_button, self.slider, self.speed_box):
+            w.setEnabled(on)
+        self.play_button.setEnabled(on)
+
+    # ================================================================== controls
+
+    def toggle_pause(self) -> None:
+        if self.worker is not None and self.info is not None and not self.info.is_live:
+            if self.playback_state.at_end:
+                self.worker.seek(0)
+                self.worker.play()
+            else:
+                self.worker.toggle_pause()
+
+    def step(self, n: int) -> None:
+        if self.worker is not None and self.info is not None and not self.info.is_live:
+            self.worker.step(n)
+
+    def seek(self, index: int) -> None:
+        if self.worker is not None and self.info is not None and not self.info.is_live:
+            self.worker.seek(index)
+
+    def seek_seconds(self, delta_s: float) -> None:
+        if self.info is None or self.latest is None:
+            return
+        self.seek(max(0, int(round(self.latest.index + delta_s * self.info.fps))))
+
+    def set_speed(self, speed: float | None) -> None:
+        self.speed = speed
+        if self.worker is not None:
+            self.worker.set_speed(speed)
+
+    def jump_to_event(self, ev: Event) -> None:
+        fps = self.info.fps if self.info else 30.0
+        self.seek(ev.start_frame if ev.start_frame is not None else int(round(ev.start_s * fps)))
+
+    def calibrate_now(self) -> None:
+        if self.worker is not None:
+            self.worker.calibrate_now()
+
+    def toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def _slider_pressed(self) -> None:
+        self._slider_dragging = True
+
+    def _slider_released(self) -> None:
+        self._slider_dragging = False
+        self.seek(self.slider.value())
+
+    def _slider_action(self, action: int) -> None:
+        if not self._slider_dragging and action != QSlider.SliderAction.SliderMove.value:
+            QTimer.singleShot(0, lambda: self.seek(self.slider.value()))
+
+    # ================================================================== files, recording, export
+
+    def open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a recorded drive", "",
+                                              "Videos (*.mp4 *.avi *.mov *.mkv *.m4v *.webm);;All files (*)")
+        if path:
+            self.start_session(path)
+
+    def open_camera_dialog(self) -> None:
+        text, ok = QInputDialog.getText(self, "Open camera or stream", "Camera index (0, 1, …) or stream URL:",
+                                        text=str(self.cfg.capture.source))
+        if ok and text.strip():
+            t = text.strip()
+            self.start_session(int(t) if t.isdigit() else t)
+
+    def toggle_recording_dialog(self) -> None:
+        if self.worker is None:
+            return
+        if self.playback_state.recording:
+            self.worker.stop_recording()
+            return
+        path = QFileDialog.getExistingDirectory(self, "Record results into folder")
+        if path:
+            self.worker.start_recording(path)
+
+    def export_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Export session results into folder")
+        if path:
+            try:
+                summary = self.export_results(path)
+            except Exception as exc:  # noqa: BLE001 - shown, not raised into Qt
+                QMessageBox.warning(self, "Export failed", str(exc))
+                return
+            self.statusBar().showMessage(f"exported {summary.get('frames', 0)} frames to {path}", 8000)
+
+    def export_results(self, out_dir: str | Path) -> dict:
+        """Write the session's results as ``analyze`` does: frames.csv, events.jsonl, summary.json.
+
+        Rows are the frames analysed in this session (every replayed frame once, the latest pass
+        wins), in frame order; events are the session's ended events, in start order.
+        """
+        from ..recording import ResultWriter
+
+        info = self.info
+        writer = ResultWriter(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
+                              au_names=info.au_names if info else ())
+        for idx in sorted(self.session_results):
+            writer.write(dataclasses.replace(self.session_results[idx], events=()))
+        ended = sorted((e for e in self.session_events.values() if e.end_s is not None), key=lambda e: e.start_s)
+        writer.write_events(ended)
+        n = len(self.session_results)
+        complete = bool(info and info.frame_count and n >= info.frame_count)
+        return writer.close({
+            "source": info.source if info else str(self.source_spec),
+            "source_fps": info.fps if info else None,
+            "backend": info.backend if info else "none",
+            "exported_from": "dashboard session",
+            "complete": complete,
+            **({} if complete else {"reason": f"the session analysed {n} of "
+                                              f"{info.frame_count if info and info.frame_count else 'unknown'} frames"}),
+            "config": self.cfg.to_dict(),
+        })

@@ -1,0 +1,183 @@
+"""Side panels: driver state (levels, PERCLOS, blink rate, timers, calibration), emotions, AUs.
+
+Each panel has ``show_result(result)`` and keeps what it displays in plain attributes / widget
+text, so tests read the panel rather than pixels.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton,
+                             QVBoxLayout)
+
+from ..preprocess import AU_DESCRIPTIONS, AUS, EMOTIONS
+from ..types import FrameResult, Level, Status
+from .alerts_ui import LEVEL_COLOURS, level_colour
+
+
+def _fmt(v: float, spec: str, none: str = "–") -> str:
+    return none if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def au_label(name: str) -> str:
+    """'AU12' -> 'AU12 lip corner puller' (the name alone when it has no description)."""
+    desc = AU_DESCRIPTIONS.get(name)
+    return f"{name} {desc}" if desc else name
+
+
+class LevelLabel(QLabel):
+    """A label whose colour follows an alert level."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("–", parent)
+        self.level: Level | None = None
+        self.set_level(Level.NONE)
+
+    def set_level(self, level: Level, text: str | None = None) -> None:
+        text = text if text is not None else str(level).upper()
+        if level == self.level and text == self.text():
+            return
+        self.level = level
+        bg, fg = level_colour(level)
+        self.setText(text)
+        self.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; padding: 2px 8px; "
+                           f"border-radius: 3px; font-weight: bold; }}")
+
+
+class DriverStatePanel(QGroupBox):
+    """Drowsiness / distraction levels, PERCLOS, blink rate, timers, calibration + 'calibrate now'."""
+
+    calibrateRequested = pyqtSignal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Driver state", parent)
+        form = QFormLayout(self)
+        self.drowsiness = LevelLabel()
+        self.distraction = LevelLabel()
+        self.status = QLabel("–")
+        self.perclos = QLabel("–")
+        self.blink_rate = QLabel("–")
+        self.eyes_closed = QLabel("–")
+        self.off_road = QLabel("–")
+        self.yawns = QLabel("–")
+        self.calibration = QProgressBar()
+        self.calibration.setRange(0, 100)
+        self.calibration.setTextVisible(True)
+        self.calibrate_button = QPushButton("Calibrate now (C)")
+        self.calibrate_button.setToolTip("Restart learning this driver's neutral head pose and open-eye EAR")
+        self.calibrate_button.clicked.connect(self.calibrateRequested)
+        form.addRow("Drowsiness", self.drowsiness)
+        form.addRow("Distraction", self.distraction)
+        form.addRow("Status", self.status)
+        form.addRow("PERCLOS", self.perclos)
+        form.addRow("Blink rate", self.blink_rate)
+        form.addRow("Eyes closed", self.eyes_closed)
+        form.addRow("Eyes off road", self.off_road)
+        form.addRow("Yawns", self.yawns)
+        form.addRow("Calibration", self.calibration)
+        form.addRow(self.calibrate_button)
+        self.updates = 0
+
+    def show_result(self, r: FrameResult | None) -> None:
+        if r is None:
+            return
+        st = r.state
+        self.drowsiness.set_level(st.drowsiness)
+        self.distraction.set_level(st.distraction)
+        self.status.setText(str(st.status).replace("_", " "))
+        self.perclos.setText(_fmt(st.perclos, ".1%", "– (collecting)"))
+        self.blink_rate.setText(f"{_fmt(st.blink_rate_per_min, '.1f')} /min ({st.blink_count} blinks)")
+        self.eyes_closed.setText(f"{st.eyes_closed_s:.1f} s" if st.eyes_closed else "open")
+        self.off_road.setText(f"{st.off_road_s:.1f} s" if st.off_road else "on road")
+        self.yawns.setText(f"{st.yawn_count}" + ("  (yawning)" if st.yawning else ""))
+        if st.calibrated:
+            self.calibration.setValue(100)
+            self.calibration.setFormat(f"calibrated: open EAR {_fmt(st.open_ear, '.3f')}, "
+                                       f"yaw {st.neutral_yaw_deg:+.0f}°, pitch {st.neutral_pitch_deg:+.0f}°")
+        else:
+            self.calibration.setValue(int(round(100 * max(0.0, min(1.0, st.calibration_progress)))))
+            what = "calibrating" if st.status == Status.CALIBRATING else "not calibrated (defaults)"
+            self.calibration.setFormat(f"{what} %p%")
+        self.updates += 1
+
+
+class _BarsPanel(QGroupBox):
+    """A titled column of named 0..1 bars with a 'no engine' note when there are no values."""
+
+    def __init__(self, title: str, names: Sequence[str], labels: Sequence[str], parent=None) -> None:
+        super().__init__(title, parent)
+        lay = QVBoxLayout(self)
+        self.headline = QLabel("no engine")
+        self.headline.setStyleSheet("font-weight: bold;")
+        lay.addWidget(self.headline)
+        grid = QGridLayout()
+        lay.addLayout(grid)
+        self.bars: dict[str, QProgressBar] = {}
+        for i, (name, label) in enumerate(zip(names, labels)):
+            grid.addWidget(QLabel(label), i, 0)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setTextVisible(True)
+            bar.setFormat("–")
+            bar.setMaximumHeight(16)
+            grid.addWidget(bar, i, 1)
+            self.bars[name] = bar
+        self.values: dict[str, float] | None = None
+        self.no_engine_text = "no engine"
+
+    def _set_values(self, values: Mapping[str, float] | None) -> None:
+        if not values:
+            if self.values is not None or self.headline.text() != self.no_engine_text:
+                for bar in self.bars.values():
+                    bar.setValue(0)
+                    bar.setFormat("–")
+                self.headline.setText(self.no_engine_text)
+            self.values = None
+            return
+        self.values = {k: float(v) for k, v in values.items()}
+        for name, bar in self.bars.items():
+            v = values.get(name)
+            if v is None:
+                bar.setValue(0)
+                bar.setFormat("–")
+            else:
+                bar.setValue(int(round(1000 * max(0.0, min(1.0, float(v))))))
+                bar.setFormat(f"{float(v):.2f}")
+
+
+class EmotionPanel(_BarsPanel):
+    """Smoothed emotion probabilities with the dominant emotion."""
+
+    def __init__(self, names: Sequence[str] = EMOTIONS, parent=None) -> None:
+        super().__init__("Emotion", names, names, parent)
+        self.dominant: str | None = None
+
+    def show_result(self, r: FrameResult | None, engine_running: bool = True) -> None:
+        if r is None:
+            return
+        self.no_engine_text = "no face" if engine_running else "no engine"
+        self._set_values(r.emotion_probs)
+        self.dominant = r.emotion
+        if r.emotion_probs:
+            self.headline.setText(f"dominant: {r.emotion} ({r.emotion_probs[r.emotion]:.0%})")
+
+
+class AUPanel(_BarsPanel):
+    """Action-unit intensities named with their FACS descriptions ("AU12 lip corner puller")."""
+
+    def __init__(self, names: Sequence[str] = AUS, parent=None) -> None:
+        super().__init__("Action units", names, [au_label(n) for n in names], parent)
+
+    def show_result(self, r: FrameResult | None, engine_running: bool = True) -> None:
+        if r is None:
+            return
+        self.no_engine_text = "no face" if engine_running else "no engine"
+        self._set_values(r.aus)
+        if r.aus:
+            top = max(r.aus.items(), key=lambda kv: kv[1])
+            self.headline.setText(f"strongest: {au_label(top[0])} ({top[1]:.2f})")
+
+
+__all__ = ["DriverStatePanel", "EmotionPanel", "AUPanel", "LevelLabel", "au_label", "LEVEL_COLOURS"]

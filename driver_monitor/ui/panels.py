@@ -119,6 +119,7 @@ class _BarsPanel(QGroupBox):
             grid.addWidget(QLabel(label), i, 0)
             bar = QProgressBar()
             bar.setRange(0, 1000)
+            bar.setValue(0)
             bar.setTextVisible(True)
             bar.setFormat("–")
             bar.setMaximumHeight(16)

@@ -1,0 +1,132 @@
+"""Alert banner table, sound requests with mute, event list (synthetic results, offscreen Qt)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6.QtWidgets")
+
+from driver_monitor.types import DriverState, Event, Face, Frame, FrameResult, Level, Signals, Status  # noqa: E402
+from driver_monitor.ui.alerts_ui import (AlertBanner, AlertSound, BannerSpec, EventList,  # noqa: E402
+                                         backend_note, banner_for)
+
+pytestmark = pytest.mark.ui
+
+
+def make_face() -> Face:
+    lm = np.zeros((478, 3), np.float32)
+    lm[:, 0] = np.linspace(100, 200, 478)
+    lm[:, 1] = np.linspace(80, 220, 478)
+    return Face(np.array([100, 80, 200, 220], np.float32), lm)
+
+
+def make_signals(eyes_visible: bool = True) -> Signals:
+    return Signals(0.3, 0.3, 0.3, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, eyes_visible)
+
+
+def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, eyes_visible: bool = True,
+                **state) -> FrameResult:
+    st = DriverState(t_s=t, **state)
+    return FrameResult(frame=Frame(np.zeros((240, 320, 3), np.uint8), int(t * 30), t), camera_ok=camera_ok,
+                       state=st, face=make_face() if face else None, faces_count=int(face),
+                       signals=make_signals(eyes_visible) if face else None,
+                       smoothed=make_signals(eyes_visible) if face else None)
+
+
+@pytest.mark.parametrize("kwargs, colour, needle", [
+    (dict(), "ok", "driver attentive"),
+    (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info", "calibrating"),
+    (dict(face=False, status=Status.DRIVER_ABSENT), "degraded", "driver not visible"),
+    (dict(camera_ok=False, face=False, status=Status.CAMERA_LOST), "degraded", "camera lost"),
+    (dict(eyes_visible=False, status=Status.EYES_NOT_VISIBLE), "degraded", "eyes not visible"),
+    (dict(drowsiness=Level.WARNING, eyes_closed=True, eyes_closed_s=1.4), "warning", "DROWSINESS WARNING"),
+    (dict(drowsiness=Level.CRITICAL, eyes_closed=True, eyes_closed_s=2.5), "critical", "eyes closed 2.5 s"),
+    (dict(distraction=Level.WARNING, off_road=True, off_road_s=3.6), "warning", "DISTRACTION WARNING"),
+    # an alert outranks a degraded state
+    (dict(distraction=Level.CRITICAL, status=Status.EYES_NOT_VISIBLE, eyes_visible=False), "critical", "DISTRACTION"),
+])
+def test_banner_table(kwargs, colour, needle):
+    spec = banner_for(make_result(**kwargs), "tensorrt cuda fp16")
+    assert spec.colour == colour
+    assert needle in spec.text
+    assert "CPU" not in spec.text
+
+
+@pytest.mark.parametrize("backend, note", [
+    ("onnxruntime cpu fp32", "running on CPU: TensorRT not available"),
+    ("onnxruntime CPU fp32", "running on CPU: TensorRT not available"),
+    ("torch cpu fp32", "running on CPU: TensorRT not available"),
+    ("tensorrt cuda fp16", None),
+    ("onnxruntime cuda fp32", None),
+    ("none", "no engine: emotions and action units off"),
+])
+def test_backend_note(backend, note):
+    assert backend_note(backend) == note
+    text = banner_for(make_result(), backend).text
+    assert (note in text) if note else ("·" not in text)
+
+
+def test_banner_widget_colour_follows_level(qtbot):
+    b = AlertBanner()
+    qtbot.addWidget(b)
+    b.show_spec(banner_for(make_result(drowsiness=Level.CRITICAL), ""))
+    assert "#c62828" in b.styleSheet() and "DROWSINESS CRITICAL" in b.text()
+    b.show_spec(BannerSpec("driver attentive", "ok"))
+    assert "#1f7a3a" in b.styleSheet()
+
+
+@pytest.mark.parametrize("levels, expected_requests", [
+    ([0, 0, 0], 0),
+    ([0, 1, 1, 1], 1),          # one request on the rise, none while it holds
+    ([0, 1, 2, 2], 2),          # warning, then the step up to critical
+    ([0, 1, 0, 1], 2),          # a new rise sounds again
+])
+def test_sound_requests_on_rising_level(qtbot, levels, expected_requests):
+    s = AlertSound(enabled=True, repeat_critical_s=100.0)
+    with qtbot.waitSignals([s.soundRequested] * expected_requests, timeout=100) if expected_requests else _null():
+        for i, lv in enumerate(levels):
+            s.on_level(Level(lv), i * 0.1)
+    assert s.requests == expected_requests
+
+
+def test_critical_repeats_and_mute_keeps_requests_but_plays_nothing():
+    s = AlertSound(enabled=True, repeat_critical_s=2.0)
+    s.set_muted(True)
+    fired = [s.on_level(Level.CRITICAL, t) for t in np.arange(0.0, 5.01, 0.5)]
+    assert fired.count(True) == 3  # t = 0, 2, 4
+    assert s.requests == 3
+    assert s.played == 0
+    s.toggle_mute()
+    assert not s.muted
+
+
+def test_sound_fails_soft_without_audio_device():
+    s = AlertSound(enabled=True)
+    s.on_level(Level.WARNING, 0.0)
+    assert s.requests == 1
+    # this machine has no audio device: either it played (a device exists) or it says why not
+    assert s.played == 1 or (s.available is False and s.unavailable_reason)
+
+
+def test_event_list_replaces_start_with_end_and_click_emits(qtbot):
+    lst = EventList()
+    qtbot.addWidget(lst)
+    start = Event("microsleep", Level.WARNING, 2.0, None, 60)
+    end = Event("microsleep", Level.CRITICAL, 2.0, 4.5, 60, 135)
+    lst.add_events([start, Event("blink", Level.NONE, 1.0, 1.2, 30, 36)])
+    assert lst.count() == 1  # blinks are not listed
+    lst.add_events([end])
+    assert lst.count() == 1 and "4.50" in lst.item(0).text() and "critical" in lst.item(0).text()
+    lst.add_events([start])  # a replayed start does not undo the end
+    assert "4.50" in lst.item(0).text()
+    with qtbot.waitSignal(lst.eventActivated, timeout=500) as sig:
+        lst.itemClicked.emit(lst.item(0))
+    assert sig.args[0] == end
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,175 @@
+"""Panels, plots buffer, video view helpers (synthetic results, offscreen Qt)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6.QtWidgets")
+
+from driver_monitor.config import Config  # noqa: E402
+from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
+from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status  # noqa: E402
+from driver_monitor.ui.main_window import strip_for_export  # noqa: E402
+from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label  # noqa: E402
+from driver_monitor.ui.plots import RollingBuffer, SignalPlots  # noqa: E402
+from driver_monitor.ui.video_view import VideoView, head_pose_axes, qimage_view  # noqa: E402
+
+from .test_ui_alerts import make_result  # noqa: E402
+
+pytestmark = pytest.mark.ui
+
+
+def with_engine(r: FrameResult, top: str = "happiness") -> FrameResult:
+    probs = {n: 0.02 for n in EMOTIONS}
+    probs[top] = 1.0 - 0.02 * (len(EMOTIONS) - 1)
+    aus = {n: 0.1 for n in AUS}
+    aus["AU12"] = 0.9
+    import dataclasses
+
+    return dataclasses.replace(r, emotion_probs=probs, aus=aus)
+
+
+@pytest.mark.parametrize("name, label", [
+    ("AU12", "AU12 lip corner puller"),
+    ("AU45", "AU45 blink / eye closure"),
+    ("AU1", "AU1 inner brow raiser"),
+    ("AU99", "AU99"),
+])
+def test_au_label(name, label):
+    assert au_label(name) == label
+
+
+def test_emotion_and_au_panels_show_no_engine_then_values(qtbot):
+    emo, au = EmotionPanel(), AUPanel()
+    qtbot.addWidget(emo)
+    qtbot.addWidget(au)
+    r = make_result()
+    emo.show_result(r, engine_running=False)
+    au.show_result(r, engine_running=False)
+    assert emo.headline.text() == "no engine" and au.headline.text() == "no engine"
+    assert emo.values is None and all(b.value() == 0 for b in emo.bars.values())
+    emo.show_result(with_engine(r, "surprise"))
+    au.show_result(with_engine(r))
+    assert emo.dominant == "surprise" and "dominant: surprise" in emo.headline.text()
+    assert emo.bars["surprise"].value() > 800 and emo.bars["neutral"].value() < 50
+    assert "AU12 lip corner puller" in au.headline.text()
+    assert au.bars["AU12"].value() == 900
+    # a frame with no face while the engine runs: bars clear, says so
+    emo.show_result(make_result(face=False), engine_running=True)
+    assert emo.headline.text() == "no face" and emo.values is None
+
+
+@pytest.mark.parametrize("state, field, text", [
+    (dict(drowsiness=Level.CRITICAL), "drowsiness", "CRITICAL"),
+    (dict(distraction=Level.WARNING), "distraction", "WARNING"),
+    (dict(perclos=0.213), "perclos", "21.3%"),
+    (dict(perclos=math.nan), "perclos", "collecting"),
+    (dict(blink_rate_per_min=14.0, blink_count=7), "blink_rate", "14.0 /min (7 blinks)"),
+    (dict(eyes_closed=True, eyes_closed_s=1.25), "eyes_closed", "1.2 s"),
+    (dict(off_road=True, off_road_s=3.5), "off_road", "3.5 s"),
+    (dict(yawn_count=2, yawning=True), "yawns", "2  (yawning)"),
+])
+def test_state_panel_fields(qtbot, state, field, text):
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    p.show_result(make_result(**state))
+    assert text in getattr(p, field).text()
+
+
+def test_state_panel_calibration_and_button(qtbot):
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    p.show_result(make_result(status=Status.CALIBRATING, calibration_progress=0.42))
+    assert p.calibration.value() == 42 and "calibrating" in p.calibration.format()
+    p.show_result(make_result(calibrated=True, open_ear=0.31, neutral_yaw_deg=4.0))
+    assert p.calibration.value() == 100 and "0.310" in p.calibration.format()
+    with qtbot.waitSignal(p.calibrateRequested, timeout=500):
+        p.calibrate_button.click()
+
+
+@pytest.mark.parametrize("capacity, n, first, last", [(5, 3, 0.0, 2.0), (5, 5, 0.0, 4.0), (5, 12, 7.0, 11.0)])
+def test_rolling_buffer_keeps_the_newest_in_order(capacity, n, first, last):
+    b = RollingBuffer(capacity, 2)
+    for i in range(n):
+        b.append(float(i), [i, -i])
+    t, v = b.view()
+    assert len(t) == min(n, capacity) and t[0] == first and t[-1] == last
+    assert np.all(np.diff(t) > 0) and np.array_equal(v[:, 0], t)
+
+
+def test_rolling_buffer_clears_when_time_goes_back():
+    b = RollingBuffer(10, 1)
+    for t in (1.0, 2.0, 3.0):
+        b.append(t, [t])
+    b.append(0.5, [0.5])  # replay seek backwards
+    t, _ = b.view()
+    assert t.tolist() == [0.5]
+
+
+def test_plots_draw_thresholds_from_config(qtbot):
+    cfg = Config()
+    p = SignalPlots(cfg)
+    qtbot.addWidget(p)
+    assert p.lines["perclos_warning"].value() == cfg.drowsiness.perclos_warning
+    assert p.lines["perclos_critical"].value() == cfg.drowsiness.perclos_critical
+    assert p.lines["yawn"].value() == cfg.drowsiness.yawn_mar
+    assert not p.refresh()  # nothing new: no redraw
+    for i in range(10):
+        p.append(make_result(t=i / 30, calibrated=True, neutral_yaw_deg=5.0, closed_ear_threshold=0.19))
+    assert p.refresh()
+    assert p.lines["yaw_hi"].value() == pytest.approx(5.0 + cfg.distraction.yaw_limit_deg)
+    assert p.lines["ear_closed"].value() == pytest.approx(0.19)
+    x, y = p.curves["ear"].getData()
+    assert len(x) == 10 and np.allclose(y, 0.3)
+
+
+@pytest.mark.parametrize("yaw, pitch, roll, axis, expect", [
+    (0, 0, 0, 2, (0.0, 0.0)),        # looking into the camera: forward axis points at the viewer
+    (30, 0, 0, 2, (0.5, 0.0)),       # yaw > 0: the face turns towards the image's right
+    (-30, 0, 0, 2, (-0.5, 0.0)),
+    (0, 30, 0, 2, (0.0, -0.5)),      # pitch > 0: chin up, forward axis goes up (y down)
+    (0, 0, 0, 1, (0.0, -1.0)),       # the head's up axis points up
+    (0, 0, 90, 0, (0.0, 1.0)),       # roll > 0 is clockwise: the x axis turns downwards
+])
+def test_head_pose_axes_follow_the_sign_conventions(yaw, pitch, roll, axis, expect):
+    got = head_pose_axes(yaw, pitch, roll)[axis]
+    assert got == pytest.approx(expect, abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(120, 160, 3), (120, 160)])
+def test_qimage_wraps_the_frame_without_copy(shape):
+    arr = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    qimg, kept = qimage_view(arr)
+    assert kept is arr  # contiguous frames are not copied
+    assert (qimg.width(), qimg.height()) == (160, 120)
+    ptr = qimg.constBits()
+    assert int(ptr) == arr.ctypes.data  # the QImage reads the numpy buffer itself
+
+
+def test_video_view_draws_frames_and_overlays(qtbot):
+    v = VideoView()
+    qtbot.addWidget(v)
+    v.resize(400, 300)
+    v.show()
+    r = make_result(eyes_closed=True, eyes_closed_s=1.0)
+    v.show_result(r)
+    img = v.grab().toImage()
+    assert v.frames_drawn >= 1
+    for name in ("face_box", "mesh", "head_pose", "gaze", "eye_state"):
+        v.set_overlay(name, False)
+    blank = v.grab().toImage()
+    assert img != blank  # overlays changed pixels; off, only the (black) frame is left
+    with pytest.raises(KeyError):
+        v.set_overlay("nope", True)
+
+
+def test_strip_for_export_keeps_what_the_csv_needs():
+    r = make_result()
+    s = strip_for_export(r)
+    assert s.frame.image.shape == r.frame.image.shape and s.frame.image.strides[:2] == (0, 0)
+    assert s.face is not None and np.array_equal(s.face.bbox, r.face.bbox)
+    assert s.smoothed == r.smoothed and s.state == r.state and s.aligned is None
+    grey = FrameResult(frame=Frame(np.zeros((10, 12), np.uint8), 3, 0.1), camera_ok=True, state=DriverState(0.1))
+    assert strip_for_export(grey).frame.width == 12

@@ -141,6 +141,7 @@ class EngineConfig:
     enabled: bool = _f(True)
     backend: str = _f("auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
     device: str = _f("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when the backend can use it
+    cpu_threads: int = _f(0, ge=0, le=256)  # intra-op threads of CPU engines; 0 = every usable core
     model: str = _f("engines/emotion_au.onnx", "path")
     precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)

@@ -362,7 +362,8 @@ def create_engine(cfg: Any, *, project_root: str | Path | None = None,
     for i, (b, d, why) in enumerate(candidates):
         try:
             engine = backend_module(b).open_engine(model, fp32_path=fp32_path, device=d,
-                                                   max_batch=cfg.max_batch, cache_dir=cache_dir, log=log)
+                                                   max_batch=cfg.max_batch, cache_dir=cache_dir, log=log,
+                                                   cpu_threads=int(getattr(cfg, "cpu_threads", 0)))
         except (BackendUnavailableError, ModelError) as exc:
             if backend != "auto" or i == len(candidates) - 1:
                 raise

@@ -51,13 +51,16 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int | None = None) -> Any:
+def session_options(threads: int | None = None, *, spinning: bool = False) -> Any:
+    """Latency-oriented options. ``spinning=False``: worker threads sleep between runs instead of
+    busy-waiting, so the CPU stages that run between engine calls (face mesh) keep the cores."""
     ort = _import_ort()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.intra_op_num_threads = threads or cpu_threads()
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.log_severity_level = 3  # errors only
     return so
 
@@ -104,5 +107,6 @@ class OnnxRuntimeEngine(Engine):
 
 
 def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Path | None = None,
-                cache_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Engine:
-    return OnnxRuntimeEngine(model, device=device, max_batch=max_batch)
+                cache_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                cpu_threads: int = 0) -> Engine:
+    return OnnxRuntimeEngine(model, device=device, max_batch=max_batch, threads=cpu_threads or None)

@@ -242,7 +242,7 @@ class TensorRTEngine(Engine):
 
 def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Path | None = None,
                 cache_dir: Path | None = None, log: Callable[[str], None] | None = None,
-                force_rebuild: bool = False) -> Engine:
+                force_rebuild: bool = False, cpu_threads: int = 0) -> Engine:
     if device != "cuda":
         raise BackendUnavailableError("tensorrt runs on a CUDA GPU only; use engine.device=cuda or auto")
     if cache_dir is None:

@@ -73,7 +73,8 @@ def checkpoint_path(model: ModelInfo, fp32_path: Path | None) -> Path:
 
 
 def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Path | None = None,
-                cache_dir: Path | None = None, log: Callable[[str], None] | None = None) -> Engine:
+                cache_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                cpu_threads: int = 0) -> Engine:
     problem = probe(device)
     if problem is not None:
         raise BackendUnavailableError(f"torch on {device.upper()} cannot run here: {problem}. "
@@ -87,6 +88,10 @@ def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Pat
     except ImportError as exc:
         raise BackendUnavailableError(f"driver_monitor.model.load_checkpoint cannot be imported ({exc}). "
                                       f"To fix: {install_hint('torch', 'cpu')}") from None
+    if cpu_threads > 0 and device == "cpu":
+        import torch
+
+        torch.set_num_threads(cpu_threads)  # process-wide: torch has no per-module thread pool
     module, meta = load_checkpoint(ckpt, map_location="cpu")
     return TorchEngine(module, model.spec, model.emotion_names, model.au_names, device=device,
                        max_batch=max_batch)

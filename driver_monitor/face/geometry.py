@@ -35,41 +35,56 @@ POSE_TOP = (9, 107, 336)                     # glabella and inner brows
 POSE_BOTTOM = (152, 17, 200)                 # chin and below the lower lip
 
 _EPS = 1e-6
+_IDX_RIGHT_SIDE = np.array(POSE_RIGHT_SIDE)
+_IDX_LEFT_SIDE = np.array(POSE_LEFT_SIDE)
+_IDX_TOP = np.array(POSE_TOP)
+_IDX_BOTTOM = np.array(POSE_BOTTOM)
+
+# Scalar float maths below: a frame needs a few dozen distances, and Python floats beat numpy's
+# per-call overhead on 2-vectors by ~10x (the whole measure() stays well under 0.1 ms).
 
 
-def eye_aspect_ratio(pts: NDArray[np.float32], idx: tuple[int, ...]) -> float:
+def _dist(p, a: int, b: int) -> float:
+    """Image distance between points a and b of ``p`` (an (N, >=2) array or {index: (x, y)})."""
+    pa, pb = p[a], p[b]
+    return math.hypot(pa[0] - pb[0], pa[1] - pb[1])
+
+
+def eye_aspect_ratio(pts: NDArray[np.floating], idx: tuple[int, ...]) -> float:
     """Soukupova & Cech: (|p2-p6| + |p3-p5|) / (2 |p1-p4|), on the x, y pixel coordinates."""
-    p = pts[list(idx), :2].astype(np.float64)
-    vertical = np.linalg.norm(p[1] - p[5]) + np.linalg.norm(p[2] - p[4])
-    horizontal = np.linalg.norm(p[0] - p[3])
-    return float(vertical / (2.0 * horizontal)) if horizontal > _EPS else float("nan")
+    p = pts
+    horizontal = _dist(p, idx[0], idx[3])
+    if horizontal <= _EPS:
+        return float("nan")
+    return (_dist(p, idx[1], idx[5]) + _dist(p, idx[2], idx[4])) / (2.0 * horizontal)
 
 
-def mouth_aspect_ratio(pts: NDArray[np.float32]) -> float:
+def mouth_aspect_ratio(pts: NDArray[np.floating]) -> float:
     """Mean inner-lip opening over three pairs / mouth width between the outer corners."""
-    p = pts[:, :2].astype(np.float64)
-    opening = np.mean([np.linalg.norm(p[a] - p[b]) for a, b in INNER_LIP_PAIRS])
-    width = np.linalg.norm(p[MOUTH_CORNERS[0]] - p[MOUTH_CORNERS[1]])
-    return float(opening / width) if width > _EPS else float("nan")
+    width = _dist(pts, MOUTH_CORNERS[0], MOUTH_CORNERS[1])
+    if width <= _EPS:
+        return float("nan")
+    opening = sum(_dist(pts, a, b) for a, b in INNER_LIP_PAIRS) / len(INNER_LIP_PAIRS)
+    return opening / width
 
 
 def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
-    n = float(np.linalg.norm(v))
+    n = math.sqrt(float(v @ v))
     return v / n if n > _EPS else v
 
 
-def face_axes(pts: NDArray[np.float32]) -> NDArray[np.float64]:
+def face_axes(pts: NDArray[np.floating]) -> NDArray[np.float64]:
     """3x3 rotation whose columns are the face's x (towards the driver's left), y (down) and z
     (into the head) axes in camera coordinates (x right, y down, z away from the camera)."""
-    p = pts.astype(np.float64)
-    ex = _unit(p[list(POSE_LEFT_SIDE)].mean(0) - p[list(POSE_RIGHT_SIDE)].mean(0))
-    ey = p[list(POSE_BOTTOM)].mean(0) - p[list(POSE_TOP)].mean(0)
+    p = np.asarray(pts, np.float64)
+    ex = _unit(p[_IDX_LEFT_SIDE].mean(0) - p[_IDX_RIGHT_SIDE].mean(0))
+    ey = p[_IDX_BOTTOM].mean(0) - p[_IDX_TOP].mean(0)
     ey = _unit(ey - ex * float(ey @ ex))
-    ez = np.cross(ex, ey)
+    ez = np.array([ex[1] * ey[2] - ex[2] * ey[1], ex[2] * ey[0] - ex[0] * ey[2], ex[0] * ey[1] - ex[1] * ey[0]])
     return np.stack([ex, ey, ez], axis=1)
 
 
-def head_pose(pts: NDArray[np.float32]) -> tuple[float, float, float]:
+def head_pose(pts: NDArray[np.floating]) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees, signs as in driver_monitor.types (yaw > 0: the driver's own
     left; pitch > 0: chin up; roll > 0: towards the driver's left shoulder, clockwise in the image).
 
@@ -77,31 +92,36 @@ def head_pose(pts: NDArray[np.float32]) -> tuple[float, float, float]:
     normal (intrinsic yaw -> pitch -> roll). The axes come from the mesh's own 3D points (z is
     MediaPipe's depth in pixels), so no generic 3D head model or camera matrix is needed."""
     r = face_axes(pts)
-    n = -r[:, 2]  # face normal, out of the face towards the camera when frontal: (0, 0, -1)
-    yaw = math.degrees(math.atan2(n[0], -n[2]))
-    pitch = math.degrees(math.atan2(-n[1], math.hypot(n[0], n[2])))
+    nx, ny, nz = -float(r[0, 2]), -float(r[1, 2]), -float(r[2, 2])  # face normal, (0, 0, -1) frontal
+    yaw = math.degrees(math.atan2(nx, -nz))
+    pitch = math.degrees(math.atan2(-ny, math.hypot(nx, nz)))
     # intrinsic yaw -> pitch -> roll: roll is the turn about the face's own normal
-    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
+    roll = math.degrees(math.atan2(float(r[1, 0]), float(r[1, 1])))
     return yaw, pitch, roll
 
 
-def _eye_gaze(p: NDArray[np.float64], corners: tuple[int, int], lids: tuple[int, int], iris: int) -> tuple[float, float]:
+def _eye_gaze(p, corners: tuple[int, int], lids: tuple[int, int], iris: int) -> tuple[float, float]:
     """Iris offset from the eye centre in half-widths (x, towards the image's right) and
     half-heights (y, down); the half-height is floored at 0.3 half-widths (nearly shut lids)."""
-    a, b = p[corners[0], :2], p[corners[1], :2]
-    if a[0] > b[0]:
-        a, b = b, a
-    u = _unit(b - a)
-    v = np.array([-u[1], u[0]])  # u rotated +90 deg in image coordinates: points down
-    half_w = float(np.linalg.norm(b - a)) / 2.0
-    if half_w < _EPS:
+    (ax, ay), (bx, by) = p[corners[0]][:2], p[corners[1]][:2]
+    if ax > bx:
+        ax, ay, bx, by = bx, by, ax, ay
+    length = math.hypot(bx - ax, by - ay)
+    if length <= _EPS:
         return float("nan"), float("nan")
-    top, bottom = p[lids[0], :2], p[lids[1], :2]
-    half_h = max(abs(float((bottom - top) @ v)) / 2.0, 0.3 * half_w)
-    c = p[iris, :2]
-    gx = float((c - (a + b) / 2.0) @ u) / half_w
-    gy = float((c - (top + bottom) / 2.0) @ v) / half_h
+    ux, uy = (bx - ax) / length, (by - ay) / length
+    vx, vy = -uy, ux  # u turned +90 deg in image coordinates: points down
+    half_w = length / 2.0
+    (tx, ty), (bx2, by2) = p[lids[0]][:2], p[lids[1]][:2]
+    half_h = max(abs((bx2 - tx) * vx + (by2 - ty) * vy) / 2.0, 0.3 * half_w)
+    cx, cy = p[iris][:2]
+    gx = ((cx - (ax + bx) / 2.0) * ux + (cy - (ay + by) / 2.0) * uy) / half_w
+    gy = ((cx - (tx + bx2) / 2.0) * vx + (cy - (ty + by2) / 2.0) * vy) / half_h
     return gx, gy
+
+
+_USED = sorted({*RIGHT_EYE, *LEFT_EYE, *RIGHT_LIDS, *LEFT_LIDS, RIGHT_IRIS, LEFT_IRIS, *MOUTH_CORNERS,
+                *(i for pair in INNER_LIP_PAIRS for i in pair)})
 
 
 def measure(face: Face, image_shape: tuple[int, ...], cfg: FaceConfig,
@@ -109,22 +129,24 @@ def measure(face: Face, image_shape: tuple[int, ...], cfg: FaceConfig,
     """Signals of one face. ``eye_visibility`` (0..1, from face.visibility) below
     ``cfg.min_eye_visibility`` marks the eyes not visible (sunglasses, occlusion)."""
     pts = face.landmarks
-    ear_r = eye_aspect_ratio(pts, RIGHT_EYE)
-    ear_l = eye_aspect_ratio(pts, LEFT_EYE)
+    # the 2D points the ratios need, as Python floats keyed by mesh index
+    p = dict(zip(_USED, pts[_USED, :2].tolist()))
+    ear_r = eye_aspect_ratio(p, RIGHT_EYE)
+    ear_l = eye_aspect_ratio(p, LEFT_EYE)
     yaw, pitch, roll = head_pose(pts)
     # turning to their left (yaw > 0) shows the camera the driver's right eye better
     w_right = min(1.0, max(0.0, 0.5 + yaw / 40.0))
     ear = w_right * ear_r + (1.0 - w_right) * ear_l
-    p = pts.astype(np.float64)
     gx_r, gy_r = _eye_gaze(p, (RIGHT_EYE[0], RIGHT_EYE[3]), RIGHT_LIDS, RIGHT_IRIS)
     gx_l, gy_l = _eye_gaze(p, (LEFT_EYE[0], LEFT_EYE[3]), LEFT_LIDS, LEFT_IRIS)
-    gaze_x = float(np.clip(w_right * gx_r + (1.0 - w_right) * gx_l, -2.0, 2.0))
-    gaze_y = float(np.clip(w_right * gy_r + (1.0 - w_right) * gy_l, -2.0, 2.0))
+    gaze_x = min(2.0, max(-2.0, w_right * gx_r + (1.0 - w_right) * gx_l))
+    gaze_y = min(2.0, max(-2.0, w_right * gy_r + (1.0 - w_right) * gy_l))
     visible = abs(yaw) <= cfg.max_eye_yaw_deg
     if eye_visibility is not None and eye_visibility < cfg.min_eye_visibility:
         visible = False
     return Signals(
-        ear_left=ear_l, ear_right=ear_r, ear=float(ear), mar=mouth_aspect_ratio(pts),
-        yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, gaze_x=gaze_x, gaze_y=gaze_y,
+        ear_left=ear_l, ear_right=ear_r, ear=float(ear), mar=mouth_aspect_ratio(p),
+        yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, gaze_x=float(gaze_x), gaze_y=float(gaze_y),
         eyes_visible=bool(visible),
     )
+

@@ -36,34 +36,30 @@ RATIO_VISIBLE = 0.85
 _W = np.array([0.114, 0.587, 0.299], np.float32)  # BGR -> luma
 
 
-def _patches(grey: NDArray, pts: NDArray[np.float32], idx: tuple[int, ...], r: int) -> NDArray:
-    h, w = grey.shape[:2]
+def _grey_patches(image: NDArray[np.uint8], pts: NDArray[np.float32], idx: tuple[int, ...], r: int) -> NDArray:
+    """Grey levels of the (2r+1)^2 patches around the given landmarks, concatenated (float32)."""
+    h, w = image.shape[:2]
     out = []
     for i in idx:
         x, y = int(round(float(pts[i, 0]))), int(round(float(pts[i, 1])))
-        p = grey[max(0, y - r):min(h, y + r + 1), max(0, x - r):min(w, x + r + 1)]
+        p = image[max(0, y - r):min(h, y + r + 1), max(0, x - r):min(w, x + r + 1)]
         if p.size:
-            out.append(p.ravel())
-    return np.concatenate(out) if out else np.empty(0, np.float32)
+            out.append(p.reshape(-1, 3) if p.ndim == 3 else p.reshape(-1))
+    if not out:
+        return np.empty(0, np.float32)
+    allp = np.concatenate(out)
+    return allp.astype(np.float32) @ _W if allp.ndim == 2 else allp.astype(np.float32)
 
 
 def eye_visibility_ratio(image: NDArray[np.uint8], face: Face) -> float:
     """Skin-around-the-eyes / reference-skin brightness ratio (NaN when it cannot be measured)."""
     pts = face.landmarks
-    iod = float(np.linalg.norm(pts[33, :2] - pts[263, :2]))
+    iod = float(np.hypot(pts[33, 0] - pts[263, 0], pts[33, 1] - pts[263, 1]))
     if not np.isfinite(iod) or iod < 4.0:
         return float("nan")
-    h, w = image.shape[:2]
-    x0, y0 = (int(max(0, v)) for v in np.floor(face.bbox[:2]))
-    x1, y1 = int(min(w, np.ceil(face.bbox[2]) + 1)), int(min(h, np.ceil(face.bbox[3]) + 1))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return float("nan")
-    roi = image[y0:y1, x0:x1]
-    grey = roi.astype(np.float32) @ _W if roi.ndim == 3 else roi.astype(np.float32)
-    local = pts[:, :2] - np.array([x0, y0], np.float32)
     r_eye = max(1, int(EYE_PATCH_FRACTION * iod))
     r_ref = max(1, int(REF_PATCH_FRACTION * iod))
-    ref = _patches(grey, local, REFERENCE_SKIN, r_ref)
+    ref = _grey_patches(image, pts, REFERENCE_SKIN, r_ref)
     if ref.size == 0:
         return float("nan")
     ref_level = float(np.median(ref))
@@ -71,7 +67,7 @@ def eye_visibility_ratio(image: NDArray[np.uint8], face: Face) -> float:
         return float("nan")
     ratios = []
     for idx in (AROUND_RIGHT_EYE, AROUND_LEFT_EYE):
-        p = _patches(grey, local, idx, r_eye)
+        p = _grey_patches(image, pts, idx, r_eye)
         if p.size:
             ratios.append(float(np.median(p)) / ref_level)
     return max(ratios) if ratios else float("nan")
@@ -84,4 +80,4 @@ def eye_visibility(image: NDArray[np.uint8], face: Face) -> float:
     ratio = eye_visibility_ratio(image, face)
     if not np.isfinite(ratio):
         return 1.0
-    return float(np.clip((ratio - RATIO_HIDDEN) / (RATIO_VISIBLE - RATIO_HIDDEN), 0.0, 1.0))
+    return float(min(1.0, max(0.0, (ratio - RATIO_HIDDEN) / (RATIO_VISIBLE - RATIO_HIDDEN))))

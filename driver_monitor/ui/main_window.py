@@ -33,6 +33,7 @@ MAX_STORED_RESULTS = 200_000  # rows kept for export (about 1 h 50 min at 30 fps
 _NO_LANDMARKS = np.zeros((NUM_LANDMARKS, 3), np.float32)
 _NO_LANDMARKS.flags.writeable = False
 _PIXEL = np.zeros((1, 1, 3), np.uint8)
+_STRAGGLERS: list = []  # (worker, thread) pairs that did not stop in time; kept until they do
 
 
 def strip_for_export(r: FrameResult) -> FrameResult:
@@ -309,8 +310,11 @@ class MainWindow(QMainWindow):
         if thread is not None:
             thread.quit()
             ok = thread.wait(max(1, int(1000 * timeout_s))) and ok
-        if ok:
-            self.worker = self.thread = None
+        if not ok:  # still blocked (e.g. in a camera read): keep the QThread alive until it returns,
+            _STRAGGLERS.append((worker, thread))  # destroying a running QThread aborts the process
+            worker.ended.connect(lambda *_: _STRAGGLERS.remove((worker, thread))
+                                 if (worker, thread) in _STRAGGLERS else None)
+        self.worker = self.thread = None
         return ok
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -368,7 +368,7 @@ class SessionWorker(QObject):
                     if live:
                         reason = "the live source was lost and did not come back"
                         break
-                    at_end, show_one, steps = True, False, 0
+                    at_end, show_one, steps, paused = True, False, 0, True  # seeking back shows a frame, paused
                     announce()
                     continue
                 r = pipeline.process(frame, decode_ms=decode_ms)

@@ -1,0 +1,285 @@
+"""The dashboard's worker thread and replay controls, against a fake source and pipeline.
+
+Fast and exact: frame i of the fake file is a (24, 32, 3) image filled with i, at i / 30 s. The
+real-video tests are in test_ui_video.py.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt6.QtWidgets")
+
+from PyQt6.QtCore import Qt  # noqa: E402
+
+from driver_monitor.config import Config  # noqa: E402
+from driver_monitor.errors import SourceError  # noqa: E402
+from driver_monitor.recording import frame_columns  # noqa: E402
+from driver_monitor.types import DriverState, Event, Frame, FrameResult, Level, Status  # noqa: E402
+from driver_monitor.ui.main_window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.ui
+
+
+class FakeSource:
+    def __init__(self, n: int = 90, fps: float = 30.0, live: bool = False, lost_after: int | None = None,
+                 read_delay: float = 0.0) -> None:
+        self.description = "camera 0" if live else "file fake.mp4"
+        self.is_live, self.fps, self.n = live, fps, n
+        self.frame_count = None if live else n
+        self.lost = self.ended = False
+        self.error = None
+        self.closed = False
+        self.seeks: list[int] = []
+        self._next = 0
+        self.lost_after = lost_after
+        self.read_delay = read_delay
+
+    def read(self):
+        if self.closed:
+            return None
+        if self.read_delay:
+            time.sleep(self.read_delay)
+        if self.lost_after is not None and self._next >= self.lost_after:
+            self.lost = True  # a live feed that dropped: no frame, not ended (reconnecting)
+            return None
+        if self._next >= self.n:
+            self.ended = True
+            return None
+        i = self._next
+        self._next += 1
+        return Frame(np.full((24, 32, 3), i % 256, np.uint8), i, i / self.fps)
+
+    def seek(self, index: int) -> None:
+        if self.is_live:
+            raise SourceError("live")
+        self.seeks.append(index)
+        self._next, self.ended = index, False
+
+    def close(self) -> None:
+        self.closed = self.ended = True
+
+
+class FakePipeline:
+    """Results with a microsleep event from frame 30 to 45 (critical in between)."""
+
+    backend_description = "onnxruntime cpu fp32"
+    emotion_names: tuple[str, ...] = ()
+    au_names: tuple[str, ...] = ()
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.calibrations = 0
+        self.closed = False
+        self.processed: list[int] = []
+        self.last_t = 0.0
+
+    def process(self, frame, *, decode_ms=None) -> FrameResult:
+        if frame is None:
+            self.last_t += 0.1
+            return FrameResult(frame=Frame(np.zeros((1, 1), np.uint8), -1, self.last_t), camera_ok=False,
+                               state=DriverState(self.last_t, status=Status.CAMERA_LOST))
+        if frame.index == self.fail_at:
+            raise RuntimeError(f"boom at frame {frame.index}")
+        self.processed.append(frame.index)
+        self.last_t = frame.time_s
+        crit = 30 <= frame.index < 45
+        events: tuple[Event, ...] = ()
+        if frame.index == 30:
+            events = (Event("microsleep", Level.CRITICAL, 1.0, None, 30),)
+        elif frame.index == 45:
+            events = (Event("microsleep", Level.CRITICAL, 1.0, 1.5, 30, 45),)
+        return FrameResult(frame=frame, camera_ok=True, events=events,
+                           state=DriverState(frame.time_s, drowsiness=Level.CRITICAL if crit else Level.NONE,
+                                             eyes_closed=crit), timings_ms={"total": 1.0})
+
+    def calibrate_now(self) -> None:
+        self.calibrations += 1
+
+    def finish(self) -> list[Event]:
+        return []
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeFactory:
+    def __init__(self, **kw) -> None:
+        self.kw = kw
+        self.made: list[FakePipeline] = []
+        self.closed = False
+        self.selection = None
+
+    def create(self) -> FakePipeline:
+        self.made.append(FakePipeline(**self.kw))
+        return self.made[-1]
+
+    def renew(self, old: FakePipeline) -> FakePipeline:
+        return self.create()
+
+    def close(self, p) -> None:
+        self.closed = True
+        if p is not None:
+            p.close()
+
+
+def make_window(qtbot, source: FakeSource | None = None, *, paused: bool = True, speed=None, cfg=None, **kw):
+    src = source or FakeSource()
+    factory = FakeFactory(**kw)
+    opened: list = []
+
+    def open_source(spec, capture_cfg):
+        opened.append(spec)
+        return src
+
+    w = MainWindow(cfg or Config(), "fake.mp4", factory_maker=lambda cfg: factory, open_source=open_source,
+                   start_paused=paused, speed=speed)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.info is not None or bool(w.errors), timeout=5000)
+    return w, src, factory
+
+
+def wait_index(qtbot, w, index: int, timeout: int = 5000) -> None:
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == index, timeout=timeout)
+
+
+def test_seek_step_and_end_of_file(qtbot):
+    w, src, factory = make_window(qtbot)
+    assert w.info.frame_count == 90 and w.slider.maximum() == 89
+    w.seek(40)
+    wait_index(qtbot, w, 40)
+    assert int(w.latest.frame.image[0, 0, 0]) == 40  # the frame shown is the frame asked for
+    w.step(1)
+    wait_index(qtbot, w, 41)
+    w.step(-1)
+    wait_index(qtbot, w, 40)
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)  # the timer redraws it
+    assert w.slider.value() == 40 and "#40" in w.time_label.text()
+    assert len(factory.made) >= 2  # a jump restarts the analysis with a fresh pipeline
+    w.seek(10_000)  # past the end: clamped to the last frame
+    wait_index(qtbot, w, 89)
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
+    assert len(w.session_results) == 3  # frames 40, 41, 89
+    w.toggle_pause()  # at the end: play restarts from the beginning
+    qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 90, timeout=5000)
+    assert src.seeks[-1] == 0
+
+
+def test_pause_holds_and_play_runs(qtbot):
+    w, src, factory = make_window(qtbot, paused=True)
+    time.sleep(0.3)
+    qtbot.wait(50)
+    assert w.latest is None and not factory.made[0].processed  # paused before the first frame
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
+    assert factory.made[-1].processed == list(range(90))
+
+
+@pytest.mark.parametrize("speed, frames, min_s, max_s", [
+    (1.0, 15, 0.4, 3.0),     # 0.5 s of video in about 0.5 s
+    (4.0, 30, 0.2, 2.0),     # 1 s of video in about 0.25 s
+])
+def test_replay_speed_paces_frames(qtbot, speed, frames, min_s, max_s):
+    w, src, factory = make_window(qtbot, FakeSource(n=frames + 1), paused=True, speed=speed)
+    t0 = time.perf_counter()
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == frames, timeout=5000)
+    elapsed = time.perf_counter() - t0
+    assert min_s <= elapsed <= max_s
+
+
+def test_events_are_marked_and_clicking_one_jumps_to_it(qtbot, tmp_path):
+    w, src, factory = make_window(qtbot, paused=False)
+    qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 90, timeout=5000)
+    qtbot.waitUntil(lambda: bool(w.slider.marks), timeout=2000)
+    assert w.slider.marks == [(30, 45, "#c62828")]
+    assert w.event_list.count() == 1
+    w.event_list.itemClicked.emit(w.event_list.item(0))
+    wait_index(qtbot, w, 30)
+    assert src.seeks[-1] == 30
+    # export in analyze's format
+    summary = w.export_results(tmp_path / "out")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "frames.csv", encoding="utf-8")))
+    assert [int(r["frame"]) for r in rows] == list(range(90))
+    with open(tmp_path / "out" / "frames.csv", encoding="utf-8") as fh:
+        assert fh.readline().strip().split(",") == frame_columns()
+    events = [json.loads(line) for line in open(tmp_path / "out" / "events.jsonl", encoding="utf-8")]
+    assert [(e["type"], e["start_frame"], e["end_frame"]) for e in events] == [("microsleep", 30, 45)]
+    assert summary["frames"] == 90 and summary["complete"] is True
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["events"] == {"microsleep": 1}
+
+
+def test_drowsiness_banner_and_sound_request(qtbot):
+    w, src, factory = make_window(qtbot, paused=True)
+    w.seek(35)
+    wait_index(qtbot, w, 35)
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)
+    assert w.banner.spec.colour == "critical" and "DROWSINESS CRITICAL" in w.banner.text()
+    assert w.sound.requests == 1
+    assert w.state_panel.drowsiness.text() == "CRITICAL"
+
+
+def test_worker_exception_reaches_the_ui_as_a_message(qtbot):
+    w, src, factory = make_window(qtbot, paused=False, fail_at=20)
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=5000)
+    err = w.errors[0]
+    assert err.stage == "run" and "boom at frame 20" in err.message and err.details
+    qtbot.waitUntil(lambda: w.ended_reason is not None, timeout=2000)
+    assert w.error_box.isVisible() and "boom" in w.error_box.text()
+    assert src.closed and factory.closed  # the worker cleaned up
+    qtbot.wait(100)  # the window still runs its event loop: the timer keeps redrawing
+    assert w.displayed is not None and w.displayed.index == 19
+
+
+def test_camera_that_cannot_open_offers_a_file(qtbot):
+    def open_source(spec, capture_cfg):
+        raise SourceError("camera 3 could not be opened; use --source FILE")
+
+    w = MainWindow(Config(), 3, factory_maker=lambda cfg: FakeFactory(), open_source=open_source)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: bool(w.errors), timeout=5000)
+    assert w.errors[0].is_source_error and w.errors[0].stage == "open"
+    assert w.offer_file_box.isVisible() and "Open a recorded video file instead?" in w.offer_file_box.text()
+
+
+def test_live_feed_that_drops_shows_camera_lost(qtbot):
+    src = FakeSource(live=True, lost_after=10, read_delay=0.005)
+    w, src, factory = make_window(qtbot, src, paused=False)
+    assert not w.slider.isEnabled()  # no seeking on a live feed
+    qtbot.waitUntil(lambda: w.displayed is not None and not w.displayed.camera_ok, timeout=5000)
+    assert "camera lost" in w.banner.text()
+    assert w.worker.running  # still trying, not ended
+
+
+def test_closing_stops_the_worker_and_releases_the_camera_within_2_s(qtbot):
+    src = FakeSource(live=True, n=10**9, read_delay=0.03)  # a 30 fps camera
+    w, src, factory = make_window(qtbot, src, paused=False)
+    qtbot.waitUntil(lambda: w.latest is not None, timeout=5000)
+    worker, thread = w.worker, w.thread
+    t0 = time.perf_counter()
+    w.close()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0
+    assert src.closed and factory.closed and worker.stopped.is_set() and thread.isFinished()
+
+
+@pytest.mark.parametrize("key, check", [
+    (Qt.Key.Key_M, lambda w, f: w.sound.muted),
+    (Qt.Key.Key_C, lambda w, f: f.made[-1].calibrations == 1),
+    (Qt.Key.Key_Space, lambda w, f: not w.playback_state.paused),
+    (Qt.Key.Key_Right, lambda w, f: w.latest is not None and w.latest.index == 0),
+    (Qt.Key.Key_F, lambda w, f: w.isFullScreen()),
+])
+def test_keyboard_shortcuts(qtbot, key, check):
+    w, src, factory = make_window(qtbot, paused=True, speed=1.0)
+    w.activateWindow()
+    qtbot.waitExposed(w)
+    qtbot.keyClick(w, key)
+    qtbot.waitUntil(lambda: check(w, factory), timeout=3000)

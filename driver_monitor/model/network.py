@@ -1,0 +1,155 @@
+"""The emotion + action-unit network: a small Xception-style CNN for grey face crops.
+
+Design (why, in docs/model.md and engines/MODEL_CARD.md):
+
+* stem: two 3 x 3 convolutions at full resolution (48 x 48), batch norm, ReLU;
+* ``len(widths)`` residual Xception modules: two depthwise-separable 3 x 3 convolutions
+  (depthwise 3 x 3 + pointwise 1 x 1, batch norm, ReLU), squeeze-and-excitation channel gating,
+  3 x 3 stride-2 max pooling, and a strided 1 x 1 projection on the residual path (the
+  mini-Xception FER recipe plus SE);
+* an extra residual depthwise-separable block at the last resolution;
+* global average pooling, dropout, and two linear heads sharing the trunk:
+  ``emotion`` (8 logits, FERPlus order) and ``au`` (13 logits, AUS order).
+
+``forward`` returns what the product reads: ``(emotion_probs (N, 8), au_intensity (N, 13))``,
+softmax and sigmoid applied (the ONNX contract); ``forward_logits`` is for training.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture hyper-parameters (stored in every checkpoint)."""
+
+    in_channels: int = 1
+    stem: tuple[int, int] = (32, 64)
+    stem_stride: int = 1  # 2: the second stem convolution halves the resolution (4x cheaper trunk)
+    widths: tuple[int, ...] = (128, 256, 384)
+    extra_blocks: int = 1
+    se_ratio: int = 8
+    dropout: float = 0.3
+    num_emotions: int = 8
+    num_aus: int = 13
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetConfig":
+        d = dict(d)
+        for k in ("stem", "widths"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.05)
+
+
+class SepConv(nn.Sequential):
+    """Depthwise 3 x 3 + pointwise 1 x 1 convolution, batch norm (ReLU left to the caller)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            _bn(cout),
+        )
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating: global pool -> bottleneck MLP -> sigmoid scale."""
+
+    def __init__(self, c: int, ratio: int) -> None:
+        super().__init__()
+        hidden = max(8, c // ratio)
+        self.fc1 = nn.Conv2d(c, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class XceptionDown(nn.Module):
+    """Residual Xception module that halves the resolution."""
+
+    def __init__(self, cin: int, cout: int, se_ratio: int) -> None:
+        super().__init__()
+        self.sep1 = SepConv(cin, cout)
+        self.sep2 = SepConv(cout, cout)
+        self.se = SqueezeExcite(cout, se_ratio)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), _bn(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.sep1(x))
+        y = self.se(self.sep2(y))
+        return F.relu(self.pool(y) + self.proj(x))
+
+
+class XceptionBlock(nn.Module):
+    """Residual Xception module at constant resolution (identity shortcut)."""
+
+    def __init__(self, c: int, se_ratio: int) -> None:
+        super().__init__()
+        self.sep1 = SepConv(c, c)
+        self.sep2 = SepConv(c, c)
+        self.se = SqueezeExcite(c, se_ratio)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.sep1(x))
+        y = self.se(self.sep2(y))
+        return F.relu(x + y)
+
+
+class EmotionAUNet(nn.Module):
+    """Grey face crop ``(N, 1, S, S)`` -> emotion probabilities ``(N, 8)`` and AU intensities ``(N, 13)``."""
+
+    def __init__(self, cfg: NetConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or NetConfig()
+        self.cfg = cfg
+        s0, s1 = cfg.stem
+        self.stem = nn.Sequential(
+            nn.Conv2d(cfg.in_channels, s0, 3, padding=1, bias=False), _bn(s0), nn.ReLU(inplace=True),
+            nn.Conv2d(s0, s1, 3, stride=cfg.stem_stride, padding=1, bias=False), _bn(s1), nn.ReLU(inplace=True),
+        )
+        layers: list[nn.Module] = []
+        cin = s1
+        for w in cfg.widths:
+            layers.append(XceptionDown(cin, w, cfg.se_ratio))
+            cin = w
+        for _ in range(cfg.extra_blocks):
+            layers.append(XceptionBlock(cin, cfg.se_ratio))
+        self.trunk = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.emotion = nn.Linear(cin, cfg.num_emotions)
+        self.au = nn.Linear(cin, cfg.num_aus)
+        self.feature_dim = cin
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last feature map ``(N, C, h, w)`` (Grad-CAM reads this)."""
+        return self.trunk(self.stem(x))
+
+    def heads(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.dropout(fmap.mean(dim=(2, 3)))
+        return self.emotion(v), self.au(v)
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.heads(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emo, au = self.forward_logits(x)
+        return torch.softmax(emo, dim=1), torch.sigmoid(au)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,442 @@
+#!/usr/bin/env python
+"""Train the emotion + action-unit network.
+
+    python tools/train.py --data /work/cache/ferplus --aus-dir /work/cache/aus --out runs/ferplus \
+        --epochs 30 --seed 0
+
+Whole dataset held in memory as uint8; augmentation is done batch-wise on tensors (flip, small
+rotations / scales / shifts = crops, brightness / contrast, blur, noise, random erasing), so no
+DataLoader workers are needed. Loss = ``emo_weight * soft-label cross-entropy (class re-weighted)
++ au_weight * masked BCE against the AU pseudo-labels`` (tools/label_aus.py). Per-epoch metrics go
+to ``<out>/metrics.csv``; ``<out>/last.pt`` (with optimiser state, for --resume) and
+``<out>/best.pt`` (best validation accuracy) are written every epoch; early stopping after
+``--patience`` epochs without improvement. Fine-tuning / transfer learning: ``--init CKPT`` loads a
+trained network and ``--freeze stem,trunk.0`` keeps those parameter groups (and their batch-norm
+statistics) fixed. Uses CUDA when available (``--device``).
+
+Dataset kinds: ferplus (soft labels from votes), fer2013 (folders or csv), folders (RAF-DB-like).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from driver_monitor.datasets import FaceDataset, load_dataset  # noqa: E402
+from driver_monitor.errors import DatasetError, DriverMonitorError  # noqa: E402
+from driver_monitor.model.checkpoint import (  # noqa: E402
+    build_model, default_meta, read_checkpoint, save_checkpoint,
+)
+from driver_monitor.model.metrics import classification_report, roc_auc  # noqa: E402
+from driver_monitor.model.network import NetConfig, count_parameters  # noqa: E402
+from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec  # noqa: E402
+
+ARCHS: dict[str, NetConfig] = {
+    # name: architecture presets (see docs/model.md for the measured speed / accuracy trade-off)
+    "tiny": NetConfig(stem=(16, 32), widths=(48, 96, 192), extra_blocks=1),
+    "fast": NetConfig(stem=(24, 48), stem_stride=2, widths=(96, 192, 256), extra_blocks=1),
+    "fast2": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256), extra_blocks=2),
+    "small": NetConfig(stem=(24, 48), widths=(64, 128, 256), extra_blocks=1),
+    "base": NetConfig(stem=(32, 64), widths=(128, 256, 384), extra_blocks=1),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def to_class_space(ds: FaceDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Dataset labels -> (hard labels in EMOTIONS index, soft targets (N, 8))."""
+    idx = np.array([EMOTIONS.index(c) for c in ds.class_names], np.int64)
+    hard = idx[ds.labels]
+    soft = np.zeros((len(ds), len(EMOTIONS)), np.float32)
+    if ds.soft is not None:
+        soft[:, idx] = ds.soft
+    else:
+        soft[np.arange(len(ds)), hard] = 1.0
+    return hard, soft
+
+
+def load_au_labels(path: Path | None, ds: FaceDataset) -> np.ndarray:
+    """(N, 13) AU targets aligned with ``ds`` (NaN rows = no label); all NaN when no file."""
+    out = np.full((len(ds), len(AUS)), np.nan, np.float32)
+    if path is None:
+        return out
+    if not path.is_file():
+        raise DatasetError(f"AU label file {path} is missing; create it with tools/label_aus.py")
+    from driver_monitor.face_au import aus_from_mediapipe
+
+    z = np.load(path, allow_pickle=False)
+    aus = aus_from_mediapipe(z["blendshapes"], z["landmarks"].astype(np.float32), z["found"])
+    pos = {f: i for i, f in enumerate(z["files"].tolist())}
+    hit = 0
+    for i, f in enumerate(ds.files):
+        j = pos.get(f)
+        if j is not None:
+            out[i] = aus[j]
+            hit += 1
+    if hit < len(ds) * 0.5:
+        raise DatasetError(f"AU label file {path} matches only {hit} of {len(ds)} images of {ds.name}")
+    return out
+
+
+def class_weights(hard: np.ndarray, power: float, cap: float) -> np.ndarray:
+    """Inverse-frequency weights ``(n_c / n_max) ** -power``, capped, normalised to mean 1 over samples."""
+    counts = np.bincount(hard, minlength=len(EMOTIONS)).astype(np.float64)
+    w = np.where(counts > 0, (np.maximum(counts, 1) / counts.max()) ** (-power), 0.0)
+    w = np.minimum(w, cap)
+    w /= (w[hard]).mean()
+    return w.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# augmentation (batch-wise, on tensors)
+# ----------------------------------------------------------------------------------------------
+
+def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: (N, 1, S, S) float in [0, 1]. Returns (augmented x, flipped mask (N,) bool)."""
+    n = x.shape[0]
+    dev = x.device
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*(shape or (n,)), generator=g).to(dev)
+
+    flip = torch.rand(n, generator=g).to(dev) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    # rotation +-10 deg, scale 0.9..1.1 (crop / zoom), shift +-8 % (crops)
+    ang = u(-10, 10) * strength * math.pi / 180
+    sc = 1.0 + u(-0.1, 0.1) * strength
+    tx, ty = u(-0.08, 0.08) * strength, u(-0.08, 0.08) * strength
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # brightness / contrast
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * u(0.7, 1.3)[:, None, None, None] + mean + u(-0.12, 0.12)[:, None, None, None]
+    # blur on 25 % of the batch (3 x 3 Gaussian)
+    k = torch.tensor([1.0, 2.0, 1.0], device=dev)
+    k2 = (k[:, None] * k[None, :] / 16.0)[None, None]
+    blur = torch.rand(n, generator=g).to(dev) < 0.25
+    if blur.any():
+        x = torch.where(blur[:, None, None, None], F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k2), x)
+    # Gaussian noise on 30 % of the batch
+    noisy = (torch.rand(n, generator=g).to(dev) < 0.3).float()[:, None, None, None]
+    x = x + noisy * torch.randn(x.shape, generator=g).to(dev) * u(0.0, 0.04)[:, None, None, None]
+    # random erasing (occlusion) on 25 % of the batch: one rectangle 10-30 % of the side
+    s = x.shape[-1]
+    er = torch.rand(n, generator=g).to(dev) < 0.25
+    if er.any():
+        h = (u(0.1, 0.3) * s).long()
+        w = (u(0.1, 0.3) * s).long()
+        y0 = (u(0, 1) * (s - h)).long()
+        x0 = (u(0, 1) * (s - w)).long()
+        ar = torch.arange(s, device=dev)
+        my = (ar[None, :] >= y0[:, None]) & (ar[None, :] < (y0 + h)[:, None])
+        mx = (ar[None, :] >= x0[:, None]) & (ar[None, :] < (x0 + w)[:, None])
+        m = (my[:, :, None] & mx[:, None, :] & er[:, None, None])[:, None]
+        x = torch.where(m, mean.expand_as(x), x)
+    return x.clamp(0.0, 1.0), flip
+
+
+# AUs are left/right averaged, so a horizontal flip leaves every AU target unchanged.
+
+
+def normalise(x01: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    return (x01 - spec.mean) / spec.std
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+# ----------------------------------------------------------------------------------------------
+
+def soft_ce(logits: torch.Tensor, target: torch.Tensor, sample_w: torch.Tensor) -> torch.Tensor:
+    logp = F.log_softmax(logits, dim=1)
+    return (-(target * logp).sum(1) * sample_w).mean()
+
+
+def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    mask = ~torch.isnan(target)
+    if not mask.any():
+        return logits.sum() * 0.0
+    t = torch.nan_to_num(target, nan=0.0)
+    loss = F.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    return (loss * mask).sum() / mask.sum()
+
+
+def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[str]:
+    """Freeze parameters whose name starts with one of ``prefixes``; returns the frozen names."""
+    frozen = []
+    for name, p in model.named_parameters():
+        if any(name == pre or name.startswith(pre + ".") for pre in prefixes):
+            p.requires_grad_(False)
+            frozen.append(name)
+    if prefixes and not frozen:
+        names = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+        raise DriverMonitorError(f"--freeze {prefixes} matched no parameter; top-level groups: {names}")
+    return frozen
+
+
+def set_frozen_bn_eval(model: torch.nn.Module, prefixes: list[str]) -> None:
+    """Keep batch-norm statistics of frozen parts fixed too (train() would update them)."""
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.BatchNorm2d) and any(name == p or name.startswith(p + ".") for p in prefixes):
+            mod.eval()
+
+
+@torch.no_grad()
+def evaluate(model, images: np.ndarray, hard: np.ndarray, aus: np.ndarray, spec: InputSpec,
+             device: torch.device, batch: int = 512) -> dict:
+    model.eval()
+    probs, au_out = [], []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(images[i:i + batch]).to(device).float().div_(255.0)[:, None]
+        p, a = model(normalise(x, spec))
+        probs.append(p.cpu().numpy())
+        au_out.append(a.cpu().numpy())
+    probs_np = np.concatenate(probs)
+    au_np = np.concatenate(au_out)
+    rep = classification_report(hard, probs_np.argmax(1), EMOTIONS)
+    nll = float(-np.log(np.maximum(probs_np[np.arange(len(hard)), hard], 1e-7)).mean())
+    m = ~np.isnan(aus)
+    au_mae = float(np.abs(au_np - np.nan_to_num(aus))[m].mean()) if m.any() else float("nan")
+    return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "nll": nll, "au_mae": au_mae}
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    spec = InputSpec()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t_load = time.perf_counter()
+    train_ds = load_dataset(args.kind, args.data, args.train_split, size=spec.size)
+    val_ds = load_dataset(args.kind, args.data, args.val_split, size=spec.size)
+    aus_dir = Path(args.aus_dir) if args.aus_dir else None
+    tr_hard, tr_soft = to_class_space(train_ds)
+    va_hard, _ = to_class_space(val_ds)
+    prefix = args.kind
+    tr_aus = load_au_labels(aus_dir / f"{prefix}_{args.train_split}.npz" if aus_dir else None, train_ds)
+    va_aus = load_au_labels(aus_dir / f"{prefix}_{args.val_split}.npz" if aus_dir else None, val_ds)
+    if args.limit:
+        tr_hard, tr_soft, tr_aus = tr_hard[: args.limit], tr_soft[: args.limit], tr_aus[: args.limit]
+        train_ds = train_ds.subset(np.arange(min(args.limit, len(train_ds))))
+    if not args.soft:
+        tr_soft = np.eye(len(EMOTIONS), dtype=np.float32)[tr_hard]
+    cw = class_weights(tr_hard, args.class_weight_power, args.class_weight_cap)
+    print(f"data: train {len(train_ds)} ({train_ds.name}), val {len(val_ds)}, AU labels on "
+          f"{(~np.isnan(tr_aus[:, 0])).sum()} train images; loaded in {time.perf_counter() - t_load:.1f}s")
+    print("class weights:", {e: round(float(w), 2) for e, w in zip(EMOTIONS, cw)})
+
+    train_state = None
+    if args.resume and (out / "last.pt").is_file():
+        blob = read_checkpoint(out / "last.pt")
+        model = build_model(blob["net_config"])
+        model.load_state_dict(blob["state_dict"])
+        train_state = blob.get("train_state")
+        print(f"resuming from {out / 'last.pt'} (epoch {train_state['epoch'] if train_state else '?'})")
+    elif args.init:
+        blob = read_checkpoint(args.init)
+        model = build_model(blob["net_config"])
+        model.load_state_dict(blob["state_dict"])
+        print(f"fine-tuning from {args.init}")
+    else:
+        cfg = ARCHS[args.arch]
+        cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
+        model = build_model(cfg)
+    model.to(device)
+    frozen_prefixes = [p for p in args.freeze.split(",") if p] if args.freeze else []
+    frozen = freeze(model, frozen_prefixes)
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_params = count_parameters(model)
+    print(f"model: {n_params} parameters, {len(frozen)} frozen tensors, device {device}")
+
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_ds) / args.batch)
+    total_steps = args.epochs * steps_per_epoch
+    warm = min(steps_per_epoch, total_steps // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        frac = (step - warm) / max(1, total_steps - warm)
+        return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+    start_epoch, step, best_acc, bad_epochs = 0, 0, -1.0, 0
+    wall_before = 0.0
+    g = torch.Generator().manual_seed(args.seed)
+    if train_state:
+        opt.load_state_dict(train_state["optimizer"])
+        start_epoch = train_state["epoch"] + 1
+        step = train_state["step"]
+        best_acc = train_state["best_acc"]
+        bad_epochs = train_state["bad_epochs"]
+        wall_before = train_state.get("wall_s", 0.0)
+        g.set_state(train_state["generator"])
+        np.random.set_state(train_state["np_random"])
+        torch.set_rng_state(train_state["torch_rng"])
+
+    images = torch.from_numpy(train_ds.images)
+    soft_t = torch.from_numpy(tr_soft)
+    aus_t = torch.from_numpy(tr_aus)
+    w_t = torch.from_numpy(cw)
+    hard_t = torch.from_numpy(tr_hard)
+    meta_base = default_meta(
+        input_size=spec.size, input_mean=spec.mean, input_std=spec.std,
+        training_data=args.training_data or f"{train_ds.name} ({len(train_ds)} images)"
+        + (", AU pseudo-labels from MediaPipe Face Landmarker blendshapes" if aus_dir else ""),
+        train_args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        seed=args.seed, parameters=n_params, hardware=f"{platform.processor() or platform.machine()} "
+        f"({os.cpu_count()} CPUs), torch {torch.__version__}, device {device}",
+    )
+
+    csv_path = out / "metrics.csv"
+    fields = ["epoch", "lr", "train_loss", "train_emo_loss", "train_au_loss", "train_acc",
+              "val_acc", "val_macro_f1", "val_nll", "val_au_mae", "epoch_s", "images_per_s"]
+    if not csv_path.exists() or start_epoch == 0:
+        with open(csv_path, "w", newline="") as fh:
+            csv.writer(fh).writerow(fields)
+
+    from tqdm import tqdm
+
+    t_run = time.perf_counter()
+    for epoch in range(start_epoch, args.epochs):
+        model.train()
+        set_frozen_bn_eval(model, frozen_prefixes)
+        perm = torch.randperm(len(train_ds), generator=g)
+        t0 = time.perf_counter()
+        sums = np.zeros(4)
+        n_seen = 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10,
+                   disable=args.no_progress)
+        for b in bar:
+            idx = perm[b * args.batch:(b + 1) * args.batch]
+            x = images[idx].float().div_(255.0)[:, None].to(device)
+            x, _ = augment(x, g, args.aug_strength)
+            x = normalise(x, spec)
+            tgt = soft_t[idx].to(device)
+            sw = (w_t[hard_t[idx]]).to(device)
+            for pg in opt.param_groups:
+                pg["lr"] = lr_at(step)
+            emo_logits, au_logits = model.forward_logits(x)
+            l_emo = soft_ce(emo_logits, tgt, sw)
+            l_au = masked_bce(au_logits, aus_t[idx].to(device))
+            loss = args.emo_weight * l_emo + args.au_weight * l_au
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            k = len(idx)
+            n_seen += k
+            acc = (emo_logits.argmax(1).cpu() == hard_t[idx]).float().mean().item()
+            sums += np.array([loss.item(), l_emo.item(), l_au.item(), acc]) * k
+            bar.set_postfix(loss=f"{sums[0] / n_seen:.3f}", acc=f"{sums[3] / n_seen:.3f}")
+        ep_s = time.perf_counter() - t0
+        val = evaluate(model, val_ds.images, va_hard, va_aus, spec, device)
+        row = {
+            "epoch": epoch + 1, "lr": lr_at(step - 1),
+            "train_loss": sums[0] / n_seen, "train_emo_loss": sums[1] / n_seen,
+            "train_au_loss": sums[2] / n_seen, "train_acc": sums[3] / n_seen,
+            "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"], "val_nll": val["nll"],
+            "val_au_mae": val["au_mae"], "epoch_s": ep_s, "images_per_s": n_seen / ep_s,
+        }
+        with open(csv_path, "a", newline="") as fh:
+            csv.writer(fh).writerow([f"{row[f]:.5g}" if isinstance(row[f], float) else row[f] for f in fields])
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        wall = wall_before + time.perf_counter() - t_run
+        improved = val["accuracy"] > best_acc
+        if improved:
+            best_acc = val["accuracy"]
+            bad_epochs = 0
+            save_checkpoint(out / "best.pt", model, {
+                **meta_base, "epoch": epoch + 1, "train_wall_s": wall,
+                "metrics": {f"{val_ds.name}_accuracy": val["accuracy"], f"{val_ds.name}_macro_f1": val["macro_f1"]},
+            })
+        else:
+            bad_epochs += 1
+        save_checkpoint(out / "last.pt", model, {**meta_base, "epoch": epoch + 1}, train_state={
+            "optimizer": opt.state_dict(), "epoch": epoch, "step": step, "best_acc": best_acc,
+            "bad_epochs": bad_epochs, "wall_s": wall, "generator": g.get_state(),
+            "np_random": np.random.get_state(), "torch_rng": torch.get_rng_state(),
+        })
+        if bad_epochs >= args.patience:
+            print(f"early stopping: no validation improvement for {args.patience} epochs")
+            break
+        if args.time_budget_min and wall > args.time_budget_min * 60:
+            print(f"stopping: time budget of {args.time_budget_min} min used")
+            break
+    summary = {"best_val_accuracy": best_acc, "wall_s": wall_before + time.perf_counter() - t_run,
+               "epochs_run": epoch + 1 - start_epoch if args.epochs > start_epoch else 0}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("done:", summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="dataset root (e.g. the FERPlus folder with FER2013Train/...)")
+    ap.add_argument("--kind", default="ferplus", help="ferplus | fer2013 | folders")
+    ap.add_argument("--train-split", default="train")
+    ap.add_argument("--val-split", default="valid", help="validation split (FER2013 folders: use a csv or 'test')")
+    ap.add_argument("--aus-dir", default=None, help="folder with <kind>_<split>.npz AU pseudo-labels (tools/label_aus.py)")
+    ap.add_argument("--out", required=True, help="run folder: metrics.csv, last.pt, best.pt")
+    ap.add_argument("--arch", default="small", choices=sorted(ARCHS))
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--emo-weight", type=float, default=1.0, help="weight of the emotion loss")
+    ap.add_argument("--au-weight", type=float, default=0.5, help="weight of the AU loss")
+    ap.add_argument("--no-soft", dest="soft", action="store_false", help="train on majority labels only")
+    ap.add_argument("--class-weight-power", type=float, default=0.5,
+                    help="class weight = (n_c / n_max) ** -power (0 = no re-weighting)")
+    ap.add_argument("--class-weight-cap", type=float, default=5.0)
+    ap.add_argument("--aug-strength", type=float, default=1.0)
+    ap.add_argument("--init", default=None, help="checkpoint to fine-tune from (transfer learning)")
+    ap.add_argument("--freeze", default="", help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")
+    ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    ap.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
+    ap.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke runs)")
+    ap.add_argument("--training-data", default="", help="description stored in the checkpoint metadata")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DriverMonitorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

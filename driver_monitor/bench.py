@@ -78,6 +78,14 @@ def _gpus() -> list[dict[str, str]]:
     return gpus
 
 
+def _loadavg() -> list[float] | None:
+    """1 / 5 / 15-minute load averages: other jobs on the machine make figures noisy; say so."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     versions = {}
     for lib in LIBRARIES:
@@ -283,6 +291,63 @@ def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], 
     return runs
 
 
+# --------------------------------------------------------------------------- precision vs accuracy
+
+
+def bench_precision_accuracy(cfg: Config, ferplus_root: str | Path, *, precisions: Sequence[str] = ("fp32", "fp16", "int8"),
+                             split: str = "test", batch: int = 64, project_root: Path = PROJECT_ROOT,
+                             log: Log = print) -> list[dict[str, Any]]:
+    """Top-1 accuracy of each precision's ONNX copy on FERPlus (majority labels, ONNX Runtime CPU),
+    its top-1 agreement with fp32 and its largest deviation from fp32 probabilities / AU intensities."""
+    from .datasets import load_ferplus
+    from .engine.base import create_engine
+
+    ds = load_ferplus(ferplus_root, split)
+    log(f"bench: accuracy on {ds.name}: {len(ds)} faces")
+    rows: list[dict[str, Any]] = []
+    ref = None
+    for p in precisions:
+        ecfg = replace(cfg.engine, backend="onnxruntime", device="cpu", precision=p, max_batch=batch)
+        try:
+            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
+        except DriverMonitorError as exc:
+            rows.append({"precision": p, "status": "skipped", "reason": str(exc)})
+            continue
+        try:
+            if engine.spec.size != ds.images.shape[1]:
+                ds_imgs = load_ferplus(ferplus_root, split, size=engine.spec.size).images
+            else:
+                ds_imgs = ds.images
+            t0 = time.perf_counter()
+            out = engine.infer(ds_imgs)
+            wall = time.perf_counter() - t0
+            names = engine.emotion_names
+        finally:
+            engine.close()
+        label_names = np.asarray(ds.class_names)[ds.labels]
+        pred_names = np.asarray(names)[out.emotion_probs.argmax(1)]
+        row: dict[str, Any] = {
+            "precision": p, "status": "ok", "split": ds.name, "faces": len(ds),
+            "accuracy_pct": round(100.0 * float(np.mean(pred_names == label_names)), 2),
+            "faces_per_s_batch64": round(len(ds) / wall, 1),
+        }
+        if ref is None and p == "fp32":
+            ref = out
+        if ref is not None and p != "fp32":
+            row["agreement_with_fp32_pct"] = round(100.0 * float(np.mean(
+                out.emotion_probs.argmax(1) == ref.emotion_probs.argmax(1))), 2)
+            row["max_abs_diff_probs"] = round(float(np.abs(out.emotion_probs - ref.emotion_probs).max()), 5)
+            row["max_abs_diff_aus"] = round(float(np.abs(out.aus - ref.aus).max()), 5)
+            row["mean_abs_diff_aus"] = round(float(np.abs(out.aus - ref.aus).mean()), 5)
+        rows.append(row)
+        log(f"bench: {p}: accuracy {row['accuracy_pct']}% on {len(ds)} faces")
+    base = next((r["accuracy_pct"] for r in rows if r["precision"] == "fp32" and r["status"] == "ok"), None)
+    for r in rows:
+        if base is not None and r["status"] == "ok":
+            r["delta_vs_fp32_points"] = round(r["accuracy_pct"] - base, 2)
+    return rows
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -323,6 +388,19 @@ def _md_pipelines(runs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _md_accuracy(rows: Sequence[dict[str, Any]]) -> list[str]:
+    lines = ["| precision | FERPlus accuracy % | vs fp32 (points) | top-1 agreement with fp32 % | "
+             "max abs diff probs | max abs diff AUs | faces/s (batch 64) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['precision']} | skipped: {r['reason'][:120].replace('|', '/')} |")
+            continue
+        lines.append(f"| {r['precision']} | {r['accuracy_pct']:.2f} | {r.get('delta_vs_fp32_points', 0):+.2f} | "
+                     f"{r.get('agreement_with_fp32_pct', 100.0):.2f} | {r.get('max_abs_diff_probs', 0):.4f} | "
+                     f"{r.get('max_abs_diff_aus', 0):.4f} | {r['faces_per_s_batch64']:.0f} |")
+    return lines
+
+
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in m.get("gpus", [])) or "none"
@@ -332,6 +410,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"{m.get('memory_gib')} GiB; GPU: {gpus}.",
         f"Libraries: {libs}.",
         f"Command: `{report.get('command', 'driver-monitor bench')}`",
+        f"Load average (1/5/15 min) at start {report.get('load_average_start')}, at end "
+        f"{report.get('load_average_end')} ({m['usable_cores']} cores): figures taken under load are noisy.",
         "",
     ]
     if report.get("engines"):
@@ -342,6 +422,11 @@ def to_markdown(report: dict[str, Any]) -> str:
         if sp:
             lines += ["", "Speed-up over torch CPU eager at batch 1 (p50, same run): "
                       + ", ".join(f"{k} {v}x" for k, v in sp.items())]
+        lines.append("")
+    if report.get("accuracy"):
+        split = next((r["split"] for r in report["accuracy"] if r["status"] == "ok"), "FERPlus")
+        lines += [f"Precision copies on {split} (ONNX Runtime CPU, majority labels):", ""]
+        lines += _md_accuracy(report["accuracy"])
         lines.append("")
     if report.get("pipeline"):
         lines += ["End to end (mean ms per frame per stage, from FrameResult.timings_ms):", ""]
@@ -414,16 +499,21 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
 def run_bench(cfg: Config, *, video: str | Path | None, backends: Sequence[str], precisions: Sequence[str],
               out_dir: str | Path, iters: int = 300, batches: Sequence[int] = (1, 8),
               max_frames: int | None = None, e2e_backends: Sequence[str] | None = None,
-              skip_engines: bool = False, command: str = "", project_root: Path = PROJECT_ROOT,
-              log: Log = print) -> dict[str, Any]:
-    report: dict[str, Any] = {"machine": machine_info(), "command": command, "batches": list(batches)}
+              skip_engines: bool = False, accuracy_dir: str | Path | None = None, command: str = "",
+              project_root: Path = PROJECT_ROOT, log: Log = print) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine_info(), "command": command, "batches": list(batches),
+                              "load_average_start": _loadavg()}
     if not skip_engines:
         report["engines"] = bench_engines(cfg, backends=backends, precisions=precisions, batches=batches,
                                           iters=iters, project_root=project_root, log=log)
         report["speedup_vs_torch_cpu_b1"] = speedups(report["engines"], 1)
+    if accuracy_dir is not None:
+        report["accuracy"] = bench_precision_accuracy(cfg, accuracy_dir, precisions=precisions,
+                                                      project_root=project_root, log=log)
     if video is not None:
         report["pipeline"] = bench_pipelines(cfg, video, backends=list(e2e_backends or ["auto"]),
                                              max_frames=max_frames, project_root=project_root, log=log)
+    report["load_average_end"] = _loadavg()
     report["files"] = {k: str(v) for k, v in write_report(report, out_dir).items()}
     # rewrite the JSON so it lists its own siblings
     Path(report["files"]["json"]).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")

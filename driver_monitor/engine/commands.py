@@ -27,13 +27,17 @@ def _err(msg: str) -> None:
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from ..bench import run_bench
 
+    if args.accuracy is not None and not Path(args.accuracy).is_dir():
+        raise DriverMonitorError(f"bench --accuracy {args.accuracy!r} is not a folder; pass the extracted FERPlus "
+                                 f"folder that holds FER2013Test/")
     if args.video is not None and not Path(args.video).is_file():
         raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
                                  f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
     command = "driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "driver-monitor bench"
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
-                       e2e_backends=args.e2e_backends, skip_engines=args.no_engines, command=command,
+                       e2e_backends=args.e2e_backends, skip_engines=args.no_engines,
+                       accuracy_dir=args.accuracy, command=command,
                        project_root=PROJECT_ROOT, log=_err)
     for k, v in report["files"].items():
         print(f"{k}: {v}")
@@ -193,6 +197,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
                    help="engines for the end-to-end runs, besides the run without engine (default: auto)")
     p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
+    p.add_argument("--accuracy", metavar="FERPLUS_DIR",
+                   help="also measure each precision copy's FERPlus test accuracy (ONNX Runtime CPU); "
+                        "the folder holding FER2013Test/ (extracted ferplus.tar.gz)")
     p.add_argument("--out", default="docs/bench", metavar="DIR", help="output folder (default docs/bench)")
     p.set_defaults(func=cmd_bench)
 

@@ -136,19 +136,36 @@ def _stats(times_s: Sequence[float], batch: int) -> dict[str, float]:
 def time_engine(engine: Any, batch: int, *, iters: int = 300, warmup: int = 30, max_seconds: float = 20.0,
                 seed: int = 0) -> dict[str, float]:
     """Latency of ``engine.infer`` on ``batch`` crops: p50 / p95 / mean ms and faces per second."""
+    return time_engines([engine], batch, iters=iters, warmup=warmup, max_seconds=max_seconds, seed=seed)[0]
+
+
+def time_engines(engines: Sequence[Any], batch: int, *, iters: int = 300, warmup: int = 30,
+                 max_seconds: float = 20.0, rounds: int = 10, seed: int = 0) -> list[dict[str, float]]:
+    """Time several engines on the same crops, interleaved in ``rounds`` chunks.
+
+    Interleaving makes a comparison made in one run fair on a shared machine: a burst of load
+    from another job hits every engine instead of whichever happened to be running.
+    ``max_seconds`` bounds each engine's total timed time.
+    """
     rng = np.random.default_rng(seed)
-    crops = rng.integers(0, 256, size=(batch, engine.spec.size, engine.spec.size), dtype=np.uint8)
-    for _ in range(warmup):
-        engine.infer(crops)
-    times = []
-    deadline = time.perf_counter() + max_seconds
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        engine.infer(crops)
-        times.append(time.perf_counter() - t0)
-        if time.perf_counter() > deadline and len(times) >= 20:
-            break
-    return _stats(times, batch)
+    times: list[list[float]] = [[] for _ in engines]
+    spent = [0.0] * len(engines)
+    crops = [rng.integers(0, 256, size=(batch, e.spec.size, e.spec.size), dtype=np.uint8) for e in engines]
+    for e, c in zip(engines, crops):
+        for _ in range(warmup):
+            e.infer(c)
+    per_round = max(1, iters // rounds)
+    for _ in range(rounds):
+        for i, (e, c) in enumerate(zip(engines, crops)):
+            if spent[i] > max_seconds and len(times[i]) >= 20:
+                continue
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                e.infer(c)
+                dt = time.perf_counter() - t0
+                times[i].append(dt)
+                spent[i] += dt
+    return [_stats(t, batch) for t in times]
 
 
 def engine_candidates(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str, str]]:
@@ -167,30 +184,37 @@ def engine_candidates(backends: Iterable[str], precisions: Iterable[str]) -> lis
 def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxruntime", "torch"),
                   precisions: Sequence[str] = ("fp32", "fp16", "int8"), batches: Sequence[int] = (1, 8),
                   iters: int = 300, project_root: Path = PROJECT_ROOT, log: Log = print) -> list[dict[str, Any]]:
-    """One row per (backend, device, precision): latencies per batch, or ``skipped`` + reason."""
+    """One row per (backend, device, precision): latencies per batch, or ``skipped`` + reason.
+
+    Every engine that can run is opened first, then all are timed interleaved (``time_engines``)
+    so that their ratios are fair on a machine shared with other jobs.
+    """
     from .engine.base import create_engine
 
-    rows = []
-    for b, d, p in engine_candidates(backends, precisions):
-        row: dict[str, Any] = {"backend": b, "device": d, "precision": p}
-        ecfg = replace(cfg.engine, backend=b, device=d, precision=p, max_batch=max(batches))
-        try:
-            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
-        except DriverMonitorError as exc:
-            row.update(status="skipped", reason=str(exc))
-            log(f"bench: {b} {d.upper()} {p}: skipped ({str(exc).splitlines()[0][:160]})")
+    rows: list[dict[str, Any]] = []
+    opened: list[tuple[dict[str, Any], Any]] = []
+    try:
+        for b, d, p in engine_candidates(backends, precisions):
+            row: dict[str, Any] = {"backend": b, "device": d, "precision": p}
             rows.append(row)
-            continue
-        try:
+            ecfg = replace(cfg.engine, backend=b, device=d, precision=p, max_batch=max(batches))
+            try:
+                engine, sel = create_engine(ecfg, project_root=project_root, log=log)
+            except DriverMonitorError as exc:
+                row.update(status="skipped", reason=str(exc))
+                log(f"bench: {b} {d.upper()} {p}: skipped ({str(exc).splitlines()[0][:160]})")
+                continue
             row.update(status="ok", description=sel.describe(), results=[])
-            for batch in batches:
-                stats = time_engine(engine, batch, iters=iters)
-                row["results"].append(stats)
-                log(f"bench: {sel.describe()} batch {batch}: p50 {stats['p50_ms']:.3f} ms, "
-                    f"p95 {stats['p95_ms']:.3f} ms, {stats['throughput_faces_per_s']:.0f} faces/s")
-        finally:
-            engine.close()
-        rows.append(row)
+            opened.append((row, engine))
+        for batch in batches:
+            stats = time_engines([e for _, e in opened], batch, iters=iters)
+            for (row, _), st in zip(opened, stats):
+                row["results"].append(st)
+                log(f"bench: {row['description']} batch {batch}: p50 {st['p50_ms']:.3f} ms, "
+                    f"p95 {st['p95_ms']:.3f} ms, {st['throughput_faces_per_s']:.0f} faces/s")
+    finally:
+        for _, e in opened:
+            e.close()
     return rows
 
 

@@ -180,3 +180,23 @@ def test_precision_accuracy_against_independent_torch_predictions(setup):
     assert rows["int8"]["status"] == "skipped" and "engines build --precision int8" in rows["int8"]["reason"]
     md = bench.to_markdown({"machine": bench.machine_info(), "accuracy": list(rows.values())})
     assert "| fp32 | 60.00 | +0.00 |" in md
+
+
+def test_time_engines_interleaves_engines_in_rounds():
+    from driver_monitor.preprocess import InputSpec
+
+    order: list[str] = []
+
+    class Fake:
+        spec = InputSpec()
+
+        def __init__(self, name):
+            self.name = name
+
+        def infer(self, crops):
+            order.append(self.name)
+
+    stats = bench.time_engines([Fake("a"), Fake("b")], 2, iters=20, warmup=1, rounds=4)
+    timed = order[2:]  # after one warm-up call each
+    assert timed == (["a"] * 5 + ["b"] * 5) * 4
+    assert [s["iters"] for s in stats] == [20, 20] and all(s["batch"] == 2 for s in stats)

@@ -85,6 +85,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
 
         def plot(key: str, title: str, yrange: tuple[float, float]) -> pg.PlotItem:
             p = self.addPlot(row=len(self.plots), col=0)
+            p.getAxis("left").enableAutoSIPrefix(False)
             p.setLabel("left", title, **{"font-size": "8pt"})
             p.hideAxis("bottom")
             p.setMinimumHeight(50)
@@ -95,7 +96,6 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
             p.getAxis("left").setWidth(58)
-            p.getAxis("left").enableAutoSIPrefix(False)
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
             self.plots[key] = p

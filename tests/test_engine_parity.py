@@ -141,3 +141,28 @@ def test_int8_without_calibration_images(models, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no PNG/JPG"):
         build_copy(models["fp32"], "int8", tmp_path, calib_dir=tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- the shipped model
+
+def _shipped():
+    from driver_monitor.config import PROJECT_ROOT
+
+    path = PROJECT_ROOT / "engines" / "emotion_au.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout yet (the MODEL engineer ships it)")
+    return path
+
+
+def test_shipped_model_onnxruntime_matches_torch_checkpoint():
+    """engines/emotion_au.onnx on ONNX Runtime vs its torch checkpoint (dm.torch_checkpoint), fp32 1e-4."""
+    from driver_monitor.engine import torch_backend
+
+    path = _shipped()
+    info = read_model_info(path)
+    crops = random_crops(16, size=info.spec.size, seed=3)
+    with torch_backend.open_engine(info, device="cpu", max_batch=8, fp32_path=path) as ref, \
+            OnnxRuntimeEngine(info, max_batch=8) as ort_eng:
+        r, o = ref.infer(crops), ort_eng.infer(crops)
+    np.testing.assert_allclose(o.emotion_probs, r.emotion_probs, atol=TOL["fp32"], rtol=0)
+    np.testing.assert_allclose(o.aus, r.aus, atol=TOL["fp32"], rtol=0)

@@ -283,3 +283,45 @@ def test_keyboard_shortcuts(qtbot, key, check):
     qtbot.waitExposed(w)
     qtbot.keyClick(w, key)
     qtbot.waitUntil(lambda: check(w, factory), timeout=3000)
+
+
+def test_live_recording_starts_and_stops(qtbot, tmp_path):
+    src = FakeSource(live=True, n=10**9, read_delay=0.01)
+    w, src, factory = make_window(qtbot, src, paused=False)
+    out = tmp_path / "rec"
+    w.worker.start_recording(str(out))
+    qtbot.waitUntil(lambda: w.playback_state.recording == str(out), timeout=3000)
+    assert "recording" in w.status_record.text()
+    first = w.latest.index if w.latest else -1
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index >= first + 20, timeout=5000)
+    w.worker.stop_recording()
+    qtbot.waitUntil(lambda: w.playback_state.recording is None, timeout=3000)
+    rows = list(csv.DictReader(open(out / "frames.csv", encoding="utf-8")))
+    assert len(rows) >= 20
+    frames = [int(r["frame"]) for r in rows]
+    assert frames == list(range(frames[0], frames[0] + len(frames)))  # every frame while recording, in order
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == len(rows) and summary["recorded_from"] == "dashboard"
+
+
+@pytest.mark.parametrize("argv, source", [
+    (["gui"], None),
+    (["gui", "--source", "0"], 0),
+    (["gui", "--source", "drive.mp4"], "drive.mp4"),
+    (["gui", "--source", "rtsp://cam/1"], "rtsp://cam/1"),
+])
+def test_gui_command_parses_the_source(argv, source, monkeypatch):
+    from driver_monitor import cli
+    from driver_monitor.ui import app
+
+    seen = {}
+
+    def fake_run_gui(cfg, src, start_paused=False) -> int:
+        seen["src"] = src
+        return 0
+
+    monkeypatch.setattr(app, "run_gui", fake_run_gui)
+    args = cli.build_parser().parse_args(argv)
+    assert args.source == source
+    assert args.func(args, Config(capture=Config().capture)) == 0
+    assert seen["src"] == (Config().capture.source if source is None else source)

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.errors: list[WorkerError] = []
         self.ended_reason: str | None = None
         self._arrivals: deque[float] = deque(maxlen=60)
+        self.redraw_ms: deque[float] = deque(maxlen=1000)  # cost of each redraw (widgets + plots)
         self.latency_ms = math.nan
         self.processing_fps = math.nan
         self._marks_dirty = False
@@ -328,8 +329,6 @@ class MainWindow(QMainWindow):
         self.info = info
         self.status_source.setText(info.source)
         self.status_backend.setText(f"backend: {info.backend}")
-        if info.emotion_names and tuple(info.emotion_names) != tuple(self.emotion_panel.bars):
-            pass  # panels are built for the shared EMOTIONS / AUS order; other names show as '–'
         self._set_replay_enabled(not info.is_live)
         if info.frame_count:
             self.slider.setRange(0, max(0, info.frame_count - 1))
@@ -401,6 +400,7 @@ class MainWindow(QMainWindow):
                                                  ended=self.ended_reason))
             return
         self.displayed = r
+        t0 = time.perf_counter()
         backend = self.info.backend if self.info else ""
         engine_running = backend not in ("", "none")
         self.video.show_result(r)
@@ -423,6 +423,7 @@ class MainWindow(QMainWindow):
         cap = f" (pipeline {pipe:.0f} ms = {1000.0 / pipe:.0f} fps max)" if pipe else ""
         self.status_fps.setText(f"{self.processing_fps:.1f} fps{cap}" if not math.isnan(self.processing_fps) else "– fps")
         self.status_latency.setText(f"latency {self.latency_ms:.0f} ms")
+        self.redraw_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _update_marks(self) -> None:
         self._marks_dirty = False

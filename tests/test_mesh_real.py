@@ -223,7 +223,29 @@ def report(names: list[str]) -> None:
         print(f"| {name} | {len(f)} | {f.mean():.0%} | {row} |")
 
 
+def hot_timings(name: str = "driver_eyes_closed_glasses.mp4", frame_index: int = 50, n: int = 2000) -> None:
+    """Per-call thread CPU time of the stages after the mesh, one face repeated ``n`` times."""
+    import timeit
+
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    with open_source(str(need_data(f"videos/{name}")), CaptureConfig()) as src, FaceMeshDetector(CFG) as det:
+        for frame in src:
+            faces = det.detect(frame.image)
+            if frame.index >= frame_index and faces:
+                break
+    face, img = faces[0], frame.image
+    for label, fn in [("eye_visibility", lambda: eye_visibility(img, face)),
+                      ("measure", lambda: measure(face, img.shape[:2], CFG, eye_visibility=0.9)),
+                      ("align_face", lambda: align_face(img, face, CROP, CFG.align_margin))]:
+        t = min(timeit.repeat(fn, number=n, repeat=3, timer=time.thread_time)) / n * 1e3
+        print(f"{label:15s} {t:.3f} ms")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--hot"]:
+        hot_timings()
+        sys.exit(0)
     report(sys.argv[1:] or ["single_face.mp4", "head_turns.mp4", "driver_eyes_closed_glasses.mp4",
                             "yawn_in_car.mp4", "no_face.mp4", "face_then_noface.mov", "noface_then_face.mov",
                             "ir_driver_eyes_closed.avi", "sunglasses_talking_yawns.avi"])

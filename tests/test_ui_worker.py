@@ -325,3 +325,23 @@ def test_gui_command_parses_the_source(argv, source, monkeypatch):
     assert args.source == source
     assert args.func(args, Config(capture=Config().capture)) == 0
     assert seen["src"] == (Config().capture.source if source is None else source)
+
+
+def test_live_recording_writes_an_annotated_video(qtbot, tmp_path):
+    import cv2
+
+    src = FakeSource(live=True, n=10**9, read_delay=0.01, lost_after=40)
+    w, src, factory = make_window(qtbot, src, paused=False)
+    w.worker.start_recording(str(tmp_path), video=True)
+    qtbot.waitUntil(lambda: w.displayed is not None and not w.displayed.camera_ok, timeout=5000)
+    w.worker.stop_recording()
+    qtbot.waitUntil(lambda: w.playback_state.recording is None, timeout=3000)
+    cap = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    cap.release()
+    rows = list(csv.DictReader(open(tmp_path / "frames.csv", encoding="utf-8")))
+    assert n == len(rows) > 0 and size == (32, 24)  # lost ticks are black frames of the same size
+    assert any(r["camera_ok"] == "0" for r in rows)

@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         act(f, "Open camera or stream…", self.open_camera_dialog)
         f.addSeparator()
         self.record_action = act(f, "Record results to folder…", self.toggle_recording_dialog, "Ctrl+R")
+        self.record_video_action = act(f, "Record an annotated video too", lambda on: None, checkable=True,
+                                       checked=True)
         act(f, "Export session results…", self.export_dialog, "Ctrl+E")
         f.addSeparator()
         act(f, "Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -525,7 +527,7 @@ class MainWindow(QMainWindow):
             return
         path = QFileDialog.getExistingDirectory(self, "Record results into folder")
         if path:
-            self.worker.start_recording(path)
+            self.worker.start_recording(path, video=self.record_video_action.isChecked())
 
     def export_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Export session results into folder")

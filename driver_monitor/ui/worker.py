@@ -222,8 +222,9 @@ class SessionWorker(QObject):
     def calibrate_now(self) -> None:
         self._put(("calibrate",))
 
-    def start_recording(self, out_dir: str) -> None:
-        self._put(("record", str(out_dir)))
+    def start_recording(self, out_dir: str, video: bool = True) -> None:
+        """Stream results (frames.csv, events.jsonl, summary.json) and optionally annotated.mp4 to ``out_dir``."""
+        self._put(("record", (str(out_dir), bool(video))))
 
     def stop_recording(self) -> None:
         self._put(("record", None))
@@ -269,6 +270,7 @@ class SessionWorker(QObject):
         pipeline = None
         source = None
         writer = None
+        video_writer = None
         reason = "stopped"
         try:
             try:
@@ -315,14 +317,23 @@ class SessionWorker(QObject):
                 for target in c.record:
                     if writer is not None:
                         writer.close({"source": source.description, "backend": pipeline.backend_description,
-                                      "complete": True, "recorded_from": "dashboard"})
+                                      "complete": True, "recorded_from": "dashboard",
+                                      "annotated_video": video_writer.path.name if video_writer else None})
                         writer = None
+                    if video_writer is not None:
+                        video_writer.close()
+                        video_writer = None
                     if target is not None:
+                        out_dir, with_video = target
                         try:
                             from ..recording import ResultWriter
 
-                            writer = ResultWriter(target, self.cfg, emotion_names=pipeline.emotion_names,
+                            writer = ResultWriter(out_dir, self.cfg, emotion_names=pipeline.emotion_names,
                                                   au_names=pipeline.au_names)
+                            if with_video:
+                                from .annotate import AnnotatedVideoWriter
+
+                                video_writer = AnnotatedVideoWriter(writer.out_dir / "annotated.mp4", source.fps)
                         except BaseException as exc:  # noqa: BLE001
                             self.failed.emit(self._error("record", exc, fatal=False))
                     changed = True
@@ -358,7 +369,7 @@ class SessionWorker(QObject):
                 if frame is None:
                     if live and not source.ended:  # camera lost: say so, the source reconnects
                         r = pipeline.process(None)
-                        self._emit(r, t_read, writer)
+                        self._emit(r, t_read, writer, video_writer)
                         continue
                     if source.error:
                         self.failed.emit(WorkerError("source", source.error, "SourceError", True, fatal=False))
@@ -378,7 +389,7 @@ class SessionWorker(QObject):
                     delay = pacer.delay(frame.time_s, speed)
                     if delay > 0:
                         self._stop.wait(delay)
-                self._emit(r, t_read, writer)
+                self._emit(r, t_read, writer, video_writer)
                 if show_one or steps:
                     show_one = False
                     steps = max(0, steps - 1)
@@ -388,11 +399,12 @@ class SessionWorker(QObject):
             self.failed.emit(self._error("run", exc))
             reason = f"stopped by an error: {exc}"
         finally:
-            if writer is not None:
+            for closer in (lambda: writer.close({"source": getattr(source, "description", ""), "complete": True,
+                                                 "recorded_from": "dashboard"}) if writer is not None else None,
+                           lambda: video_writer.close() if video_writer is not None else None):
                 try:
-                    writer.close({"source": getattr(source, "description", ""), "complete": True,
-                                  "recorded_from": "dashboard"})
-                except BaseException:  # noqa: BLE001
+                    closer()
+                except BaseException:  # noqa: BLE001 - closing must finish
                     pass
             for closer in (lambda: source.close() if source is not None else None,
                            lambda: self.factory.close(pipeline)):
@@ -404,10 +416,12 @@ class SessionWorker(QObject):
             self.stopped.set()
             self.ended.emit(reason)
 
-    def _emit(self, r: FrameResult, t_read: float, writer: Any) -> None:
+    def _emit(self, r: FrameResult, t_read: float, writer: Any, video_writer: Any = None) -> None:
         self.frames_processed += 1
         if writer is not None:
             writer.write(r)
+        if video_writer is not None:
+            video_writer.write(r)
         self.result.emit(r, t_read)
 
 

@@ -44,7 +44,6 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference():
     crops = random_crops(12, seed=7)
-    info_like = None
     from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 
     with TorchEngine(tiny_module(), InputSpec(), EMOTIONS, AUS) as ref:

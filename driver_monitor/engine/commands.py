@@ -9,7 +9,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
@@ -222,5 +222,3 @@ def add_parsers(subparsers: Any) -> None:
     c.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     c.set_defaults(func=cmd_engines_clean)
 
-
-Handler = Callable[[argparse.Namespace, Config], int]

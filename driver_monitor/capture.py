@@ -62,6 +62,18 @@ def _default_factory(target: Any) -> CaptureLike:
     return _cv2().VideoCapture(target)
 
 
+def _stream_factory(timeout_s: float) -> CaptureFactory:
+    """OpenCV's FFmpeg backend with open / read timeouts, so a dead stream cannot block the
+    capture thread (or close()) for FFmpeg's default of 30 s or more."""
+    def make(target: Any) -> CaptureLike:
+        cv2 = _cv2()
+        ms = int(max(1.0, timeout_s) * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, max(ms, 5000), cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+
+    return make
+
+
 # OpenCV property ids (stable across versions; spelled out so fakes need no cv2)
 _PROP_POS_FRAMES = 1
 _PROP_FRAME_WIDTH = 3
@@ -383,7 +395,8 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
         if text.isdigit():
             return LiveSource(int(text), f"camera {int(text)}", cfg, factory)
         if "://" in text and not text.lower().startswith("file://"):
-            return LiveSource(text, f"stream {text}", cfg, factory)
+            stream_factory = capture_factory or _stream_factory(cfg.read_timeout_s)
+            return LiveSource(text, f"stream {text}", cfg, stream_factory)
         if text.lower().startswith("file://"):
             text = text[7:]
         path = Path(text)

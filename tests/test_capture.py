@@ -279,3 +279,47 @@ def test_real_truncated_mp4_without_index_is_refused(tmp_path: Path) -> None:
     cut.write_bytes(path.read_bytes()[:800_000])  # the moov index sits at the end: cut off
     with pytest.raises(SourceError, match="could not be opened as a video"):
         open_source(cut, CaptureConfig())
+
+
+def test_real_http_stream_that_drops_is_lost_then_ended(tmp_path: Path) -> None:
+    """A real OpenCV/FFmpeg stream from a local HTTP server that goes away mid-drive."""
+    import functools
+    import http.server
+    import shutil
+
+    src_path = need_data("videos/driver_eyes_closed_glasses.mp4")  # index first: streams without range requests
+    shutil.copy(src_path, tmp_path / "drive.mp4")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+
+    class QuietHandler(handler.func):  # type: ignore[misc,name-defined]
+        def log_message(self, *args):  # noqa: D102 - keep the test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/drive.mp4"
+    cfg = CaptureConfig(read_timeout_s=0.5, reconnect_interval_s=0.1, reconnect_attempts=2)
+    try:
+        src = open_source(url, cfg)
+        first = src.read()
+    finally:
+        server.shutdown()      # the stream's source disappears mid-drive
+        server.server_close()
+    try:
+        assert src.is_live and src.description == f"stream {url}"
+        assert first is not None
+        frames, saw_lost = [first], False
+        deadline = time.monotonic() + 20
+        while not src.ended and time.monotonic() < deadline:
+            f = src.read()
+            if f is None:
+                saw_lost = saw_lost or src.lost
+            else:
+                frames.append(f)
+        assert src.ended and saw_lost
+        assert "lost" in src.error and "2 reconnect attempts" in src.error
+        assert frames and all(f.image.any() for f in frames)   # what came was real, never black
+        assert src.read() is None and src.lost
+    finally:
+        src.close(timeout_s=1.0)

@@ -201,6 +201,32 @@ def test_aligned_crops_are_faces_with_level_eyes(name: str) -> None:
         assert crop.std() > 15
 
 
+@pytest.mark.parametrize("grey", [False, True])
+def test_mesh_output_in_pixels_for_colour_and_grey_frames(grey: bool) -> None:
+    import cv2
+
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    with open_source(str(need_data("videos/single_face.mp4")), CaptureConfig()) as src:
+        image = src.read().image
+    if grey:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    h, w = image.shape[:2]
+    with FaceMeshDetector(CFG, static_image_mode=True) as det:
+        faces = det.detect(image)
+    assert len(faces) == 1
+    lm = faces[0].landmarks
+    assert lm.shape == (478, 3) and lm.dtype == np.float32
+    assert 0 <= lm[:, 0].min() and lm[:, 0].max() < w and 0 <= lm[:, 1].min() and lm[:, 1].max() < h
+    x0, y0, x1, y1 = faces[0].bbox
+    assert x1 - x0 > 0.1 * w
+    # depth in pixels, on the scale of x: the face's depth span is a fraction of its width
+    assert 0.1 * (x1 - x0) < np.ptp(lm[:, 2]) < 1.5 * (x1 - x0)
+    # iris centres sit inside their eyes
+    for iris, (a, b) in ((468, (33, 133)), (473, (362, 263))):
+        assert min(lm[a, 0], lm[b, 0]) < lm[iris, 0] < max(lm[a, 0], lm[b, 0])
+
+
 def report(names: list[str]) -> None:
     print("| clip | frames | face found | EAR p10/p50/p90 | MAR p50/max | yaw min/max | pitch min/max "
           "| roll min/max | eyes visible | visibility ratio p1/p50/p99 | mesh ms (wall) "

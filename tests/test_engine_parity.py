@@ -165,3 +165,16 @@ def test_shipped_model_onnxruntime_matches_torch_checkpoint():
         r, o = ref.infer(crops), ort_eng.infer(crops)
     np.testing.assert_allclose(o.emotion_probs, r.emotion_probs, atol=TOL["fp32"], rtol=0)
     np.testing.assert_allclose(o.aus, r.aus, atol=TOL["fp32"], rtol=0)
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_int8_calibration_methods(models, reference, tmp_path, method):
+    crops, ref = reference
+    build_copy(models["fp32"], "int8", tmp_path, calib_dir=models["calib"], calib_method=method)
+    with OnnxRuntimeEngine(model_for_precision(models["fp32"], "int8", tmp_path)) as eng:
+        _compare(eng.infer(crops), ref, "int8")
+
+
+def test_unknown_calibration_method(models, tmp_path):
+    with pytest.raises(DatasetError, match="calibration method 'median'"):
+        build_copy(models["fp32"], "int8", tmp_path, calib_dir=models["calib"], calib_method="median")

@@ -14,7 +14,7 @@ from typing import Any
 from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
 from .base import BACKENDS, file_sha256, read_model_info, resolve_cache_dir, resolve_model_path
-from .precision import PRECISIONS, build_copy, copy_path, model_for_precision
+from .precision import CALIB_METHODS, PRECISIONS, build_copy, copy_path, model_for_precision
 
 
 def _err(msg: str) -> None:
@@ -75,7 +75,8 @@ def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
                                  "face crops (PNG/JPG) to calibrate the activation ranges on")
     made = []
     for p in precisions:
-        path = build_copy(fp32, p, cache, calib_dir=args.calib_dir, calib_limit=args.calib_limit, log=_err)
+        path = build_copy(fp32, p, cache, calib_dir=args.calib_dir, calib_limit=args.calib_limit,
+                          calib_method=args.calib_method, log=_err)
         made.append((p, path))
         print(f"{p}: {path}")
     version, gpu, problem = _trt_here()
@@ -211,6 +212,8 @@ def add_parsers(subparsers: Any) -> None:
     b.add_argument("--calib-dir", metavar="DIR", help="folder of aligned grey face crops (PNG/JPG) for int8")
     b.add_argument("--calib-limit", type=_positive, default=1000, metavar="N",
                    help="calibrate on at most N crops (random sample, default 1000)")
+    b.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
+                   help="int8 activation-range calibration (default minmax)")
     b.add_argument("--plans", choices=("auto", "yes", "no"), default="auto",
                    help="build TensorRT plans: auto = when TensorRT and a GPU are here")
     b.add_argument("--force", action="store_true", help="rebuild plans even when the cached one matches")

@@ -171,21 +171,32 @@ class _CropReader:
         pass
 
 
+CALIB_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+
+
 def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path, *,
-              limit: int = 1000, seed: int = 0,
+              limit: int = 1000, seed: int = 0, method: str = "minmax",
               log: Callable[[str], None] | None = None) -> Path:
-    """Write a symmetric QDQ INT8 copy calibrated on up to ``limit`` crops from ``calib_dir``."""
+    """Write a symmetric QDQ INT8 copy calibrated on up to ``limit`` crops from ``calib_dir``.
+
+    method: activation-range calibration, ``minmax`` (full observed range), ``percentile``
+    (99.999th percentile: clips rare outliers) or ``entropy`` (KL-divergence thresholds).
+    """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
 
     log = log or (lambda msg: None)
+    if method not in CALIB_METHODS:
+        raise DatasetError(f"calibration method {method!r} is unknown; use one of {', '.join(CALIB_METHODS)}")
+    calib_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                    "entropy": CalibrationMethod.Entropy}[method]
     src = read_model_info(fp32_path)
     files = list_calibration_images(calib_dir)
     if len(files) > limit:
         rng = np.random.default_rng(seed)
         files = [files[i] for i in sorted(rng.choice(len(files), size=limit, replace=False))]
     crops = load_crops(files, src.spec)
-    log(f"int8: calibrating on {len(crops)} crops from {calib_dir}")
+    log(f"int8: calibrating ({method}) on {len(crops)} crops from {calib_dir}")
 
     class Reader(_CropReader, CalibrationDataReader):
         pass
@@ -209,7 +220,7 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=calib_method,
             # the heads' Softmax / Sigmoid stay float: they are cheap and quantising [0, 1]
             # probabilities to int8 costs accuracy for nothing
             op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool",
@@ -225,7 +236,7 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
 
 
 def build_copy(fp32_path: str | Path, precision: str, cache_dir: str | Path, *,
-               calib_dir: str | Path | None = None, calib_limit: int = 1000,
+               calib_dir: str | Path | None = None, calib_limit: int = 1000, calib_method: str = "minmax",
                log: Callable[[str], None] | None = None) -> Path:
     """Make (or remake) the ``precision`` copy in ``cache_dir``; fp32 returns the model itself."""
     out = copy_path(fp32_path, precision, cache_dir)
@@ -237,7 +248,7 @@ def build_copy(fp32_path: str | Path, precision: str, cache_dir: str | Path, *,
     if calib_dir is None:
         raise DatasetError("the int8 copy needs calibration crops: pass --calib-dir DIR (a folder of "
                            "aligned grey face crops, PNG/JPG)")
-    return make_int8(fp32_path, out, calib_dir, limit=calib_limit, log=log)
+    return make_int8(fp32_path, out, calib_dir, limit=calib_limit, method=calib_method, log=log)
 
 
 def onnx_sha256(path: str | Path) -> str:

@@ -223,6 +223,13 @@ def evaluate(model, images: np.ndarray, hard: np.ndarray, aus: np.ndarray, spec:
     return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "nll": nll, "au_mae": au_mae}
 
 
+def _np_state() -> dict:
+    """numpy's RNG state as tensors / plain values (loadable with torch.load(weights_only=True))."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
@@ -295,7 +302,9 @@ def run(args: argparse.Namespace) -> int:
         bad_epochs = train_state["bad_epochs"]
         wall_before = train_state.get("wall_s", 0.0)
         g.set_state(train_state["generator"])
-        np.random.set_state(train_state["np_random"])
+        npr = train_state["np_random"]
+        np.random.set_state((npr["name"], npr["keys"].numpy().astype(np.uint32), int(npr["pos"]),
+                             int(npr["has_gauss"]), float(npr["cached"])))
         torch.set_rng_state(train_state["torch_rng"])
 
     images = torch.from_numpy(train_ds.images)
@@ -379,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint(out / "last.pt", model, {**meta_base, "epoch": epoch + 1}, train_state={
             "optimizer": opt.state_dict(), "epoch": epoch, "step": step, "best_acc": best_acc,
             "bad_epochs": bad_epochs, "wall_s": wall, "generator": g.get_state(),
-            "np_random": np.random.get_state(), "torch_rng": torch.get_rng_state(),
+            "np_random": _np_state(), "torch_rng": torch.get_rng_state(),
         })
         if bad_epochs >= args.patience:
             print(f"early stopping: no validation improvement for {args.patience} epochs")

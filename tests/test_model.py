@@ -1,0 +1,236 @@
+"""Network, checkpoints, metrics and a few-step training run (tiny sizes, seconds on a CPU)."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from driver_monitor.errors import ModelError  # noqa: E402
+from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint, save_checkpoint  # noqa: E402
+from driver_monitor.model.checkpoint import default_meta  # noqa: E402
+from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
+from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4)
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("dm_tools_train", ROOT / "tools" / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["dm_tools_train"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def train_mod():
+    return _train_module()
+
+
+@pytest.mark.parametrize("cfg", [TINY, NetConfig(stem=(8, 16), stem_stride=2, widths=(16, 24, 32), extra_blocks=0)])
+@pytest.mark.parametrize("n", [1, 5])
+def test_forward_contract(cfg, n):
+    torch.manual_seed(0)
+    model = EmotionAUNet(cfg).eval()
+    with torch.no_grad():
+        p, a = model(torch.randn(n, 1, 48, 48))
+    assert p.shape == (n, len(EMOTIONS)) and a.shape == (n, len(AUS))
+    np.testing.assert_allclose(p.sum(1).numpy(), 1.0, atol=1e-5)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+
+
+def test_shipped_presets_stay_small(train_mod):
+    from driver_monitor.model import count_parameters
+
+    for name, cfg in train_mod.ARCHS.items():
+        assert count_parameters(EmotionAUNet(cfg)) < 3_000_000, name
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = EmotionAUNet(TINY).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, default_meta(model_version="t"))
+    loaded, meta = load_checkpoint(path, map_location="cpu")
+    assert not loaded.training
+    assert meta["emotion_names"] == list(EMOTIONS) and meta["au_names"] == list(AUS)
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x)):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "not found"), (b"not a checkpoint", "could not be read"), ("dict", "is not a")],
+)
+def test_bad_checkpoints(tmp_path, content, message):
+    path = tmp_path / "x.pt"
+    if content == "dict":
+        torch.save({"hello": 1}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError, match=message):
+        load_checkpoint(path)
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+@pytest.mark.parametrize(
+    "y, s, auc",
+    [
+        ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),
+        ([0, 0, 1, 1], [0.4, 0.3, 0.2, 0.1], 0.0),
+        ([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5], 0.5),
+        ([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.75),
+    ],
+)
+def test_roc_auc(y, s, auc):
+    assert roc_auc(np.array(y), np.array(s)) == pytest.approx(auc)
+
+
+def test_roc_auc_one_class_is_nan():
+    assert np.isnan(roc_auc(np.ones(3), np.arange(3)))
+
+
+def test_classification_report_and_f1():
+    rep = classification_report(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), ("a", "b", "c"))
+    assert rep["accuracy"] == pytest.approx(0.75)
+    assert rep["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert rep["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert binary_f1(np.array([1, 0, 1]), np.array([0.9, 0.6, 0.1]), 0.5) == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------- training parts
+
+def test_class_weights_favour_rare_classes(train_mod):
+    hard = np.array([0] * 90 + [1] * 9 + [7] * 1)
+    w = train_mod.class_weights(hard, power=0.5, cap=5.0)
+    assert w[7] > w[1] > w[0]
+    assert w[hard].mean() == pytest.approx(1.0, rel=1e-5)
+    assert np.allclose(train_mod.class_weights(hard, power=0.0, cap=5.0)[[0, 1, 7]], 1.0)
+
+
+def test_augment_is_seeded_and_in_range(train_mod):
+    x = torch.rand(16, 1, 48, 48)
+    a1, f1 = train_mod.augment(x, torch.Generator().manual_seed(3))
+    a2, f2 = train_mod.augment(x, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a1, a2)
+    assert torch.equal(f1, f2)
+    assert a1.shape == x.shape and float(a1.min()) >= 0 and float(a1.max()) <= 1
+    assert not torch.allclose(a1, x)
+
+
+def test_masked_bce_ignores_unlabelled_rows(train_mod):
+    logits = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
+    target = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")]])
+    loss = train_mod.masked_bce(logits, target)
+    assert loss.item() == pytest.approx(float(np.log(2)), rel=1e-5)
+    assert train_mod.masked_bce(logits, torch.full((2, 2), float("nan"))).item() == 0.0
+
+
+def test_freeze_keeps_weights_and_bn_stats(train_mod):
+    torch.manual_seed(0)
+    model = EmotionAUNet(TINY)
+    frozen = train_mod.freeze(model, ["stem", "trunk.0"])
+    assert frozen and all(n.startswith(("stem", "trunk.0")) for n in frozen)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    train_mod.set_frozen_bn_eval(model, ["stem", "trunk.0"])
+    e, a = model.forward_logits(torch.randn(8, 1, 48, 48))
+    (e.sum() + a.sum()).backward()
+    opt.step()
+    after = model.state_dict()
+    for k in before:
+        same = torch.equal(before[k], after[k])
+        if k.startswith(("stem.", "trunk.0.")):
+            assert same, k
+    assert not torch.equal(before["emotion.weight"], after["emotion.weight"])
+    with pytest.raises(Exception, match="matched no parameter"):
+        train_mod.freeze(EmotionAUNet(TINY), ["nothing"])
+
+
+def test_few_steps_lower_the_loss(train_mod):
+    """Joint loss on a fixed, learnable batch goes down within a few optimiser steps."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = 32
+    labels = torch.tensor(rng.integers(0, 4, n))
+    x = torch.randn(n, 1, 48, 48) * 0.3
+    for c in range(4):  # class c: a bright square in quadrant c
+        r, q = divmod(c, 2)
+        x[labels == c, :, r * 24:(r + 1) * 24, q * 24:(q + 1) * 24] += 1.5
+    soft = torch.nn.functional.one_hot(labels, len(EMOTIONS)).float()
+    aus = torch.rand(n, len(AUS))
+    aus[::4] = float("nan")
+    model = EmotionAUNet(NetConfig.from_dict({**TINY.to_dict(), "dropout": 0.0}))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    w = torch.ones(n)
+
+    def loss_fn():
+        e, a = model.forward_logits(x)
+        return train_mod.soft_ce(e, soft, w) + 0.5 * train_mod.masked_bce(a, aus)
+
+    model.train()  # batch statistics throughout, so the comparison is like for like
+    with torch.no_grad():
+        first = loss_fn().item()
+    for _ in range(15):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        last = loss_fn().item()
+    assert last < 0.7 * first, (first, last)
+
+
+def _tiny_ferplus(root: Path, n: int = 48) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for split in ("FER2013Train", "FER2013Valid"):
+        d = root / split
+        d.mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            c = i % 2  # neutral vs happiness: a bright bar at the top or at the bottom
+            img = rng.integers(0, 60, (48, 48)).astype(np.uint8)
+            img[(0 if c else 30):(18 if c else 48)] += 150
+            cv2.imwrite(str(d / f"f{i:03d}.png"), img)
+            votes = [0] * 10
+            votes[c] = 8
+            votes[1 - c] = 2
+            rows.append([f"f{i:03d}.png", "(0, 0, 48, 48)", *votes])
+        with open(d / "label.csv", "w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    return root
+
+
+def test_train_tool_end_to_end_with_resume_and_finetune(tmp_path, train_mod, monkeypatch):
+    data = _tiny_ferplus(tmp_path / "ferplus")
+    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    common = ["--data", str(data), "--arch", "test", "--batch", "16", "--threads", "1", "--no-progress",
+              "--lr", "3e-3", "--aug-strength", "0.3"]
+    out = tmp_path / "run"
+    assert train_mod.main(common + ["--out", str(out), "--epochs", "2"]) == 0
+    assert train_mod.main(common + ["--out", str(out), "--epochs", "4", "--resume"]) == 0
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[-1]["train_emo_loss"]) < float(rows[0]["train_emo_loss"])
+    model, meta = load_checkpoint(out / "best.pt")
+    assert meta["seed"] == 0 and "ferplus" in meta["training_data"]
+    # transfer learning: fine-tune with the stem and first module frozen
+    ft = tmp_path / "ft"
+    assert train_mod.main(common + ["--out", str(ft), "--epochs", "1", "--init", str(out / "best.pt"),
+                                    "--freeze", "stem,trunk.0"]) == 0
+    tuned, _ = load_checkpoint(ft / "last.pt")
+    torch.testing.assert_close(tuned.stem[0].weight, model.stem[0].weight)
+    assert not torch.equal(tuned.emotion.weight, model.emotion.weight)

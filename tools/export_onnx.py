@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Export a trained checkpoint to the shipped ONNX model (+ the matching torch checkpoint).
+
+    python tools/export_onnx.py --checkpoint runs/ferplus/best.pt \
+        --metrics results/eval/metrics.json --version 1.0.0 \
+        --out engines/emotion_au.onnx --pt-out engines/emotion_au.pt
+
+Writes the ONNX file (opset 17, dynamic batch axis "N", metadata ``dm.*`` inside the file), a
+slim copy of the checkpoint (weights + meta, no optimiser state) beside it, and checks that ONNX
+Runtime matches PyTorch within 1e-4 (exit code 4 if not).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from driver_monitor.errors import DriverMonitorError, ModelError  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="training checkpoint (best.pt)")
+    ap.add_argument("--out", default="engines/emotion_au.onnx")
+    ap.add_argument("--pt-out", default=None, help="slim torch checkpoint (default: <out>.pt beside the ONNX)")
+    ap.add_argument("--metrics", default=None, help="JSON from tools/evaluate.py to store as dm.metrics")
+    ap.add_argument("--version", default="1.0.0", help="dm.model_version")
+    ap.add_argument("--training-data", default=None, help="override dm.training_data")
+    ap.add_argument("--atol", type=float, default=1e-4)
+    args = ap.parse_args(argv)
+    try:
+        from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
+        from driver_monitor.model.export import check_parity, export_onnx, onnx_metadata
+
+        model, meta = load_checkpoint(args.checkpoint)
+        out = Path(args.out)
+        pt_out = Path(args.pt_out) if args.pt_out else out.with_suffix(".pt")
+        metrics = meta.get("metrics", {})
+        if args.metrics:
+            mpath = Path(args.metrics)
+            if not mpath.is_file():
+                raise ModelError(f"metrics file {mpath} not found; run tools/evaluate.py first")
+            metrics = json.loads(mpath.read_text()).get("summary", {})
+        meta = {**meta, "model_version": args.version, "metrics": metrics}
+        if args.training_data:
+            meta["training_data"] = args.training_data
+        save_checkpoint(pt_out, model, meta)
+        props = onnx_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics)
+        export_onnx(model, out, props, input_size=int(meta["input_size"]))
+        err = check_parity(model, out, input_size=int(meta["input_size"]), atol=args.atol)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {pt_out} "
+              f"({pt_out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff {err:.2e}")
+        return 0
+    except DriverMonitorError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -227,6 +227,27 @@ def test_mesh_output_in_pixels_for_colour_and_grey_frames(grey: bool) -> None:
         assert min(lm[a, 0], lm[b, 0]) < lm[iris, 0] < max(lm[a, 0], lm[b, 0])
 
 
+@pytest.mark.parametrize("extra_visibility", [False, True])
+def test_landmark_bytes_reader_matches_protobuf_objects(extra_visibility: bool) -> None:
+    """The fast reader of the mesh's protobuf bytes gives exactly the objects' values, and falls
+    back to the objects when the layout differs (here: a landmark carrying a visibility too)."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    from driver_monitor.face.mesh import _landmark_array
+
+    rng = np.random.default_rng(1)
+    msg = landmark_pb2.NormalizedLandmarkList()
+    vals = rng.uniform(-1, 1, (478, 3)).astype(np.float32)
+    vals[5] = 0.0  # explicit zeros stay on the wire (proto2 optional fields)
+    for x, y, z in vals:
+        msg.landmark.add(x=float(x), y=float(y), z=float(z))
+    if extra_visibility:
+        msg.landmark[7].visibility = 0.5
+    got = _landmark_array(msg)
+    want = np.array([(p.x, p.y, p.z) for p in msg.landmark], np.float32)
+    assert got.shape == (478, 3) and np.array_equal(got, want) and np.array_equal(got, vals)
+
+
 def report(names: list[str]) -> None:
     print("| clip | frames | face found | EAR p10/p50/p90 | MAR p50/max | yaw min/max | pitch min/max "
           "| roll min/max | eyes visible | visibility ratio p1/p50/p99 | mesh ms (wall) "

@@ -17,8 +17,26 @@ from ..errors import ModelError
 from ..types import NUM_LANDMARKS, Face
 
 
+# Wire layout of a NormalizedLandmarkList whose landmarks carry exactly x, y, z (what FaceMesh
+# gives): per landmark, tag 0x0a + length 15, then 0x0d x(float32) 0x15 y 0x1d z.
+_WIRE_RECORD = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
+                         ("tz", "u1"), ("z", "<f4")])
+_WIRE_TAGS = (0x0A, 15, 0x0D, 0x15, 0x1D)
+
+
+def _landmark_array(landmarks: Any) -> NDArray[np.float32]:
+    """(N, 3) float32 normalised landmarks. Reads the protobuf's bytes directly (about 20x faster
+    than touching 478 Python objects); falls back to the objects when the layout differs."""
+    raw = landmarks.SerializeToString()
+    if len(raw) % _WIRE_RECORD.itemsize == 0:
+        rec = np.frombuffer(raw, dtype=_WIRE_RECORD)
+        if all(np.all(rec[name] == want) for name, want in zip(("tag", "len", "tx", "ty", "tz"), _WIRE_TAGS)):
+            return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
+    return np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32)
+
+
 def _landmarks_to_face(landmarks: Any, width: int, height: int) -> Face:
-    pts = np.array([(p.x, p.y, p.z) for p in landmarks.landmark], dtype=np.float32)
+    pts = _landmark_array(landmarks)
     if pts.shape != (NUM_LANDMARKS, 3):
         raise ModelError(f"MediaPipe returned {pts.shape[0]} landmarks, expected {NUM_LANDMARKS}; "
                          f"the face mesh must run with refine_landmarks=True")

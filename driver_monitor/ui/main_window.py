@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.ended_reason: str | None = None
         self._arrivals: deque[float] = deque(maxlen=60)
         self.redraw_ms: deque[float] = deque(maxlen=1000)  # cost of each redraw (widgets + plots)
+        self.latencies_ms: deque[float] = deque(maxlen=1000)  # frame read -> drawn, per redraw
         self.latency_ms = math.nan
         self.processing_fps = math.nan
         self._marks_dirty = False
@@ -419,6 +420,7 @@ class MainWindow(QMainWindow):
         total = f" / {self.info.frame_count / self.info.fps:.2f}" if self.info and self.info.frame_count else ""
         self.time_label.setText(f"{r.time_s:.2f}{total} s  #{r.index}")
         self.latency_ms = (time.perf_counter() - self.latest_t_read) * 1e3
+        self.latencies_ms.append(self.latency_ms)
         a = self._arrivals
         self.processing_fps = (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else math.nan
         pipe = r.timings_ms.get("total")

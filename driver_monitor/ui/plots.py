@@ -94,15 +94,16 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             p.setYRange(*yrange, padding=0.02)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
-            p.showGrid(x=True, y=True, alpha=0.2)
+            # no grid: in Qt's raster painter a translucent grid costs more than all curves together
+            # (full 30 s window, 1000x380 px: ~30 -> ~13 ms per repaint); the threshold lines guide the eye
             p.getAxis("left").setWidth(58)
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
             self.plots[key] = p
             return p
 
-        def curve(p: pg.PlotItem, key: str, colour: str, name: str | None = None) -> None:
-            self.curves[key] = p.plot(pen=pg.mkPen(colour, width=2), name=name, connect="finite")
+        def curve(p: pg.PlotItem, key: str, colour: str, name: str | None = None, width: float = 2) -> None:
+            self.curves[key] = p.plot(pen=pg.mkPen(colour, width=width), name=name, connect="finite")
 
         def hline(p: pg.PlotItem, key: str, y: float, colour: str, label: str) -> None:
             line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
@@ -136,7 +137,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         p = plot("emotion", "emotion", (0.0, 1.0))
         p.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=4)
         for i, name in enumerate(self.emotion_names):
-            curve(p, f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], name)
+            curve(p, f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], name, width=1)
         self.plots["emotion"].showAxis("bottom")
         self.plots["emotion"].setLabel("bottom", "time (s)")
         self.ci.layout.setSpacing(2)

@@ -234,3 +234,36 @@ def test_train_tool_end_to_end_with_resume_and_finetune(tmp_path, train_mod, mon
     tuned, _ = load_checkpoint(ft / "last.pt")
     torch.testing.assert_close(tuned.stem[0].weight, model.stem[0].weight)
     assert not torch.equal(tuned.emotion.weight, model.emotion.weight)
+
+
+# --------------------------------------------------------------------------------- explanations
+
+def test_grad_cam_and_occlusion_maps():
+    from driver_monitor.model.explain import grad_cam, occlusion_map
+
+    torch.manual_seed(0)
+    model = EmotionAUNet(TINY).eval()
+    x = torch.randn(1, 1, 48, 48)
+    cam = grad_cam(model, x, target=1)
+    assert cam.shape == (48, 48) and cam.min() >= 0 and cam.max() <= 1
+    au_cam = grad_cam(model, x, target=AUS.index("AU12"), head="au")
+    assert au_cam.shape == (48, 48)
+    occ = occlusion_map(model, x, target=1, patch=8, stride=8)
+    assert occ.shape == (48, 48) and np.isfinite(occ).all()
+    with pytest.raises(ValueError, match="one image"):
+        grad_cam(model, torch.randn(2, 1, 48, 48), 0)
+
+
+def test_occlusion_finds_the_region_a_model_reads():
+    """A hand-built 'model' whose class-0 logit reads only the top-left quadrant: occluding it must
+    hurt most there."""
+    from driver_monitor.model.explain import occlusion_map
+
+    class Quadrant(EmotionAUNet):
+        def forward(self, x):
+            s = x[:, 0, :24, :24].mean(dim=(1, 2))
+            logits = torch.stack([s * 10] + [torch.zeros_like(s)] * 7, 1)
+            return torch.softmax(logits, 1), torch.zeros(x.shape[0], len(AUS))
+
+    occ = occlusion_map(Quadrant(TINY), torch.ones(1, 1, 48, 48), target=0, patch=8, stride=8)
+    assert occ[:24, :24].mean() > 10 * abs(occ[24:, 24:].mean()) and occ[:24, :24].mean() > 0

@@ -140,3 +140,52 @@ def test_export_matches_analyze(qtbot, tmp_path):
     for a, b in zip(ui, cli):
         assert {k: v for k, v in a.items() if not k.startswith("ms_")} == \
                {k: v for k, v in b.items() if not k.startswith("ms_")}
+
+
+def test_engine_outputs_reach_the_panels_and_plots(qtbot):
+    """Real video, real pipeline, a stand-in engine with fixed outputs: what the UI does with them.
+
+    (The model's own quality is tested by the model's tests; here the engine only has to be
+    predictable: 'happiness' dominant, AU12 strongest.)
+    """
+    from driver_monitor.engine.base import Engine
+    from driver_monitor.preprocess import AUS, DEFAULT_INPUT
+    from driver_monitor.ui.worker import PipelineFactory
+
+    probs = np.full(len(EMOTIONS), 0.05, np.float32)
+    probs[EMOTIONS.index("happiness")] = 1.0 - 0.05 * (len(EMOTIONS) - 1)
+    aus = np.linspace(0.0, 0.5, len(AUS)).astype(np.float32)
+    aus[AUS.index("AU12")] = 0.9
+
+    class StubEngine(Engine):
+        name = "stub"
+
+        def _run(self, x):
+            n = x.shape[0]
+            return np.tile(probs, (n, 1)), np.tile(aus, (n, 1))
+
+    engines: list[StubEngine] = []
+
+    def make_engine(cfg):
+        engines.append(StubEngine(DEFAULT_INPUT, EMOTIONS, AUS))
+        return engines[-1], {"backend": "stub", "device": "cpu", "precision": "fp32", "reason": "test"}
+
+    path = need_data("videos/single_face.mp4")
+    cfg = load_config()
+    w = MainWindow(cfg, str(path), factory_maker=lambda c: PipelineFactory(c, make_engine=make_engine), speed=None)
+    qtbot.addWidget(w)
+    w.show()
+    play_to_end(qtbot, w)
+    assert w.info.backend == "stub cpu fp32" and w.info.emotion_names == EMOTIONS
+    assert "running on CPU: TensorRT not available" in w.banner.text()
+    assert w.emotion_panel.dominant == "happiness" and "dominant: happiness" in w.emotion_panel.headline.text()
+    assert w.emotion_panel.bars["happiness"].value() == pytest.approx(650, abs=2)
+    assert "AU12 lip corner puller" in w.au_panel.headline.text()
+    assert w.au_panel.bars["AU12"].value() == pytest.approx(900, abs=2)
+    t, v = w.plots.buffer.view()
+    assert np.nanmax(v[:, 8 + EMOTIONS.index("happiness")]) == pytest.approx(0.65, abs=1e-3)
+    w.seek(10)  # a seek renews the pipeline but keeps the engine
+    qtbot.waitUntil(lambda: w.latest.index == 10, timeout=10000)
+    assert len(engines) == 1 and not engines[0]._closed
+    w.close()
+    assert len(engines) == 1 and engines[0]._closed  # one engine for the session, closed with it

@@ -253,6 +253,7 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, select
     src = open_source(video, cfg.capture)
     timings: dict[str, list[float]] = {}
     frames = faces = 0
+    size: tuple[int, int] | None = None
     try:
         with Pipeline(cfg, engine, selection=selection) as pipeline:
             backend = pipeline.backend_description
@@ -263,13 +264,13 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, select
                 decode_ms = (time.perf_counter() - t0) * 1e3
                 if frame is None:
                     break
+                size = (frame.width, frame.height)
                 result = pipeline.process(frame, decode_ms=decode_ms)
                 for k, v in result.timings_ms.items():
                     timings.setdefault(k, []).append(float(v))
                 frames += 1
                 faces += int(result.face is not None)
             wall = time.perf_counter() - t_start
-            size = (frame.width, frame.height) if frames and frame is not None else None
     finally:
         src.close()
     if frames == 0:

@@ -200,3 +200,14 @@ def test_time_engines_interleaves_engines_in_rounds():
     timed = order[2:]  # after one warm-up call each
     assert timed == (["a"] * 5 + ["b"] * 5) * 4
     assert [s["iters"] for s in stats] == [20, 20] and all(s["batch"] == 2 for s in stats)
+
+
+@pytest.mark.data
+def test_bench_end_to_end_to_the_end_of_the_file():
+    from tests.conftest import need_data
+
+    from driver_monitor.config import load_config
+
+    video = need_data("videos/single_face.mp4")
+    r = bench.bench_pipeline(load_config(None, []), video, engine=None, log=lambda m: None)
+    assert r["frames"] == 72 and r["resolution"] == "640x360" and r["fps"] > 0

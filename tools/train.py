@@ -285,10 +285,16 @@ def run(args: argparse.Namespace) -> int:
     total_steps = args.epochs * steps_per_epoch
     warm = min(steps_per_epoch, total_steps // 10)
 
-    def lr_at(step: int) -> float:
+    budget_s = args.time_budget_min * 60.0
+
+    def lr_at(step: int, wall_s: float = 0.0) -> float:
+        """Linear warm-up, then cosine decay to 2 % of --lr over the planned steps, or over the
+        time budget when that runs out first (so a slow, shared CPU still ends annealed)."""
         if step < warm:
             return args.lr * (step + 1) / warm
         frac = (step - warm) / max(1, total_steps - warm)
+        if budget_s > 0:
+            frac = max(frac, wall_s / budget_s)
         return args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
     start_epoch, step, best_acc, bad_epochs = 0, 0, -1.0, 0
@@ -347,8 +353,13 @@ def run(args: argparse.Namespace) -> int:
             x = normalise(x, spec)
             tgt = soft_t[idx].to(device)
             sw = (w_t[hard_t[idx]]).to(device)
+            wall_now = wall_before + time.perf_counter() - t_run
+            if budget_s > 0 and wall_now > budget_s:
+                print(f"time budget of {args.time_budget_min} min used: ending epoch {epoch + 1} after {b} of "
+                      f"{steps_per_epoch} batches", flush=True)
+                break
             for pg in opt.param_groups:
-                pg["lr"] = lr_at(step)
+                pg["lr"] = lr_at(step, wall_now)
             emo_logits, au_logits = model.forward_logits(x)
             l_emo = soft_ce(emo_logits, tgt, sw)
             l_au = masked_bce(au_logits, aus_t[idx].to(device))
@@ -363,9 +374,11 @@ def run(args: argparse.Namespace) -> int:
             sums += np.array([loss.item(), l_emo.item(), l_au.item(), acc]) * k
             bar.set_postfix(loss=f"{sums[0] / n_seen:.3f}", acc=f"{sums[3] / n_seen:.3f}")
         ep_s = time.perf_counter() - t0
+        if n_seen == 0:
+            break
         val = evaluate(model, val_ds.images, va_hard, va_aus, spec, device)
         row = {
-            "epoch": epoch + 1, "lr": lr_at(step - 1),
+            "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
             "train_loss": sums[0] / n_seen, "train_emo_loss": sums[1] / n_seen,
             "train_au_loss": sums[2] / n_seen, "train_acc": sums[3] / n_seen,
             "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"], "val_nll": val["nll"],
@@ -393,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
         if bad_epochs >= args.patience:
             print(f"early stopping: no validation improvement for {args.patience} epochs")
             break
-        if args.time_budget_min and wall > args.time_budget_min * 60:
+        if budget_s > 0 and wall > budget_s:
             print(f"stopping: time budget of {args.time_budget_min} min used")
             break
     summary = {"best_val_accuracy": best_acc, "wall_s": wall_before + time.perf_counter() - t_run,
@@ -428,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--freeze", default="", help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     ap.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
-    ap.add_argument("--time-budget-min", type=float, default=0.0, help="stop after this many minutes (0 = no limit)")
+    ap.add_argument("--time-budget-min", type=float, default=0.0,
+                    help="training wall-time budget: the LR schedule anneals by then and training stops (0 = no limit)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")

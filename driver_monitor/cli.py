@@ -86,7 +86,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_native_stderr() -> None:
+    """Send native libraries' stderr (fd 2) to /dev/null; Python's sys.stderr keeps the terminal.
+
+    MediaPipe's C++ graph threads and FFmpeg print start-up and decoder chatter straight to fd 2
+    ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires ...", "non-existing PPS"),
+    at times no Python code can bracket; to a user they read like errors, and our own messages
+    say what matters. Only for the CLI process, only when sys.stderr really is fd 2.
+    DM_NATIVE_LOGS=1 keeps them.
+    """
+    import os
+
+    if os.environ.get("DM_NATIVE_LOGS"):
+        return
+    try:
+        if sys.stderr is None or sys.stderr.fileno() != 2:
+            return
+        sys.stderr.flush()
+        real = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (captured, embedded)
+        return
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                           errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_native_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -180,6 +180,7 @@ def test_precision_accuracy_against_independent_torch_predictions(setup):
     assert rows["int8"]["status"] == "skipped" and "engines build --precision int8" in rows["int8"]["reason"]
     md = bench.to_markdown({"machine": bench.machine_info(), "accuracy": list(rows.values())})
     assert "| fp32 | 60.00 | +0.00 |" in md
+    assert 0 < rows["fp32"]["macro_f1"] <= 1
 
 
 def test_time_engines_interleaves_engines_in_rounds():

@@ -1,0 +1,113 @@
+"""Pipeline wiring: driver pick, passengers batched into one engine call, camera lost, timings."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from driver_monitor.config import load_config
+from driver_monitor.engine.base import Engine
+from driver_monitor.pipeline import Pipeline
+from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
+from driver_monitor.types import Face, Frame, Level, Status
+from tests.conftest import need_data
+
+
+class FakeEngine(Engine):
+    """Returns 'happiness' for every face and records each batch it was given."""
+
+    name, device, precision = "fake", "cpu", "fp32"
+
+    def __init__(self) -> None:
+        super().__init__(InputSpec(), EMOTIONS, AUS, max_batch=8)
+        self.batches: list[int] = []
+
+    def _run(self, x):
+        self.batches.append(x.shape[0])
+        p = np.full((x.shape[0], len(EMOTIONS)), 0.02, np.float32)
+        p[:, 1] = 1 - 0.02 * (len(EMOTIONS) - 1)
+        return p, np.full((x.shape[0], len(AUS)), 0.25, np.float32)
+
+
+class ScriptedDetector:
+    """Returns the faces scripted for each call, in order."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.closed = False
+
+    def detect(self, image):
+        return self.script.pop(0) if self.script else []
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def real_face():
+    """The mesh of the first frame of single_face.mp4 and the frame itself."""
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    cap = cv2.VideoCapture(str(need_data("videos/single_face.mp4")))
+    ok, img = cap.read()
+    cap.release()
+    assert ok
+    with FaceMeshDetector(load_config(None).face, static_image_mode=True) as det:
+        faces = det.detect(img)
+    assert len(faces) == 1
+    return img, faces[0]
+
+
+def shrunk(face: Face, scale: float) -> Face:
+    c = np.array([*face.center, 0], np.float32)
+    lm = ((face.landmarks - c) * scale + c).astype(np.float32)
+    xy = lm[:, :2]
+    return Face(np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32), lm)
+
+
+@pytest.mark.parametrize(("passengers", "batch"), [(False, 1), (True, 2)])
+def test_driver_is_largest_and_passengers_share_one_call(real_face, passengers: bool, batch: int) -> None:
+    img, face = real_face
+    small = shrunk(face, 0.6)
+    cfg = load_config(None, [f"engine.analyze_passengers={str(passengers).lower()}"])
+    engine = FakeEngine()
+    det = ScriptedDetector([[small, face]] * 3)
+    with Pipeline(cfg, engine, detector=det) as pipe:
+        results = [pipe.process(Frame(img, i, i / 30), decode_ms=1.5) for i in range(3)]
+    assert det.closed
+    assert engine.batches == [batch] * 3
+    r = results[-1]
+    assert r.face is face and r.faces_count == 2  # the larger face is the driver
+    assert r.emotion == "happiness" and abs(sum(r.emotion_probs.values()) - 1) < 1e-5
+    assert set(r.aus) == set(AUS)
+    assert r.aligned is not None and r.aligned.image.shape == (48, 48)
+    assert {"decode", "mesh", "align", "engine", "state", "total"} <= set(r.timings_ms)
+    assert r.timings_ms["total"] >= r.timings_ms["decode"] == 1.5
+    assert pipe.backend_description == "fake cpu fp32"
+
+
+def test_camera_lost_is_its_own_state_not_no_face(real_face) -> None:
+    img, face = real_face
+    cfg = load_config(None, ["engine.enabled=false"])
+    with Pipeline(cfg, None, detector=ScriptedDetector([[face]] * 30)) as pipe:
+        for i in range(30):
+            r = pipe.process(Frame(img, i, i / 30))
+        assert r.camera_ok and r.state.status in (Status.OK, Status.CALIBRATING)
+        lost = [pipe.process(None, t_s=1.0 + k / 10) for k in range(30)]
+        assert all(not x.camera_ok and x.face is None for x in lost)
+        assert lost[-1].state.status == Status.CAMERA_LOST
+        assert lost[-1].state.status != Status.DRIVER_ABSENT
+        started = [e for x in lost for e in x.events if e.type == "camera_lost"]
+        assert started and started[0].end_s is None
+        assert not [e for x in lost for e in x.events if e.type == "driver_absent"]
+        ended = [e for e in pipe.finish() if e.type == "camera_lost"]
+        assert ended and ended[0].end_s is not None
+
+
+def test_no_engine_still_aligns_for_display(real_face) -> None:
+    img, face = real_face
+    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]])) as pipe:
+        r = pipe.process(Frame(img, 0, 0.0))
+    assert r.emotion_probs is None and r.aus is None and r.aligned is not None
+    assert "engine" not in r.timings_ms and pipe.backend_description == "none"
+    assert r.state.drowsiness == Level.NONE

@@ -105,16 +105,16 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         def curve(p: pg.PlotItem, key: str, colour: str, name: str | None = None, width: float = 2) -> None:
             self.curves[key] = p.plot(pen=pg.mkPen(colour, width=width), name=name, connect="finite")
 
-        def hline(p: pg.PlotItem, key: str, y: float, colour: str, label: str) -> None:
+        def hline(p: pg.PlotItem, key: str, y: float, colour: str, label: str, at: float = 0.02) -> None:
             line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                   label=label, labelOpts={"position": 0.02, "color": colour, "anchors": [(0, 1), (0, 1)]})
+                                   label=label, labelOpts={"position": at, "color": colour, "anchors": [(0, 1), (0, 1)]})
             p.addItem(line, ignoreBounds=True)
             self.lines[key] = line
 
         p = plot("ear", "EAR", (0.0, 0.45))
         curve(p, "ear", "#4fc3f7")
         hline(p, "ear_closed", d.closed_ear_max, "#ff7043", "closed")
-        hline(p, "ear_max", d.closed_ear_max, "#777777", f"max {d.closed_ear_max:g}")
+        hline(p, "ear_max", d.closed_ear_max, "#777777", f"max {d.closed_ear_max:g}", at=0.12)
 
         p = plot("mar", "MAR", (0.0, 1.0))
         curve(p, "mar", "#ffb74d")
@@ -131,7 +131,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         curve(p, "pitch", "#f06292", "pitch")
         hline(p, "yaw_hi", dist.yaw_limit_deg, "#81c784", f"yaw ±{dist.yaw_limit_deg:g}")
         hline(p, "yaw_lo", -dist.yaw_limit_deg, "#81c784", "")
-        hline(p, "pitch_hi", dist.pitch_limit_deg, "#f06292", f"pitch ±{dist.pitch_limit_deg:g}")
+        hline(p, "pitch_hi", dist.pitch_limit_deg, "#f06292", f"pitch ±{dist.pitch_limit_deg:g}", at=0.14)
         hline(p, "pitch_lo", -dist.pitch_limit_deg, "#f06292", "")
 
         p = plot("emotion", "emotion", (0.0, 1.0))

@@ -1,0 +1,112 @@
+"""Measure the dashboard's drawing cost: ``python -m driver_monitor.ui.bench_ui [--video FILE]``.
+
+1. plots: refresh + repaint with a full ``ui.plot_window_s`` window of synthetic samples;
+2. with ``--video``: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
+   (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown.
+
+Prints one line per measurement (figures for docs/ui.md), with the machine's load average, since
+on a shared machine the load moves these numbers more than the code does.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+
+def _stats(values) -> str:
+    import numpy as np
+
+    a = np.asarray(list(values), float)
+    if a.size == 0:
+        return "no samples"
+    return f"mean {a.mean():.1f} ms, median {np.median(a):.1f} ms, p95 {np.percentile(a, 95):.1f} ms (n={a.size})"
+
+
+def bench_plots(cfg, app, redraws: int = 300) -> str:
+    import numpy as np
+
+    from ..preprocess import EMOTIONS
+    from ..types import DriverState, Frame, FrameResult, Signals
+    from .plots import SignalPlots
+
+    p = SignalPlots(cfg)
+    p.resize(1000, 380)
+    p.show()
+    probs = {n: 1.0 / len(EMOTIONS) for n in EMOTIONS}
+    img = np.zeros((2, 2), np.uint8)
+
+    def result(i: int) -> FrameResult:
+        t = i / 30.0
+        s = Signals(0.3, 0.3, 0.3 + 0.05 * math.sin(t), 0.1, 10 * math.sin(t / 3), 5 * math.cos(t / 2), 0, 0, 0)
+        return FrameResult(frame=Frame(img, i, t), camera_ok=True, state=DriverState(t_s=t, perclos=0.1),
+                           smoothed=s, signals=s, emotion_probs=probs)
+
+    full = int(cfg.ui.plot_window_s * 30)
+    for i in range(full):
+        p.append(result(i))
+    ms = []
+    for i in range(full, full + redraws):
+        p.append(result(i))
+        t0 = time.perf_counter()
+        p.refresh()
+        p.repaint()
+        app.processEvents()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    p.close()
+    return (f"plots refresh+repaint, full {cfg.ui.plot_window_s:g} s window at 30 Hz ({full} samples x "
+            f"{len(p.curves)} curves, 1000x380 px): {_stats(ms)}")
+
+
+def bench_replay(cfg, app, video: str, speed: float | None) -> list[str]:
+    from .main_window import MainWindow
+
+    w = MainWindow(cfg, video, speed=speed)
+    w.resize(1400, 900)
+    w.show()
+    t0 = time.monotonic()
+    while not w.playback_state.at_end and not w.errors and time.monotonic() - t0 < 600:
+        app.processEvents()
+        time.sleep(0.002)
+    elapsed = time.monotonic() - t0
+    name = os.path.basename(video)
+    if w.errors:
+        w.close()
+        return [f"{name}: error: {w.errors[-1].message}"]
+    out = [
+        f"{name} at {'max' if speed is None else f'{speed:g}x'}: {len(w.session_results)} frames in {elapsed:.1f} s, "
+        f"{w.video.frames_drawn} drawn; backend {w.info.backend}",
+        f"  redraw() (widgets + plots): {_stats(w.redraw_ms)}",
+        f"  latency frame read -> drawn: {_stats(w.latencies_ms)}",
+    ]
+    w.close()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--video", action="append", default=[], help="replay this file too (repeatable)")
+    ap.add_argument("--speed", type=float, default=1.0, help="replay speed, 0 = as fast as possible")
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt6.QtWidgets import QApplication
+
+    from ..config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    app = QApplication.instance() or QApplication(["driver-monitor-bench-ui"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"platform {app.platformName()}, {os.cpu_count()} CPUs, load average {load:.1f}")
+    print(bench_plots(cfg, app))
+    for video in args.video:
+        for line in bench_replay(cfg, app, video, None if args.speed == 0 else args.speed):
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

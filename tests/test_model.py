@@ -267,3 +267,21 @@ def test_occlusion_finds_the_region_a_model_reads():
 
     occ = occlusion_map(Quadrant(TINY), torch.ones(1, 1, 48, 48), target=0, patch=8, stride=8)
     assert occ[:24, :24].mean() > 10 * abs(occ[24:, 24:].mean()) and occ[:24, :24].mean() > 0
+
+
+def test_train_tool_holdout_validation_on_class_folders(tmp_path, train_mod, monkeypatch):
+    import cv2
+
+    rng = np.random.default_rng(1)
+    for cls in ("happy", "sad"):
+        for i in range(20):
+            d = tmp_path / "fer" / "train" / cls
+            d.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(d / f"{i}.png"), rng.integers(0, 255, (48, 48)).astype(np.uint8))
+    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    out = tmp_path / "run"
+    args = ["--kind", "fer2013", "--data", str(tmp_path / "fer"), "--val-split", "holdout:0.25", "--arch", "test",
+            "--batch", "10", "--epochs", "1", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert train_mod.main(args) == 0
+    assert (out / "best.pt").is_file()
+    assert train_mod.main(args[:4] + ["--val-split", "holdout:0.9"] + args[6:]) == 2

@@ -240,13 +240,24 @@ def run(args: argparse.Namespace) -> int:
 
     t_load = time.perf_counter()
     train_ds = load_dataset(args.kind, args.data, args.train_split, size=spec.size)
-    val_ds = load_dataset(args.kind, args.data, args.val_split, size=spec.size)
+    if args.val_split.startswith("holdout:"):
+        # a seeded random fraction of the training split (layouts without a validation split)
+        frac = float(args.val_split.split(":", 1)[1])
+        if not 0 < frac < 0.5:
+            raise DriverMonitorError(f"--val-split holdout fraction must be in (0, 0.5), got {frac}")
+        order = np.random.default_rng(args.seed).permutation(len(train_ds))
+        n_val = int(round(frac * len(train_ds)))
+        val_ds = train_ds.subset(np.sort(order[:n_val]))
+        train_ds = train_ds.subset(np.sort(order[n_val:]))
+    else:
+        val_ds = load_dataset(args.kind, args.data, args.val_split, size=spec.size)
     aus_dir = Path(args.aus_dir) if args.aus_dir else None
     tr_hard, tr_soft = to_class_space(train_ds)
     va_hard, _ = to_class_space(val_ds)
     prefix = args.kind
     tr_aus = load_au_labels(aus_dir / f"{prefix}_{args.train_split}.npz" if aus_dir else None, train_ds)
-    va_aus = load_au_labels(aus_dir / f"{prefix}_{args.val_split}.npz" if aus_dir else None, val_ds)
+    va_split = args.train_split if args.val_split.startswith("holdout:") else args.val_split
+    va_aus = load_au_labels(aus_dir / f"{prefix}_{va_split}.npz" if aus_dir else None, val_ds)
     if args.limit:
         tr_hard, tr_soft, tr_aus = tr_hard[: args.limit], tr_soft[: args.limit], tr_aus[: args.limit]
         train_ds = train_ds.subset(np.arange(min(args.limit, len(train_ds))))
@@ -421,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", required=True, help="dataset root (e.g. the FERPlus folder with FER2013Train/...)")
     ap.add_argument("--kind", default="ferplus", help="ferplus | fer2013 | folders")
     ap.add_argument("--train-split", default="train")
-    ap.add_argument("--val-split", default="valid", help="validation split (FER2013 folders: use a csv or 'test')")
+    ap.add_argument("--val-split", default="valid",
+                    help="validation split, or holdout:0.1 = a seeded 10%% of the training split "
+                         "(FER2013 Kaggle folders have no validation split)")
     ap.add_argument("--aus-dir", default=None, help="folder with <kind>_<split>.npz AU pseudo-labels (tools/label_aus.py)")
     ap.add_argument("--out", required=True, help="run folder: metrics.csv, last.pt, best.pt")
     ap.add_argument("--arch", default="small", choices=sorted(ARCHS))

@@ -16,7 +16,7 @@ pytest.importorskip("PyQt6.QtWidgets")
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
-from driver_monitor.config import Config  # noqa: E402
+from driver_monitor.config import CaptureConfig, Config  # noqa: E402
 from driver_monitor.errors import SourceError  # noqa: E402
 from driver_monitor.recording import frame_columns  # noqa: E402
 from driver_monitor.types import DriverState, Event, Frame, FrameResult, Level, Status  # noqa: E402
@@ -250,12 +250,72 @@ def test_camera_that_cannot_open_offers_a_file(qtbot):
 
 
 def test_live_feed_that_drops_shows_camera_lost(qtbot):
+    cfg = Config(capture=CaptureConfig(read_timeout_s=0.5))
     src = FakeSource(live=True, lost_after=10, read_delay=0.005)
-    w, src, factory = make_window(qtbot, src, paused=False)
+    w, src, factory = make_window(qtbot, src, paused=False, cfg=cfg)
     assert not w.slider.isEnabled()  # no seeking on a live feed
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == 9, timeout=5000)
+    t_last = time.perf_counter()
     qtbot.waitUntil(lambda: w.displayed is not None and not w.displayed.camera_ok, timeout=5000)
+    assert time.perf_counter() - t_last >= 0.4  # lost only after read_timeout_s without a frame
     assert "camera lost" in w.banner.text()
     assert w.worker.running  # still trying, not ended
+
+
+class FakeCamera:
+    """An OpenCV-like capture: 30 fps frames, then (after ``drop_after`` reads) nothing."""
+
+    def __init__(self, drop_after: int | None = None, opens: bool = True) -> None:
+        self.drop_after, self.opens = drop_after, opens
+        self.reads = 0
+        self.released = False
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opens
+
+    def read(self):
+        time.sleep(1 / 30)
+        self.reads += 1
+        if self.drop_after is not None and self.reads > self.drop_after:
+            return False, None
+        return True, np.full((24, 32, 3), 100, np.uint8)
+
+    def get(self, prop) -> float:
+        return 30.0
+
+    def set(self, prop, value) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.released = True
+
+
+@pytest.mark.parametrize("drop_after", [None, 15])  # a working camera; one lost and reconnecting
+def test_closing_a_real_live_source_releases_the_camera_within_2_s(qtbot, drop_after):
+    from driver_monitor.capture import open_source
+
+    cams: list[FakeCamera] = []
+
+    def factory(target):
+        cams.append(FakeCamera(drop_after) if not cams else FakeCamera(opens=False))
+        return cams[-1]
+
+    cfg = Config(capture=CaptureConfig(read_timeout_s=2.0, reconnect_interval_s=0.5, reconnect_attempts=100))
+    w = MainWindow(cfg, 0, factory_maker=lambda c: FakeFactory(),
+                   open_source=lambda spec, ccfg: open_source(spec, ccfg, capture_factory=factory))
+    qtbot.addWidget(w)
+    w.show()
+    if drop_after is None:
+        qtbot.waitUntil(lambda: w.latest is not None and w.latest.index >= 5, timeout=5000)
+    else:
+        qtbot.waitUntil(lambda: w.displayed is not None and not w.displayed.camera_ok, timeout=8000)
+        assert "camera lost" in w.banner.text() and len(cams) >= 2  # it is trying to reconnect
+    worker, thread = w.worker, w.thread
+    t0 = time.perf_counter()
+    w.close()
+    assert time.perf_counter() - t0 < 2.0
+    assert cams[0].released and worker.stopped.is_set() and thread.isFinished()
+    assert not worker.source.alive  # the capture thread is joined
 
 
 def test_closing_stops_the_worker_and_releases_the_camera_within_2_s(qtbot):

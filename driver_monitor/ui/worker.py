@@ -12,10 +12,13 @@ Replay (files): paced to the file's timestamps at ``speed`` (0.25x..4x), or as f
 tracker, filters and the driver-state machines; the engine is kept), because the state of the
 drive before a jump says nothing about the frames after it. At the end of a file the worker
 stays alive and paused, so the user can seek back. Live sources: every newest frame; no frame
-within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects.
+within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects. The
+worker opens live sources with reads of at most ``LIVE_POLL_S`` and keeps the lost-camera clock
+itself, so a stop request is seen within 0.2 s even while the camera is gone (closing within 2 s).
 """
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -30,6 +33,9 @@ from ..errors import DriverMonitorError, SourceError
 from ..types import Event, Frame, FrameResult
 
 SPEEDS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, None)  # None = as fast as possible
+# A live read waits at most this long, so a stop request is seen within it even while the camera
+# is lost; "camera lost" is still declared after capture.read_timeout_s without a frame.
+LIVE_POLL_S = 0.2
 
 
 class PipelineLike(Protocol):
@@ -274,7 +280,10 @@ class SessionWorker(QObject):
         reason = "stopped"
         try:
             try:
-                source = self._open_source(self.source_spec, self.cfg.capture)
+                capture_cfg = self.cfg.capture
+                if capture_cfg.read_timeout_s > LIVE_POLL_S:
+                    capture_cfg = dataclasses.replace(capture_cfg, read_timeout_s=LIVE_POLL_S)
+                source = self._open_source(self.source_spec, capture_cfg)
                 self.source = source
                 pipeline = self.factory.create()
             except BaseException as exc:  # noqa: BLE001 - every failure reaches the UI
@@ -295,6 +304,8 @@ class SessionWorker(QObject):
             finished = False
             show_one = False  # process one frame even while paused (after a seek / step)
             steps = 0
+            last_frame_wall = time.monotonic()
+            lost_after_s = self.cfg.capture.read_timeout_s
 
             def announce() -> None:
                 rec = str(writer.out_dir) if writer is not None else None
@@ -368,6 +379,8 @@ class SessionWorker(QObject):
                 decode_ms = (time.perf_counter() - t_read) * 1e3
                 if frame is None:
                     if live and not source.ended:  # camera lost: say so, the source reconnects
+                        if time.monotonic() - last_frame_wall < lost_after_s:
+                            continue  # a short poll, not yet read_timeout_s without a frame
                         r = pipeline.process(None)
                         self._emit(r, t_read, writer, video_writer)
                         continue
@@ -382,6 +395,7 @@ class SessionWorker(QObject):
                     at_end, show_one, steps, paused = True, False, 0, True  # seeking back shows a frame, paused
                     announce()
                     continue
+                last_frame_wall = time.monotonic()
                 r = pipeline.process(frame, decode_ms=decode_ms)
                 next_index = last_index = frame.index
                 next_index += 1

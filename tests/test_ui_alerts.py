@@ -37,8 +37,10 @@ def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, ey
     (dict(), "ok", "driver attentive"),
     (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info", "calibrating"),
     (dict(face=False, status=Status.DRIVER_ABSENT), "degraded", "driver not visible"),
+    (dict(face=False), "info", "looking for the driver's face"),  # before driver_absent_s has passed
     (dict(camera_ok=False, face=False, status=Status.CAMERA_LOST), "degraded", "camera lost"),
     (dict(eyes_visible=False, status=Status.EYES_NOT_VISIBLE), "degraded", "eyes not visible"),
+    (dict(eyes_visible=False), "ok", "driver attentive"),  # one hidden-eye frame: the monitor decides
     (dict(drowsiness=Level.WARNING, eyes_closed=True, eyes_closed_s=1.4), "warning", "DROWSINESS WARNING"),
     (dict(drowsiness=Level.CRITICAL, eyes_closed=True, eyes_closed_s=2.5), "critical", "eyes closed 2.5 s"),
     (dict(distraction=Level.WARNING, off_road=True, off_road_s=3.6), "warning", "DISTRACTION WARNING"),

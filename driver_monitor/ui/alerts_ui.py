@@ -87,12 +87,16 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
             why = f" (eyes off road {st.off_road_s:.1f} s)" if st.off_road_s > 0 else ""
             parts.append(f"DISTRACTION {str(st.distraction).upper()}{why}")
         return BannerSpec("  ·  ".join(parts) + suffix, "critical" if level == Level.CRITICAL else "warning", level)
+    # degraded states follow the monitor's status (it applies the configured hold times), so one
+    # missed detection does not flash "driver not visible"
     if not result.camera_ok or st.status == Status.CAMERA_LOST:
         return BannerSpec("camera lost: retrying" + suffix, "degraded")
-    if st.status == Status.DRIVER_ABSENT or result.face is None:
+    if st.status == Status.DRIVER_ABSENT:
         return BannerSpec("driver not visible" + suffix, "degraded")
-    if st.status == Status.EYES_NOT_VISIBLE or (result.smoothed is not None and not result.smoothed.eyes_visible):
+    if st.status == Status.EYES_NOT_VISIBLE:
         return BannerSpec("eyes not visible: eye-based alerts paused" + suffix, "degraded")
+    if result.face is None:
+        return BannerSpec("looking for the driver's face" + suffix, "info")
     if st.status == Status.CALIBRATING:
         return BannerSpec(f"calibrating to the driver ({st.calibration_progress:.0%})" + suffix, "info")
     return BannerSpec("driver attentive" + suffix, "ok")

@@ -367,13 +367,17 @@ def test_live_recording_starts_and_stops(qtbot, tmp_path):
 @pytest.mark.parametrize("argv, source", [
     (["gui"], None),
     (["gui", "--source", "0"], 0),
-    (["gui", "--source", "drive.mp4"], "drive.mp4"),
+    (["gui", "--source", "{tmp}/drive.mp4"], "{tmp}/drive.mp4"),
     (["gui", "--source", "rtsp://cam/1"], "rtsp://cam/1"),
 ])
-def test_gui_command_parses_the_source(argv, source, monkeypatch):
+def test_gui_command_parses_the_source(argv, source, monkeypatch, tmp_path):
     from driver_monitor import cli
     from driver_monitor.ui import app
 
+    (tmp_path / "drive.mp4").write_bytes(b"")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if isinstance(source, str):
+        source = source.replace("{tmp}", str(tmp_path))
     seen = {}
 
     def fake_run_gui(cfg, src, start_paused=False) -> int:
@@ -383,8 +387,18 @@ def test_gui_command_parses_the_source(argv, source, monkeypatch):
     monkeypatch.setattr(app, "run_gui", fake_run_gui)
     args = cli.build_parser().parse_args(argv)
     assert args.source == source
-    assert args.func(args, Config(capture=Config().capture)) == 0
+    assert args.func(args, Config()) == 0
     assert seen["src"] == (Config().capture.source if source is None else source)
+
+
+def test_gui_command_refuses_a_missing_file_before_opening_a_window(monkeypatch, capsys):
+    from driver_monitor import cli
+    from driver_monitor.ui import app
+
+    monkeypatch.setattr(app, "run_gui", lambda *a, **k: pytest.fail("no window for a missing file"))
+    assert cli.main(["gui", "--source", "/no/such/drive.mp4"]) == SourceError.exit_code
+    err = capsys.readouterr().err
+    assert "'/no/such/drive.mp4' does not exist" in err and "--source" in err
 
 
 def test_live_recording_writes_an_annotated_video(qtbot, tmp_path):

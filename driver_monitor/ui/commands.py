@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+
 from ..config import Config
-from ..errors import DriverMonitorError
+from ..errors import DriverMonitorError, SourceError
 
 
 def _source(text: str):
@@ -21,6 +23,12 @@ def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
             f"Qt system libraries (e.g. apt-get install libegl1 libxkbcommon-x11-0 libxcb-cursor0), "
             f"or use `driver-monitor analyze FILE --out DIR` headless") from None
     source = cfg.capture.source if args.source is None else args.source
+    if isinstance(source, str) and not source.strip().isdigit() and "://" not in source \
+            and not Path(source).expanduser().is_file():
+        # a missing file fails here, on one line, before a window opens; a camera that cannot be
+        # opened is handled in the window, which offers to open a file instead
+        raise SourceError(f"file {source!r} does not exist; give a video file (--source DRIVE.mp4), "
+                          f"a camera index (--source 0) or a stream URL")
     return run_gui(cfg, source, start_paused=bool(getattr(args, "paused", False)))
 
 

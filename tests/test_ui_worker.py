@@ -247,6 +247,12 @@ def test_camera_that_cannot_open_offers_a_file(qtbot):
     qtbot.waitUntil(lambda: bool(w.errors), timeout=5000)
     assert w.errors[0].is_source_error and w.errors[0].stage == "open"
     assert w.offer_file_box.isVisible() and "Open a recorded video file instead?" in w.offer_file_box.text()
+    asked: list[bool] = []
+    w.open_file_dialog = lambda: asked.append(True)  # the file dialog itself is modal: not opened here
+    from PyQt6.QtWidgets import QMessageBox
+
+    w.offer_file_box.button(QMessageBox.StandardButton.Open).click()
+    qtbot.waitUntil(lambda: asked == [True], timeout=2000)
 
 
 def test_live_feed_that_drops_shows_camera_lost(qtbot):

@@ -2,7 +2,8 @@
 
 1. plots: refresh + repaint with a full ``ui.plot_window_s`` window of synthetic samples;
 2. with ``--video``: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
-   (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown.
+   (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown; then
+   the time from a seek to the target frame on screen.
 
 Prints one line per measurement (figures for docs/ui.md), with the machine's load average, since
 on a shared machine the load moves these numbers more than the code does.
@@ -85,6 +86,29 @@ def bench_replay(cfg, app, video: str, speed: float | None) -> list[str]:
     return out
 
 
+def bench_seek(cfg, app, video: str, targets=(300, 100, 500, 20, 400, 200)) -> str:
+    """Paused replay: time from a seek request to the target frame's result in the window."""
+    from .main_window import MainWindow
+
+    w = MainWindow(cfg, video, start_paused=True)
+    w.show()
+    t_end = time.monotonic() + 60
+    while w.info is None and not w.errors and time.monotonic() < t_end:
+        app.processEvents()
+        time.sleep(0.002)
+    n = w.info.frame_count if w.info and w.info.frame_count else 0
+    ms = []
+    for target in (t for t in targets if t < n):
+        t0 = time.perf_counter()
+        w.seek(target)
+        while not (w.latest is not None and w.latest.index == target) and time.monotonic() < t_end:
+            app.processEvents()
+            time.sleep(0.001)
+        ms.append((time.perf_counter() - t0) * 1e3)
+    w.close()
+    return f"{os.path.basename(video)}: seek -> frame shown (fresh pipeline each time): {_stats(ms)}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", action="append", default=[], help="replay this file too (repeatable)")
@@ -105,6 +129,7 @@ def main(argv=None) -> int:
     for video in args.video:
         for line in bench_replay(cfg, app, video, None if args.speed == 0 else args.speed):
             print(line)
+        print(bench_seek(cfg, app, video))
     return 0
 
 

@@ -91,7 +91,7 @@ def test_sound_requests_on_rising_level(qtbot, levels, expected_requests):
     assert s.requests == expected_requests
 
 
-def test_critical_repeats_and_mute_keeps_requests_but_plays_nothing():
+def test_critical_repeats_and_mute_keeps_requests_but_plays_nothing(qapp):
     s = AlertSound(enabled=True, repeat_critical_s=2.0)
     s.set_muted(True)
     fired = [s.on_level(Level.CRITICAL, t) for t in np.arange(0.0, 5.01, 0.5)]
@@ -102,7 +102,7 @@ def test_critical_repeats_and_mute_keeps_requests_but_plays_nothing():
     assert not s.muted
 
 
-def test_sound_fails_soft_without_audio_device():
+def test_sound_fails_soft_without_audio_device(qapp):
     s = AlertSound(enabled=True)
     s.on_level(Level.WARNING, 0.0)
     assert s.requests == 1

@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
 
+from PyQt6.QtCore import Qt  # noqa: E402
+
 from driver_monitor.config import Config, load_config  # noqa: E402
 from driver_monitor.preprocess import EMOTIONS  # noqa: E402
 from driver_monitor.recording import frame_columns  # noqa: E402
@@ -189,3 +191,17 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
     assert len(engines) == 1 and not engines[0]._closed
     w.close()
     assert len(engines) == 1 and engines[0]._closed  # one engine for the session, closed with it
+
+
+def test_calibrate_now_restarts_the_drivers_calibration(qtbot):
+    w = open_window(qtbot, "single_face.mp4", paused=True)
+    w.worker.step(60)  # frames 0..59 in order, no pacing
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == 59, timeout=20000)
+    before = w.latest.state.calibration_progress
+    assert before > 0.2
+    qtbot.keyClick(w, Qt.Key.Key_C)  # the keyboard path; the panel button emits the same request
+    w.worker.step(3)
+    qtbot.waitUntil(lambda: w.latest.index == 62, timeout=10000)
+    assert w.latest.state.calibration_progress < 0.1 and not w.latest.state.calibrated
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)
+    assert w.state_panel.calibration.value() < 10

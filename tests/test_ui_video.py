@@ -179,6 +179,7 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
     w.show()
     play_to_end(qtbot, w)
     assert w.info.backend == "stub cpu fp32" and w.info.emotion_names == EMOTIONS
+    assert w.status_backend.toolTip() == "why this backend: test"
     assert "running on CPU: TensorRT not available" in w.banner.text()
     assert w.emotion_panel.dominant == "happiness" and "dominant: happiness" in w.emotion_panel.headline.text()
     assert w.emotion_panel.bars["happiness"].value() == pytest.approx(650, abs=2)

@@ -332,6 +332,9 @@ class MainWindow(QMainWindow):
         self.info = info
         self.status_source.setText(info.source)
         self.status_backend.setText(f"backend: {info.backend}")
+        sel = info.selection
+        reason = sel.get("reason") if isinstance(sel, dict) else getattr(sel, "reason", None)
+        self.status_backend.setToolTip(f"why this backend: {reason}" if reason else "")
         self._set_replay_enabled(not info.is_live)
         if info.frame_count:
             self.slider.setRange(0, max(0, info.frame_count - 1))

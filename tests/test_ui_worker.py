@@ -425,3 +425,19 @@ def test_live_recording_writes_an_annotated_video(qtbot, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "frames.csv", encoding="utf-8")))
     assert n == len(rows) > 0 and size == (32, 24)  # lost ticks are black frames of the same size
     assert any(r["camera_ok"] == "0" for r in rows)
+
+
+def test_a_new_session_drops_the_old_sessions_late_results(qtbot):
+    sources = {"a.mp4": FakeSource(n=100_000, fps=30.0), "b.mp4": FakeSource(n=10, fps=10.0)}
+    w = MainWindow(Config(), "a.mp4", factory_maker=lambda cfg: FakeFactory(),
+                   open_source=lambda spec, ccfg: sources[spec], speed=None)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.index > 50, timeout=5000)
+    w.start_session("b.mp4")  # while "a" is flooding results at full speed
+    qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
+    qtbot.wait(100)
+    assert sorted(w.session_results) == list(range(10))
+    assert all(r.time_s == pytest.approx(r.index / 10.0) for r in w.session_results.values())
+    assert len(w.plots.buffer) == 10 and w.info.source == "file fake.mp4" and w.info.fps == 10.0
+    assert sources["a.mp4"].closed

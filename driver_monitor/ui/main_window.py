@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self.errors: list[WorkerError] = []
         self.ended_reason: str | None = None
         self._arrivals: deque[float] = deque(maxlen=60)
+        self._old_workers: list[SessionWorker] = []
         self.redraw_ms: deque[float] = deque(maxlen=1000)  # cost of each redraw (widgets + plots)
         self.latencies_ms: deque[float] = deque(maxlen=1000)  # frame read -> drawn, per redraw
         self.latency_ms = math.nan
@@ -310,10 +311,13 @@ class MainWindow(QMainWindow):
         if worker is None:
             return True
         worker.request_stop()
+        deadline = time.monotonic() + timeout_s
         ok = worker.stopped.wait(timeout_s)
         if thread is not None:
             thread.quit()
-            ok = thread.wait(max(1, int(1000 * timeout_s))) and ok
+            ok = thread.wait(max(1, int(1000 * (deadline - time.monotonic())))) and ok
+        self._old_workers.append(worker)  # its queued signals may still arrive: _current() drops them
+        del self._old_workers[:-4]
         if not ok:  # still blocked (e.g. in a camera read): keep the QThread alive until it returns,
             _STRAGGLERS.append((worker, thread))  # destroying a running QThread aborts the process
             worker.ended.connect(lambda *_: _STRAGGLERS.remove((worker, thread))
@@ -328,7 +332,14 @@ class MainWindow(QMainWindow):
 
     # ================================================================== worker signals
 
+    def _current(self) -> bool:
+        """True in a slot called by the current session's worker (or directly, not by a signal)."""
+        sender = self.sender()
+        return sender is None or sender is self.worker
+
     def _on_opened(self, info: SessionInfo) -> None:
+        if not self._current():
+            return
         self.info = info
         self.status_source.setText(info.source)
         self.status_backend.setText(f"backend: {info.backend}")
@@ -341,6 +352,8 @@ class MainWindow(QMainWindow):
         self.record_action.setEnabled(True)
 
     def _on_result(self, r: FrameResult, t_read: float) -> None:
+        if not self._current():
+            return
         self.latest = r
         self.latest_t_read = t_read
         self._arrivals.append(time.perf_counter())
@@ -351,6 +364,8 @@ class MainWindow(QMainWindow):
             self._on_events(r.events)
 
     def _on_events(self, events) -> None:
+        if not self._current():
+            return
         for ev in events:
             key = event_key(ev)
             old = self.session_events.get(key)
@@ -361,6 +376,8 @@ class MainWindow(QMainWindow):
             self._marks_dirty = True
 
     def _on_failed(self, err: WorkerError) -> None:
+        if not self._current():
+            return
         self.errors.append(err)
         live_spec = isinstance(self.source_spec, int) or (isinstance(self.source_spec, str) and (
             self.source_spec.strip().isdigit() or "://" in self.source_spec))
@@ -382,12 +399,16 @@ class MainWindow(QMainWindow):
         self.error_box = box
 
     def _on_playback(self, st: PlaybackState) -> None:
+        if not self._current():
+            return
         self.playback_state = st
         self.play_button.setText("Play" if (st.paused or st.at_end) else "Pause")
         self.status_record.setText(f"● recording to {st.recording}" if st.recording else "")
         self.record_action.setText("Stop recording" if st.recording else "Record results to folder…")
 
     def _on_ended(self, reason: str) -> None:
+        if not self._current():
+            return
         self.ended_reason = reason
         if self.info is not None and self.info.is_live:
             self.status_source.setText(f"{self.info.source} (ended: {reason})")

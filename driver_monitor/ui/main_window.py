@@ -341,6 +341,7 @@ class MainWindow(QMainWindow):
         if not self._current():
             return
         self.info = info
+        self.setWindowTitle(f"driver-monitor: {info.source}")
         self.status_source.setText(info.source)
         self.status_backend.setText(f"backend: {info.backend}")
         sel = info.selection

@@ -427,7 +427,7 @@ def _md_accuracy(rows: Sequence[dict[str, Any]]) -> list[str]:
             lines.append(f"| {r['precision']} | skipped: {r['reason'][:120].replace('|', '/')} |")
             continue
         lines.append(f"| {r['precision']} | {r['accuracy_pct']:.2f} | {r.get('delta_vs_fp32_points', 0):+.2f} | "
-                     f"{r['macro_f1']:.3f} | {r.get('agreement_with_fp32_pct', 100.0):.2f} | {r.get('max_abs_diff_probs', 0):.4f} | "
+                     f"{r.get('macro_f1', float('nan')):.3f} | {r.get('agreement_with_fp32_pct', 100.0):.2f} | {r.get('max_abs_diff_probs', 0):.4f} | "
                      f"{r.get('max_abs_diff_aus', 0):.4f} | {r['faces_per_s_batch64']:.0f} |")
     return lines
 

@@ -170,3 +170,12 @@ def test_clean_without_trt_keeps_plans_of_other_versions(tmp_path):
     p = write_plan(tmp_path, "m", make_key(trt_version="10.9.0"), b"PLAN")
     assert clean_cache(tmp_path, onnx_hashes={"a" * 64}, trt_version=None, gpu=None) == []
     assert p.exists()
+
+
+def test_orphan_metadata_is_listed_and_cleaned(tmp_path):
+    plan = write_plan(tmp_path, "m", make_key(), b"PLAN")
+    assert meta_path(plan).name == plan.name + ".json"
+    plan.unlink()
+    (entry,) = list_cache(tmp_path)
+    assert entry.kind == "orphan" and entry.path == meta_path(plan)
+    assert [p for p, _ in clean_cache(tmp_path, onnx_hashes={"a" * 64})] == [meta_path(plan)]

@@ -2,8 +2,8 @@
 
 A plan is only valid for the exact ONNX bytes, TensorRT version, GPU (name and compute
 capability), precision, input shape and optimisation profile it was built for. The key is the
-sha256 of those fields; the plan is stored as ``<stem>.<precision>.<key16>.plan`` with a
-``.json`` beside it holding the fields, the plan's own sha256 and size. Both files are written
+sha256 of those fields; the plan is stored as ``<stem>.<precision>.<key16>.plan`` with
+``<...>.plan.json`` beside it holding the fields, the plan's own sha256 and size. Both files are written
 to a temporary name and renamed, so a crash never leaves a half plan under the real name.
 
 A plan whose metadata is missing, does not match, whose bytes do not hash to the recorded
@@ -81,7 +81,8 @@ def plan_path(cache_dir: str | Path, stem: str, key: PlanKey) -> Path:
 
 
 def meta_path(plan: str | Path) -> Path:
-    return Path(plan).with_suffix(META_SUFFIX)
+    """``x.plan`` -> ``x.plan.json``."""
+    return Path(str(plan) + META_SUFFIX)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -228,7 +229,8 @@ def list_cache(cache_dir: str | Path) -> list[CacheEntry]:
                 out.append(CacheEntry(p, "plan", p.stat().st_size, key, problem, meta))
             except (ValueError, TypeError) as exc:
                 out.append(CacheEntry(p, "plan", p.stat().st_size, None, str(exc)))
-        elif p.suffix == META_SUFFIX and not p.with_suffix(PLAN_SUFFIX).exists() and _looks_like_plan_meta(p):
+        elif p.name.endswith(PLAN_SUFFIX + META_SUFFIX) and not p.with_suffix("").exists() \
+                and _looks_like_plan_meta(p):
             out.append(CacheEntry(p, "orphan", p.stat().st_size, None, "metadata without a plan"))
         elif p.name.endswith(".tmp"):
             out.append(CacheEntry(p, "orphan", p.stat().st_size, None, "temporary file of an interrupted write"))

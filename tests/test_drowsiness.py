@@ -177,3 +177,22 @@ def test_yawns_leave_the_window():
     readings, _ = run(lambda t: OPEN, 30.0, mar_fn=mar, yawn_window_s=20.0)
     assert readings[int(10 * FPS)].level == W
     assert readings[int(21.5 * FPS)].level == N  # the first yawn (started 1.0 s) left the 20 s window
+
+
+@pytest.mark.parametrize(("mar_during", "marked"), [(0.8, True), (0.2, False)])
+def test_closure_during_a_yawn_is_marked_not_excused(mar_during: float, marked: bool) -> None:
+    """Eyes squeezed shut for 2 s while the mouth is yawning-wide: still a microsleep (the driver
+    cannot see the road), and the ended events say it happened during a yawn."""
+    from driver_monitor.config import DrowsinessConfig
+    from driver_monitor.monitor.drowsiness import DrowsinessDetector
+
+    det = DrowsinessDetector(DrowsinessConfig())
+    ended = []
+    for i in range(120):
+        t = i / 30
+        closed = 1.0 <= t < 3.0
+        _, ev = det.update(t, 0.08 if closed else 0.3, mar_during if 0.9 <= t < 2.5 else 0.1, 0.18, i)
+        ended += [e for e in ev if e.end_s is not None and e.type in ("eyes_closed", "microsleep")]
+    assert {e.type for e in ended} == {"eyes_closed", "microsleep"}
+    assert all(e.level.name == "CRITICAL" for e in ended)
+    assert all(bool(e.details.get("during_yawn")) is marked for e in ended)

@@ -69,6 +69,7 @@ class DrowsinessDetector:
         # current closure: (onset time, onset frame, onset seen: the frame before showed open eyes)
         self._closure: tuple[float, int | None, bool] | None = None
         self._prev_open = False
+        self._closure_in_yawn = False  # the mouth was yawning-wide during the current closure
         self._reopen: tuple[float, int | None] | None = None  # eyes open again since (t, frame), unconfirmed
         self._samples: deque[tuple[float, float, bool]] = deque()  # (t, dt, closed), visible eyes only
         self._visible_s = 0.0
@@ -99,6 +100,10 @@ class DrowsinessDetector:
                 # onset known only when the previous frame showed open eyes (not at the start of
                 # the drive, not right after the eyes were hidden): only then can it be a blink
                 self._closure = (t_s, frame, self._prev_open)
+                self._closure_in_yawn = False
+            # eyes are often squeezed shut in a yawn: the closure still counts (the driver cannot
+            # see the road), but its events say so, for whoever reviews the drive
+            self._closure_in_yawn |= mar is not None and math.isfinite(mar) and mar > cfg.yawn_mar
             self._reopen = None  # a reopening shorter than reopen_min_s was noise
             closure_level, ev = self._closure_events(t_s, frame)
             out += ev
@@ -215,8 +220,9 @@ class DrowsinessDetector:
             out += ev
         self._closure = None
         self._reopen = None
+        in_yawn = {"during_yawn": True} if self._closure_in_yawn else None
         for type_ in ("eyes_closed", "microsleep"):
-            ev2 = self.events.end(type_, t_s, frame)
+            ev2 = self.events.end(type_, t_s, frame, in_yawn)
             if ev2 is not None:
                 out.append(ev2)
         return out

@@ -250,25 +250,24 @@ def install_hint(backend: str, device: str) -> str:
     return INSTALL_HINTS.get((backend, device), "")
 
 
+def _project_path(value: str | Path, project_root: str | Path | None) -> Path:
+    """A config path: absolute as given, else relative to ``project_root`` (default: the project)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    if project_root is None:
+        from ..config import PROJECT_ROOT
+        project_root = PROJECT_ROOT
+    return Path(project_root) / p
+
+
 def resolve_model_path(cfg: Any, project_root: str | Path | None) -> Path:
     """The fp32 model named by ``cfg.model`` (relative to ``project_root``)."""
-    p = Path(cfg.model).expanduser()
-    if not p.is_absolute():
-        if project_root is None:
-            from ..config import PROJECT_ROOT
-            project_root = PROJECT_ROOT
-        p = Path(project_root) / p
-    return p
+    return _project_path(cfg.model, project_root)
 
 
 def resolve_cache_dir(cfg: Any, project_root: str | Path | None) -> Path:
-    p = Path(cfg.cache_dir).expanduser()
-    if not p.is_absolute():
-        if project_root is None:
-            from ..config import PROJECT_ROOT
-            project_root = PROJECT_ROOT
-        p = Path(project_root) / p
-    return p
+    return _project_path(cfg.cache_dir, project_root)
 
 
 Prober = Callable[[str, str], str | None]

@@ -52,7 +52,31 @@ ARCHS: dict[str, NetConfig] = {
     "fast2": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256), extra_blocks=2),
     "small": NetConfig(stem=(24, 48), widths=(64, 128, 256), extra_blocks=1),
     "base": NetConfig(stem=(32, 64), widths=(128, 256, 384), extra_blocks=1),
+    # base's widths on fast's stride-2 stem: 0.95 M parameters, 7x cheaper to train than base
+    "wide": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256, 384), extra_blocks=1),
 }
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast
+    trains about 2x faster than float32; elsewhere bf16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_amp(choice: str, device: torch.device) -> torch.dtype | None:
+    """--amp auto|bf16|off -> the autocast dtype (None = float32 throughout). Weights, optimiser
+    state, losses and evaluation stay float32; only the forward / backward convolutions run in bf16."""
+    if choice == "off":
+        return None
+    if choice == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_bf16() else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,11 +309,15 @@ def run(args: argparse.Namespace) -> int:
         cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
         model = build_model(cfg)
     model.to(device)
+    # channels-last: about 1.5x faster convolutions on the CPU (oneDNN) and on tensor cores
+    model.to(memory_format=torch.channels_last)
+    amp_dtype = pick_amp(args.amp, device)
     frozen_prefixes = [p for p in args.freeze.split(",") if p] if args.freeze else []
     frozen = freeze(model, frozen_prefixes)
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = count_parameters(model)
-    print(f"model: {n_params} parameters, {len(frozen)} frozen tensors, device {device}")
+    print(f"model: {n_params} parameters, {len(frozen)} frozen tensors, device {device}, "
+          f"autocast {amp_dtype or 'off (float32)'}")
 
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / args.batch)
@@ -371,7 +399,9 @@ def run(args: argparse.Namespace) -> int:
                 break
             for pg in opt.param_groups:
                 pg["lr"] = lr_at(step, wall_now)
-            emo_logits, au_logits = model.forward_logits(x)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                emo_logits, au_logits = model.forward_logits(x.contiguous(memory_format=torch.channels_last))
+            emo_logits, au_logits = emo_logits.float(), au_logits.float()
             l_emo = soft_ce(emo_logits, tgt, sw)
             l_au = masked_bce(au_logits, aus_t[idx].to(device))
             loss = args.emo_weight * l_emo + args.au_weight * l_au
@@ -440,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--arch", default="small", choices=sorted(ARCHS))
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                    help="mixed precision: auto = bfloat16 autocast on a CUDA GPU or a CPU with native "
+                         "bf16 (AVX512-BF16 / AMX), float32 elsewhere")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--dropout", type=float, default=0.3)

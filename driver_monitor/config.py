@@ -127,7 +127,8 @@ class DistractionConfig:
 
 @dataclass(frozen=True, slots=True)
 class AlertsConfig:
-    # an alert level must hold this long before it is raised / cleared (hysteresis)
+    # an alert level must hold this long before it is raised / cleared (hysteresis); driver_absent
+    # and eyes_not_visible events also end only after the face / eyes have been back clear_after_s
     raise_after_s: float = _f(0.2, "s", ge=0, le=10)
     clear_after_s: float = _f(1.0, "s", ge=0, le=60)
     # after an alert clears, the same alert is not raised again for this long

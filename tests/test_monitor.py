@@ -74,7 +74,8 @@ def test_frontal_face_with_a_blink_like_single_face_raises_nothing():
     (lambda t: sig() if t < 2.0 else None, [(3.0, "driver_absent", W, 2.0, None),
                                             ("finish", "driver_absent", W, 2.0, 4.0)]),
     # noface_then_face: the face appears at 1.5 s
-    (lambda t: None if t < 1.5 else sig(), [(1.0, "driver_absent", W, 0.0, None), (1.5, "driver_absent", W, 0.0, 1.5)]),
+    # (reported once the face has been back alerts.clear_after_s = 1 s, ending when it came back)
+    (lambda t: None if t < 1.5 else sig(), [(1.0, "driver_absent", W, 0.0, None), (2.5, "driver_absent", W, 0.0, 1.5)]),
     # a 0.5 s dropout is no absence
     (lambda t: None if 1.0 <= t < 1.5 else sig(), []),
 ])
@@ -83,6 +84,29 @@ def test_driver_absent(face, expected):
     assert summary(events, ("driver_absent",)) == expected
     for t, st in states:
         assert (st.status == Status.DRIVER_ABSENT) == (face(t) is None)
+
+
+def test_visibility_flicker_does_not_split_degraded_events():
+    # sunglasses_talking_yawns.avi: the eyes read "visible" for 0.23-0.67 s now and then inside
+    # dark glasses; a return shorter than alerts.clear_after_s (1 s) continues the same event
+    def fn(t):
+        hidden = not (3.0 <= t < 3.5 or 8.0 <= t < 8.6 or 12.0 <= t < 14.0)
+        return sig(ear=0.05, eyes_visible=False) if hidden else sig()
+    _, states, events = drive(fn, 20.0)
+    assert summary(events, ("eyes_not_visible",)) == [
+        (1.0, "eyes_not_visible", N, 0.0, None), (13.0, "eyes_not_visible", N, 0.0, 12.0),
+        (15.0, "eyes_not_visible", N, 14.0, None), ("finish", "eyes_not_visible", N, 14.0, 20.0)]
+    # the status stays undebounced: it says what is seen on each frame
+    assert dict(states)[3.2].status != Status.EYES_NOT_VISIBLE
+    # the same for a face that is found for a few frames during an absence
+    absent = lambda t: sig() if (t < 1.0 or 4.0 <= t < 4.3) else None  # noqa: E731
+    _, _, events = drive(absent, 8.0)
+    assert summary(events, ("driver_absent",)) == [(2.0, "driver_absent", W, 1.0, None),
+                                                   ("finish", "driver_absent", W, 1.0, 8.0)]
+    # clear_after_s = 0 restores the old behaviour: every return ends the event at once
+    cfg = load_config(overrides=["alerts.clear_after_s=0"])
+    _, _, events = drive(absent, 8.0, cfg=cfg)
+    assert [e.end_s for _, e in events if e.type == "driver_absent" and e.end_s is not None] == [4.0, 8.0]
 
 
 def test_hidden_eyes_count_no_closure_and_raise_eyes_not_visible():

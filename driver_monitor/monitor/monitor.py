@@ -15,7 +15,9 @@ Event types: blink, eyes_closed, microsleep, yawn (from the drowsiness rules), d
 distraction (while the hysteresis-filtered alert level is above none; level = peak),
 driver_absent (no face for ``alerts.driver_absent_s``), eyes_not_visible (a face whose eyes cannot
 be measured for ``alerts.eyes_not_visible_s``), camera_lost (from the first frame with
-``camera_ok`` False).
+``camera_ok`` False). driver_absent and eyes_not_visible end only once the face / eyes have been
+back for ``alerts.clear_after_s`` (the alerts' own hysteresis), so a few frames of flicker do not
+split one absence into several; the end is stamped at the moment they came back.
 
 Status (what can be seen now, undebounced): camera_lost > driver_absent (no face this frame) >
 eyes_not_visible > calibrating > ok.
@@ -49,8 +51,8 @@ class DriverMonitor:
         self._events = EventTracker()  # drowsiness, distraction and degraded-state events
         self._t_last: float | None = None
         self._frame_last: int | None = None
-        self._absent_since: tuple[float, int | None] | None = None
-        self._hidden_since: tuple[float, int | None] | None = None
+        # degraded-state type -> [onset (t, frame) of the condition, onset of its clearing]
+        self._degraded: dict[str, list[tuple[float, int | None] | None]] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -63,8 +65,7 @@ class DriverMonitor:
         """Close every open event at t_s (end of the drive). The monitor can be used again after."""
         out = self.drowsiness.finish(t_s, frame_index)
         out += self._events.end_all(t_s, frame_index, {"ended_by": "end_of_drive"})
-        self._absent_since = None
-        self._hidden_since = None
+        self._degraded.clear()
         return out
 
     def update(self, t_s: float, signals: Signals | None, *, camera_ok: bool = True,
@@ -84,12 +85,10 @@ class DriverMonitor:
 
         # ---- degraded states
         events += self._events.step("camera_lost", not camera_ok, Level.WARNING, t_s, frame_index)
-        self._absent_since = _since(self._absent_since, camera_ok and not face, t_s, frame_index)
-        events += self._held_event("driver_absent", self._absent_since, acfg.driver_absent_s, Level.WARNING,
-                                   t_s, frame_index)
-        self._hidden_since = _since(self._hidden_since, face and not eyes_visible, t_s, frame_index)
-        events += self._held_event("eyes_not_visible", self._hidden_since, acfg.eyes_not_visible_s, Level.NONE,
-                                   t_s, frame_index)
+        events += self._held_event("driver_absent", camera_ok and not face, acfg.driver_absent_s,
+                                   Level.WARNING, t_s, frame_index)
+        events += self._held_event("eyes_not_visible", face and not eyes_visible, acfg.eyes_not_visible_s,
+                                   Level.NONE, t_s, frame_index)
 
         # ---- calibration, then the rules
         self.calibrator.update(t_s, signals)  # None while the camera is lost: that time is not usable
@@ -134,12 +133,32 @@ class DriverMonitor:
 
     # ------------------------------------------------------------------ helpers
 
-    def _held_event(self, type_: str, since: tuple[float, int | None] | None, hold_s: float, level: Level,
-                    t_s: float, frame: int | None) -> list[Event]:
-        active = since is not None and t_s - since[0] >= hold_s - _EPS
-        if active and since is not None:
-            return self._events.step(type_, True, level, t_s, frame, since[0], since[1])
-        return self._events.step(type_, False, level, t_s, frame)
+    def _held_event(self, type_: str, cond: bool, hold_s: float, level: Level, t_s: float,
+                    frame: int | None) -> list[Event]:
+        """Open ``type_`` once ``cond`` has held ``hold_s`` (starting at its onset); close it once
+        ``cond`` has been false ``alerts.clear_after_s`` (ending when it became false)."""
+        st = self._degraded.setdefault(type_, [None, None])
+        is_open = self._events.is_open(type_)
+        if cond:
+            st[1] = None
+            if st[0] is None:
+                st[0] = (t_s, frame)
+            if is_open:
+                self._events.escalate(type_, level)
+                return []
+            if t_s - st[0][0] >= hold_s - _EPS:
+                return self._events.step(type_, True, level, t_s, frame, st[0][0], st[0][1])
+            return []
+        if not is_open:
+            st[0] = None
+            return []
+        if st[1] is None:
+            st[1] = (t_s, frame)
+        if t_s - st[1][0] >= self.cfg.alerts.clear_after_s - _EPS:
+            ev = self._events.end(type_, st[1][0], st[1][1])
+            st[0] = st[1] = None
+            return [ev] if ev is not None else []
+        return []
 
     def _alert_event(self, type_: str, level: Level, t_s: float, frame: int | None, details: dict) -> list[Event]:
         if level > Level.NONE and not self._events.is_open(type_):
@@ -147,9 +166,3 @@ class DriverMonitor:
             return [ev] if ev is not None else []
         return self._events.step(type_, level > Level.NONE, level, t_s, frame)
 
-
-def _since(current: tuple[float, int | None] | None, active: bool, t_s: float,
-           frame: int | None) -> tuple[float, int | None] | None:
-    if not active:
-        return None
-    return current if current is not None else (t_s, frame)

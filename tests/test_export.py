@@ -107,3 +107,18 @@ def test_shipped_model_matches_its_checkpoint():
     assert check_parity(model, onnx_path, batches=(1, 4)) < 1e-4
     metrics = json.loads(props["dm.metrics"])
     assert "ferplus_test_accuracy" in metrics
+
+
+def test_flip_tta_exports_with_parity(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(4)
+    model = EmotionAUNet(dataclasses.replace(TINY, flip_tta=True)).eval()
+    props = onnx_metadata(default_meta(), torch_checkpoint="tta.pt")
+    path = export_onnx(model, tmp_path / "tta.onnx", props)
+    assert check_parity(model, path, batches=(1, 5)) < 1e-4
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = to_input(np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8))
+    p, _ = sess.run(["emotion_probs", "au_intensity"], {"face": x})
+    pm, _ = sess.run(["emotion_probs", "au_intensity"], {"face": np.ascontiguousarray(x[..., ::-1])})
+    np.testing.assert_allclose(p, pm, atol=1e-5)

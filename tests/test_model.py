@@ -285,3 +285,37 @@ def test_train_tool_holdout_validation_on_class_folders(tmp_path, train_mod, mon
     assert train_mod.main(args) == 0
     assert (out / "best.pt").is_file()
     assert train_mod.main(args[:4] + ["--val-split", "holdout:0.9"] + args[6:]) == 2
+
+
+def test_flip_tta_averages_the_crop_and_its_mirror(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(3)
+    plain = EmotionAUNet(TINY).eval()
+    tta = EmotionAUNet(dataclasses.replace(TINY, flip_tta=True)).eval()
+    tta.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        p1, a1 = plain(x)
+        p2, a2 = plain(torch.flip(x, dims=[3]))
+        pt, at = tta(x)
+        pm, am = tta(torch.flip(x, dims=[3]))
+    np.testing.assert_allclose(pt.numpy(), (0.5 * (p1 + p2)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(at.numpy(), (0.5 * (a1 + a2)).numpy(), atol=1e-6)
+    # a mirrored face gets the same answer, and the plain model really did differ between the two
+    np.testing.assert_allclose(pm.numpy(), pt.numpy(), atol=1e-6)
+    assert float((p1 - p2).abs().max()) > 1e-4
+    # the setting travels with the checkpoint (old checkpoints without the key load as False)
+    loaded, _ = load_checkpoint(save_checkpoint(tmp_path / "t.pt", tta, default_meta()), map_location="cpu")
+    assert loaded.cfg.flip_tta is True
+    assert NetConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "flip_tta"}).flip_tta is False
+
+
+def test_amp_choice(train_mod, monkeypatch):
+    cpu = torch.device("cpu")
+    assert train_mod.pick_amp("off", cpu) is None
+    assert train_mod.pick_amp("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
+    assert train_mod.pick_amp("auto", cpu) is None
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
+    assert train_mod.pick_amp("auto", cpu) is torch.bfloat16

@@ -64,12 +64,16 @@ def onnx_predictor(path: Path, threads: int = 0) -> tuple[Predictor, InputSpec, 
     return predict, spec, props
 
 
-def torch_predictor(path: Path) -> tuple[Predictor, InputSpec, dict]:
+def torch_predictor(path: Path, flip_tta: bool = False) -> tuple[Predictor, InputSpec, dict]:
+    import dataclasses
+
     import torch
 
     from driver_monitor.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path)
+    if flip_tta:
+        model.cfg = dataclasses.replace(model.cfg, flip_tta=True)
     spec = InputSpec(int(meta["input_size"]), float(meta["input_mean"]), float(meta["input_std"]))
 
     def predict(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                     "report the pseudo-label mapping's own AUC as a reference")
     ap.add_argument("--au-threshold", type=float, default=0.5)
     ap.add_argument("--latency-runs", type=int, default=300)
+    ap.add_argument("--flip-tta", action="store_true",
+                    help="torch checkpoints: average each crop with its mirror image, as an ONNX file "
+                         "exported with tools/export_onnx.py --flip-tta does (ONNX files carry their own setting)")
     ap.add_argument("--out", default="results/eval")
     args = ap.parse_args(argv)
     try:
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             predict, spec, meta = onnx_predictor(Path(args.onnx))
             model_name = args.onnx
         else:
-            predict, spec, meta = torch_predictor(Path(args.checkpoint))
+            predict, spec, meta = torch_predictor(Path(args.checkpoint), args.flip_tta)
             model_name = args.checkpoint
         res: dict = {"model": model_name, "command": "python tools/evaluate.py " + " ".join(argv or sys.argv[1:]),
                      "hardware": f"{platform.processor() or platform.machine()}, {platform.system()}",
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 s["fer2013_privatetest_accuracy_ferplus_model_8to7"] = rep_p["accuracy"]
             if args.fer2013_model:
                 p2 = Path(args.fer2013_model)
-                pred2 = onnx_predictor(p2)[0] if p2.suffix == ".onnx" else torch_predictor(p2)[0]
+                pred2 = onnx_predictor(p2)[0] if p2.suffix == ".onnx" else torch_predictor(p2, args.flip_tta)[0]
                 rep2, _, _ = eval_emotions(pred2, ds, "fer2013_test", out,
                                            "FER2013 test, 7 classes, FER2013-trained model")
                 res["emotion"]["fer2013_test"] = rep2

@@ -12,6 +12,7 @@ Runtime matches PyTorch within 1e-4 (exit code 4 if not).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -30,12 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", default="1.0.0", help="dm.model_version")
     ap.add_argument("--training-data", default=None, help="override dm.training_data")
     ap.add_argument("--atol", type=float, default=1e-4)
+    ap.add_argument("--flip-tta", action="store_true",
+                    help="bake test-time augmentation into the model: every crop is read together with its "
+                         "mirror image (same engine call, batch doubled inside) and the outputs averaged")
     args = ap.parse_args(argv)
     try:
         from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
         from driver_monitor.model.export import check_parity, export_onnx, onnx_metadata
 
         model, meta = load_checkpoint(args.checkpoint)
+        if args.flip_tta:
+            model.cfg = dataclasses.replace(model.cfg, flip_tta=True)
         out = Path(args.out)
         pt_out = Path(args.pt_out) if args.pt_out else out.with_suffix(".pt")
         metrics = meta.get("metrics", {})

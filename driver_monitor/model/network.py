@@ -12,7 +12,8 @@ Design (why, in docs/model.md and engines/MODEL_CARD.md):
   ``emotion`` (8 logits, FERPlus order) and ``au`` (13 logits, AUS order).
 
 ``forward`` returns what the product reads: ``(emotion_probs (N, 8), au_intensity (N, 13))``,
-softmax and sigmoid applied (the ONNX contract); ``forward_logits`` is for training.
+softmax and sigmoid applied (the ONNX contract), averaged with the mirrored crop's when
+``NetConfig.flip_tta`` is set; ``forward_logits`` is for training.
 """
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class NetConfig:
     dropout: float = 0.3
     num_emotions: int = 8
     num_aus: int = 13
+    # test-time augmentation inside forward(): also read the mirrored crop and average the two
+    # outputs (about +1 point on FERPlus; the mirrored copy rides in the same batch, so one engine
+    # call). Training (forward_logits) is unaffected; tools/export_onnx.py --flip-tta sets it.
+    flip_tta: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,8 +152,14 @@ class EmotionAUNet(nn.Module):
         return self.heads(self.features(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emo, au = self.forward_logits(x)
-        return torch.softmax(emo, dim=1), torch.sigmoid(au)
+        if not self.cfg.flip_tta:
+            emo, au = self.forward_logits(x)
+            return torch.softmax(emo, dim=1), torch.sigmoid(au)
+        n = x.shape[0]
+        emo, au = self.forward_logits(torch.cat([x, torch.flip(x, dims=[3])], dim=0))
+        p, a = torch.softmax(emo, dim=1), torch.sigmoid(au)
+        # AU targets are left/right averaged, so the mirrored crop estimates the same intensities
+        return 0.5 * (p[:n] + p[n:]), 0.5 * (a[:n] + a[n:])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -92,6 +92,27 @@ def random_crops(n: int, size: int = 48, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
+# documented parity tolerances against the torch reference (docs/engines.md): fp16 and int8 looser
+PRECISION_TOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
+
+
+def tiny_with_copies(d: Path, *, n_calib: int = 48, seed: int = 1) -> dict[str, Path]:
+    """The tiny fp32 model in ``d``, ``n_calib`` synthetic calibration crops in ``d/calib`` and its
+    fp16 / int8 copies in ``d/cache``: ``{"fp32", "calib", "cache"}``."""
+    import cv2
+
+    from driver_monitor.engine.precision import build_copy
+
+    fp32 = export_tiny(d / "m.onnx")
+    calib = d / "calib"
+    calib.mkdir()
+    for i, crop in enumerate(random_crops(n_calib, seed=seed)):
+        cv2.imwrite(str(calib / f"c{i:03d}.png"), crop)
+    cache = d / "cache"
+    build_copy(fp32, "fp16", cache)
+    build_copy(fp32, "int8", cache, calib_dir=calib)
+    return {"fp32": fp32, "calib": calib, "cache": cache}
+
 # --------------------------------------------------------------------------- tests
 
 

@@ -19,26 +19,15 @@ from driver_monitor.engine.precision import build_copy, model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine
 from driver_monitor.errors import DatasetError, ModelError
 
-from .test_engine_model import export_tiny, random_crops, tiny_module
+from .test_engine_model import PRECISION_TOL, export_tiny, random_crops, tiny_module, tiny_with_copies
 
-TOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
+TOL = PRECISION_TOL
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """The tiny fp32 model and its fp16 / int8 copies (int8 calibrated on synthetic crops)."""
-    import cv2
-
-    d = tmp_path_factory.mktemp("parity")
-    fp32 = export_tiny(d / "m.onnx")
-    calib = d / "calib"
-    calib.mkdir()
-    for i, crop in enumerate(random_crops(64, seed=1)):
-        cv2.imwrite(str(calib / f"c{i:03d}.png"), crop)
-    cache = d / "cache"
-    build_copy(fp32, "fp16", cache)
-    build_copy(fp32, "int8", cache, calib_dir=calib)
-    return {"fp32": fp32, "cache": cache, "calib": calib}
+    return tiny_with_copies(tmp_path_factory.mktemp("parity"), n_calib=64, seed=1)
 
 
 @pytest.fixture(scope="module")

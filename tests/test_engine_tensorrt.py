@@ -23,30 +23,20 @@ import pytest
 from driver_monitor.engine import tensorrt_backend as trt_b
 from driver_monitor.engine.base import read_model_info
 from driver_monitor.engine.cache import list_cache
-from driver_monitor.engine.precision import build_copy, model_for_precision
+from driver_monitor.engine.precision import model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine
 from driver_monitor.errors import BackendUnavailableError, ModelError
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 
-from .test_engine_model import export_tiny, random_crops, tiny_module
+from .test_engine_model import PRECISION_TOL, random_crops, tiny_module, tiny_with_copies
 
-TOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
+TOL = PRECISION_TOL
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    import cv2
-
-    d = tmp_path_factory.mktemp("trt")
-    fp32 = export_tiny(d / "m.onnx")
-    calib = d / "calib"
-    calib.mkdir()
-    for i, c in enumerate(random_crops(48, seed=2)):
-        cv2.imwrite(str(calib / f"{i}.png"), c)
-    cache = d / "cache"
-    build_copy(fp32, "fp16", cache)
-    build_copy(fp32, "int8", cache, calib_dir=calib)
-    return fp32, cache
+    m = tiny_with_copies(tmp_path_factory.mktemp("trt"), n_calib=48, seed=2)
+    return m["fp32"], m["cache"]
 
 
 @pytest.fixture(scope="module")

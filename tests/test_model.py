@@ -294,6 +294,8 @@ def test_flip_tta_averages_the_crop_and_its_mirror(tmp_path):
     plain = EmotionAUNet(TINY).eval()
     tta = EmotionAUNet(dataclasses.replace(TINY, flip_tta=True)).eval()
     tta.load_state_dict(plain.state_dict())
+    # set_flip_tta (what the tools call) gives the same network as the config flag
+    assert EmotionAUNet(TINY).set_flip_tta().cfg == tta.cfg
     x = torch.randn(3, 1, 48, 48)
     with torch.no_grad():
         p1, a1 = plain(x)

@@ -65,15 +65,13 @@ def onnx_predictor(path: Path, threads: int = 0) -> tuple[Predictor, InputSpec, 
 
 
 def torch_predictor(path: Path, flip_tta: bool = False) -> tuple[Predictor, InputSpec, dict]:
-    import dataclasses
-
     import torch
 
     from driver_monitor.model.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(path)
     if flip_tta:
-        model.cfg = dataclasses.replace(model.cfg, flip_tta=True)
+        model.set_flip_tta()
     spec = InputSpec(int(meta["input_size"]), float(meta["input_mean"]), float(meta["input_std"]))
 
     def predict(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ Runtime matches PyTorch within 1e-4 (exit code 4 if not).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model, meta = load_checkpoint(args.checkpoint)
         if args.flip_tta:
-            model.cfg = dataclasses.replace(model.cfg, flip_tta=True)
+            model.set_flip_tta()
         out = Path(args.out)
         pt_out = Path(args.pt_out) if args.pt_out else out.with_suffix(".pt")
         metrics = meta.get("metrics", {})

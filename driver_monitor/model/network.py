@@ -17,7 +17,7 @@ softmax and sigmoid applied (the ONNX contract), averaged with the mirrored crop
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -150,6 +150,12 @@ class EmotionAUNet(nn.Module):
 
     def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.features(x))
+
+    def set_flip_tta(self, on: bool = True) -> "EmotionAUNet":
+        """Turn mirror-image test-time augmentation on or off (stored in ``cfg``, so it travels with
+        the checkpoint and the ONNX export). Returns self."""
+        self.cfg = replace(self.cfg, flip_tta=bool(on))
+        return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.cfg.flip_tta:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from . import __version__
 from .config import Config, load_config
-from .errors import DriverMonitorError
+from .errors import DriverMonitorError, report
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -131,8 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             func = args.func
         return int(func(args, cfg) or 0)
     except DriverMonitorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return report(exc)
     except KeyboardInterrupt:
         print("interrupted: results written so far are kept", file=sys.stderr)
         return 130

@@ -6,6 +6,8 @@ The CLI prints ``str(err)`` on one line and exits non-zero; the UI shows it in a
 """
 from __future__ import annotations
 
+import sys
+
 
 class DriverMonitorError(Exception):
     """Base class of every error the product raises on purpose."""
@@ -39,3 +41,10 @@ class DatasetError(DriverMonitorError):
     """A dataset folder does not have the layout a loader expects."""
 
     exit_code = 6
+
+
+def report(err: DriverMonitorError) -> int:
+    """Print ``error: <message>`` on one line to stderr and return the error's exit code: how the
+    CLI and every tool end on a DriverMonitorError."""
+    print(f"error: {err}", file=sys.stderr)
+    return err.exit_code

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.datasets import FaceDataset, load_ckplus, load_fer2013, load_ferplus  # noqa: E402
-from driver_monitor.errors import DriverMonitorError  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input  # noqa: E402
 
@@ -273,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(s, indent=2))
         return 0
     except DriverMonitorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.datasets import read_grey  # noqa: E402
-from driver_monitor.errors import DatasetError, DriverMonitorError  # noqa: E402
+from driver_monitor.errors import DatasetError, DriverMonitorError, report  # noqa: E402
 from driver_monitor.preprocess import EMOTIONS, InputSpec, to_input  # noqa: E402
 
 
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: {EMOTIONS[target]} ({probs[target]:.2f}) -> {dest}")
         return 0
     except DriverMonitorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.errors import DriverMonitorError, ModelError  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, ModelError, report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({pt_out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff {err:.2e}")
         return 0
     except DriverMonitorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 if __name__ == "__main__":

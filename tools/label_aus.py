@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.datasets import load_dataset  # noqa: E402
-from driver_monitor.errors import DriverMonitorError  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
 from driver_monitor.face_au import BLENDSHAPES, LANDMARKER_URL  # noqa: E402
 from driver_monitor.preprocess import AUS  # noqa: E402
 
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--model and --root are required (unless --remap)")
         return label(args)
     except DriverMonitorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 if __name__ == "__main__":

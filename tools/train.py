@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from driver_monitor.datasets import FaceDataset, load_dataset  # noqa: E402
-from driver_monitor.errors import DatasetError, DriverMonitorError  # noqa: E402
+from driver_monitor.errors import DatasetError, DriverMonitorError, report  # noqa: E402
 from driver_monitor.model.checkpoint import (  # noqa: E402
     build_model, default_meta, read_checkpoint, save_checkpoint,
 )
@@ -503,8 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except DriverMonitorError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report(err)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import importlib.util
 import sys
 from pathlib import Path
@@ -321,3 +322,16 @@ def test_amp_choice(train_mod, monkeypatch):
     assert train_mod.pick_amp("auto", cpu) is None
     monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
     assert train_mod.pick_amp("auto", cpu) is torch.bfloat16
+
+
+def test_bench_train_tool_writes_its_table(tmp_path, train_mod, capsys):
+    spec = importlib.util.spec_from_file_location("dm_tools_bench_train", ROOT / "tools" / "bench_train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--arch", "tiny", "--amp", "off", "--steps", "1", "--batch", "4", "--threads", "1",
+                     "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]
+    assert [(r["arch"], r["amp"]) for r in rows] == [("tiny", "off")] and rows[0]["median_s_per_step"] > 0
+    assert "| tiny |" in (tmp_path / "train_speed.md").read_text()
+    assert mod.main(["--arch", "huge", "--out", str(tmp_path)]) == 2
+    assert "unknown preset(s) ['huge']" in capsys.readouterr().err

@@ -52,7 +52,8 @@ ARCHS: dict[str, NetConfig] = {
     "fast2": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256), extra_blocks=2),
     "small": NetConfig(stem=(24, 48), widths=(64, 128, 256), extra_blocks=1),
     "base": NetConfig(stem=(32, 64), widths=(128, 256, 384), extra_blocks=1),
-    # base's widths on fast's stride-2 stem: 0.95 M parameters, 7x cheaper to train than base
+    # base's widths on fast's stride-2 stem: 0.95 M parameters, 5x cheaper to train than base
+    # (seconds per step of every preset: tools/bench_train.py, docs/bench/train_speed.md)
     "wide": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256, 384), extra_blocks=1),
 }
 
@@ -309,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
         model = build_model(cfg)
     model.to(device)
-    # channels-last: about 1.5x faster convolutions on the CPU (oneDNN) and on tensor cores
+    # channels-last: the memory layout oneDNN's CPU convolutions and tensor cores are fastest in
     model.to(memory_format=torch.channels_last)
     amp_dtype = pick_amp(args.amp, device)
     frozen_prefixes = [p for p in args.freeze.split(",") if p] if args.freeze else []

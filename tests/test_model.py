@@ -1,6 +1,7 @@
 """Network, checkpoints, metrics and a few-step training run (tiny sizes, seconds on a CPU)."""
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import importlib.util
@@ -12,9 +13,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from driver_monitor.errors import ModelError  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, ModelError  # noqa: E402
 from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint, save_checkpoint  # noqa: E402
-from driver_monitor.model.checkpoint import default_meta  # noqa: E402
+from driver_monitor.model.checkpoint import default_meta, read_checkpoint  # noqa: E402
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
 
@@ -235,6 +236,48 @@ def test_train_tool_end_to_end_with_resume_and_finetune(tmp_path, train_mod, mon
     tuned, _ = load_checkpoint(ft / "last.pt")
     torch.testing.assert_close(tuned.stem[0].weight, model.stem[0].weight)
     assert not torch.equal(tuned.emotion.weight, model.emotion.weight)
+
+
+def test_weight_ema_averages_weights_and_buffers(train_mod):
+    torch.manual_seed(0)
+    model = EmotionAUNet(TINY)
+    ema = train_mod.WeightEMA(model, decay=0.99)
+    start = copy.deepcopy(ema.module.state_dict())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        model.stem[1].running_mean.add_(1.0)
+    for _ in range(3):
+        ema.update(model)
+    w0, w_new = start["stem.0.weight"], model.stem[0].weight
+    w_ema = ema.module.stem[0].weight
+    # strictly between the old and the new weights, and not yet at the new ones
+    assert torch.all(w_ema > w0) and torch.all(w_ema < w_new)
+    assert torch.all(ema.module.stem[1].running_mean > start["stem.1.running_mean"])
+    assert ema.module.stem[1].num_batches_tracked == model.stem[1].num_batches_tracked
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    with pytest.raises(DriverMonitorError, match="--ema"):
+        train_mod.WeightEMA(model, decay=1.5)
+
+
+def test_train_tool_with_ema_saves_the_average_and_resumes_it(tmp_path, train_mod, monkeypatch):
+    data = _tiny_ferplus(tmp_path / "ferplus")
+    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    common = ["--data", str(data), "--arch", "test", "--batch", "16", "--threads", "1", "--no-progress",
+              "--lr", "3e-3", "--aug-strength", "0.3", "--ema", "0.9", "--patience", "99"]
+    out = tmp_path / "run"
+    assert train_mod.main(common + ["--out", str(out), "--epochs", "1"]) == 0
+    blob = read_checkpoint(out / "last.pt")
+    best, meta = load_checkpoint(out / "best.pt")  # epoch 1 is always the best so far
+    # best.pt holds the averaged weights, last.pt the raw iterate (for --resume) plus the average
+    torch.testing.assert_close(best.emotion.weight, blob["train_state"]["ema"]["state_dict"]["emotion.weight"])
+    assert not torch.equal(best.emotion.weight, blob["state_dict"]["emotion.weight"])
+    assert train_mod.main(common + ["--out", str(out), "--epochs", "2", "--resume"]) == 0
+    blob = read_checkpoint(out / "last.pt")
+    assert blob["train_state"]["ema"]["updates"] == blob["train_state"]["step"] > 0
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and all(r["val_acc_raw"] for r in rows)
 
 
 # --------------------------------------------------------------------------------- explanations

@@ -12,13 +12,16 @@ to ``<out>/metrics.csv``; ``<out>/last.pt`` (with optimiser state, for --resume)
 ``<out>/best.pt`` (best validation accuracy) are written every epoch; early stopping after
 ``--patience`` epochs without improvement. Fine-tuning / transfer learning: ``--init CKPT`` loads a
 trained network and ``--freeze stem,trunk.0`` keeps those parameter groups (and their batch-norm
-statistics) fixed. Uses CUDA when available (``--device``).
+statistics) fixed. ``--ema 0.999`` keeps an exponential moving average of the weights; that
+average is what is validated and saved as ``best.pt`` (``metrics.csv`` then also logs the raw
+iterate's ``val_acc_raw``). Uses CUDA when available (``--device``).
 
 Dataset kinds: ferplus (soft labels from votes), fer2013 (folders or csv), folders (RAF-DB-like).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -248,6 +251,41 @@ def evaluate(model, images: np.ndarray, hard: np.ndarray, aus: np.ndarray, spec:
     return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "nll": nll, "au_mae": au_mae}
 
 
+class WeightEMA:
+    """Exponential moving average of the weights and batch-norm statistics (``--ema DECAY``).
+
+    The averaged network is what gets validated and written to ``best.pt``: it is smoother than the
+    last SGD iterate, which matters with noisy crowd labels and a short, time-budgeted schedule.
+    The effective decay ramps up as ``(1 + n) / (10 + n)`` so the first updates (random or
+    ``--init`` weights) are not dragged along for thousands of steps."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise DriverMonitorError(f"--ema must be in (0, 1) (e.g. 0.999), or 0 to turn it off; got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for e, m in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.lerp_(m.detach(), 1.0 - d)
+            else:
+                e.copy_(m)
+
+    def state(self) -> dict:
+        return {"state_dict": self.module.state_dict(), "updates": self.updates}
+
+    def load(self, state: dict) -> None:
+        self.module.load_state_dict(state["state_dict"])
+        self.updates = int(state["updates"])
+
+
 def _np_state() -> dict:
     """numpy's RNG state as tensors / plain values (loadable with torch.load(weights_only=True))."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -320,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {n_params} parameters, {len(frozen)} frozen tensors, device {device}, "
           f"autocast {amp_dtype or 'off (float32)'}")
 
+    ema = WeightEMA(model, args.ema) if args.ema > 0 else None
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / args.batch)
     total_steps = args.epochs * steps_per_epoch
@@ -352,6 +391,8 @@ def run(args: argparse.Namespace) -> int:
         np.random.set_state((npr["name"], npr["keys"].numpy().astype(np.uint32), int(npr["pos"]),
                              int(npr["has_gauss"]), float(npr["cached"])))
         torch.set_rng_state(train_state["torch_rng"])
+        if ema is not None and train_state.get("ema"):
+            ema.load(train_state["ema"])
 
     images = torch.from_numpy(train_ds.images)
     soft_t = torch.from_numpy(tr_soft)
@@ -369,7 +410,7 @@ def run(args: argparse.Namespace) -> int:
 
     csv_path = out / "metrics.csv"
     fields = ["epoch", "lr", "train_loss", "train_emo_loss", "train_au_loss", "train_acc",
-              "val_acc", "val_macro_f1", "val_nll", "val_au_mae", "epoch_s", "images_per_s"]
+              "val_acc", "val_macro_f1", "val_nll", "val_au_mae", "val_acc_raw", "epoch_s", "images_per_s"]
     if not csv_path.exists() or start_epoch == 0:
         with open(csv_path, "w", newline="") as fh:
             csv.writer(fh).writerow(fields)
@@ -409,6 +450,8 @@ def run(args: argparse.Namespace) -> int:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             k = len(idx)
             n_seen += k
@@ -418,13 +461,15 @@ def run(args: argparse.Namespace) -> int:
         ep_s = time.perf_counter() - t0
         if n_seen == 0:
             break
-        val = evaluate(model, val_ds.images, va_hard, va_aus, spec, device)
+        # with --ema the averaged weights are the model: validated, selected and saved as best.pt
+        val_raw = evaluate(model, val_ds.images, va_hard, va_aus, spec, device)
+        val = evaluate(ema.module, val_ds.images, va_hard, va_aus, spec, device) if ema is not None else val_raw
         row = {
             "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
             "train_loss": sums[0] / n_seen, "train_emo_loss": sums[1] / n_seen,
             "train_au_loss": sums[2] / n_seen, "train_acc": sums[3] / n_seen,
             "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"], "val_nll": val["nll"],
-            "val_au_mae": val["au_mae"], "epoch_s": ep_s, "images_per_s": n_seen / ep_s,
+            "val_au_mae": val["au_mae"], "val_acc_raw": val_raw["accuracy"], "epoch_s": ep_s, "images_per_s": n_seen / ep_s,
         }
         with open(csv_path, "a", newline="") as fh:
             csv.writer(fh).writerow([f"{row[f]:.5g}" if isinstance(row[f], float) else row[f] for f in fields])
@@ -434,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
         if improved:
             best_acc = val["accuracy"]
             bad_epochs = 0
-            save_checkpoint(out / "best.pt", model, {
+            save_checkpoint(out / "best.pt", ema.module if ema is not None else model, {
                 **meta_base, "epoch": epoch + 1, "train_wall_s": wall,
                 "metrics": {f"{val_ds.name}_accuracy": val["accuracy"], f"{val_ds.name}_macro_f1": val["macro_f1"]},
             })
@@ -444,6 +489,7 @@ def run(args: argparse.Namespace) -> int:
             "optimizer": opt.state_dict(), "epoch": epoch, "step": step, "best_acc": best_acc,
             "bad_epochs": bad_epochs, "wall_s": wall, "generator": g.get_state(),
             "np_random": _np_state(), "torch_rng": torch.get_rng_state(),
+            "ema": ema.state() if ema is not None else None,
         })
         if bad_epochs >= args.patience:
             print(f"early stopping: no validation improvement for {args.patience} epochs")
@@ -484,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="class weight = (n_c / n_max) ** -power (0 = no re-weighting)")
     ap.add_argument("--class-weight-cap", type=float, default=5.0)
     ap.add_argument("--aug-strength", type=float, default=1.0)
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
+                         "and validate / save that as best.pt; 0 = off")
     ap.add_argument("--init", default=None, help="checkpoint to fine-tune from (transfer learning)")
     ap.add_argument("--freeze", default="", help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")

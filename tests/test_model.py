@@ -238,6 +238,63 @@ def test_train_tool_end_to_end_with_resume_and_finetune(tmp_path, train_mod, mon
     assert not torch.equal(tuned.emotion.weight, model.emotion.weight)
 
 
+def _with_bn_statistics(model: EmotionAUNet, seed: int) -> EmotionAUNet:
+    torch.manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model.forward_logits(torch.randn(8, 1, 48, 48))
+    return model.eval()
+
+
+def test_grow_from_keeps_the_function_and_trains_the_new_channels():
+    from driver_monitor.model.network import grow_from
+
+    small = _with_bn_statistics(EmotionAUNet(TINY), 0)
+    wider_cfg = NetConfig(stem=(8, 24), widths=(24, 40), extra_blocks=1, se_ratio=4)
+    wider = grow_from(_with_bn_statistics(EmotionAUNet(wider_cfg), 1), small.state_dict()).eval()
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        for a, b in zip(small(x), wider(x)):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    # the new channels are computed but not read yet: one step later they are
+    assert torch.count_nonzero(wider.emotion.weight[:, 32:]) == 0
+    wider.train()
+    emo, au = wider.forward_logits(x)
+    (emo.logsumexp(1).mean() - emo[:, 0].mean() + au.mean()).backward()
+    assert wider.emotion.weight.grad[:, 32:].abs().sum() > 0
+    # zeroed "old output <- new input" weights (here a projection shortcut's) get gradients too
+    assert torch.count_nonzero(wider.trunk[1].proj[0].weight[:32, 16:]) == 0
+    assert wider.trunk[1].proj[0].weight.grad[:32, 16:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (NetConfig(stem=(8, 16), widths=(16, 24), extra_blocks=1, se_ratio=4), "may only grow"),
+    (NetConfig(stem=(8, 16), widths=(16, 32, 48), extra_blocks=1, se_ratio=4), "the layers differ"),
+])
+def test_grow_from_refuses_what_it_cannot_carry(cfg, message):
+    from driver_monitor.model.network import grow_from
+
+    with pytest.raises(ModelError, match=message):
+        grow_from(EmotionAUNet(cfg), EmotionAUNet(TINY).state_dict())
+
+
+def test_train_tool_grows_a_checkpoint_into_a_wider_preset(tmp_path, train_mod, monkeypatch):
+    data = _tiny_ferplus(tmp_path / "ferplus")
+    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(train_mod.ARCHS, "test_wider", NetConfig(stem=(8, 24), widths=(24, 40), se_ratio=4))
+    common = ["--data", str(data), "--batch", "16", "--threads", "1", "--no-progress", "--lr", "3e-3"]
+    assert train_mod.main(common + ["--arch", "test", "--out", str(tmp_path / "a"), "--epochs", "1"]) == 0
+    assert train_mod.main(common + ["--arch", "test_wider", "--init", str(tmp_path / "a" / "best.pt"),
+                                    "--out", str(tmp_path / "b"), "--epochs", "1"]) == 0
+    grown, _ = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert grown.cfg.widths == (24, 40) and grown.emotion.weight.shape == (8, 40)
+    assert torch.count_nonzero(grown.emotion.weight[:, 32:]) > 0  # the new channels were trained
+    # narrowing is refused with a message, not a traceback
+    assert train_mod.main(common + ["--arch", "test", "--init", str(tmp_path / "b" / "best.pt"),
+                                    "--out", str(tmp_path / "c"), "--epochs", "1"]) != 0
+
+
 def test_weight_ema_averages_weights_and_buffers(train_mod):
     torch.manual_seed(0)
     model = EmotionAUNet(TINY)

@@ -12,7 +12,8 @@ to ``<out>/metrics.csv``; ``<out>/last.pt`` (with optimiser state, for --resume)
 ``<out>/best.pt`` (best validation accuracy) are written every epoch; early stopping after
 ``--patience`` epochs without improvement. Fine-tuning / transfer learning: ``--init CKPT`` loads a
 trained network and ``--freeze stem,trunk.0`` keeps those parameter groups (and their batch-norm
-statistics) fixed. ``--ema 0.999`` keeps an exponential moving average of the weights; that
+statistics) fixed; ``--init CKPT --arch wider`` grows the checkpoint's network into a wider
+preset that starts out computing the same function (``network.grow_from``). ``--ema 0.999`` keeps an exponential moving average of the weights; that
 average is what is validated and saved as ``best.pt`` (``metrics.csv`` then also logs the raw
 iterate's ``val_acc_raw``). Uses CUDA when available (``--device``).
 
@@ -45,7 +46,7 @@ from driver_monitor.model.checkpoint import (  # noqa: E402
     build_model, default_meta, read_checkpoint, save_checkpoint,
 )
 from driver_monitor.model.metrics import classification_report, roc_auc  # noqa: E402
-from driver_monitor.model.network import NetConfig, count_parameters  # noqa: E402
+from driver_monitor.model.network import NetConfig, count_parameters, grow_from  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec  # noqa: E402
 
 ARCHS: dict[str, NetConfig] = {
@@ -58,6 +59,9 @@ ARCHS: dict[str, NetConfig] = {
     # base's widths on fast's stride-2 stem: 0.95 M parameters, 5x cheaper to train than base
     # (seconds per step of every preset: tools/bench_train.py, docs/bench/train_speed.md)
     "wide": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256, 384), extra_blocks=1),
+    # wide with 25-33 % more channels per module: 1.59 M parameters, about 1.4x wide's latency;
+    # grown from a trained wide checkpoint (--init wide.pt --arch wider), see grow_from()
+    "wider": NetConfig(stem=(32, 64), stem_stride=2, widths=(160, 320, 512), extra_blocks=1),
 }
 
 
@@ -340,11 +344,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"resuming from {out / 'last.pt'} (epoch {train_state['epoch'] if train_state else '?'})")
     elif args.init:
         blob = read_checkpoint(args.init)
-        model = build_model(blob["net_config"])
-        model.load_state_dict(blob["state_dict"])
-        print(f"fine-tuning from {args.init}")
+        if args.arch:
+            # grow the checkpoint's network into a wider preset, computing the same function
+            cfg = NetConfig.from_dict({**ARCHS[args.arch].to_dict(), "dropout": args.dropout})
+            model = grow_from(build_model(cfg), blob["state_dict"])
+            print(f"grown from {args.init} into --arch {args.arch}")
+        else:
+            model = build_model(blob["net_config"])
+            model.load_state_dict(blob["state_dict"])
+            print(f"fine-tuning from {args.init}")
     else:
-        cfg = ARCHS[args.arch]
+        cfg = ARCHS[args.arch or "small"]
         cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
         model = build_model(cfg)
     model.to(device)
@@ -514,7 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(FER2013 Kaggle folders have no validation split)")
     ap.add_argument("--aus-dir", default=None, help="folder with <kind>_<split>.npz AU pseudo-labels (tools/label_aus.py)")
     ap.add_argument("--out", required=True, help="run folder: metrics.csv, last.pt, best.pt")
-    ap.add_argument("--arch", default="small", choices=sorted(ARCHS))
+    ap.add_argument("--arch", default=None, choices=sorted(ARCHS),
+                    help="network preset (default small); with --init: grow the checkpoint's network into "
+                         "this wider preset (same function at the start, new channels then train)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],

@@ -170,3 +170,39 @@ class EmotionAUNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def grow_from(model: EmotionAUNet, state_dict: dict[str, torch.Tensor]) -> EmotionAUNet:
+    """Load a trained, narrower network's weights into ``model`` so that it computes the same
+    function (Net2Net-style widening; ``tools/train.py --init CKPT --arch WIDER``).
+
+    Every tensor of ``state_dict`` must exist in ``model`` with each dimension no larger. Old
+    values go into the leading slice; the new channels keep ``model``'s fresh initialisation,
+    except the weights that read a new *input* channel into an old output (dimension 1 of a
+    convolution or linear weight), which are zeroed. The new channels are then computed but not
+    read yet: batch norm, ReLU, max-pool, the residual adds and the SE gates act per channel, so
+    every old output, the heads included, is unchanged. Training opens the new paths (their
+    weights get gradients from the first step). Returns ``model``."""
+    from ..errors import ModelError
+
+    target = model.state_dict()
+    if set(target) != set(state_dict):
+        raise ModelError(
+            "cannot grow the network: the layers differ "
+            f"(only in the new one: {sorted(set(target) - set(state_dict))[:3]}, "
+            f"only in the checkpoint: {sorted(set(state_dict) - set(target))[:3]}); "
+            "only the widths (stem, widths) may grow, the number of modules must stay"
+        )
+    grown: dict[str, torch.Tensor] = {}
+    for key, new in target.items():
+        old = state_dict[key]
+        if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+            raise ModelError(f"cannot grow the network: {key} is {tuple(old.shape)} in the checkpoint, "
+                             f"{tuple(new.shape)} in the new network (widths may only grow)")
+        t = new.detach().clone()
+        t[tuple(slice(0, o) for o in old.shape)] = old.to(t.dtype)
+        if t.dim() >= 2 and old.shape[1] < t.shape[1]:
+            t[: old.shape[0], old.shape[1]:] = 0
+        grown[key] = t
+    model.load_state_dict(grown)
+    return model

@@ -13,9 +13,9 @@ to ``<out>/metrics.csv``; ``<out>/last.pt`` (with optimiser state, for --resume)
 ``--patience`` epochs without improvement. Fine-tuning / transfer learning: ``--init CKPT`` loads a
 trained network and ``--freeze stem,trunk.0`` keeps those parameter groups (and their batch-norm
 statistics) fixed; ``--init CKPT --arch wider`` grows the checkpoint's network into a wider
-preset that starts out computing the same function (``network.grow_from``). ``--ema 0.999`` keeps an exponential moving average of the weights; that
-average is what is validated and saved as ``best.pt`` (``metrics.csv`` then also logs the raw
-iterate's ``val_acc_raw``). Uses CUDA when available (``--device``).
+preset that starts out computing the same function (``network.grow_from``). ``--ema 0.999``
+keeps an exponential moving average of the weights; that average is what is validated and saved
+as ``best.pt`` (``metrics.csv`` then also logs the raw iterate's ``val_acc_raw``). Uses CUDA when available (``--device``).
 
 Dataset kinds: ferplus (soft labels from votes), fer2013 (folders or csv), folders (RAF-DB-like).
 """

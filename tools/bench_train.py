@@ -55,7 +55,7 @@ def time_steps(arch: str, amp: str, *, batch: int, steps: int, threads: int) -> 
     return {"arch": arch, "amp": amp, "autocast": str(amp_dtype or "off (float32)"), "batch": batch,
             "threads": threads, "steps": steps, "median_s_per_step": statistics.median(times),
             "images_per_s": batch / statistics.median(times),
-            "parameters": sum(p.numel() for p in model.parameters())}
+            "parameters": T.count_parameters(model)}
 
 
 def main(argv: list[str] | None = None) -> int:

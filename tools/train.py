@@ -15,7 +15,8 @@ trained network and ``--freeze stem,trunk.0`` keeps those parameter groups (and 
 statistics) fixed; ``--init CKPT --arch wider`` grows the checkpoint's network into a wider
 preset that starts out computing the same function (``network.grow_from``). ``--ema 0.999``
 keeps an exponential moving average of the weights; that average is what is validated and saved
-as ``best.pt`` (``metrics.csv`` then also logs the raw iterate's ``val_acc_raw``). Uses CUDA when available (``--device``).
+as ``best.pt`` (``metrics.csv`` then also logs the raw iterate's ``val_acc_raw``). Uses CUDA when
+available (``--device``).
 
 Dataset kinds: ferplus (soft labels from votes), fer2013 (folders or csv), folders (RAF-DB-like).
 """
@@ -59,8 +60,9 @@ ARCHS: dict[str, NetConfig] = {
     # base's widths on fast's stride-2 stem: 0.95 M parameters, 5x cheaper to train than base
     # (seconds per step of every preset: tools/bench_train.py, docs/bench/train_speed.md)
     "wide": NetConfig(stem=(32, 64), stem_stride=2, widths=(128, 256, 384), extra_blocks=1),
-    # wide with 25-33 % more channels per module: 1.59 M parameters, about 1.4x wide's latency;
-    # grown from a trained wide checkpoint (--init wide.pt --arch wider), see grow_from()
+    # wide with 25-33 % more channels per module: 1.59 M parameters, 1.5x wide's latency
+    # (engines/MODEL_CARD.md); grown from a trained wide checkpoint (--init wide.pt --arch wider),
+    # see network.grow_from()
     "wider": NetConfig(stem=(32, 64), stem_stride=2, widths=(160, 320, 512), extra_blocks=1),
 }
 
@@ -342,21 +344,19 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(blob["state_dict"])
         train_state = blob.get("train_state")
         print(f"resuming from {out / 'last.pt'} (epoch {train_state['epoch'] if train_state else '?'})")
-    elif args.init:
+    elif args.init and not args.arch:
         blob = read_checkpoint(args.init)
-        if args.arch:
-            # grow the checkpoint's network into a wider preset, computing the same function
-            cfg = NetConfig.from_dict({**ARCHS[args.arch].to_dict(), "dropout": args.dropout})
-            model = grow_from(build_model(cfg), blob["state_dict"])
-            print(f"grown from {args.init} into --arch {args.arch}")
-        else:
-            model = build_model(blob["net_config"])
-            model.load_state_dict(blob["state_dict"])
-            print(f"fine-tuning from {args.init}")
+        model = build_model(blob["net_config"])
+        model.load_state_dict(blob["state_dict"])
+        print(f"fine-tuning from {args.init}")
     else:
         cfg = ARCHS[args.arch or "small"]
         cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
         model = build_model(cfg)
+        if args.init:
+            # grow the checkpoint's network into a wider preset, computing the same function
+            grow_from(model, read_checkpoint(args.init)["state_dict"])
+            print(f"grown from {args.init} into --arch {args.arch}")
     model.to(device)
     # channels-last: the memory layout oneDNN's CPU convolutions and tensor cores are fastest in
     model.to(memory_format=torch.channels_last)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import ModelError
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -183,8 +185,6 @@ def grow_from(model: EmotionAUNet, state_dict: dict[str, torch.Tensor]) -> Emoti
     read yet: batch norm, ReLU, max-pool, the residual adds and the SE gates act per channel, so
     every old output, the heads included, is unchanged. Training opens the new paths (their
     weights get gradients from the first step). Returns ``model``."""
-    from ..errors import ModelError
-
     target = model.state_dict()
     if set(target) != set(state_dict):
         raise ModelError(

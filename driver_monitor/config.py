@@ -80,17 +80,26 @@ class SmoothingConfig:
 
 @dataclass(frozen=True, slots=True)
 class CalibrationConfig:
-    duration_s: float = _f(5.0, "s", ge=0, le=120)
+    # where the camera sits: sets the driver's default road-facing pose until it is learned
+    # (calibration.MOUNTS: dashboard, steering_column, mirror, pillar; custom = mount_*_deg)
+    mount: str = _f("dashboard", choices=("dashboard", "steering_column", "mirror", "pillar", "custom"))
+    # the driver's seat; a right-hand-drive car mirrors the mount's yaw
+    driver_seat: str = _f("left", choices=("left", "right"))
+    mount_yaw_deg: float = _f(0.0, "deg", ge=-60, le=60)     # custom mount: road-facing yaw as the camera sees it
+    mount_pitch_deg: float = _f(0.0, "deg", ge=-40, le=40)   # custom mount: road-facing pitch
+    # the learned neutral pose is clamped to the mount's pose +- these (drivers' seats and heights)
+    max_yaw_offset_deg: float = _f(15.0, "deg", ge=0, le=45)
+    max_pitch_offset_deg: float = _f(8.0, "deg", ge=0, le=30)
+    # seconds of steady, eyes-open, road-facing frames before the learned pose replaces the mount's
+    duration_s: float = _f(5.0, "s", ge=0, le=600)
+    # running statistic's memory: older frames fade out once this much has been seen (openpilot: 6 min)
+    memory_s: float = _f(360.0, "s", gt=0, le=7200)
     min_samples: int = _f(30, ge=1, le=10000)
     default_open_ear: float = _f(0.28, "EAR", gt=0, le=1)
-    # calibration only counts frames whose pose is within this of straight ahead
-    max_pose_deg: float = _f(25.0, "deg", gt=0, le=90)
-    # open-eye EAR = this percentile of the calibration EARs (blinks do not drag it down)
+    # open-eye EAR = this percentile of the EARs of road-facing frames (blinks do not drag it down)
     open_ear_percentile: float = _f(80.0, "percent", ge=50, le=100)
     # a calibrated open EAR below this is implausible (eyes closed from the start): keep the default
     min_open_ear: float = _f(0.22, "EAR", gt=0, le=1)
-    # give up waiting for duration_s of usable frames after this long (then calibrate or keep defaults)
-    max_wait_s: float = _f(30.0, "s", gt=0, le=600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +118,35 @@ class DrowsinessConfig:
     perclos_critical: float = _f(0.30, "fraction", gt=0, le=1)
     yawn_mar: float = _f(0.6, "MAR", gt=0, le=5)
     yawn_min_s: float = _f(0.8, "s", gt=0, le=30)
+    # with the engine: a mouth opened at least this wide counts as yawning when the jaw drop (AU26)
+    # is yawn_jaw_drop above the driver's own baseline (sleepy yawns open less than 0.6)
+    yawn_mar_with_jaw_drop: float = _f(0.45, "MAR", gt=0, le=5)
+    yawn_jaw_drop: float = _f(0.15, "AU intensity", gt=0, le=1)
     yawns_warning: int = _f(3, ge=1, le=100)  # yawns within yawn_window_s raise a warning
     yawn_window_s: float = _f(300.0, "s", gt=0, le=3600)
 
 
 @dataclass(frozen=True, slots=True)
 class DistractionConfig:
-    # limits relative to the calibrated neutral pose (openpilot: pitch 18, yaw 23)
+    # limits from the driver's neutral pose (openpilot: yaw 23, pitch 18 downwards only); before the
+    # pose is learned each limit is widened by calibration.max_*_offset_deg
     yaw_limit_deg: float = _f(23.0, "deg", gt=0, le=90)
-    pitch_limit_deg: float = _f(18.0, "deg", gt=0, le=90)
+    pitch_down_limit_deg: float = _f(18.0, "deg", gt=0, le=90)
+    pitch_up_limit_deg: float = _f(0.0, "deg", ge=0, le=90)  # 0 = looking up is never off road
     gaze_limit: float = _f(0.6, "eye half-widths", gt=0, le=5)
     use_gaze: bool = _f(True)
-    # EU ADDW (2023/2590): warn after 3.5 s eyes off road above 50 km/h
+    # off-road flag: first-order filter with hysteresis (openpilot: 0.25 s, 0.37 / 0.63)
+    filter_time_constant_s: float = _f(0.25, "s", ge=0, le=5)
+    attentive_below: float = _f(0.37, gt=0, lt=1)
+    distracted_above: float = _f(0.63, gt=0, lt=1)
+    # long distraction: EU ADDW (2023/2590) 3.5 s above 50 km/h, within Euro NCAP's 3 s (+1 s)
     warning_s: float = _f(3.5, "s", gt=0, le=60)
     critical_s: float = _f(6.0, "s", gt=0, le=120)
+    # visual attention time-sharing (Euro NCAP): off road this long within the window, reset after
+    # time_sharing_reset_s continuously on the road; 0 = off
+    time_sharing_s: float = _f(10.0, "s", ge=0, le=600)
+    time_sharing_window_s: float = _f(30.0, "s", gt=0, le=3600)
+    time_sharing_reset_s: float = _f(2.0, "s", gt=0, le=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +295,11 @@ def _cross_checks(obj: Any, path: str) -> None:
     elif isinstance(obj, DistractionConfig):
         need(obj.warning_s < obj.critical_s,
              f"warning_s ({obj.warning_s}) must be below critical_s ({obj.critical_s})")
+        need(obj.attentive_below <= obj.distracted_above,
+             f"attentive_below ({obj.attentive_below}) must not be above distracted_above ({obj.distracted_above})")
+        need(obj.time_sharing_s <= obj.time_sharing_window_s,
+             f"time_sharing_s ({obj.time_sharing_s}) must not exceed time_sharing_window_s "
+             f"({obj.time_sharing_window_s})")
     elif isinstance(obj, FaceConfig):
         r = obj.seat_region
         ok = (len(r) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)

@@ -124,7 +124,8 @@ class Pipeline:
             self.prob_smoother.reset()
             self.au_smoother.reset()
         self._had_face = face is not None
-        state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index)
+        state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
+                                            aus=aus)
         timings["state"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 

@@ -26,8 +26,8 @@ BASE_COLUMNS: tuple[str, ...] = (
     "frame", "time_s", "camera_ok", "face_detected", "faces", "status",
     "yaw_deg", "pitch_deg", "roll_deg", "ear", "ear_left", "ear_right", "ear_raw", "mar", "mar_raw",
     "gaze_x", "gaze_y", "eyes_visible", "eyes_closed", "eyes_closed_s", "perclos", "blinks",
-    "blink_rate_per_min", "yawning", "yawns", "off_road", "off_road_s", "drowsiness", "distraction",
-    "alert", "calibrated",
+    "blink_rate_per_min", "yawning", "yawns", "off_road", "off_road_s", "off_road_reason", "time_sharing_s",
+    "drowsiness", "distraction", "alert", "calibrated",
 )
 
 
@@ -75,7 +75,7 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
         "gaze_x": n(s.gaze_x) if s and s.eyes_visible else "",
         "gaze_y": n(s.gaze_y) if s and s.eyes_visible else "",
         "eyes_visible": int(s.eyes_visible) if s else "",
-        "eyes_closed": int(st.eyes_closed),
+        "eyes_closed": int(st.eyes_closed) if st.lids_read else "",
         "eyes_closed_s": n(st.eyes_closed_s),
         "perclos": n(st.perclos),
         "blinks": st.blink_count,
@@ -84,9 +84,11 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
         "yawns": st.yawn_count,
         "off_road": int(st.off_road),
         "off_road_s": n(st.off_road_s),
+        "off_road_reason": st.off_road_reason,
+        "time_sharing_s": n(st.time_sharing_s),
         "drowsiness": str(st.drowsiness),
         "distraction": str(st.distraction),
-        "alert": str(st.level),
+        "alert": str(st.alert),
         "calibrated": int(st.calibrated),
     }
     if emotion_names:

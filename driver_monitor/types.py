@@ -226,7 +226,14 @@ class DriverState:
     perclos: fraction of the PERCLOS window with the eyes closed (0..1), NaN until enough data.
     blink_rate_per_min: blinks per minute over the PERCLOS window.
     eyes_closed_s / off_road_s: how long the current closure / glance away has lasted (0 if none).
-    open_ear / neutral_yaw_deg / neutral_pitch_deg: the calibration in use (defaults until calibrated).
+    lids_read: the eyelids were judged this frame (eyes visible and the head in the driver's usual
+        pitch, or a closure that began there); eyes_closed is False when they were not.
+    off_road_reason: why this frame is off road ("head", "gaze", "face_lost", joined by "+").
+    time_sharing_s: off-road time in the attention time-sharing account.
+    degraded: level of the open degraded-state events (camera_lost, driver_absent: warning).
+    open_ear / neutral_yaw_deg / neutral_pitch_deg: the calibration in use (the mount's pose and
+        the default EAR until learned); yaw_limit_deg / pitch_limit_deg: the off-road limits in use
+        around it (pitch: downwards; wider until the pose is learned).
     """
 
     t_s: float
@@ -240,18 +247,30 @@ class DriverState:
     yawn_count: int = 0
     off_road: bool = False
     off_road_s: float = 0.0
+    off_road_reason: str = ""
+    time_sharing_s: float = 0.0
+    lids_read: bool = False
     drowsiness: Level = Level.NONE
     distraction: Level = Level.NONE
+    degraded: Level = Level.NONE
     calibrated: bool = False
     calibration_progress: float = 0.0
     open_ear: float = float("nan")
     closed_ear_threshold: float = float("nan")
     neutral_yaw_deg: float = 0.0
     neutral_pitch_deg: float = 0.0
+    yaw_limit_deg: float = float("nan")
+    pitch_limit_deg: float = float("nan")
 
     @property
     def level(self) -> Level:
+        """The driver-state alert: drowsiness or distraction."""
         return max(self.drowsiness, self.distraction)
+
+    @property
+    def alert(self) -> Level:
+        """Every open alert, degraded states (camera lost, driver absent) included."""
+        return max(self.drowsiness, self.distraction, self.degraded)
 
 
 @dataclass(frozen=True, slots=True)

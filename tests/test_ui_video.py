@@ -20,6 +20,7 @@ from driver_monitor.preprocess import EMOTIONS  # noqa: E402
 from driver_monitor.recording import frame_columns  # noqa: E402
 from driver_monitor.types import Level  # noqa: E402
 from driver_monitor.ui.main_window import MainWindow  # noqa: E402
+from driver_monitor.ui.plots import FIXED_COLUMNS  # noqa: E402
 
 from .conftest import need_data  # noqa: E402
 
@@ -186,7 +187,7 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
     assert "AU12 lip corner puller" in w.au_panel.headline.text()
     assert w.au_panel.bars["AU12"].value() == pytest.approx(900, abs=2)
     t, v = w.plots.buffer.view()
-    assert np.nanmax(v[:, 8 + EMOTIONS.index("happiness")]) == pytest.approx(0.65, abs=1e-3)
+    assert np.nanmax(v[:, FIXED_COLUMNS + EMOTIONS.index("happiness")]) == pytest.approx(0.65, abs=1e-3)
     w.seek(10)  # a seek renews the pipeline but keeps the engine
     qtbot.waitUntil(lambda: w.latest.index == 10, timeout=10000)
     assert len(engines) == 1 and not engines[0]._closed

@@ -118,11 +118,14 @@ class EventTracker:
         self._open[type_] = _Open(ev, Level(level), dict(details or {}))
         return ev
 
-    def escalate(self, type_: str, level: Level) -> None:
-        """Record a (possibly higher) level for the open event; its ended copy carries the peak."""
+    def escalate(self, type_: str, level: Level, details: Mapping[str, Any] | None = None) -> None:
+        """Record a (possibly higher) level for the open event, and details to merge into it; its
+        ended copy carries the peak and the merged details."""
         o = self._open.get(type_)
         if o is not None:
             o.peak = max(o.peak, Level(level))
+            if details:
+                o.details.update(details)
 
     def end(self, type_: str, end_s: float, end_frame: int | None = None,
             details: Mapping[str, Any] | None = None) -> Event | None:

@@ -1,24 +1,38 @@
-"""Per-driver calibration: the neutral head pose, neutral gaze and open-eye EAR (pure, clock passed in).
+"""Per-driver calibration as a running statistic: neutral pose, neutral gaze, open-eye EAR and the
+jaw's resting action-unit level (pure, clock passed in).
 
-The first ``duration_s`` of *usable* frames after the start (or after :meth:`Calibrator.restart`)
-are collected: a frame is usable when a face is seen and its head pose is within ``max_pose_deg``
-of the camera axis. From them:
+Nothing waits for calibration. Until the driver's own pose is learned, the monitor judges against
+the **mount's** default pose (where a driver looking at the road appears for that camera position,
+:data:`MOUNTS`) with limits widened by the clamp range; once learned, against the learned pose.
+This is openpilot's scheme: default offsets and a looser pitch limit until its running statistic
+of the driver's pose has enough good frames.
 
-* neutral yaw / pitch and gaze: the median (robust to glances away);
-* open-eye EAR: the ``open_ear_percentile`` (default 80th) of the EARs of frames with visible
-  eyes, not the mean, so blinks (about 5 % of the time) do not drag it down.
+The statistics are decaying histograms (:class:`RunningHistogram`): every frame adds its duration;
+once ``memory_s`` of frames have been seen, older ones fade so the total stays at ``memory_s``
+(openpilot stops de-weighting new data after 6 minutes, its "short term memory"). From them:
 
-Calibration ends when ``duration_s`` of usable frames were seen, or after ``max_wait_s`` of waiting
-(a driver absent or turned away). It is rejected, and the absolute defaults kept
-(``default_open_ear``, neutral pose 0 / 0), when there are fewer than ``min_samples`` frames; the
-open-eye EAR alone is rejected when it is below ``min_open_ear``: such an "open" EAR means the eyes
-were closed (or nearly) during calibration - a driver asleep from the first frame - and taking it
-would hide exactly the closure we must detect.
+* neutral yaw / pitch: the pose the driver **holds most of the time** (the densest
+  ``POSE_WINDOW_DEG``-wide window of the histogram, then the mean inside it), not the mean, so the
+  glances away do not pull it. The caller feeds only road-plausible frames with open eyes, so a
+  driver who looks down or aside at the start never becomes the neutral. The result is clamped to
+  the mount's pose +- ``max_yaw_offset_deg`` / ``max_pitch_offset_deg``. It is used once
+  ``duration_s`` of frames lie in that densest window (``Calibration.calibrated``) and keeps
+  adapting after;
+* neutral gaze: the median iris offset of the same frames while the eyes are visible;
+* open-eye EAR: the ``open_ear_percentile`` of the EARs of frames with the head in its usual pose
+  and visible eyes (blinks, about 5 % of the time, do not drag it down); taken once ``min_samples``
+  frames were seen and only if it is at least ``min_open_ear`` (an "open" EAR lower than that means
+  the eyes were closed: a driver asleep from the first frame);
+* jaw baseline: the median AU26 (jaw drop) of the engine while the face is seen, so a yawn is
+  judged against this driver's own resting jaw.
+
+``restart()`` (the dashboard's "calibrate now") forgets everything; judging goes on against the
+mount's pose meanwhile.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,14 +41,105 @@ from ..types import Signals
 
 _MAX_SAMPLE_DT_S = 0.5  # a single frame never counts for more than this (dropped frames, gaps)
 
+# Pose (yaw, pitch in degrees, signs as in driver_monitor.types) of a driver in the LEFT seat looking
+# at the road, as each camera position sees it. From the cabin geometry of each mount, not
+# measured on a car: the learned pose replaces them, within the clamp range.
+#   dashboard: ahead of the driver at about eye height (phone holders, webcams on the dash);
+#   steering_column: below the eye line, looking up at the face, so the road-facing head
+#       looks chin-up (about 15 deg at 25 cm below the eyes, 70 cm away);
+#   mirror: windscreen centre by the rear-view mirror, right of and above the driver: looking at
+#       the road is a head turned about 30 deg to the driver's own left of the camera and
+#       about 12 deg down (openpilot's device sits here);
+#   pillar: the driver-side A-pillar, left of and above the driver: about 35 deg to the right.
+MOUNTS: dict[str, tuple[float, float]] = {
+    "dashboard": (0.0, 0.0),
+    "steering_column": (0.0, 15.0),
+    "mirror": (30.0, -12.0),
+    "pillar": (-35.0, -10.0),
+}
+POSE_WINDOW_DEG = 5.0  # half-width of the "pose held most of the time" window
+
+
+def mount_pose(cfg: CalibrationConfig) -> tuple[float, float]:
+    """(yaw, pitch) of the road for the configured mount and seat."""
+    if cfg.mount == "custom":
+        return float(cfg.mount_yaw_deg), float(cfg.mount_pitch_deg)
+    yaw, pitch = MOUNTS[cfg.mount]
+    return (-yaw if cfg.driver_seat == "right" else yaw), pitch
+
+
+class RunningHistogram:
+    """A histogram over [lo, hi) whose total weight is capped at ``memory``: adding weight w to a
+    full histogram first scales the old weights by (1 - w / memory), an exponential forgetting
+    with a time constant of ``memory`` (in the unit of the weights, here seconds)."""
+
+    def __init__(self, lo: float, hi: float, width: float, memory: float) -> None:
+        self.lo, self.width, self.memory = lo, width, memory
+        self.w = np.zeros(int(round((hi - lo) / width)), np.float64)
+        self.wx = np.zeros_like(self.w)  # weighted sum of the values in each bin: unbiased means
+        self.total = 0.0
+
+    def clear(self) -> None:
+        self.w[:] = 0.0
+        self.wx[:] = 0.0
+        self.total = 0.0
+
+    def add(self, x: float, weight: float) -> None:
+        if weight <= 0 or not math.isfinite(x):
+            return
+        i = min(max(int((x - self.lo) // self.width), 0), len(self.w) - 1)
+        if self.total + weight > self.memory:
+            keep = max(0.0, 1.0 - weight / self.memory)
+            self.w *= keep
+            self.wx *= keep
+            self.total *= keep
+        self.w[i] += weight
+        self.wx[i] += weight * x
+        self.total += weight
+
+    def centre(self, i: int | np.ndarray) -> float | np.ndarray:
+        return self.lo + (np.asarray(i) + 0.5) * self.width
+
+    def percentile(self, q: float) -> float:
+        if self.total <= 0:
+            return math.nan
+        c = np.cumsum(self.w)
+        i = int(np.searchsorted(c, q / 100.0 * c[-1], side="left"))
+        return float(self.centre(min(i, len(self.w) - 1)))
+
+    def mode(self, half_width: float) -> tuple[float, float]:
+        """(value, weight) of the densest window of +-half_width: start at the window with the most
+        weight, then move the window to the mean of what it holds until it settles (mean shift), so
+        a remnant of an older pose at the window's edge does not pull the value; returns that mean
+        and the weight inside the final window."""
+        if self.total <= 0:
+            return math.nan, 0.0
+        k = max(0, int(round(half_width / self.width)))
+        box = np.convolve(self.w, np.ones(2 * k + 1), mode="same")
+        i = int(np.argmax(box))
+        mean, mass = math.nan, 0.0
+        for _ in range(8):
+            a, b = max(0, i - k), min(len(self.w), i + k + 1)
+            mass = float(self.w[a:b].sum())
+            if mass <= 0:
+                break
+            mean = float(self.wx[a:b].sum() / mass)
+            j = min(max(int((mean - self.lo) // self.width), 0), len(self.w) - 1)
+            if j == i:
+                break
+            i = j
+        return mean, mass
+
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """The calibration in use.
 
-    open_ear: open-eye EAR (unitless); neutral_*: the driver's straight-ahead pose (deg) and gaze
-    (eye half-widths); calibrated: values measured on this driver (False: absolute defaults);
-    open_ear_source / pose_source: "calibrated" | "default" | "rejected (...)" for reports.
+    open_ear: open-eye EAR (unitless); neutral_*: the pose (deg) and gaze (eye half-widths) of this
+    driver looking at the road, the mount's until learned; mount_*: the mount's pose;
+    calibrated: the neutral pose is learned (else the mount's, with wider limits);
+    ear_calibrated: open_ear is this driver's (else the default); jaw_baseline: the driver's
+    resting AU26 (NaN without the engine); *_source: "calibrated" | "mount ..." | "default (...)".
     """
 
     open_ear: float
@@ -43,77 +148,102 @@ class Calibration:
     neutral_gaze_x: float = 0.0
     neutral_gaze_y: float = 0.0
     calibrated: bool = False
+    ear_calibrated: bool = False
+    mount_yaw_deg: float = 0.0
+    mount_pitch_deg: float = 0.0
+    jaw_baseline: float = math.nan
     open_ear_source: str = "default"
-    pose_source: str = "default"
+    pose_source: str = "mount"
 
 
 class Calibrator:
-    """Collects calibration frames. ``update(t_s, signals)``; read ``.done``, ``.progress``,
-    ``.result`` (the :class:`Calibration` in use: defaults until done)."""
+    """Running per-driver statistics. ``update(t_s, signals, learn_pose=..., learn_ear=..., au26=...)``;
+    read ``.result`` (the :class:`Calibration` in use) and ``.progress`` (0..1 towards a learned
+    pose). Which frames may teach what is the caller's policy (the monitor's)."""
 
     def __init__(self, cfg: CalibrationConfig) -> None:
         self.cfg = cfg
-        self.defaults = Calibration(open_ear=cfg.default_open_ear)
-        self.result = self.defaults
+        self.mount = mount_pose(cfg)
+        mem = cfg.memory_s
+        self._yaw = RunningHistogram(-90.0, 90.0, 1.0, mem)
+        self._pitch = RunningHistogram(-90.0, 90.0, 1.0, mem)
+        self._gx = RunningHistogram(-2.0, 2.0, 0.02, mem)
+        self._gy = RunningHistogram(-2.0, 2.0, 0.02, mem)
+        self._ear = RunningHistogram(0.0, 0.6, 0.0025, mem)
+        self._jaw = RunningHistogram(0.0, 1.0, 0.01, mem)
         self.restart(None)
 
-    def restart(self, t_s: float | None) -> None:
-        """Forget the samples and the result; calibration starts again at t_s (or the next update)."""
-        self.result = self.defaults
-        self.done = self.cfg.duration_s <= 0
-        self._t0 = t_s
+    def restart(self, t_s: float | None = None) -> None:
+        """Forget everything learned: back to the mount's pose and the default open EAR."""
+        for h in (self._yaw, self._pitch, self._gx, self._gy, self._ear, self._jaw):
+            h.clear()
         self._t_prev: float | None = None
-        self._usable_s = 0.0
-        self._pose: list[tuple[float, float, float, float]] = []
-        self._ears: list[float] = []
+        self._ear_frames = 0
+        self._pose_latched = self.cfg.duration_s <= 0
+        self._pose_mass = 0.0
+        self.result = self._compute()
 
     @property
     def progress(self) -> float:
-        if self.done:
+        if self._pose_latched:
             return 1.0
-        return min(1.0, self._usable_s / self.cfg.duration_s)
+        return min(1.0, self._pose_mass / self.cfg.duration_s)
 
-    def update(self, t_s: float, signals: Signals | None) -> bool:
-        """Add one frame. Returns True on the frame calibration finishes."""
-        if self.done:
-            return False
-        if self._t0 is None:
-            self._t0 = t_s
+    @property
+    def done(self) -> bool:
+        """The driver's own pose is in use (progress reached 1)."""
+        return self._pose_latched
+
+    def update(self, t_s: float, signals: Signals | None, *, learn_pose: bool = False,
+               learn_ear: bool = False, au26: float | None = None) -> Calibration:
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
-        if signals is not None and _usable(signals, self.cfg.max_pose_deg):
-            self._usable_s += dt
-            self._pose.append((signals.yaw_deg, signals.pitch_deg, signals.gaze_x, signals.gaze_y))
-            if signals.eyes_visible and math.isfinite(signals.ear):
-                self._ears.append(signals.ear)
-        if self._usable_s >= self.cfg.duration_s - 1e-9 or t_s - self._t0 >= self.cfg.max_wait_s - 1e-9:
-            self.result = self._finish()
-            self.done = True
-            return True
-        return False
+        if signals is not None and dt > 0:
+            if learn_pose and math.isfinite(signals.yaw_deg) and math.isfinite(signals.pitch_deg):
+                self._yaw.add(signals.yaw_deg, dt)
+                self._pitch.add(signals.pitch_deg, dt)
+                if signals.eyes_visible:
+                    self._gx.add(signals.gaze_x, dt)
+                    self._gy.add(signals.gaze_y, dt)
+            if learn_ear and signals.eyes_visible and math.isfinite(signals.ear):
+                self._ear.add(signals.ear, dt)
+                self._ear_frames += 1
+            if au26 is not None and math.isfinite(au26):
+                self._jaw.add(au26, dt)
+        self.result = self._compute()
+        return self.result
 
-    def _finish(self) -> Calibration:
+    def _compute(self) -> Calibration:
         cfg = self.cfg
-        out = self.defaults
-        if len(self._pose) >= cfg.min_samples:
-            yaw, pitch, gx, gy = (float(np.median([p[i] for p in self._pose])) for i in range(4))
-            out = Calibration(open_ear=out.open_ear, neutral_yaw_deg=yaw, neutral_pitch_deg=pitch,
-                              neutral_gaze_x=gx if math.isfinite(gx) else 0.0,
-                              neutral_gaze_y=gy if math.isfinite(gy) else 0.0,
-                              calibrated=True, pose_source="calibrated", open_ear_source="default")
+        m_yaw, m_pitch = self.mount
+        yaw, yaw_mass = self._yaw.mode(POSE_WINDOW_DEG)
+        pitch, pitch_mass = self._pitch.mode(POSE_WINDOW_DEG)
+        self._pose_mass = min(yaw_mass, pitch_mass)
+        if not self._pose_latched and cfg.duration_s > 0 and self._pose_mass >= cfg.duration_s - 1e-9:
+            self._pose_latched = True
+        mount_src = f"mount {cfg.mount} ({m_yaw:+.0f}, {m_pitch:+.0f} deg)"
+        if self._pose_latched and math.isfinite(yaw) and math.isfinite(pitch):
+            ny = min(max(yaw, m_yaw - cfg.max_yaw_offset_deg), m_yaw + cfg.max_yaw_offset_deg)
+            npi = min(max(pitch, m_pitch - cfg.max_pitch_offset_deg), m_pitch + cfg.max_pitch_offset_deg)
+            clamped = (ny, npi) != (yaw, pitch)
+            pose_src = "calibrated" + (f" (clamped to the {cfg.mount} mount's range)" if clamped else "")
+            gx, gy = self._gx.percentile(50.0), self._gy.percentile(50.0)
+            gx, gy = (gx if math.isfinite(gx) else 0.0), (gy if math.isfinite(gy) else 0.0)
+            calibrated = True
         else:
-            out = Calibration(open_ear=out.open_ear,
-                              pose_source=f"default ({len(self._pose)} usable frames < {cfg.min_samples})")
-        if len(self._ears) >= cfg.min_samples:
-            ear = float(np.percentile(self._ears, cfg.open_ear_percentile))
+            ny, npi, gx, gy, pose_src, calibrated = m_yaw, m_pitch, 0.0, 0.0, mount_src, False
+
+        open_ear, ear_cal = cfg.default_open_ear, False
+        if self._ear_frames >= cfg.min_samples:
+            ear = self._ear.percentile(cfg.open_ear_percentile)
             if ear >= cfg.min_open_ear:
-                return replace(out, open_ear=ear, calibrated=True, open_ear_source="calibrated")
-            return replace(out, open_ear_source=(f"default (calibrated {ear:.3f} < min_open_ear "
-                                                 f"{cfg.min_open_ear}: eyes closed?)"))
-        return replace(out, open_ear_source=(f"default ({len(self._ears)} frames with visible eyes "
-                                             f"< {cfg.min_samples})"))
-
-
-def _usable(s: Signals, max_pose_deg: float) -> bool:
-    return (math.isfinite(s.yaw_deg) and math.isfinite(s.pitch_deg)
-            and abs(s.yaw_deg) <= max_pose_deg and abs(s.pitch_deg) <= max_pose_deg)
+                open_ear, ear_cal, ear_src = ear, True, "calibrated"
+            else:
+                ear_src = f"default (calibrated {ear:.3f} < min_open_ear {cfg.min_open_ear}: eyes closed?)"
+        else:
+            ear_src = f"default ({self._ear_frames} frames with visible open eyes < {cfg.min_samples})"
+        jaw = self._jaw.percentile(50.0) if self._jaw.total >= 1.0 else math.nan
+        return Calibration(open_ear=open_ear, neutral_yaw_deg=ny, neutral_pitch_deg=npi, neutral_gaze_x=gx,
+                           neutral_gaze_y=gy, calibrated=calibrated, ear_calibrated=ear_cal,
+                           mount_yaw_deg=m_yaw, mount_pitch_deg=m_pitch, jaw_baseline=jaw,
+                           open_ear_source=ear_src, pose_source=pose_src)

@@ -1,37 +1,99 @@
-"""Distraction rules: eyes off the road for too long (pure, clock passed in).
+"""Distraction rules: glances off the road, long distraction and attention time-sharing (pure,
+clock passed in).
 
-A frame is **off road** when, relative to the driver's calibrated neutral pose,
+A frame is **raw off road** when, relative to the reference pose (:func:`pose_limits`: the driver's
+learned neutral pose, or the camera mount's until it is learned),
 
-* the head is turned: ``|yaw - neutral_yaw| > yaw_limit_deg`` or ``|pitch - neutral_pitch| >
-  pitch_limit_deg`` ("owl" glances; openpilot's limits yaw 23 deg / pitch 18 deg), or
-* ``use_gaze`` and the eyes are visible and the iris offset from the neutral gaze exceeds
-  ``gaze_limit`` (``hypot(gaze_x - neutral_x, gaze_y - neutral_y)``): eyes-only ("lizard") glances.
+* the head is turned: ``|yaw - ref_yaw| > yaw limit`` or the head is pitched **down** more than
+  the pitch limit (``ref_pitch - pitch > limit``; up only when ``pitch_up_limit_deg`` is set)
+  ("owl" glances; openpilot's limits yaw 23 deg / pitch 18 deg, downwards only), or
+* ``use_gaze``, the driver's neutral gaze is learned, the eyes are visible and open, and the iris
+  offset from the neutral gaze exceeds ``gaze_limit``: eyes-only ("lizard") glances, or
+* no face is seen right after the driver was looking away (turned out of the mesh's reach, or
+  dodging the camera): "maybe distracted", as openpilot treats a lost face, so an alert that was
+  raised is not cleared by not seeing anything. A face lost while the driver was on the road is
+  ``driver_absent``, not distraction.
 
-An off-road glance is timed from its first off-road frame; from ``warning_s`` (EU ADDW: 3.5 s above
-50 km/h) the raw level is warning, from ``critical_s`` (ADDW's 6 s limit at 20-50 km/h) critical.
-No face, or the monitor still calibrating (no neutral pose yet), ends the glance and counts nothing.
+Before the pose is learned each limit is widened by the calibration's clamp range: a pose is then
+off road only if it is off road for every driver the mount allows (openpilot likewise uses a
+looser pitch limit, 25.7 deg, before its calibration). Distraction is judged from the first frame.
+
+The raw flag goes through a first-order filter (time constant ``filter_time_constant_s``) with
+hysteresis: the driver becomes distracted when the filtered value exceeds ``distracted_above`` and
+attentive again below ``attentive_below`` (openpilot: 0.25 s, 0.63 / 0.37), so one on-road frame
+does not end a glance and one off-road frame does not start one. A glance is timed from its first
+raw off-road frame to its first raw on-road frame.
+
+* long distraction: one glance of ``warning_s`` (EU ADDW 3.5 s above 50 km/h, inside Euro NCAP's
+  3 s + 1 s) raises a warning, ``critical_s`` (6 s: ADDW's 20-50 km/h limit, Euro NCAP's
+  unresponsive driver) critical;
+* visual attention time-sharing (Euro NCAP): off-road time accumulated within the last
+  ``time_sharing_window_s`` reaching ``time_sharing_s`` raises a warning; the account is reset
+  after ``time_sharing_reset_s`` continuously on the road.
+
+Events: ``glance`` (each confirmed glance, level = the long-distraction level it reached, details:
+reason) and ``time_sharing`` (while the accumulated time is over the limit).
 """
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
-from ..config import DistractionConfig
-from ..types import Level, Signals
+from ..config import CalibrationConfig, DistractionConfig
+from ..types import Event, Level, Signals
+from .alerts import EventTracker
 from .calibration import Calibration
 
 _EPS = 1e-9
+_MAX_SAMPLE_DT_S = 0.5
+_REASONS = ("head", "gaze", "face_lost")  # the order reasons are joined in
+
+
+@dataclass(frozen=True, slots=True)
+class PoseLimits:
+    """The road-facing reference and the off-road limits in use (degrees; gaze in half-widths).
+
+    pitch_up_deg is inf when looking up is never off road; lids_pitch_deg: the pitch range around
+    the reference in which the eyelids can be read (both directions)."""
+
+    ref_yaw_deg: float
+    ref_pitch_deg: float
+    ref_gaze_x: float
+    ref_gaze_y: float
+    yaw_deg: float
+    pitch_down_deg: float
+    pitch_up_deg: float
+    lids_pitch_deg: float
+    learned: bool
+
+
+def pose_limits(dcfg: DistractionConfig, ccfg: CalibrationConfig, cal: Calibration) -> PoseLimits:
+    """The reference pose and limits for this calibration: the learned pose with the configured
+    limits, or the mount's pose with each limit widened by the clamp range."""
+    wy = 0.0 if cal.calibrated else ccfg.max_yaw_offset_deg
+    wp = 0.0 if cal.calibrated else ccfg.max_pitch_offset_deg
+    up = dcfg.pitch_up_limit_deg + wp if dcfg.pitch_up_limit_deg > 0 else math.inf
+    return PoseLimits(ref_yaw_deg=cal.neutral_yaw_deg, ref_pitch_deg=cal.neutral_pitch_deg,
+                      ref_gaze_x=cal.neutral_gaze_x, ref_gaze_y=cal.neutral_gaze_y,
+                      yaw_deg=dcfg.yaw_limit_deg + wy, pitch_down_deg=dcfg.pitch_down_limit_deg + wp,
+                      pitch_up_deg=up, lids_pitch_deg=dcfg.pitch_down_limit_deg, learned=cal.calibrated)
 
 
 @dataclass(frozen=True, slots=True)
 class DistractionReading:
-    """off_road: this frame is off road; off_road_s: how long the current glance has lasted (s);
-    level: raw level (before hysteresis); reason: "head", "gaze", "head+gaze" or ""."""
+    """off_road: the driver is in a glance away (after the hysteresis); off_road_s: how long the
+    current glance has lasted (s); level: raw level (before the alert filter); reason: why this
+    frame is off road ("head", "gaze", "head+gaze", "face_lost" or ""); time_sharing_s: off-road
+    time in the time-sharing account; reasons: the rules behind the level ("long_glance",
+    "time_sharing")."""
 
     off_road: bool
     off_road_s: float
     level: Level
     reason: str = ""
+    time_sharing_s: float = 0.0
+    reasons: tuple[str, ...] = ()
 
 
 class DistractionDetector:
@@ -40,31 +102,136 @@ class DistractionDetector:
         self.reset()
 
     def reset(self) -> None:
-        self._since: float | None = None
+        self.events = EventTracker()
+        self._t_prev: float | None = None
+        self._x = 0.0                     # filtered raw flag, 0..1
+        self._off = False                 # hysteresis state
+        self._onset: tuple[float, int | None] | None = None  # first raw off-road frame of this glance
+        self._back: tuple[float, int | None] | None = None   # first raw on-road frame since
+        self._glance_start: float | None = None
+        self._glance_reason = ""
+        self._last_raw = False            # the last frame with a face was raw off road
+        self._ts: deque[tuple[float, float]] = deque()  # (t, dt) of off-road time in the account
+        self._ts_sum = 0.0
+        self._on_since: float | None = None
+        self._sharing = False
 
-    def off_road_reason(self, s: Signals, cal: Calibration) -> str:
+    # ------------------------------------------------------------------ rules
+
+    def off_road_reason(self, s: Signals, lim: PoseLimits, eyes_open: bool = True) -> str:
         cfg = self.cfg
         head = False
-        if math.isfinite(s.yaw_deg) and abs(s.yaw_deg - cal.neutral_yaw_deg) > cfg.yaw_limit_deg:
+        if math.isfinite(s.yaw_deg) and abs(s.yaw_deg - lim.ref_yaw_deg) > lim.yaw_deg:
             head = True
-        if math.isfinite(s.pitch_deg) and abs(s.pitch_deg - cal.neutral_pitch_deg) > cfg.pitch_limit_deg:
-            head = True
+        if math.isfinite(s.pitch_deg):
+            d = s.pitch_deg - lim.ref_pitch_deg
+            head |= -d > lim.pitch_down_deg or d > lim.pitch_up_deg
         gaze = False
-        if cfg.use_gaze and s.eyes_visible and math.isfinite(s.gaze_x) and math.isfinite(s.gaze_y):
-            gaze = math.hypot(s.gaze_x - cal.neutral_gaze_x, s.gaze_y - cal.neutral_gaze_y) > cfg.gaze_limit
+        # eyes-only glances need this driver's neutral gaze: the iris offset of a driver looking at
+        # the road depends on the camera's angle and the eye's shape (0.6-0.7 half-widths on the
+        # off-axis infrared clip), so before the pose is learned only the head counts
+        if (cfg.use_gaze and lim.learned and s.eyes_visible and eyes_open and math.isfinite(s.gaze_x)
+                and math.isfinite(s.gaze_y)):
+            gaze = math.hypot(s.gaze_x - lim.ref_gaze_x, s.gaze_y - lim.ref_gaze_y) > cfg.gaze_limit
         return "+".join(name for name, on in (("head", head), ("gaze", gaze)) if on)
 
-    def update(self, t_s: float, signals: Signals | None, cal: Calibration, active: bool = True) -> DistractionReading:
-        reason = self.off_road_reason(signals, cal) if (active and signals is not None) else ""
-        if not reason:
-            self._since = None
-            return DistractionReading(False, 0.0, Level.NONE)
-        if self._since is None:
-            self._since = t_s
-        off_s = t_s - self._since
-        level = Level.NONE
-        if off_s >= self.cfg.critical_s - _EPS:
-            level = Level.CRITICAL
-        elif off_s >= self.cfg.warning_s - _EPS:
-            level = Level.WARNING
-        return DistractionReading(True, off_s, level, reason)
+    def update(self, t_s: float, signals: Signals | None, lim: PoseLimits, *, eyes_open: bool = True,
+               asleep: bool = False, camera_ok: bool = True, frame: int | None = None
+               ) -> tuple[DistractionReading, list[Event]]:
+        """One frame. ``signals`` None: no face. ``asleep``: the eyes closed before the head left its
+        pose (a nod-off, judged by the drowsiness rules), so the pose says nothing about where
+        the driver looks. ``camera_ok`` False: nothing is known, nothing is counted."""
+        cfg = self.cfg
+        out: list[Event] = []
+        dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
+        self._t_prev = t_s
+        if signals is None:
+            # a face lost while the driver was looking away (or turning away): maybe distracted
+            reason = "face_lost" if camera_ok and (self._off or self._last_raw) else ""
+        elif asleep:
+            reason = ""
+        else:
+            reason = self.off_road_reason(signals, lim, eyes_open)
+            self._last_raw = bool(reason)
+        raw = bool(reason)
+
+        # first-order filter with hysteresis
+        tau = cfg.filter_time_constant_s
+        if tau <= 0:
+            self._x = 1.0 if raw else 0.0
+        elif dt > 0:
+            a = 1.0 - math.exp(-dt / tau)
+            self._x += a * ((1.0 if raw else 0.0) - self._x)
+        if raw:
+            self._back = None
+            if self._onset is None:
+                self._onset = (t_s, frame)
+        elif self._back is None:
+            self._back = (t_s, frame)
+        if not self._off and (self._x > cfg.distracted_above + _EPS or (tau <= 0 and raw)):
+            self._off = True
+            start, start_frame = self._onset if self._onset is not None else (t_s, frame)
+            self._glance_start = start
+            self._glance_reason = reason
+            self._ts_add(t_s, t_s - start - dt)  # the glance's time before it was confirmed
+            ev = self.events.start("glance", Level.NONE, start, start_frame, {"reason": reason})
+            out += [ev] if ev is not None else []
+        elif self._off and (self._x < cfg.attentive_below - _EPS or (tau <= 0 and not raw)):
+            self._off = False
+            end, end_frame = self._back if self._back is not None else (t_s, frame)
+            self._ts_add(t_s, -(t_s - end))  # ... and not the filter's tail after it ended
+            ev = self.events.end("glance", end, end_frame, {"reason": self._glance_reason})
+            out += [ev] if ev is not None else []
+            self._glance_start = None
+        if not self._off and not raw and self._x < cfg.attentive_below:
+            self._onset = None  # a blip that never became a glance
+        if self._off and reason:
+            seen = set(self._glance_reason.split("+")) | set(reason.split("+"))
+            self._glance_reason = "+".join(r for r in _REASONS if r in seen)
+
+        # long distraction
+        off_s = t_s - self._glance_start if self._off and self._glance_start is not None else 0.0
+        glance_level = Level.NONE
+        if self._off and off_s >= cfg.critical_s - _EPS:
+            glance_level = Level.CRITICAL
+        elif self._off and off_s >= cfg.warning_s - _EPS:
+            glance_level = Level.WARNING
+        if self._off:
+            self.events.escalate("glance", glance_level)
+
+        # attention time-sharing
+        if self._off:
+            self._on_since = None
+            self._ts_add(t_s, dt)
+        else:
+            if self._on_since is None:
+                self._on_since = t_s
+            if t_s - self._on_since >= cfg.time_sharing_reset_s - _EPS:
+                self._ts.clear()
+                self._ts_sum = 0.0
+                self._sharing = False
+        while self._ts and self._ts[0][0] <= t_s - cfg.time_sharing_window_s + _EPS:
+            self._ts_sum -= self._ts.popleft()[1]
+        self._ts_sum = max(0.0, self._ts_sum)
+        # once reached, the warning holds until the driver is back on the road for the reset time
+        self._sharing |= cfg.time_sharing_s > 0 and self._ts_sum >= cfg.time_sharing_s - _EPS
+        sharing = self._sharing
+        out += self.events.step("time_sharing", sharing, Level.WARNING, t_s, frame)
+        ts_level = Level.WARNING if sharing else Level.NONE
+
+        level = max(glance_level, ts_level)
+        reasons = tuple(n for n, lv in (("long_glance", glance_level), ("time_sharing", ts_level)) if lv > Level.NONE)
+        shown = reason if reason else (self._glance_reason if self._off else "")
+        return DistractionReading(off_road=self._off, off_road_s=off_s, level=level, reason=shown,
+                                  time_sharing_s=self._ts_sum, reasons=reasons), out
+
+    def _ts_add(self, t_s: float, seconds: float) -> None:
+        if seconds != 0.0:
+            self._ts.append((t_s, seconds))
+            self._ts_sum += seconds
+
+    def finish(self, t_s: float, frame: int | None = None) -> list[Event]:
+        """Close what is open (end of the drive) and start afresh."""
+        out = self.events.end_all(t_s, frame, {"ended_by": "end_of_drive"})
+        self.reset()
+        return out

@@ -1,8 +1,10 @@
 """Drowsiness rules: eye closures, blinks, microsleep, PERCLOS, yawns (pure, clock passed in).
 
-Per frame the monitor passes the EAR when the eyes can be measured (None when they cannot:
-no face, sunglasses, extreme yaw), the MAR when a face is seen, and the closed-eye threshold from
-the calibration. Rules (defaults and their sources in docs/driver_state.md):
+Per frame the monitor passes the EAR when the eyelids can be read (None when they cannot: no
+face, sunglasses, extreme yaw, or the head pitched out of the driver's usual pose, where lowered
+lids are a look down, not a closure), the MAR when a face is seen, the jaw drop (the engine's AU26
+above the driver's baseline) when the engine runs, and the closed-eye threshold from the
+calibration. Rules (defaults and their sources in docs/driver_state.md):
 
 * eyes closed: ``ear < threshold`` with ``threshold = min(closed_ratio * open_ear, closed_ear_max)``;
 * a closure is timed from its first closed frame to its first open frame, once the eyes have stayed
@@ -17,7 +19,9 @@ the calibration. Rules (defaults and their sources in docs/driver_state.md):
 * PERCLOS: closed time / visible-eye time over the last ``perclos_window_s``; time without
   measurable eyes counts neither way; NaN until the visible time covers ``perclos_min_coverage``
   of the window. Blink rate: blinks per minute of visible-eye time over the same window;
-* yawn: MAR above ``yawn_mar`` for ``yawn_min_s`` (event start_s = when the mouth opened wide);
+* yawn: the mouth yawning-wide for ``yawn_min_s`` (event start_s = when it opened wide); wide is
+  MAR above ``yawn_mar``, or, with the engine, MAR above ``yawn_mar_with_jaw_drop`` while the jaw
+  drop is at least ``yawn_jaw_drop`` (a sleepy yawn opens less; talking drops no jaw);
   ``yawns_warning`` yawns within ``yawn_window_s`` raise a warning.
 
 Raw drowsiness level = max(closure level, PERCLOS level, yawn level); the monitor passes it through
@@ -82,9 +86,21 @@ class DrowsinessDetector:
 
     # ------------------------------------------------------------------ update
 
+    def closure_s(self, t_s: float) -> float | None:
+        """How long the current closure has lasted at t_s (None when the eyes are not closed)."""
+        if self._closure is None or self._reopen is not None:
+            return None
+        return t_s - self._closure[0]
+
     def update(self, t_s: float, ear: float | None, mar: float | None, closed_threshold: float,
-               frame: int | None = None) -> tuple[DrowsinessReading, list[Event]]:
+               frame: int | None = None, *, jaw_drop: float | None = None,
+               unread: str = "eyes_not_measurable") -> tuple[DrowsinessReading, list[Event]]:
+        """One frame. ``ear`` None: the lids cannot be read (``unread`` says why, in the details of
+        the closure events it ends). ``jaw_drop``: AU26 above the driver's baseline, or None."""
         cfg = self.cfg
+        wide = mar is not None and math.isfinite(mar) and (
+            mar > cfg.yawn_mar or (jaw_drop is not None and math.isfinite(jaw_drop)
+                                   and mar > cfg.yawn_mar_with_jaw_drop and jaw_drop >= cfg.yawn_jaw_drop - _EPS))
         out: list[Event] = []
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
@@ -94,7 +110,7 @@ class DrowsinessDetector:
         closed = bool(measurable and ear < closed_threshold)  # type: ignore[operator]
         closure_level = Level.NONE
         if not measurable:
-            out += self._drop_closure(t_s, frame, "eyes_not_measurable")
+            out += self._drop_closure(t_s, frame, unread)
         elif closed:
             if self._closure is None:
                 # onset known only when the previous frame showed open eyes (not at the start of
@@ -103,7 +119,7 @@ class DrowsinessDetector:
                 self._closure_in_yawn = False
             # eyes are often squeezed shut in a yawn: the closure still counts (the driver cannot
             # see the road), but its events say so, for whoever reviews the drive
-            self._closure_in_yawn |= mar is not None and math.isfinite(mar) and mar > cfg.yawn_mar
+            self._closure_in_yawn |= wide
             self._reopen = None  # a reopening shorter than reopen_min_s was noise
             closure_level, ev = self._closure_events(t_s, frame)
             out += ev
@@ -140,7 +156,6 @@ class DrowsinessDetector:
             perclos_level = Level.WARNING
 
         # ---- yawns
-        wide = mar is not None and math.isfinite(mar) and mar > cfg.yawn_mar
         if wide:
             if self._wide is None:
                 self._wide = (t_s, frame)

@@ -2,38 +2,51 @@
 
 Pure and single-threaded: the caller passes the time of each frame (replay: index / fps).
 
-``update(t_s, signals, camera_ok=True, frame_index=None) -> (DriverState, events)``:
+``update(t_s, signals, camera_ok=True, frame_index=None, aus=None) -> (DriverState, events)``:
 ``signals`` None means no face this frame; ``camera_ok`` False means the source gave no frame
-(camera lost: nothing about the driver is known, so no absence and no closure is inferred).
-Events returned are those that start on this frame (``end_s`` None) and those that end on it
-(``end_s`` set, level = peak). An event's ``start_s`` is when its condition began: an eyes_closed,
-microsleep, yawn or driver_absent event is reported on the frame it is recognised (e.g. 1 s into a
-closure) but starts at the condition's onset (``start_frame`` likewise); a blink is reported once,
-when it ends.
+(camera lost: nothing about the driver is known, so no absence, closure or glance is inferred);
+``aus`` the engine's (smoothed) action-unit intensities by name, when it runs. Events returned are
+those that start on this frame (``end_s`` None) and those that end on it (``end_s`` set, level =
+peak). An event's ``start_s`` is when its condition began: an eyes_closed, microsleep, yawn, glance
+or driver_absent event is reported on the frame it is recognised but starts at the condition's
+onset (``start_frame`` likewise); a blink is reported once, when it ends.
 
-Event types: blink, eyes_closed, microsleep, yawn (from the drowsiness rules), drowsiness and
-distraction (while the hysteresis-filtered alert level is above none; level = peak),
-driver_absent (no face for ``alerts.driver_absent_s``), eyes_not_visible (a face whose eyes cannot
-be measured for ``alerts.eyes_not_visible_s``), camera_lost (from the first frame with
-``camera_ok`` False). driver_absent and eyes_not_visible end only once the face / eyes have been
-back for ``alerts.clear_after_s`` (the alerts' own hysteresis), so a few frames of flicker do not
-split one absence into several; the end is stamped at the moment they came back.
+Head pose before eyelids (openpilot's order): the distraction rules judge the pose on every frame,
+against the mount's pose until the driver's own is learned (see calibration.py). The eyelids are
+read only while the head is within the down-pitch limit of the driver's usual pitch (either way):
+a head pitched down covers open eyes with the lids from the camera's view (EAR 0.05-0.13 looking
+at a phone in the lap), and one tilted back with the eyes on the road lowers them too. Then the
+frame is a look away, never a closure. The one exception is a nod-off: eyes that closed with the
+head in its pose and stayed closed for ``drowsiness.blink_max_s`` before the head dropped stay a
+closure until they open, and the dropped head does not count as a glance.
+
+Event types: blink, eyes_closed, microsleep, yawn (drowsiness rules), glance, time_sharing
+(distraction rules), drowsiness and distraction (while the hysteresis-filtered alert level is above
+none; level = peak; details: the rules behind it), driver_absent (no face for
+``alerts.driver_absent_s``), eyes_not_visible (a face whose eyes cannot be measured for
+``alerts.eyes_not_visible_s``), camera_lost (from the first frame with ``camera_ok`` False).
+driver_absent and eyes_not_visible end only once the face / eyes have been back for
+``alerts.clear_after_s``, so a few frames of flicker do not split one absence into several; the end
+is stamped at the moment they came back.
 
 Status (what can be seen now, undebounced): camera_lost > driver_absent (no face this frame) >
-eyes_not_visible > calibrating > ok.
+eyes_not_visible > calibrating (the mount's pose in use) > ok.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Mapping
 
 from ..config import Config
 from ..types import DriverState, Event, Level, Signals, Status
 from .alerts import AlertFilter, EventTracker
-from .calibration import Calibrator
-from .distraction import DistractionDetector
+from .calibration import Calibration, Calibrator
+from .distraction import DistractionDetector, pose_limits
 from .drowsiness import DrowsinessDetector
 
 _EPS = 1e-9
+_DEGRADED_LEVELS = {"camera_lost": Level.WARNING, "driver_absent": Level.WARNING, "eyes_not_visible": Level.NONE}
 
 
 class DriverMonitor:
@@ -49,27 +62,32 @@ class DriverMonitor:
         self._drowsy_alert = AlertFilter(cfg.alerts)
         self._distraction_alert = AlertFilter(cfg.alerts)
         self._events = EventTracker()  # drowsiness, distraction and degraded-state events
+        self._reasons: dict[str, set[str]] = {"drowsiness": set(), "distraction": set()}
         self._t_last: float | None = None
         self._frame_last: int | None = None
+        self._nod_off = False  # a closure that began in pose continues with the head dropped
         # degraded-state type -> [onset (t, frame) of the condition, onset of its clearing]
         self._degraded: dict[str, list[tuple[float, int | None] | None]] = {}
 
     # ------------------------------------------------------------------ public API
 
     def calibrate_now(self, t_s: float) -> None:
-        """Restart per-driver calibration at t_s (back to the defaults until it completes)."""
+        """Forget the learned pose and open-eye EAR (a new driver). Judging goes on meanwhile,
+        against the mount's pose with the wider limits."""
         self.calibrator.restart(t_s)
-        self.distraction.reset()
 
     def finish(self, t_s: float, frame_index: int | None = None) -> list[Event]:
         """Close every open event at t_s (end of the drive). The monitor can be used again after."""
         out = self.drowsiness.finish(t_s, frame_index)
+        out += self.distraction.finish(t_s, frame_index)
         out += self._events.end_all(t_s, frame_index, {"ended_by": "end_of_drive"})
         self._degraded.clear()
+        self._nod_off = False
         return out
 
     def update(self, t_s: float, signals: Signals | None, *, camera_ok: bool = True,
-               frame_index: int | None = None) -> tuple[DriverState, list[Event]]:
+               frame_index: int | None = None, aus: Mapping[str, float] | None = None
+               ) -> tuple[DriverState, list[Event]]:
         t_s = float(t_s)
         events: list[Event] = []
         if self._t_last is not None and t_s < self._t_last - _EPS:
@@ -81,7 +99,7 @@ class DriverMonitor:
             signals = None
         face = signals is not None
         eyes_visible = bool(face and signals.eyes_visible and math.isfinite(signals.ear))  # type: ignore[union-attr]
-        acfg = self.cfg.alerts
+        acfg, dcfg = self.cfg.alerts, self.cfg.drowsiness
 
         # ---- degraded states
         events += self._events.step("camera_lost", not camera_ok, Level.WARNING, t_s, frame_index)
@@ -90,22 +108,49 @@ class DriverMonitor:
         events += self._held_event("eyes_not_visible", face and not eyes_visible, acfg.eyes_not_visible_s,
                                    Level.NONE, t_s, frame_index)
 
-        # ---- calibration, then the rules
-        self.calibrator.update(t_s, signals)  # None while the camera is lost: that time is not usable
+        # ---- the reference pose, then the eyelids: read only with the head in its usual pitch
         cal = self.calibrator.result
-        dcfg = self.cfg.drowsiness
+        lim = pose_limits(self.cfg.distraction, self.cfg.calibration, cal)
         threshold = min(dcfg.closed_ratio * cal.open_ear, dcfg.closed_ear_max)
-        ear = signals.ear if eyes_visible else None  # type: ignore[union-attr]
+        in_pose = False
+        if face and math.isfinite(signals.pitch_deg):  # type: ignore[union-attr]
+            in_pose = abs(signals.pitch_deg - lim.ref_pitch_deg) <= lim.lids_pitch_deg  # type: ignore[union-attr]
+        closed_now = eyes_visible and signals.ear < threshold  # type: ignore[union-attr]
+        if in_pose or not closed_now:
+            self._nod_off = False
+        elif not self._nod_off:
+            held = self.drowsiness.closure_s(t_s)
+            self._nod_off = held is not None and held >= dcfg.blink_max_s - _EPS
+        lids_read = eyes_visible and (in_pose or self._nod_off)
+        ear = signals.ear if lids_read else None  # type: ignore[union-attr]
         mar = signals.mar if face and math.isfinite(signals.mar) else None  # type: ignore[union-attr]
-        drowsy, ev = self.drowsiness.update(t_s, ear, mar, threshold, frame_index)
+        au26 = _finite(aus.get("au26")) if aus else None
+        jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
+        drowsy, ev = self.drowsiness.update(t_s, ear, mar, threshold, frame_index, jaw_drop=jaw_drop,
+                                            unread="eyes_not_measurable" if not eyes_visible else "head_pose")
         events += ev
-        distr = self.distraction.update(t_s, signals, cal, active=self.calibrator.done)
+        asleep = self._nod_off and drowsy.eyes_closed
+        distr, ev = self.distraction.update(t_s, signals, lim, eyes_open=not closed_now, asleep=asleep,
+                                            camera_ok=camera_ok, frame=frame_index)
+        events += ev
+
+        # ---- learning: the pose from road-plausible frames with open eyes, the open EAR from
+        # frames with the lids read and the head on the road, while no drowsiness alert is up
+        learn_pose = False
+        if face and not closed_now and not asleep:
+            wide = pose_limits(self.cfg.distraction, self.cfg.calibration, _unlearned(cal))
+            dy = signals.yaw_deg - wide.ref_yaw_deg  # type: ignore[union-attr]
+            dp = signals.pitch_deg - wide.ref_pitch_deg  # type: ignore[union-attr]
+            learn_pose = abs(dy) <= wide.yaw_deg and abs(dp) <= wide.pitch_down_deg and not distr.off_road
+        learn_ear = (lids_read and in_pose and not distr.off_road and self._drowsy_alert.level == Level.NONE
+                     and drowsy.eyes_closed_s <= dcfg.blink_max_s + _EPS)  # blinks yes, long closures no
+        self.calibrator.update(t_s, signals, learn_pose=learn_pose, learn_ear=learn_ear, au26=au26)
 
         # ---- alerts (hysteresis + cooldown) and their events
         drowsy_level = self._drowsy_alert.update(drowsy.level, t_s)
         distr_level = self._distraction_alert.update(distr.level, t_s)
-        events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, {"reasons": list(drowsy.reasons)})
-        events += self._alert_event("distraction", distr_level, t_s, frame_index, {"reason": distr.reason})
+        events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, drowsy.reasons)
+        events += self._alert_event("distraction", distr_level, t_s, frame_index, distr.reasons)
 
         if not camera_ok:
             status = Status.CAMERA_LOST
@@ -113,21 +158,23 @@ class DriverMonitor:
             status = Status.DRIVER_ABSENT
         elif not eyes_visible:
             status = Status.EYES_NOT_VISIBLE
-        elif not self.calibrator.done:
+        elif not cal.calibrated:
             status = Status.CALIBRATING
         else:
             status = Status.OK
+        degraded = max((lvl for t, lvl in _DEGRADED_LEVELS.items() if self._events.is_open(t)), default=Level.NONE)
         state = DriverState(
             t_s=t_s, status=status,
             eyes_closed=drowsy.eyes_closed, eyes_closed_s=drowsy.eyes_closed_s, perclos=drowsy.perclos,
             blink_count=drowsy.blink_count, blink_rate_per_min=drowsy.blink_rate_per_min,
             yawning=drowsy.yawning, yawn_count=drowsy.yawn_count,
-            off_road=distr.off_road, off_road_s=distr.off_road_s,
-            drowsiness=drowsy_level, distraction=distr_level,
-            calibrated=self.calibrator.done and cal.calibrated,
-            calibration_progress=self.calibrator.progress,
+            off_road=distr.off_road, off_road_s=distr.off_road_s, off_road_reason=distr.reason,
+            time_sharing_s=distr.time_sharing_s, lids_read=lids_read,
+            drowsiness=drowsy_level, distraction=distr_level, degraded=degraded,
+            calibrated=cal.calibrated, calibration_progress=self.calibrator.progress,
             open_ear=cal.open_ear, closed_ear_threshold=threshold,
-            neutral_yaw_deg=cal.neutral_yaw_deg, neutral_pitch_deg=cal.neutral_pitch_deg,
+            neutral_yaw_deg=lim.ref_yaw_deg, neutral_pitch_deg=lim.ref_pitch_deg,
+            yaw_limit_deg=lim.yaw_deg, pitch_limit_deg=lim.pitch_down_deg,
         )
         return state, events
 
@@ -160,9 +207,27 @@ class DriverMonitor:
             return [ev] if ev is not None else []
         return []
 
-    def _alert_event(self, type_: str, level: Level, t_s: float, frame: int | None, details: dict) -> list[Event]:
+    def _alert_event(self, type_: str, level: Level, t_s: float, frame: int | None,
+                     reasons: tuple[str, ...]) -> list[Event]:
+        """Open / escalate / close the alert event; its details list every rule that drove it."""
+        seen = self._reasons[type_]
         if level > Level.NONE and not self._events.is_open(type_):
-            ev = self._events.start(type_, level, t_s, frame, details)
+            seen.clear()
+            seen.update(reasons)
+            ev = self._events.start(type_, level, t_s, frame, {"reasons": list(reasons)})
             return [ev] if ev is not None else []
-        return self._events.step(type_, level > Level.NONE, level, t_s, frame)
+        if level > Level.NONE:
+            seen.update(reasons)
+            self._events.escalate(type_, level, {"reasons": sorted(seen)})
+            return []
+        return self._events.step(type_, False, level, t_s, frame)
 
+
+
+def _finite(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _unlearned(cal: Calibration) -> Calibration:
+    """The same calibration as if the pose were not learned: the mount's pose (the learning gate)."""
+    return replace(cal, calibrated=False, neutral_yaw_deg=cal.mount_yaw_deg, neutral_pitch_deg=cal.mount_pitch_deg)

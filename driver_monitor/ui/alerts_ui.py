@@ -84,7 +84,11 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
                 why.append("yawning")
             parts.append(f"DROWSINESS {str(st.drowsiness).upper()}" + (f" ({', '.join(why)})" if why else ""))
         if st.distraction > Level.NONE:
-            why = f" (eyes off road {st.off_road_s:.1f} s)" if st.off_road_s > 0 else ""
+            why = ""
+            if st.off_road_s > 0:
+                why = f" (eyes off road {st.off_road_s:.1f} s" + (", face lost" if "face_lost" in st.off_road_reason else "") + ")"
+            elif st.time_sharing_s > 0:
+                why = f" (glances away {st.time_sharing_s:.0f} s with no 2 s back on the road)"
             parts.append(f"DISTRACTION {str(st.distraction).upper()}{why}")
         return BannerSpec("  ·  ".join(parts) + suffix, "critical" if level == Level.CRITICAL else "warning", level)
     # degraded states follow the monitor's status (it applies the configured hold times), so one

@@ -21,6 +21,10 @@ from ..types import FrameResult
 EMOTION_COLOURS = ("#9e9e9e", "#ffd54f", "#4fc3f7", "#5c6bc0", "#e53935", "#8bc34a", "#ab47bc", "#ff8a65")
 
 
+FIXED_COLUMNS = 10  # columns before the emotions: ear, mar, perclos, yaw, pitch, closed EAR, neutral yaw /
+#             pitch, yaw limit, pitch-down limit
+
+
 class RollingBuffer:
     """``(capacity, width)`` float64 ring buffer of timestamped samples (NaN = missing).
 
@@ -76,7 +80,7 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         self.window_s = cfg.ui.plot_window_s
         self.emotion_names = tuple(emotion_names)
         # up to 60 samples/s for the window (a 30 fps source uses half)
-        self.buffer = RollingBuffer(int(self.window_s * 60) + 2, 8 + len(self.emotion_names))
+        self.buffer = RollingBuffer(int(self.window_s * 60) + 2, FIXED_COLUMNS + len(self.emotion_names))
         self.setBackground("#1b1b1b")
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -129,10 +133,9 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         p.addLegend(offset=(-5, 5), labelTextSize="8pt")
         curve(p, "yaw", "#81c784", "yaw")
         curve(p, "pitch", "#f06292", "pitch")
-        hline(p, "yaw_hi", dist.yaw_limit_deg, "#81c784", f"yaw ±{dist.yaw_limit_deg:g}")
+        hline(p, "yaw_hi", dist.yaw_limit_deg, "#81c784", "yaw limits")
         hline(p, "yaw_lo", -dist.yaw_limit_deg, "#81c784", "")
-        hline(p, "pitch_hi", dist.pitch_limit_deg, "#f06292", f"pitch ±{dist.pitch_limit_deg:g}", at=0.14)
-        hline(p, "pitch_lo", -dist.pitch_limit_deg, "#f06292", "")
+        hline(p, "pitch_lo", -dist.pitch_down_limit_deg, "#f06292", "pitch down limit", at=0.14)
 
         p = plot("emotion", "emotion", (0.0, 1.0))
         p.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=4)
@@ -165,6 +168,8 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             st.closed_ear_threshold,
             st.neutral_yaw_deg,
             st.neutral_pitch_deg,
+            st.yaw_limit_deg,
+            st.pitch_limit_deg,
         ]
         probs = r.emotion_probs or {}
         row += [_nan(probs.get(n)) for n in self.emotion_names]
@@ -190,16 +195,19 @@ class SignalPlots(pg.GraphicsLayoutWidget):
         for key, col in cols.items():
             self.curves[key].setData(t, v[:, col])
         for i, name in enumerate(self.emotion_names):
-            self.curves[f"emo_{name}"].setData(t, v[:, 8 + i])
+            self.curves[f"emo_{name}"].setData(t, v[:, FIXED_COLUMNS + i])
         last = v[-1]
         if not math.isnan(last[5]):
             self.lines["ear_closed"].setValue(float(last[5]))
+        # the limits in use follow the monitor: around the mount's pose (wider) until the driver's
+        # own pose is learned, around the learned pose after
         dist = self.cfg.distraction
         y0, p0 = float(np.nan_to_num(last[6])), float(np.nan_to_num(last[7]))
-        self.lines["yaw_hi"].setValue(y0 + dist.yaw_limit_deg)
-        self.lines["yaw_lo"].setValue(y0 - dist.yaw_limit_deg)
-        self.lines["pitch_hi"].setValue(p0 + dist.pitch_limit_deg)
-        self.lines["pitch_lo"].setValue(p0 - dist.pitch_limit_deg)
+        yl = float(last[8]) if math.isfinite(last[8]) else dist.yaw_limit_deg
+        pl = float(last[9]) if math.isfinite(last[9]) else dist.pitch_down_limit_deg
+        self.lines["yaw_hi"].setValue(y0 + yl)
+        self.lines["yaw_lo"].setValue(y0 - yl)
+        self.lines["pitch_lo"].setValue(p0 - pl)
         self.plots["ear"].setXRange(t_end - self.window_s, t_end, padding=0)
         self.refreshes += 1
         return True

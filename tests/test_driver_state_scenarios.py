@@ -1,0 +1,260 @@
+"""Driver-state scenarios on synthetic drives: head pose before eyelids, distraction from the first
+frame, far turns, a lost face after looking away, off-axis cameras, yawns with the engine, the
+degraded alert. Each builds the signals a real drive of that kind gives (figures in the comments
+are the measured ones the issue reports or the shared clips show) and checks the alerts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from driver_monitor.config import Config, load_config
+from driver_monitor.monitor import DriverMonitor
+from driver_monitor.monitor.calibration import MOUNTS
+from driver_monitor.types import Level, Signals
+
+FPS = 30
+N, W, C = Level.NONE, Level.WARNING, Level.CRITICAL
+OPEN = 0.30
+
+
+def sig(ear: float = OPEN, mar: float = 0.05, yaw: float = 0.0, pitch: float = 0.0, gy: float = 0.0,
+        eyes_visible: bool = True) -> Signals:
+    return Signals(ear_left=ear, ear_right=ear, ear=ear, mar=mar, yaw_deg=yaw, pitch_deg=pitch, roll_deg=0.0,
+                   gaze_x=0.0, gaze_y=gy, eyes_visible=eyes_visible)
+
+
+def drive(fn, seconds: float, cfg: Config | None = None, aus=lambda t: None, fps: int = FPS):
+    """fn(t) -> Signals | None. Returns ({t: state}, [ended or started events], {type: first t >= warning})."""
+    m = DriverMonitor(cfg or Config())
+    states, events = {}, []
+    first: dict[str, float] = {}
+    n = int(round(seconds * fps))
+    for i in range(n):
+        t = i / fps
+        st, evs = m.update(t, fn(t), frame_index=i, aus=aus(t))
+        states[round(t, 3)] = st
+        events += evs
+        for name, lvl in (("drowsiness", st.drowsiness), ("distraction", st.distraction)):
+            if lvl >= W and name not in first:
+                first[name] = round(t, 3)
+    events += m.finish(n / fps, n)
+    return states, events, first
+
+
+def ended(events, *types):
+    return [e for e in events if e.end_s is not None and e.type in types]
+
+
+def settle(seconds: float, fn):
+    """A drive that starts with ``seconds`` of attentive driving (the pose gets learned), then fn(t)."""
+    return lambda t: sig(ear=OPEN if (t % 4.0) > 0.15 else 0.06) if t < seconds else fn(t - seconds)
+
+
+# ---------------------------------------------------------------- head pose before eyelids
+
+@pytest.mark.parametrize("pitch,ear,learned", [
+    (-22.0, 0.10, True),   # a phone in the hand: 22 deg down, lids cover the eyes (EAR 0.05-0.13)
+    (-30.0, 0.07, False),  # food on the lap, from the first second of the drive
+    (-48.0, 0.05, True),   # a phone in the lap
+    (-35.0, 0.13, False),  # a phone at the ear at night (infrared)
+])
+def test_looking_down_is_distraction_not_sleep(pitch, ear, learned):
+    look = lambda t: sig(ear=ear, pitch=pitch, gy=0.8) if 1.0 <= t < 6.0 else sig()  # noqa: E731
+    fn = settle(10.0, look) if learned else look
+    t0 = 10.0 if learned else 0.0
+    states, events, first = drive(fn, t0 + 8.0)
+    assert "drowsiness" not in first
+    assert not ended(events, "eyes_closed", "microsleep")
+    assert not any(st.eyes_closed for t, st in states.items() if t >= t0)
+    assert not any(st.lids_read for t, st in states.items() if t0 + 1.1 <= t < t0 + 6.0)
+    limit_down = 18.0 if learned else 26.0
+    if -pitch > limit_down:  # off road even before the pose is learned
+        assert first["distraction"] == pytest.approx(t0 + 1.0 + 3.5 + 0.2, abs=1.5 / FPS)
+    else:  # 22 deg down before learning: the lids are not read, and no alert either way
+        assert "distraction" not in first
+
+
+def test_nod_off_eyes_close_then_head_drops_is_a_microsleep():
+    # eyes close at 11.0 s with the head in its pose; 0.7 s later the head drops 35 deg
+    def fn(t):
+        if t < 11.0:
+            return sig()
+        return sig(ear=0.06, pitch=-35.0 if t >= 11.7 else 0.0)
+    states, events, first = drive(fn, 16.0)
+    assert first["drowsiness"] == pytest.approx(12.2, abs=1.5 / FPS)  # 1 s microsleep + 0.2 s raise
+    assert states[15.0].drowsiness == C
+    assert "distraction" not in first  # asleep, not looking down
+    ms = ended(events, "microsleep")
+    assert ms and ms[0].start_s == pytest.approx(11.0) and ms[0].level == C
+
+
+def test_blink_on_the_way_down_is_a_look_down_not_a_nod_off():
+    # a blink accompanies the gaze shift: the lids drop 0.1 s before the head
+    def fn(t):
+        if t < 11.0:
+            return sig()
+        return sig(ear=0.06, pitch=-35.0 if t >= 11.1 else 0.0, gy=0.8) if t < 17.0 else sig()
+    states, events, first = drive(fn, 19.0)
+    assert "drowsiness" not in first and not ended(events, "microsleep")
+    assert first["distraction"] == pytest.approx(11.1 + 3.5 + 0.2, abs=1.5 / FPS)
+
+
+def test_head_tilted_back_does_not_read_lids():
+    # head_turns.mp4, 10.1-11.9 s: chin up 24-43 deg with the eyes on the camera, EAR 0.16-0.19
+    fn = settle(10.0, lambda t: sig(ear=0.17, pitch=35.0) if t < 2.0 else sig())
+    states, events, first = drive(fn, 14.0)
+    assert not ended(events, "eyes_closed", "microsleep", "blink") or all(
+        e.type == "blink" and e.start_s < 10.0 for e in ended(events, "eyes_closed", "microsleep", "blink"))
+    assert not any(st.eyes_closed for t, st in states.items() if t >= 10.0)
+    assert not first  # looking up is never off road by default
+
+
+# ---------------------------------------------------------------- off-axis cameras
+
+@pytest.mark.parametrize("mount,seat", [("mirror", "left"), ("mirror", "right"), ("pillar", "left")])
+def test_off_axis_camera_eyes_closed_in_the_road_pose_is_a_microsleep(mount, seat):
+    yaw, pitch = MOUNTS[mount]
+    yaw = -yaw if seat == "right" else yaw
+    cfg = load_config(overrides=[f"calibration.mount={mount}", f"calibration.driver_seat={seat}"])
+    # the driver looks at the road (30-35 deg to the camera) and falls asleep there at 12 s
+    fn = lambda t: sig(ear=0.06 if t >= 12.0 else OPEN, yaw=yaw, pitch=pitch)  # noqa: E731
+    states, events, first = drive(fn, 16.0, cfg=cfg)
+    assert first["drowsiness"] == pytest.approx(13.2, abs=1.5 / FPS)
+    assert "distraction" not in first
+    assert states[11.0].calibrated  # the road pose learned meanwhile
+
+
+def test_off_axis_camera_left_as_dashboard_still_gets_the_microsleep():
+    # ir_driver_eyes_closed.avi: the camera sees the driver at yaw 27-28 deg; eyes half open for
+    # 1.4 s, closed after; 10 fps; the mount is left at its default
+    fn = lambda t: sig(ear=0.25 if t < 1.4 else 0.08, yaw=27.5, pitch=1.0)  # noqa: E731
+    states, events, first = drive(fn, 5.7, fps=10)
+    assert first["drowsiness"] == pytest.approx(1.4 + 1.0 + 0.2, abs=0.11)
+    assert "distraction" not in first
+
+
+def test_off_axis_camera_a_glance_to_the_passenger_side_is_distraction():
+    cfg = load_config(overrides=["calibration.mount=mirror"])
+    road = MOUNTS["mirror"]
+    fn = settle(0.0, lambda t: sig(yaw=road[0], pitch=road[1]) if not 8.0 <= t < 12.0 else sig(yaw=-15.0, pitch=road[1]))
+    _, _, first = drive(fn, 14.0, cfg=cfg)
+    assert first["distraction"] == pytest.approx(8.0 + 3.5 + 0.2, abs=1.5 / FPS)
+
+
+# ---------------------------------------------------------------- distraction from the first frame
+
+@pytest.mark.parametrize("away,at,why", [
+    (sig(yaw=-46.0), 2.5, "a 46-deg head turn 2.5 s into the drive"),
+    (sig(yaw=55.0, eyes_visible=False), 0.5, "the side window at 55 deg: eyes not visible, still off road"),
+    (sig(pitch=-35.0, ear=0.07), 1.0, "food on the lap at the start"),
+])
+def test_distraction_from_the_first_second(away, at, why):
+    fn = lambda t: away if at <= t < at + 4.0 else sig()  # noqa: E731
+    _, events, first = drive(fn, at + 6.0)
+    assert first.get("distraction") == pytest.approx(at + 3.5 + 0.2, abs=1.5 / FPS), why
+    assert "drowsiness" not in first
+
+
+def test_a_driver_who_looks_away_at_the_start_does_not_become_the_neutral():
+    # looks down at the phone (30 deg) for the first 8 s, then drives normally
+    fn = lambda t: sig(pitch=-30.0, ear=0.08) if t < 8.0 else sig(pitch=2.0)  # noqa: E731
+    states, _, first = drive(fn, 20.0)
+    assert first["distraction"] == pytest.approx(3.7, abs=1.5 / FPS)
+    assert states[19.0].calibrated and abs(states[19.0].neutral_pitch_deg - 2.0) < 0.5
+
+
+def test_face_lost_after_turning_away_keeps_the_alert_raised():
+    # turned 45 deg from 11 s; the mesh loses the face at 15 s (turned further / dodging the
+    # camera); seen again on the road at 19 s
+    fn = settle(10.0, lambda t: sig(yaw=45.0) if 1.0 <= t < 5.0 else (None if 5.0 <= t < 9.0 else sig()))
+    states, events, first = drive(fn, 22.0)
+    assert first["distraction"] == pytest.approx(14.7, abs=1.5 / FPS)
+    assert all(states[round(t, 3)].distraction >= W for t in np.arange(14.8, 19.0, 0.1))
+    assert states[17.5].distraction == C  # 11 + 6 s + 0.2 s: still judged through the gap
+    assert states[17.5].off_road_reason == "face_lost"
+    assert ended(events, "driver_absent")  # and the camera sees no driver: said as well
+
+
+def test_driver_leaving_from_the_road_pose_is_absent_not_distracted():
+    fn = settle(10.0, lambda t: None if t >= 1.0 else sig())
+    states, events, first = drive(fn, 18.0)
+    assert "distraction" not in first
+    assert states[17.0].alert == W and states[17.0].degraded == W and states[17.0].level == N
+
+
+def test_repeated_glances_raise_time_sharing():
+    # reading a phone in 2.5 s glances with 1 s looks back at the road
+    fn = settle(10.0, lambda t: sig(pitch=-30.0, ear=0.08) if (t % 3.5) < 2.5 else sig())
+    states, events, first = drive(fn, 30.0)
+    assert first["distraction"] == pytest.approx(10.0 + 3 * 3.5 + 2.5 + 0.2, abs=0.3)
+    d = ended(events, "distraction")
+    assert d and "time_sharing" in d[0].details["reasons"] and "long_glance" not in d[0].details["reasons"]
+    assert ended(events, "time_sharing")
+
+
+def test_mirror_checks_and_short_glances_raise_nothing():
+    # a 1 s mirror check every 6 s, a 0.3 s glance at the speedometer every 4 s, blinks
+    def fn(t):
+        if t % 6.0 < 1.0:
+            return sig(yaw=50.0, eyes_visible=False)
+        if t % 4.0 < 0.3:
+            return sig(pitch=-25.0, ear=0.12)
+        return sig(ear=0.06 if t % 3.0 < 0.15 else OPEN)
+    _, events, first = drive(fn, 120.0)
+    assert not first, first
+
+
+def test_indecisive_model_flickering_at_the_limit_stays_calm():
+    rng = np.random.default_rng(3)
+    yaws = 23.0 + rng.normal(0.0, 3.0, 60 * FPS)  # noisy pose right at the yaw limit
+    fn = settle(10.0, lambda t: sig(yaw=float(yaws[min(int(t * FPS), len(yaws) - 1)])))
+    states, events, first = drive(fn, 70.0)
+    long = [g for g in ended(events, "glance") if g.end_s - g.start_s >= 3.5]
+    # the filter joins runs separated by single on-road frames but the noise gives no 3.5 s glance
+    assert all(st.distraction <= W for st in states.values())
+    assert len(long) == 0 or first.get("distraction", 99) > 10.0
+
+
+# ---------------------------------------------------------------- yawns
+
+def yawn_drive(peak_mar: float, open_s: float, jaw: float | None):
+    """A drowsy driver's yawn at 5 s: MAR rises to peak_mar, held open_s; AU26 = jaw while open."""
+    def mar(t):
+        d = t - 5.0
+        if d < 0 or d > open_s + 0.6:
+            return 0.04
+        return peak_mar * min(1.0, d / 0.3, (open_s + 0.6 - d) / 0.3)
+    fn = lambda t: sig(mar=mar(t))  # noqa: E731
+    aus = (lambda t: {"au26": 0.03 + (jaw - 0.03) * min(1.0, mar(t) / peak_mar)}) if jaw is not None else (lambda t: None)
+    return fn, aus
+
+
+@pytest.mark.parametrize("peak,open_s,jaw,expected", [
+    (0.56, 1.4, 0.35, 1),   # sleepy yawn: MAR 0.55-0.58 for 1.0-1.8 s, jaw drop clear -> found
+    (0.56, 1.4, None, 0),   # the same without the engine: MAR alone, under 0.6 -> not a yawn
+    (0.80, 2.5, None, 1),   # a wide yawn: found with MAR alone
+    (0.80, 2.5, 0.30, 1),
+    (0.50, 0.3, 0.06, 0),   # talking: short, no jaw drop
+    (0.55, 1.5, 0.08, 0),   # laughing with the mouth open, the jaw not dropped beyond its baseline
+])
+def test_yawns_use_the_jaw_drop_when_the_engine_runs(peak, open_s, jaw, expected):
+    fn, aus = yawn_drive(peak, open_s, jaw)
+    _, events, _ = drive(fn, 10.0, aus=aus)
+    assert len(ended(events, "yawn")) == expected
+
+
+def test_talking_with_the_jaw_moving_is_no_yawn():
+    # chewing / talking: MAR 0.3-0.5 at 3 Hz, AU26 up to 0.2 in the open phases
+    fn = lambda t: sig(mar=0.3 + 0.2 * abs(np.sin(3 * np.pi * t)))  # noqa: E731
+    aus = lambda t: {"au26": 0.05 + 0.15 * abs(np.sin(3 * np.pi * t))}  # noqa: E731
+    _, events, _ = drive(fn, 30.0, aus=aus)
+    assert not ended(events, "yawn")
+
+
+# ---------------------------------------------------------------- alert column
+
+def test_alert_includes_degraded_states():
+    fn = lambda t: sig() if t < 2.0 else None  # noqa: E731
+    states, _, _ = drive(fn, 5.0)
+    assert states[1.0].alert == N
+    assert states[4.0].alert == W and states[4.0].level == N  # driver_absent is a warning

@@ -128,10 +128,13 @@ class DrowsinessConfig:
 
 @dataclass(frozen=True, slots=True)
 class DistractionConfig:
-    # limits from the driver's neutral pose (openpilot: yaw 23, pitch 18 downwards only); before the
-    # pose is learned each limit is widened by calibration.max_*_offset_deg
+    # limits from the driver's neutral pose (openpilot: yaw 23, pitch 18 downwards only) ...
     yaw_limit_deg: float = _f(23.0, "deg", gt=0, le=90)
     pitch_down_limit_deg: float = _f(18.0, "deg", gt=0, le=90)
+    # ... and from the mount's pose until the driver's own is learned (openpilot: its relaxed yaw
+    # limit 28.9 deg, its pitch limit before calibration 25.7 deg)
+    uncalibrated_yaw_limit_deg: float = _f(28.9, "deg", gt=0, le=90)
+    uncalibrated_pitch_down_limit_deg: float = _f(25.7, "deg", gt=0, le=90)
     pitch_up_limit_deg: float = _f(0.0, "deg", ge=0, le=90)  # 0 = looking up is never off road
     gaze_limit: float = _f(0.6, "eye half-widths", gt=0, le=5)
     use_gaze: bool = _f(True)
@@ -295,6 +298,9 @@ def _cross_checks(obj: Any, path: str) -> None:
     elif isinstance(obj, DistractionConfig):
         need(obj.warning_s < obj.critical_s,
              f"warning_s ({obj.warning_s}) must be below critical_s ({obj.critical_s})")
+        need(obj.uncalibrated_yaw_limit_deg >= obj.yaw_limit_deg
+             and obj.uncalibrated_pitch_down_limit_deg >= obj.pitch_down_limit_deg,
+             "the uncalibrated_* limits must not be tighter than yaw_limit_deg / pitch_down_limit_deg")
         need(obj.attentive_below <= obj.distracted_above,
              f"attentive_below ({obj.attentive_below}) must not be above distracted_above ({obj.distracted_above})")
         need(obj.time_sharing_s <= obj.time_sharing_window_s,

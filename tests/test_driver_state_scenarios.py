@@ -133,6 +133,18 @@ def test_off_axis_camera_left_as_dashboard_still_gets_the_microsleep():
     assert "distraction" not in first
 
 
+def test_off_axis_camera_beyond_the_relaxed_limit_is_learned_within_seconds():
+    # a pillar camera (35 deg) left as "dashboard": off road by the relaxed 28.9 deg limit at
+    # first, the pose is learned after 5 s of it (clamped to 15 deg) and the glance ends
+    fn = lambda t: sig(ear=0.06 if t % 4.0 < 0.15 else OPEN, yaw=-35.0, pitch=-5.0)  # noqa: E731
+    states, events, first = drive(fn, 30.0)
+    learned_at = min(t for t, st in states.items() if st.calibrated)
+    assert learned_at == pytest.approx(5.0, abs=0.5)
+    assert states[learned_at].neutral_yaw_deg == -15.0  # clamped to the dashboard mount's range
+    assert not any(st.off_road for t, st in states.items() if t > learned_at + 0.5)
+    assert all(st.distraction == N for t, st in states.items() if t > learned_at + 2.0)
+
+
 def test_off_axis_camera_a_glance_to_the_passenger_side_is_distraction():
     cfg = load_config(overrides=["calibration.mount=mirror"])
     road = MOUNTS["mirror"]

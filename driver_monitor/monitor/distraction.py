@@ -14,9 +14,9 @@ learned neutral pose, or the camera mount's until it is learned),
   raised is not cleared by not seeing anything. A face lost while the driver was on the road is
   ``driver_absent``, not distraction.
 
-Before the pose is learned each limit is widened by the calibration's clamp range: a pose is then
-off road only if it is off road for every driver the mount allows (openpilot likewise uses a
-looser pitch limit, 25.7 deg, before its calibration). Distraction is judged from the first frame.
+Before the pose is learned the reference is the camera mount's pose and the limits are the wider
+``uncalibrated_*`` ones (openpilot: a looser pitch limit, 25.7 deg, before its calibration; 28.9 deg
+is its relaxed yaw limit). Distraction is judged from the first frame.
 
 The raw flag goes through a first-order filter (time constant ``filter_time_constant_s``) with
 hysteresis: the driver becomes distracted when the filtered value exceeds ``distracted_above`` and
@@ -70,14 +70,20 @@ class PoseLimits:
 
 def pose_limits(dcfg: DistractionConfig, ccfg: CalibrationConfig, cal: Calibration) -> PoseLimits:
     """The reference pose and limits for this calibration: the learned pose with the configured
-    limits, or the mount's pose with each limit widened by the clamp range."""
-    wy = 0.0 if cal.calibrated else ccfg.max_yaw_offset_deg
-    wp = 0.0 if cal.calibrated else ccfg.max_pitch_offset_deg
-    up = dcfg.pitch_up_limit_deg + wp if dcfg.pitch_up_limit_deg > 0 else math.inf
+    limits, or the mount's pose with the ``uncalibrated_*`` limits."""
+    yaw = dcfg.yaw_limit_deg if cal.calibrated else dcfg.uncalibrated_yaw_limit_deg
+    down = dcfg.pitch_down_limit_deg if cal.calibrated else dcfg.uncalibrated_pitch_down_limit_deg
+    up = dcfg.pitch_up_limit_deg + (down - dcfg.pitch_down_limit_deg) if dcfg.pitch_up_limit_deg > 0 else math.inf
     return PoseLimits(ref_yaw_deg=cal.neutral_yaw_deg, ref_pitch_deg=cal.neutral_pitch_deg,
                       ref_gaze_x=cal.neutral_gaze_x, ref_gaze_y=cal.neutral_gaze_y,
-                      yaw_deg=dcfg.yaw_limit_deg + wy, pitch_down_deg=dcfg.pitch_down_limit_deg + wp,
-                      pitch_up_deg=up, lids_pitch_deg=dcfg.pitch_down_limit_deg, learned=cal.calibrated)
+                      yaw_deg=yaw, pitch_down_deg=down, pitch_up_deg=up,
+                      lids_pitch_deg=dcfg.pitch_down_limit_deg, learned=cal.calibrated)
+
+
+def learning_gate(dcfg: DistractionConfig, ccfg: CalibrationConfig) -> tuple[float, float]:
+    """(yaw, pitch) half-widths around the mount's pose of the poses a driver may hold as the road:
+    the calibrated limits plus the clamp range. Frames outside never teach the neutral pose."""
+    return (dcfg.yaw_limit_deg + ccfg.max_yaw_offset_deg, dcfg.pitch_down_limit_deg + ccfg.max_pitch_offset_deg)
 
 
 @dataclass(frozen=True, slots=True)

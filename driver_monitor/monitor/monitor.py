@@ -35,14 +35,13 @@ eyes_not_visible > calibrating (the mount's pose in use) > ok.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Mapping
 
 from ..config import Config
 from ..types import DriverState, Event, Level, Signals, Status
 from .alerts import AlertFilter, EventTracker
-from .calibration import Calibration, Calibrator
-from .distraction import DistractionDetector, pose_limits
+from .calibration import Calibrator
+from .distraction import DistractionDetector, learning_gate, pose_limits
 from .drowsiness import DrowsinessDetector
 
 _EPS = 1e-9
@@ -136,12 +135,13 @@ class DriverMonitor:
 
         # ---- learning: the pose from road-plausible frames with open eyes, the open EAR from
         # frames with the lids read and the head on the road, while no drowsiness alert is up
+        # (a driver who holds a pose off the road before it is learned may be an off-axis camera:
+        # the gate is every pose the mount's clamp range allows; once learned, glances never teach)
         learn_pose = False
-        if face and not closed_now and not asleep:
-            wide = pose_limits(self.cfg.distraction, self.cfg.calibration, _unlearned(cal))
-            dy = signals.yaw_deg - wide.ref_yaw_deg  # type: ignore[union-attr]
-            dp = signals.pitch_deg - wide.ref_pitch_deg  # type: ignore[union-attr]
-            learn_pose = abs(dy) <= wide.yaw_deg and abs(dp) <= wide.pitch_down_deg and not distr.off_road
+        if face and not closed_now and not asleep and not (cal.calibrated and distr.off_road):
+            gy, gp = learning_gate(self.cfg.distraction, self.cfg.calibration)
+            learn_pose = (abs(signals.yaw_deg - cal.mount_yaw_deg) <= gy  # type: ignore[union-attr]
+                          and abs(signals.pitch_deg - cal.mount_pitch_deg) <= gp)  # type: ignore[union-attr]
         learn_ear = (lids_read and in_pose and not distr.off_road and self._drowsy_alert.level == Level.NONE
                      and drowsy.eyes_closed_s <= dcfg.blink_max_s + _EPS)  # blinks yes, long closures no
         self.calibrator.update(t_s, signals, learn_pose=learn_pose, learn_ear=learn_ear, au26=au26)
@@ -227,7 +227,3 @@ class DriverMonitor:
 def _finite(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
-
-def _unlearned(cal: Calibration) -> Calibration:
-    """The same calibration as if the pose were not learned: the mount's pose (the learning gate)."""
-    return replace(cal, calibrated=False, neutral_yaw_deg=cal.mount_yaw_deg, neutral_pitch_deg=cal.mount_pitch_deg)

@@ -35,7 +35,7 @@ def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, ey
 
 @pytest.mark.parametrize("kwargs, colour, needle", [
     (dict(), "ok", "driver attentive"),
-    (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info", "calibrating"),
+    (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info", "learning the driver's road pose (40%); alerts active"),
     (dict(face=False, status=Status.DRIVER_ABSENT), "degraded", "driver not visible"),
     (dict(face=False), "info", "looking for the driver's face"),  # before driver_absent_s has passed
     (dict(camera_ok=False, face=False, status=Status.CAMERA_LOST), "degraded", "camera lost"),
@@ -44,6 +44,9 @@ def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, ey
     (dict(drowsiness=Level.WARNING, eyes_closed=True, eyes_closed_s=1.4), "warning", "DROWSINESS WARNING"),
     (dict(drowsiness=Level.CRITICAL, eyes_closed=True, eyes_closed_s=2.5), "critical", "eyes closed 2.5 s"),
     (dict(distraction=Level.WARNING, off_road=True, off_road_s=3.6), "warning", "DISTRACTION WARNING"),
+    (dict(distraction=Level.CRITICAL, off_road=True, off_road_s=6.2, off_road_reason="face_lost"), "critical",
+     "eyes off road 6.2 s, face lost"),
+    (dict(distraction=Level.WARNING, time_sharing_s=10.4), "warning", "glances away 10 s"),
     # an alert outranks a degraded state
     (dict(distraction=Level.CRITICAL, status=Status.EYES_NOT_VISIBLE, eyes_visible=False), "critical", "DISTRACTION"),
 ])

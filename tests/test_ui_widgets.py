@@ -82,7 +82,7 @@ def test_state_panel_calibration_and_button(qtbot):
     p = DriverStatePanel()
     qtbot.addWidget(p)
     p.show_result(make_result(status=Status.CALIBRATING, calibration_progress=0.42))
-    assert p.calibration.value() == 42 and "calibrating" in p.calibration.format()
+    assert p.calibration.value() == 42 and "learning" in p.calibration.format()
     p.show_result(make_result(calibrated=True, open_ear=0.31, neutral_yaw_deg=4.0))
     assert p.calibration.value() == 100 and "0.310" in p.calibration.format()
     with qtbot.waitSignal(p.calibrateRequested, timeout=500):

@@ -102,7 +102,9 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
     if result.face is None:
         return BannerSpec("looking for the driver's face" + suffix, "info")
     if st.status == Status.CALIBRATING:
-        return BannerSpec(f"calibrating to the driver ({st.calibration_progress:.0%})" + suffix, "info")
+        # the alerts are live meanwhile, judged against the camera mount's road pose
+        return BannerSpec(f"learning the driver's road pose ({st.calibration_progress:.0%}); alerts active"
+                          + suffix, "info")
     return BannerSpec("driver attentive" + suffix, "ok")
 
 

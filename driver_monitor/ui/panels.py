@@ -98,7 +98,7 @@ class DriverStatePanel(QGroupBox):
                                        f"yaw {st.neutral_yaw_deg:+.0f}°, pitch {st.neutral_pitch_deg:+.0f}°")
         else:
             self.calibration.setValue(int(round(100 * max(0.0, min(1.0, st.calibration_progress)))))
-            what = "calibrating" if st.status == Status.CALIBRATING else "not calibrated (defaults)"
+            what = "learning (mount's pose meanwhile)" if st.status == Status.CALIBRATING else "mount's pose"
             self.calibration.setFormat(f"{what} %p%")
         self.updates += 1
 

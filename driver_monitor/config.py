@@ -340,6 +340,20 @@ def _apply_override(data: dict[str, Any], parts: list[str], value: Any, text: st
     node[parts[-1]] = value
 
 
+def read_yaml(path: str | Path, what: str, missing_hint: str) -> Any:
+    """The YAML document in ``path``; a missing, unreadable or invalid file is a ConfigError that
+    names ``what`` (e.g. "config file") and the path, with ``missing_hint`` when it does not exist."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {str(p)!r} does not exist; {missing_hint}")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {str(p)!r} cannot be read: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load ``path`` (default: the project's config.yaml if it exists), apply overrides, validate."""
     data: dict[str, Any] = {}
@@ -347,15 +361,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         path = DEFAULT_CONFIG_PATH
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {str(p)!r} does not exist; pass --config FILE with a valid path "
-                              f"or leave it out to use the defaults")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
+        loaded = read_yaml(p, "config file", "pass --config FILE with a valid path or leave it out to use the defaults")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import yaml
 
-from .config import Config
+from .config import Config, read_yaml
 from .errors import ConfigError
 
 LABELS = ("attentive", "eyes_closed", "yawn", "looking_down", "looking_aside", "looking_up", "glances",
@@ -183,13 +182,7 @@ def load_truth(path: str | Path, cfg_for: Any, video_dir: str | Path | None = No
     1 s is a microsleep, 3.5 s off the road a long distraction), not from the config under test, so
     a config that misses them fails. Errors name the file, the clip and the interval."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"truth file {str(p)!r} does not exist; pass the YAML file that lists your clips "
-                          f"(see scenarios/shared_clips.yaml)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"truth file {str(p)!r} cannot be read as YAML: {exc}") from None
+    data = read_yaml(p, "truth file", "pass the YAML file that lists your clips (see scenarios/shared_clips.yaml)")
     if not isinstance(data, Mapping) or not isinstance(data.get("clips"), list) or not data["clips"]:
         raise ConfigError(f"truth file {str(p)!r}: expected a mapping with a non-empty 'clips' list")
     base = Path(video_dir) if video_dir is not None else (p.parent / str(data.get("video_dir", ".")))
@@ -446,7 +439,7 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
                       for o in failed))
         scored.append((clip, outcomes))
     summary = summarise(scored)
-    note = (yaml.safe_load(Path(truth).read_text(encoding="utf-8")) or {}).get("note")
+    note = (read_yaml(truth, "truth file", "") or {}).get("note")
     if note:
         summary["note"] = str(note).strip()
     out.mkdir(parents=True, exist_ok=True)

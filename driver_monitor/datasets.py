@@ -171,6 +171,49 @@ def _hint_for(what: str) -> str:
 # FERPlus
 # ----------------------------------------------------------------------------------------------
 
+#: Which FERPlus images count, and with which label (see :func:`ferplus_protocol`).
+FERPLUS_PROTOCOLS: dict[str, str] = {
+    "plurality": "most-voted of the 8 emotions (ties: first in FERPlus order); images where "
+                 "unknown or not-a-face has at least as many votes, or no emotion has a vote, are left out",
+    "authors_majority": "FERPlus authors' majority protocol: a class with a single vote counts as 0, "
+                        "the top class must hold more than 50 % of the remaining votes (all 10 columns), "
+                        "and images whose top is unknown or not-a-face are left out",
+}
+
+
+def ferplus_protocol(
+    votes: NDArray[np.float32] | Sequence[Sequence[float]], protocol: str = "plurality"
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """FERPlus vote counts ``(N, 10)`` -> (keep mask, label index into EMOTIONS) under ``protocol``.
+
+    * ``"plurality"`` (training, and the project's FERPlus test figure): keep an image when its
+      best emotion has at least one vote and more votes than "unknown" and than "not a face";
+      label = the emotion with the most votes, ties to the first in FERPlus order.
+    * ``"authors_majority"`` (the protocol of the FERPlus paper, the one published accuracies
+      use): votes of 1 become 0; keep an image only when the top of the 10 columns holds strictly
+      more than half of the remaining votes and is an emotion, not "unknown" / "not a face"; label
+      = that emotion. A tie, or an image with only single votes, is left out. The kept images are a
+      subset of the plurality ones, with the same labels (official test split: 3,137 of 3,522).
+
+    Labels of dropped images are still filled in (plurality label) but mean nothing.
+    """
+    if protocol not in FERPLUS_PROTOCOLS:
+        raise DatasetError(f"FERPlus protocol {protocol!r} is not one of {sorted(FERPLUS_PROTOCOLS)}")
+    votes = np.asarray(votes, dtype=np.float32)
+    if votes.ndim != 2 or votes.shape[1] != 10:
+        raise DatasetError(f"FERPlus votes must be (N, 10), got {votes.shape}")
+    emo = votes[:, :8]
+    label = emo.argmax(axis=1).astype(np.int64)
+    if protocol == "plurality":
+        best = emo.max(axis=1)
+        keep = (best > 0) & (best > votes[:, 8]) & (best > votes[:, 9])
+        return keep, label
+    clean = np.where(votes <= 1, 0.0, votes)
+    top = clean.argmax(axis=1)
+    keep = (clean.max(axis=1) > 0.5 * clean.sum(axis=1)) & (top < 8)
+    return keep, np.where(keep, top, label).astype(np.int64)
+
+
 def ferplus_targets(
     votes: NDArray[np.float32], *, min_vote: int = 2
 ) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.float32]]:
@@ -186,10 +229,8 @@ def ferplus_targets(
     votes = np.asarray(votes, dtype=np.float32)
     if votes.ndim != 2 or votes.shape[1] != 10:
         raise DatasetError(f"FERPlus votes must be (N, 10), got {votes.shape}")
+    keep, label = ferplus_protocol(votes, "plurality")
     emo = votes[:, :8]
-    best = emo.max(axis=1)
-    keep = (best > 0) & (best > votes[:, 8]) & (best > votes[:, 9])
-    label = emo.argmax(axis=1).astype(np.int64)
     clean = np.where(emo >= min_vote, emo, 0.0)
     total = clean.sum(axis=1, keepdims=True)
     raw_total = np.maximum(emo.sum(axis=1, keepdims=True), 1e-6)
@@ -197,8 +238,16 @@ def ferplus_targets(
     return keep, label, soft
 
 
-def load_ferplus(root: str | os.PathLike, split: str = "train", *, size: int = 48) -> FaceDataset:
-    """FERPlus split ("train" | "valid" | "test", or a folder that holds label.csv)."""
+def load_ferplus(
+    root: str | os.PathLike, split: str = "train", *, size: int = 48, protocol: str = "plurality"
+) -> FaceDataset:
+    """FERPlus split ("train" | "valid" | "test", or a folder that holds label.csv).
+
+    protocol: which images are kept and how they are labelled (:data:`FERPLUS_PROTOCOLS`);
+    "plurality" is what training uses, "authors_majority" the FERPlus paper's test protocol.
+    """
+    if protocol not in FERPLUS_PROTOCOLS:
+        raise DatasetError(f"FERPlus protocol {protocol!r} is not one of {sorted(FERPLUS_PROTOCOLS)}")
     root = Path(root)
     if (root / "label.csv").is_file():
         split_dir = root
@@ -236,7 +285,8 @@ def load_ferplus(root: str | os.PathLike, split: str = "train", *, size: int = 4
     if not names:
         raise DatasetError(f"FERPlus: {label_csv} has no rows")
     v = np.asarray(votes, np.float32)
-    keep, label, soft = ferplus_targets(v)
+    _, _, soft = ferplus_targets(v)
+    keep, label = ferplus_protocol(v, protocol)
     missing = [n for n in names if not (split_dir / n).is_file()]
     if missing:
         raise DatasetError(

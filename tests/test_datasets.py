@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from driver_monitor.datasets import (
-    CKPLUS_CLASSES, FER2013_CLASSES, FaceDataset, canonical_class, ferplus_targets, load_ckplus,
-    load_class_folders, load_dataset, load_fer2013, load_ferplus,
+    CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_PROTOCOLS, FaceDataset, canonical_class, ferplus_protocol,
+    ferplus_targets, load_ckplus, load_class_folders, load_dataset, load_fer2013, load_ferplus,
 )
 from driver_monitor.errors import DatasetError
 from driver_monitor.preprocess import EMOTIONS
@@ -103,6 +103,87 @@ def test_ferplus_bad_row_is_reported(tmp_path):
     (d / "label.csv").write_text('a.png,"(0, 0, 48, 48)",1,2,3\n')
     with pytest.raises(DatasetError, match="expected 12"):
         load_ferplus(tmp_path, "train")
+
+
+@pytest.mark.parametrize(
+    "votes, plurality, authors",
+    [   # votes: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
+        # expected: label kept under each protocol, or None when the image is left out
+        ([10, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0, 0),          # unanimous
+        ([0, 0, 7, 0, 0, 0, 3, 0, 0, 0], 2, 2),           # clear majority
+        ([5, 1, 1, 1, 1, 1, 0, 0, 0, 0], 0, 0),           # 5/10 raw, but 5/5 once single votes are dropped
+        ([5, 0, 0, 0, 4, 0, 0, 0, 1, 0], 0, 0),           # a single "unknown" vote is dropped too: 5/9
+        ([4, 0, 0, 1, 3, 2, 0, 0, 0, 0], 0, None),        # 4/9 after dropping: ambiguous
+        ([5, 3, 2, 0, 0, 0, 0, 0, 0, 0], 0, None),        # exactly 50 %: not more than half
+        ([6, 4, 0, 0, 0, 0, 0, 0, 0, 0], 0, 0),           # 60 %
+        ([0, 5, 5, 0, 0, 0, 0, 0, 0, 0], 1, None),        # tie: first in FERPlus order / left out
+        ([5, 0, 0, 0, 0, 0, 0, 0, 3, 2], 0, None),        # unknown / NF votes count in the total
+        ([6, 0, 0, 0, 0, 0, 0, 0, 4, 0], 0, 0),           # 6/10 with 4 unknown votes
+        ([3, 0, 0, 0, 0, 0, 0, 0, 5, 2], None, None),     # unknown on top
+        ([2, 0, 0, 0, 0, 0, 0, 0, 0, 8], None, None),     # not a face on top
+        ([0, 0, 0, 0, 0, 0, 0, 0, 2, 8], None, None),     # no emotion vote
+        ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1], None, None),     # only single votes
+        ([0, 0, 0, 0, 0, 0, 0, 1, 0, 0], 7, None),        # one vote in all: kept only by plurality
+    ],
+)
+def test_ferplus_protocol(votes, plurality, authors):
+    for protocol, want in (("plurality", plurality), ("authors_majority", authors)):
+        keep, label = ferplus_protocol([votes], protocol)
+        assert bool(keep[0]) is (want is not None), protocol
+        if want is not None:
+            assert label[0] == want, protocol
+
+
+def test_ferplus_protocol_authors_subset_of_plurality():
+    rng = np.random.default_rng(0)
+    votes = np.zeros((2000, 10), np.float32)  # 10 annotators per image, skewed towards a few classes
+    for row in votes:
+        np.add.at(row, rng.choice(10, size=10, p=rng.dirichlet(np.full(10, 0.3))), 1)
+    k_p, l_p = ferplus_protocol(votes, "plurality")
+    k_a, l_a = ferplus_protocol(votes, "authors_majority")
+    assert 0 < k_a.sum() < k_p.sum()
+    assert not (k_a & ~k_p).any()
+    np.testing.assert_array_equal(l_a[k_a], l_p[k_a])
+    # plurality is what ferplus_targets (training) keeps and labels
+    k_t, l_t, _ = ferplus_targets(votes)
+    np.testing.assert_array_equal(k_t, k_p)
+    np.testing.assert_array_equal(l_t, l_p)
+
+
+@pytest.mark.parametrize("votes, protocol, message", [
+    ([[1] * 10], "majority", "not one of"),
+    ([[1] * 8], "authors_majority", r"\(N, 10\)"),
+])
+def test_ferplus_protocol_errors(votes, protocol, message):
+    with pytest.raises(DatasetError, match=message):
+        ferplus_protocol(votes, protocol)
+    assert set(FERPLUS_PROTOCOLS) == {"plurality", "authors_majority"}
+
+
+def test_load_ferplus_authors_majority(tmp_path):
+    root = _ferplus(tmp_path, [
+        ("a.png", [0, 9, 1, 0, 0, 0, 0, 0, 0, 0]),
+        ("b.png", [4, 0, 0, 1, 3, 2, 0, 0, 0, 0]),   # ambiguous: plurality only
+        ("c.png", [2, 0, 0, 0, 0, 0, 6, 0, 2, 0]),
+        ("d.png", [0, 0, 0, 0, 0, 0, 0, 0, 1, 9]),   # not a face: neither
+    ], split="FER2013Test")
+    assert load_ferplus(root, "test").files == ("a.png", "b.png", "c.png")
+    ds = load_ferplus(root, "test", protocol="authors_majority")
+    assert ds.files == ("a.png", "c.png")
+    assert list(ds.labels) == [EMOTIONS.index("happiness"), EMOTIONS.index("fear")]
+    with pytest.raises(DatasetError, match="protocol"):
+        load_ferplus(root, "test", protocol="vote")
+
+
+@pytest.mark.data
+def test_real_ferplus_test_protocol_counts(tmp_path):
+    tar = need_data("ferplus.tar.gz")
+    with tarfile.open(tar) as tf:
+        members = [m for m in tf if m.name.startswith("ferplus/FER2013Test/")]
+        tf.extractall(tmp_path, members=members, filter="data")
+    root = tmp_path / "ferplus"
+    assert len(load_ferplus(root, "test", protocol="authors_majority")) == 3137
+    assert len(load_ferplus(root, "test")) == 3522
 
 
 # ------------------------------------------------------------------------------------ FER2013

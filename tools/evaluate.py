@@ -51,11 +51,9 @@ from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input  # noqa
 DISFA_AUS = AUS[:12]
 #: FERPlus test protocols: (ferplus_protocol name, metrics.json key = summary key prefix, report title).
 FERPLUS_TEST_PROTOCOLS = (
-    ("plurality", "ferplus_test",
-     "FERPlus test, project protocol: most-voted emotion, only unknown / not-a-face tops dropped, 8 classes"),
+    ("plurality", "ferplus_test", "FERPlus test, project protocol (plurality), 8 classes"),
     ("authors_majority", "ferplus_test_authors_majority",
-     "FERPlus test, FERPlus authors' majority protocol: single votes dropped, top class > 50 % "
-     "of the votes, 8 classes"),
+     "FERPlus test, FERPlus authors' majority protocol, 8 classes"),
 )
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 

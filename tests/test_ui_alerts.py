@@ -80,6 +80,25 @@ def test_banner_widget_colour_follows_level(qtbot):
     assert "#1f7a3a" in b.styleSheet()
 
 
+def test_banner_elides_a_long_text_and_its_size_hints_stay_bounded(qtbot):
+    b = AlertBanner()
+    qtbot.addWidget(b)
+    b.resize(600, 44)
+    b.show()
+    plain_hint = b.sizeHint().height()
+    text = "could not start: camera 7 could not be opened; " + "try another camera index, " * 100
+    b.show_spec(BannerSpec(text, "critical"))
+    assert b.text() == text  # the whole text is kept (and in the tooltip), only the painting is elided
+    assert b.minimumSizeHint().width() <= AlertBanner.MIN_WIDTH
+    assert b.sizeHint().width() <= AlertBanner.MAX_HINT and b.sizeHint().height() == plain_hint
+    shown = b.displayed_text()
+    assert shown.startswith("could not start: camera 7") and shown.endswith("…")
+    assert b.fontMetrics().horizontalAdvance(shown) <= b.contentsRect().width()
+    assert b.toolTip() == text
+    b.show_spec(BannerSpec("driver attentive", "ok"))
+    assert b.displayed_text() == "driver attentive" and b.toolTip() == ""
+
+
 @pytest.mark.parametrize("levels, expected_requests", [
     ([0, 0, 0], 0),
     ([0, 1, 1, 1], 1),          # one request on the rise, none while it holds

@@ -255,6 +255,26 @@ def test_camera_that_cannot_open_offers_a_file(qtbot):
     qtbot.waitUntil(lambda: asked == [True], timeout=2000)
 
 
+@pytest.mark.parametrize("source", [7, "notes.txt"])  # a camera that does not exist; a text file as a video
+def test_an_error_at_open_does_not_widen_the_window(qtbot, source):
+    message = f"{source} could not be opened; " + "check that it is connected, not used by another program, " * 8
+
+    def open_source(spec, capture_cfg):
+        raise SourceError(message)
+
+    w = MainWindow(Config(), source, factory_maker=lambda cfg: FakeFactory(), open_source=open_source)
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitUntil(lambda: w.ended_reason is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.banner.text().startswith("could not start"), timeout=2000)
+    qtbot.wait(50)  # the layout settles
+    assert w.banner.fontMetrics().horizontalAdvance(w.banner.text()) > 2000  # the text alone is that wide
+    assert w.minimumSizeHint().width() <= 1200 and w.width() <= 1400  # fits a 1,600 px screen
+    assert w.banner.width() <= w.width() and w.banner.displayed_text().endswith("…")
+    assert message in w.banner.toolTip()
+
+
 def test_live_feed_that_drops_shows_camera_lost(qtbot):
     cfg = Config(capture=CaptureConfig(read_timeout_s=0.5))
     src = FakeSource(live=True, lost_after=20, read_delay=0.03)  # 0.6 s of frames: time to connect below

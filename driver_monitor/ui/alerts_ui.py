@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from PyQt6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, pyqtSignal
-from PyQt6.QtGui import QColor
-from PyQt6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QSizePolicy
+from PyQt6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QPainter
+from PyQt6.QtWidgets import QFrame, QLabel, QListWidget, QListWidgetItem, QSizePolicy
 
 from ..types import Event, FrameResult, Level, Status
 
@@ -109,7 +109,15 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
 
 
 class AlertBanner(QLabel):
-    """A full-width coloured label showing a :class:`BannerSpec`."""
+    """A full-width coloured one-line label showing a :class:`BannerSpec`.
+
+    ``text()`` is the whole text; what is painted is elided to the banner's width (the whole text
+    in the tooltip), and the size hints do not grow with the text, so a long message (an error at
+    open, several alerts and a backend note) never widens the window.
+    """
+
+    MIN_WIDTH = 160   # minimumSizeHint width: the layout may shrink the banner this far
+    MAX_HINT = 640    # sizeHint width never above this, whatever the text
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -130,6 +138,35 @@ class AlertBanner(QLabel):
         bg, fg = LEVEL_COLOURS[spec.colour]
         self.setText(spec.text)
         self.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; padding: 6px; border-radius: 4px; }}")
+        self.setToolTip(spec.text if self.displayed_text() != spec.text else "")
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.MIN_WIDTH, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().sizeHint()
+        return QSize(min(hint.width(), self.MAX_HINT), hint.height())
+
+    def displayed_text(self) -> str:
+        """The text as painted: elided on the right to the width the banner has."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             max(0, self.contentsRect().width()))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.setToolTip(self.text() if self.displayed_text() != self.text() else "")
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        shown = self.displayed_text()
+        if shown == self.text():
+            super().paintEvent(event)
+            return
+        QFrame.paintEvent(self, event)  # the style sheet's background, without QLabel's text
+        p = QPainter(self)
+        p.setFont(self.font())
+        p.setPen(QColor(LEVEL_COLOURS[self.spec.colour][1]) if self.spec else self.palette().windowText().color())
+        p.drawText(self.contentsRect(), int(self.alignment()), shown)
+        p.end()
 
 
 def _tone_pcm(freq_hz: float, duration_s: float, rate: int = 22050, volume: float = 0.4) -> bytes:

@@ -101,6 +101,20 @@ def _decode(path, index: int) -> np.ndarray:
         cap.release()
 
 
+def test_paused_start_shows_the_first_frame_and_its_results(qtbot):
+    """`driver-monitor gui --source FILE --paused`: the first frame, analysed, and no further."""
+    path = need_data("videos/single_face.mp4")
+    w = open_window(qtbot, "single_face.mp4", paused=True)
+    qtbot.waitUntil(lambda: w.displayed is not None and w.displayed is w.latest, timeout=20000)
+    qtbot.wait(300)
+    r = w.displayed
+    assert r.index == 0 and len(w.session_results) == 1 and w.playback_state.paused
+    assert np.abs(r.frame.image.astype(int) - _decode(path, 0).astype(int)).mean() < 1.0
+    assert r.face is not None and w.video.frames_drawn >= 1 and len(w.plots.buffer) == 1
+    assert w.state_panel.status.text() == str(r.state.status).replace("_", " ")
+    assert w.banner.text() != "waiting for the first frame"
+
+
 def test_seeking_moves_the_replay_to_the_right_frame(qtbot):
     path = need_data("videos/head_turns.mp4")
     w = open_window(qtbot, "head_turns.mp4", paused=True)
@@ -197,7 +211,7 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
 
 def test_calibrate_now_restarts_the_drivers_calibration(qtbot):
     w = open_window(qtbot, "single_face.mp4", paused=True)
-    w.worker.step(60)  # frames 0..59 in order, no pacing
+    w.worker.step(59)  # the paused start shows frame 0; then frames 1..59 in order, no pacing
     qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == 59, timeout=20000)
     before = w.latest.state.calibration_progress
     assert before > 0.2

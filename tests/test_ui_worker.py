@@ -165,20 +165,34 @@ def test_seek_step_and_end_of_file(qtbot):
     wait_index(qtbot, w, 89)
     w.toggle_pause()
     qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
-    assert len(w.session_results) == 3  # frames 40, 41, 89
+    assert len(w.session_results) == 4  # frames 0 (the paused start), 40, 41, 89
     w.toggle_pause()  # at the end: play restarts from the beginning
     qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 90, timeout=5000)
     assert src.seeks[-1] == 0
 
 
-def test_pause_holds_and_play_runs(qtbot):
+def test_paused_start_shows_the_first_frame_and_holds(qtbot):
     w, src, factory = make_window(qtbot, paused=True)
+    wait_index(qtbot, w, 0)
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)  # drawn: frame, panels, plots
     time.sleep(0.3)
     qtbot.wait(50)
-    assert w.latest is None and not factory.made[0].processed  # paused before the first frame
+    assert factory.made[0].processed == [0] and w.latest.index == 0  # analysed, and no further
+    assert w.playback_state.paused and w.play_button.text() == "Play"
+    assert w.video.frames_drawn >= 1 and w.state_panel.updates >= 1 and len(w.plots.buffer) == 1
+    assert "#0" in w.time_label.text()
     w.toggle_pause()
     qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
-    assert factory.made[-1].processed == list(range(90))
+    assert factory.made[-1].processed == list(range(90))  # play goes on from frame 1, same pipeline
+    assert len(factory.made) == 1
+
+
+def test_paused_start_then_steps_go_on_from_the_first_frame(qtbot):
+    w, src, factory = make_window(qtbot, paused=True)
+    w.worker.step(5)  # may arrive before or after the first frame: frames 1..5 after it either way
+    wait_index(qtbot, w, 5)
+    qtbot.wait(100)
+    assert factory.made[0].processed == list(range(6)) and w.playback_state.paused
 
 
 @pytest.mark.parametrize("speed, frames, min_s, max_s", [
@@ -362,7 +376,7 @@ def test_closing_stops_the_worker_and_releases_the_camera_within_2_s(qtbot):
     (Qt.Key.Key_M, lambda w, f: w.sound.muted),
     (Qt.Key.Key_C, lambda w, f: f.made[-1].calibrations == 1),
     (Qt.Key.Key_Space, lambda w, f: not w.playback_state.paused),
-    (Qt.Key.Key_Right, lambda w, f: w.latest is not None and w.latest.index == 0),
+    (Qt.Key.Key_Right, lambda w, f: w.latest is not None and w.latest.index == 1),  # after the first frame
     (Qt.Key.Key_F, lambda w, f: w.isFullScreen()),
 ])
 def test_keyboard_shortcuts(qtbot, key, check):

@@ -75,8 +75,9 @@ def main(argv=None) -> int:
         return 3
     w_px, h_px = (int(v) for v in args.size.lower().split("x"))
     app = QApplication.instance() or QApplication(["driver-monitor"])
-    # --frame: start paused and step frame by frame up to it (every frame analysed in order, so the
-    # state and plots are those of a normal replay; a seek would restart the analysis there)
+    # --frame: start paused (the first frame is shown) and step frame by frame up to it (every frame
+    # analysed in order, so the state and plots are those of a normal replay; a seek would restart
+    # the analysis there)
     win = MainWindow(cfg, args.video, speed=None, start_paused=args.frame is not None)
     win.resize(w_px, h_px)
     win.show()
@@ -94,7 +95,8 @@ def main(argv=None) -> int:
     if ok and args.frame is not None:
         last = (win.info.frame_count or args.frame + 1) - 1
         target = min(args.frame, last)
-        win.worker.step(target + 1)
+        if target > 0:
+            win.worker.step(target)  # frames 1..target after the first
         ok = wait(lambda: win.latest is not None and win.latest.index == target
                   and not win.playback_state.at_end)
     elif ok:

@@ -11,7 +11,8 @@ Replay (files): paced to the file's timestamps at ``speed`` (0.25x..4x), or as f
 (``speed=None``); a seek restarts the analysis at the new frame with a fresh pipeline (face
 tracker, filters and the driver-state machines; the engine is kept), because the state of the
 drive before a jump says nothing about the frames after it. At the end of a file the worker
-stays alive and paused, so the user can seek back. Live sources: every newest frame; no frame
+stays alive and paused, so the user can seek back. Started paused (``start_paused``), a file
+shows its first frame, analysed, and waits. Live sources: every newest frame; no frame
 within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects. The
 worker opens live sources with reads of at most ``LIVE_POLL_S`` and keeps the lost-camera clock
 itself, so a stop request is seen within 0.2 s even while the camera is gone (closing within 2 s).
@@ -302,7 +303,9 @@ class SessionWorker(QObject):
             last_index = -1
             at_end = False
             finished = False
-            show_one = False  # process one frame even while paused (after a seek / step)
+            # process one frame even while paused: after a seek, and at a paused start (the first
+            # frame and its results are shown, then the replay waits for play / step)
+            show_one = paused
             steps = 0
             last_frame_wall = time.monotonic()
             lost_after_s = self.cfg.capture.read_timeout_s
@@ -405,8 +408,10 @@ class SessionWorker(QObject):
                         self._stop.wait(delay)
                 self._emit(r, t_read, writer, video_writer)
                 if show_one or steps:
-                    show_one = False
-                    steps = max(0, steps - 1)
+                    if show_one:  # the frame asked for by a seek / the paused start; steps go on from it
+                        show_one = False
+                    else:
+                        steps -= 1
                     pacer.reset()
                     announce()
         except BaseException as exc:  # noqa: BLE001 - a worker exception must reach the UI

@@ -1,14 +1,17 @@
 """Video sources: a camera index, a video file or a stream URL behind one interface.
 
-* Files are replayed frame by frame, in order, every frame: ``time_s = index / fps`` with the
-  container's fps (``cfg.fallback_fps`` when it reports 0 or NaN). A file that stops decoding
-  before its announced end (a truncated copy) ends with ``read() -> None`` and ``.error`` set; the
-  frames that decoded before are kept.
+* Files are replayed frame by frame, in order, every frame: ``time_s = index / fps`` with
+  ``cfg.fps`` when set, else the container's fps when it is plausible (1-240 fps), else
+  ``cfg.fallback_fps`` with a warning (``.fps_source`` says which, ``.warning`` why). A file that
+  stops decoding before its announced end (a truncated copy) ends with ``read() -> None`` and
+  ``.error`` set; the frames that decoded before are kept. A URL that serves a video file (it
+  announces a frame count) is replayed the same way: it ends, it is not reconnected from the start.
 * Live sources (camera, stream) run on a capture thread that keeps only the newest frame
   (``Queue(maxsize=1)``): latency stays bounded whatever the consumer's speed. When the device
   stops delivering, ``read()`` returns None after ``cfg.read_timeout_s`` with ``.lost`` True and the
   thread tries to reconnect ``cfg.reconnect_attempts`` times, ``cfg.reconnect_interval_s`` apart;
-  ``.ended`` is True once it gave up. A dropped camera is never turned into black frames.
+  ``.ended`` is True once it gave up, or once that many reconnects in a row brought no frame (a
+  stream that opens but never delivers). A dropped camera is never turned into black frames.
 
 OpenCV is the only backend; it is injected (``capture_factory``) so the thread logic is tested
 with a fake device.
@@ -82,8 +85,14 @@ _PROP_FPS = 5
 _PROP_FRAME_COUNT = 7
 
 
+# Frame rates a recorded drive can plausibly have: dashcams and driver cameras record 5-60 fps,
+# high-speed ones up to 240. A container outside this range is wrong (1000 fps squashes a drive's
+# seconds into milliseconds and breaks every timed rule).
+PLAUSIBLE_FPS = (1.0, 240.0)
+
+
 def _valid_fps(value: float) -> bool:
-    return value is not None and math.isfinite(value) and 0.5 <= value <= 1000.0
+    return value is not None and math.isfinite(value) and PLAUSIBLE_FPS[0] <= value <= PLAUSIBLE_FPS[1]
 
 
 def _as_image(img: Any) -> np.ndarray | None:
@@ -114,6 +123,8 @@ class VideoSource:
     description: str = ""
     is_live: bool = False
     fps: float = 30.0
+    fps_source: str = "file"
+    warning: str | None = None
     frame_count: int | None = None
 
     def __init__(self) -> None:
@@ -151,18 +162,28 @@ class FileSource(VideoSource):
 
     is_live = False
 
-    def __init__(self, path: Path, cfg: CaptureConfig, factory: CaptureFactory = _default_factory) -> None:
+    def __init__(self, path: Path | str, cfg: CaptureConfig, factory: CaptureFactory = _default_factory, *,
+                 cap: CaptureLike | None = None) -> None:
         super().__init__()
-        self.path = path
-        self.description = f"file {path.name}"
-        self._cap: CaptureLike | None = factory(str(path))
+        self.path = Path(path) if not isinstance(path, str) or "://" not in path else Path(path.rsplit("/", 1)[-1])
+        self.description = f"file {self.path.name}" if cap is None else f"stream {path}"
+        self._cap: CaptureLike | None = cap if cap is not None else factory(str(path))
         hint = "check that it is a video file (mp4, avi, mov, mkv) and that it is not truncated"
         if self._cap is None or not self._cap.isOpened():
             self._release()
             raise SourceError(f"file {str(path)!r} could not be opened as a video; {hint}")
         fps = float(self._cap.get(_PROP_FPS) or 0.0)
-        self.fps = fps if _valid_fps(fps) else float(cfg.fallback_fps)
-        self.fps_from_container = _valid_fps(fps)
+        if cfg.fps > 0:
+            self.fps, self.fps_source = float(cfg.fps), "set (capture.fps / --fps)"
+        elif _valid_fps(fps):
+            self.fps, self.fps_source = fps, "file"
+        else:
+            self.fps = float(cfg.fallback_fps)
+            said = "no frame rate" if not (math.isfinite(fps) and fps > 0) else f"{fps:g} fps"
+            self.fps_source = f"fallback (the file gives {said})"
+            self.warning = (f"{self.path.name} gives {said}, outside {PLAUSIBLE_FPS[0]:g}-{PLAUSIBLE_FPS[1]:g}; "
+                            f"timing it at {self.fps:g} fps (capture.fallback_fps); pass --fps N if that is wrong")
+        self.fps_from_container = self.fps_source == "file"
         count = self._cap.get(_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count is not None and math.isfinite(count) and count > 0 else None
         self._next = 0
@@ -251,8 +272,10 @@ class LiveSource(VideoSource):
             raise SourceError(self._open_failed_message())
         fps = float(self._cap.get(_PROP_FPS) or 0.0)
         self.fps = fps if _valid_fps(fps) else float(cfg.fallback_fps)
+        self.fps_source = "device (frames are timed by the clock)"
         self.frame_count = None
         self.reconnects = 0
+        self._empty_reconnects = 0  # reconnects in a row after which no frame came
         self.dropped = 0  # frames replaced by a newer one before anyone read them
         self._index = 0
         self._t0 = clock()
@@ -262,10 +285,10 @@ class LiveSource(VideoSource):
     def _open_failed_message(self) -> str:
         if isinstance(self._target, int):
             return (f"camera {self._target} could not be opened; check that it is connected and not used by "
-                    f"another program, try another index (--source 0, 1, ...), or use --source FILE to "
-                    f"replay a recording")
+                    f"another program, try another camera index (0, 1, ...), or replay a recording (a video "
+                    f"file) instead")
         return (f"stream {self._target} could not be opened; check the URL, the network and the credentials, "
-                f"or use --source FILE to replay a recording")
+                f"or replay a recording (a video file) instead")
 
     def _open(self) -> CaptureLike | None:
         try:
@@ -333,6 +356,7 @@ class LiveSource(VideoSource):
                 # an all-black frame from a dropping driver is not a picture of the cab
                 if img is not None and img.any():
                     fails = 0
+                    self._empty_reconnects = 0
                     self._publish(img)
                     continue
                 if self._stop.is_set():
@@ -343,11 +367,17 @@ class LiveSource(VideoSource):
                 fails = 0
                 self.lost = True
                 self._release_cap()
+                if self._empty_reconnects >= max(1, self._cfg.reconnect_attempts):
+                    # it opens every time but never delivers: as good as gone
+                    self.error = (f"{self.description} opened {self._empty_reconnects} times in a row but "
+                                  f"delivered no frame; check the camera or stream, or replay a recording")
+                    break
                 if not self._reconnect():
                     if not self._stop.is_set():
                         self.error = (f"{self.description} was lost and did not come back after "
                                       f"{self._cfg.reconnect_attempts} reconnect attempts")
                     break
+                self._empty_reconnects += 1
         finally:
             self._release_cap()
             self.ended = True
@@ -385,10 +415,10 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
     """
     factory = capture_factory or _default_factory
     if isinstance(source, bool):
-        raise SourceError(f"source {source!r} is not a camera index, file or URL; use e.g. --source 0 or --source drive.mp4")
+        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
     if isinstance(source, int):
         if source < 0:
-            raise SourceError(f"camera index {source} is negative; use 0, 1, ... or --source FILE")
+            raise SourceError(f"camera index {source} is negative; give 0, 1, ... or a video file")
         return LiveSource(source, f"camera {source}", cfg, factory)
     if isinstance(source, str):
         text = source.strip()
@@ -396,6 +426,19 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
             return LiveSource(int(text), f"camera {int(text)}", cfg, factory)
         if "://" in text and not text.lower().startswith("file://"):
             stream_factory = capture_factory or _stream_factory(cfg.read_timeout_s)
+            if text.lower().startswith(("http://", "https://", "ftp://")):
+                # a web server may serve a recorded file: it announces its frames and it ends; it
+                # is replayed like a file, never reopened from the start as if a camera dropped
+                try:
+                    cap = stream_factory(text)
+                except Exception:  # noqa: BLE001 - a backend that throws on open = not opened
+                    cap = None
+                if cap is not None and cap.isOpened():
+                    count = cap.get(_PROP_FRAME_COUNT)
+                    if count is not None and math.isfinite(count) and count > 0:
+                        return FileSource(text, cfg, cap=cap)
+                if cap is not None:
+                    cap.release()
             return LiveSource(text, f"stream {text}", cfg, stream_factory)
         if text.lower().startswith("file://"):
             text = text[7:]
@@ -403,10 +446,10 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
     elif isinstance(source, os.PathLike):
         path = Path(source)
     else:
-        raise SourceError(f"source {source!r} is not a camera index, file or URL; use e.g. --source 0 or --source drive.mp4")
+        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
     if not path.exists():
         raise SourceError(f"file {str(path)!r} does not exist; check the path, or give a camera index "
-                          f"(--source 0) or a stream URL")
+                          f"(0, 1, ...) or a stream URL")
     if not path.is_file():
         raise SourceError(f"{str(path)!r} is not a file; give a video file, a camera index or a stream URL")
     return FileSource(path, cfg, factory)

@@ -42,7 +42,8 @@ class CaptureConfig:
     source: Any = _f(0)  # camera index (int), file path or stream URL (str)
     width: int = _f(0, "px", ge=0)  # 0 = the camera's default
     height: int = _f(0, "px", ge=0)
-    fallback_fps: float = _f(30.0, "fps", gt=0, le=1000)  # when a file reports 0 fps
+    fps: float = _f(0.0, "fps", ge=0, le=1000)  # a file's frame rate; 0 = the rate the file gives
+    fallback_fps: float = _f(30.0, "fps", gt=0, le=1000)  # when a file gives none, or an implausible one
     read_timeout_s: float = _f(2.0, "s", gt=0, le=60)  # live: no frame for this long = camera lost
     reconnect_interval_s: float = _f(1.0, "s", gt=0, le=60)
     reconnect_attempts: int = _f(5, ge=0, le=1000)  # live sources; 0 = never retry
@@ -340,6 +341,15 @@ def _apply_override(data: dict[str, Any], parts: list[str], value: Any, text: st
     node[parts[-1]] = value
 
 
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser error on one line: what, and where (line and column, 1-based)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
+
+
 def read_yaml(path: str | Path, what: str, missing_hint: str) -> Any:
     """The YAML document in ``path``; a missing, unreadable or invalid file is a ConfigError that
     names ``what`` (e.g. "config file") and the path, with ``missing_hint`` when it does not exist."""
@@ -349,7 +359,7 @@ def read_yaml(path: str | Path, what: str, missing_hint: str) -> Any:
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {yaml_problem(exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {str(p)!r} cannot be read: {exc}") from None
 

@@ -159,7 +159,7 @@ def test_live_source_kinds(source, want) -> None:
     assert fake.calls[0] == (int(source) if str(source).isdigit() else source)
 
 
-@pytest.mark.parametrize("source, match", [(2, "camera 2 could not be opened.*--source FILE"),
+@pytest.mark.parametrize("source, match", [(2, "camera 2 could not be opened.*replay a recording"),
                                            ("rtsp://x/y", "stream rtsp://x/y could not be opened")])
 def test_live_open_failure_message(source, match) -> None:
     with pytest.raises(SourceError, match=match):
@@ -281,45 +281,80 @@ def test_real_truncated_mp4_without_index_is_refused(tmp_path: Path) -> None:
         open_source(cut, CaptureConfig())
 
 
-def test_real_http_stream_that_drops_is_lost_then_ended(tmp_path: Path) -> None:
-    """A real OpenCV/FFmpeg stream from a local HTTP server that goes away mid-drive."""
+def _serve(folder: Path):
+    """A local HTTP server for the files of ``folder`` that counts its requests."""
     import functools
     import http.server
+
+    hits: list[str] = []
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # noqa: D102 - keep the test output clean
+            pass
+
+        def do_GET(self):  # noqa: N802 - the handler's name
+            hits.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, hits
+
+
+def test_real_http_url_serving_a_file_is_replayed_once_and_ends(tmp_path: Path) -> None:
+    """A web server serving a recorded drive: every frame once, then the end; never reopened from
+    the start as if a camera had dropped (it used to replay forever)."""
     import shutil
 
     src_path = need_data("videos/driver_eyes_closed_glasses.mp4")  # index first: streams without range requests
     shutil.copy(src_path, tmp_path / "drive.mp4")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-
-    class QuietHandler(handler.func):  # type: ignore[misc,name-defined]
-        def log_message(self, *args):  # noqa: D102 - keep the test output clean
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, hits = _serve(tmp_path)
     url = f"http://127.0.0.1:{server.server_address[1]}/drive.mp4"
     cfg = CaptureConfig(read_timeout_s=0.5, reconnect_interval_s=0.1, reconnect_attempts=2)
     try:
         src = open_source(url, cfg)
-        first = src.read()
+        assert not src.is_live and src.description == f"stream {url}" and src.frame_count == 229
+        frames = list(src)
+        requests = len(hits)
+        assert src.read() is None and src.ended and src.error is None
+        assert [f.index for f in frames] == list(range(229))
+        assert frames[-1].time_s == pytest.approx(228 / 30.0)
+        src.close()
+        time.sleep(0.3)
+        assert len(hits) == requests <= 4  # no reopening after the end
     finally:
-        server.shutdown()      # the stream's source disappears mid-drive
+        server.shutdown()
         server.server_close()
+
+
+def test_stream_that_opens_but_never_delivers_ends() -> None:
+    # every reconnect opens fine and then reads nothing: bounded by reconnect_attempts
+    caps = [FakeCapture([], tail=None) for _ in range(10)]
+    fake = _factory(*caps)
+    src = open_source("rtsp://cam/live", _cfg(reconnect_attempts=2), capture_factory=fake)
     try:
-        assert src.is_live and src.description == f"stream {url}"
-        assert first is not None
-        frames, saw_lost = [first], False
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 10
         while not src.ended and time.monotonic() < deadline:
-            f = src.read()
-            if f is None:
-                saw_lost = saw_lost or src.lost
-            else:
-                frames.append(f)
-        assert src.ended and saw_lost
-        assert "lost" in src.error and "2 reconnect attempts" in src.error
-        assert frames and all(f.image.any() for f in frames)   # what came was real, never black
-        assert src.read() is None and src.lost
+            assert src.read() is None
+        assert src.ended and "delivered no frame" in src.error
+        assert len(fake.calls) <= 4
     finally:
         src.close(timeout_s=1.0)
+
+
+@pytest.mark.parametrize("container_fps, cfg_fps, fps, source, warned", [
+    (25.0, 0.0, 25.0, "file", False),
+    (1000.0, 0.0, 30.0, "fallback (the file gives 1000 fps)", True),   # squashes a drive into milliseconds
+    (0.0, 0.0, 30.0, "fallback (the file gives no frame rate)", True),
+    (1000.0, 12.5, 12.5, "set (capture.fps / --fps)", False),
+])
+def test_file_frame_rate_is_checked_and_can_be_set(tmp_path: Path, container_fps, cfg_fps, fps, source, warned) -> None:
+    path = tmp_path / "drive.mp4"
+    path.write_bytes(b"x")
+    fake = _factory(FakeCapture([1, 2, 3], fps=container_fps, count=3))
+    with open_source(path, _cfg(fps=cfg_fps), capture_factory=fake) as src:
+        assert (src.fps, src.fps_source) == (fps, source)
+        assert (src.warning is not None) == warned
+        if warned:
+            assert "--fps" in src.warning and "drive.mp4" in src.warning
+        assert [f.time_s for f in src] == pytest.approx([0.0, 1 / fps, 2 / fps])

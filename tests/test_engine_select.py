@@ -53,7 +53,7 @@ def test_auto_with_device_cpu_never_tries_the_gpu():
 
 
 @pytest.mark.parametrize("backend,device,available,hint", [
-    ("tensorrt", "auto", CPU_ONLY, 'pip install "driver-monitor[gpu]"'),
+    ("tensorrt", "auto", CPU_ONLY, 'pip install -e ".[gpu]"'),
     ("onnxruntime", "cuda", CPU_ONLY, "onnxruntime-gpu"),
     ("torch", "cuda", CPU_ONLY, "CUDA build of PyTorch"),
     ("torch", "auto", set(), "pip install torch==2.13.0"),
@@ -132,7 +132,7 @@ def test_create_engine_auto_on_this_machine(tiny_cfg):
 def test_create_engine_explicit_tensorrt_without_it_raises_with_hint(tiny_cfg):
     if base._probe("tensorrt", "cuda") is None:
         pytest.skip("TensorRT and a GPU are present here")
-    with pytest.raises(BackendUnavailableError, match=r'pip install "driver-monitor\[gpu\]"'):
+    with pytest.raises(BackendUnavailableError, match=r'pip install -e "\.\[gpu\]"'):
         create_engine(replace(tiny_cfg, backend="tensorrt"))
 
 

@@ -317,7 +317,7 @@ def test_parser_errors_are_reported(models, monkeypatch, tmp_path):
 def test_missing_tensorrt_says_how_to_install(models, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import fails
     assert "tensorrt is not installed" in trt_b.probe("cuda")
-    with pytest.raises(BackendUnavailableError, match=r'pip install "driver-monitor\[gpu\]"'):
+    with pytest.raises(BackendUnavailableError, match=r'pip install -e "\.\[gpu\]"'):
         trt_b.TensorRTEngine(read_model_info(models[0]), cache_dir=tmp_path)
 
 

@@ -47,13 +47,13 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
 )
 
 INSTALL_HINTS: dict[tuple[str, str], str] = {
-    ("tensorrt", "cuda"): 'install TensorRT and pycuda with `pip install "driver-monitor[gpu]"` '
+    ("tensorrt", "cuda"): 'install TensorRT and pycuda with `pip install -e ".[gpu]"` '
                           "(needs an NVIDIA GPU and driver)",
     ("onnxruntime", "cuda"): "install the GPU build of ONNX Runtime: `pip uninstall onnxruntime && "
                              "pip install onnxruntime-gpu` (needs an NVIDIA GPU, CUDA 12 and cuDNN 9)",
     ("onnxruntime", "cpu"): "install ONNX Runtime: `pip install onnxruntime`",
-    ("torch", "cpu"): 'install PyTorch: `pip install torch==2.13.0` (CPU wheel) or '
-                      '`pip install "driver-monitor[train]"`',
+    ("torch", "cpu"): "install the CPU build of PyTorch: `pip install torch==2.13.0 --extra-index-url "
+                      "https://download.pytorch.org/whl/cpu` (plain `pip install torch` pulls the CUDA build)",
     ("torch", "cuda"): "install a CUDA build of PyTorch (https://pytorch.org/get-started/) "
                        "on a machine with an NVIDIA GPU",
 }
@@ -111,6 +111,30 @@ def _json_names(meta: dict[str, str], key: str, path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _dims(value_info) -> list[int | None]:
+    """Static sizes of a graph input / output (None for a symbolic or unknown dimension)."""
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _check_contract(p: Path, model, spec: InputSpec, emotion_names: tuple[str, ...],
+                    au_names: tuple[str, ...]) -> None:
+    """The metadata must describe the graph it travels with: the input size, one emotion name per
+    probability and one AU name per intensity. A mismatch found here is one line when the engine
+    opens, not a crash on the first face."""
+    shapes = {v.name: _dims(v) for v in [*model.graph.input, *model.graph.output]}
+    problems = []
+    face = shapes.get(INPUT_NAME, [])
+    if len(face) == 4 and any(d is not None and d != spec.size for d in face[2:]):
+        problems.append(f"dm.input_size is {spec.size} but the graph takes {face[2]}x{face[3]} faces")
+    for name, names, key in ((OUTPUT_PROBS, emotion_names, "dm.emotion_names"), (OUTPUT_AUS, au_names, "dm.au_names")):
+        dims = shapes.get(name, [])
+        if len(dims) == 2 and dims[1] is not None and dims[1] != len(names):
+            problems.append(f"{key} lists {len(names)} names but {name} has {dims[1]} values")
+    if problems:
+        raise ModelError(f"model {str(p)!r}: its metadata does not match its graph ({'; '.join(problems)}); "
+                         f"re-export it with tools/export_onnx.py")
+
+
 def read_model_info(path: str | Path) -> ModelInfo:
     """Read and check the ``dm.*`` metadata of an ONNX file (raises ModelError with what to do)."""
     p = Path(path)
@@ -138,6 +162,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     if INPUT_NAME not in inputs or OUTPUT_PROBS not in outputs or OUTPUT_AUS not in outputs:
         raise ModelError(f"model {str(p)!r} has inputs {inputs} and outputs {outputs}; expected input "
                          f"{INPUT_NAME!r} and outputs {OUTPUT_PROBS!r}, {OUTPUT_AUS!r}")
+    _check_contract(p, model, spec, emotion_names, au_names)
     return ModelInfo(
         path=p,
         sha256=file_sha256(p),
@@ -312,6 +337,11 @@ def plan_selection(backend: str, device: str = "auto", precision: str = "fp32", 
             else:
                 skipped.append(f"{b} {d.upper()} unavailable ({problem})")
         if not out:
+            if device == "cuda":  # the GPU was asked for: say how to get a GPU backend, or drop the request
+                raise BackendUnavailableError(
+                    "engine.device is cuda but no backend can use a GPU here: " + "; ".join(skipped) + ". To fix: "
+                    + install_hint("onnxruntime", "cuda") + ", or " + install_hint("tensorrt", "cuda")
+                    + "; or set engine.device=auto (or cpu) to run on the CPU")
             raise BackendUnavailableError(
                 "no inference backend can run here: " + "; ".join(skipped) + ". "
                 + install_hint("onnxruntime", "cpu"))

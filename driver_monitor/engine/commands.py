@@ -1,6 +1,6 @@
 """CLI subcommands of the engine layer: ``bench`` and ``engines build | list | clean``.
 
-Plugged into ``driver-monitor`` by the lead's cli.py through ``add_parsers(subparsers)``; each
+Plugged into ``driver-monitor`` by cli.py through ``add_parsers(subparsers)``; each
 handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
 """
 from __future__ import annotations
@@ -33,6 +33,15 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     if args.video is not None and not Path(args.video).is_file():
         raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
                                  f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
+    out = Path(args.out)
+    try:  # a folder that cannot take the report fails now, not after minutes of measuring
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DriverMonitorError(f"bench --out {args.out!r} is not a writable folder ({exc.strerror or exc}); "
+                                 f"pass --out with a folder you can write to") from None
     command = "driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "driver-monitor bench"
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
@@ -44,6 +53,13 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     sp = report.get("speedup_vs_torch_cpu_b1")
     if sp:
         print("speed-up over torch CPU at batch 1: " + ", ".join(f"{k} {v}x" for k, v in sp.items()))
+    measured = [r for part in ("engines", "pipeline", "accuracy") for r in report.get(part, [])
+                if r.get("status") != "skipped"]
+    if not measured:
+        print(f"error: nothing could be measured here: every engine and run was skipped (the reasons are in "
+              f"{report['files'].get('md', args.out)}); install a runtime (pip install onnxruntime) or pick "
+              f"--backends that are available", file=sys.stderr)
+        return 8
     return 0
 
 
@@ -66,9 +82,23 @@ def _trt_here() -> tuple[str | None, tuple[str, str] | None, str | None]:
     return str(tensorrt.__version__), trt_b.gpu_identity(), None
 
 
+def _writable_cache(cache: Path) -> None:
+    """engine.cache_dir must be a folder we can write in; say so on one line when it is not."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DriverMonitorError(f"engine.cache_dir {str(cache)!r} is not a writable folder "
+                                 f"({exc.strerror or exc}); set --set engine.cache_dir=DIR to a folder you can "
+                                 f"write to") from None
+
+
 def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
     fp32, cache = _model_paths(cfg)
     read_model_info(fp32)  # a clear error first when the model itself is missing
+    _writable_cache(cache)
     precisions = args.precision or (["fp32", "fp16"] + (["int8"] if args.calib_dir else []))
     if "int8" in precisions and not args.calib_dir:
         raise DriverMonitorError("engines build --precision int8 needs --calib-dir DIR: a folder of aligned grey "
@@ -83,11 +113,11 @@ def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
     if args.plans == "no" or (args.plans == "auto" and problem is not None):
         if problem is not None:
             print(f"TensorRT plans not built: {problem}" + (
-                "" if args.plans == "no" else ' (install with `pip install "driver-monitor[gpu]"` on a GPU machine)'))
+                "" if args.plans == "no" else ' (install with `pip install -e ".[gpu]"` on a GPU machine)'))
         return 0
     if problem is not None:  # --plans yes
         raise DriverMonitorError(f"engines build --plans yes: TensorRT cannot run here: {problem}; "
-                                 f'install with `pip install "driver-monitor[gpu]"` on a machine with an NVIDIA GPU')
+                                 f'install with `pip install -e ".[gpu]"` on a machine with an NVIDIA GPU')
     from .tensorrt_backend import TensorRTEngine
 
     for p, _ in made:
@@ -201,7 +231,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--accuracy", metavar="FERPLUS_DIR",
                    help="also measure each precision copy's FERPlus test accuracy (ONNX Runtime CPU); "
                         "the folder holding FER2013Test/ (extracted ferplus.tar.gz)")
-    p.add_argument("--out", default="docs/bench", metavar="DIR", help="output folder (default docs/bench)")
+    p.add_argument("--out", default="results/bench", metavar="DIR",
+                   help="output folder (default results/bench in the current folder)")
     p.set_defaults(func=cmd_bench)
 
     e = subparsers.add_parser("engines", help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")

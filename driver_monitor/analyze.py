@@ -15,15 +15,18 @@ from typing import Any, Callable
 
 from . import __version__
 from .config import PROJECT_ROOT, Config
-from .errors import BackendUnavailableError, DriverMonitorError, ModelError
-from .recording import ResultWriter
+from .errors import BackendUnavailableError, DriverMonitorError, ModelError, OutputError, Terminated
+from .recording import ResultWriter, existing_results
 
 
-def make_engine(cfg: Config, warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr)):
+def make_engine(cfg: Config, warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+                verbose: bool = False):
     """(engine or None, selection dict) for the config: the CLI's single call into engine selection.
 
     ``auto`` that finds no usable model or runtime runs without the engine and says so (printed and
-    stored in the summary); an explicitly requested backend that cannot load is an error.
+    stored in the summary); an explicitly requested backend that cannot load is an error, and so is
+    ``engine.device: cuda`` that no backend can honour. The choice is printed on one short line;
+    ``verbose`` adds the reasoning (always in summary.json).
     """
     if not cfg.engine.enabled:
         return None, {"backend": "none", "reason": "engine.enabled is false"}
@@ -37,12 +40,13 @@ def make_engine(cfg: Config, warn: Callable[[str], None] = lambda m: print(m, fi
     try:
         engine, selection = create_engine(cfg.engine, project_root=PROJECT_ROOT)
     except (ModelError, BackendUnavailableError) as exc:
-        if cfg.engine.backend != "auto":
-            raise
+        if cfg.engine.backend != "auto" or cfg.engine.device == "cuda":
+            raise  # asked for by name, or asked for the GPU: not silently the CPU or nothing
         warn(f"warning: running without the emotion/AU engine: {exc}")
         return None, {"backend": "none", "reason": str(exc)}
     sel = _selection_dict(selection)
-    warn(f"engine: {sel.get('backend')} on {sel.get('device')} ({sel.get('precision')}): {sel.get('reason')}")
+    line = f"engine: {sel.get('backend')} on {sel.get('device')} ({sel.get('precision')})"
+    warn(f"{line}: {sel.get('reason')}" if verbose else line)
     return engine, sel
 
 
@@ -76,26 +80,34 @@ def machine_description() -> dict[str, Any]:
 
 def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: bool | None = None,
             max_frames: int | None = None, engine: Any = None, selection: dict | None = None,
-            detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
-            ) -> dict[str, Any]:
+            detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+            overwrite: bool = True, verbose: bool = False) -> dict[str, Any]:
     """Analyse ``source`` into ``out_dir``; returns the summary (also written to summary.json).
 
-    Raises SourceError when the source cannot be opened. A source that ends early (truncated file,
-    camera gone for good) still writes everything analysed and returns a summary with
-    ``complete: false`` and the reason; KeyboardInterrupt does the same and re-raises.
+    Raises SourceError when the source cannot be opened, OutputError when ``out_dir`` already holds
+    results and ``overwrite`` is False, or when a write fails (what was written stays, summary.json
+    says incomplete). A source that ends early (truncated file, camera gone for good) still writes
+    everything analysed and returns a summary with ``complete: false`` and the reason;
+    KeyboardInterrupt (Ctrl-C, and SIGTERM / SIGHUP as :class:`Terminated`) does the same and re-raises.
     """
     from .capture import open_source
     from .pipeline import Pipeline
 
+    found = existing_results(out_dir)
+    if found and not overwrite:
+        raise OutputError(f"{str(out_dir)!r} already holds results ({', '.join(found)}); pass --overwrite to "
+                          f"replace them, or give another --out")
     if engine is None and selection is None:
-        engine, selection = make_engine(cfg, warn=log)
+        engine, selection = make_engine(cfg, warn=log, verbose=verbose)
     src = open_source(source, cfg.capture)
+    if src.warning:
+        log(f"warning: {src.warning}")
     pipeline = None
     writer = None
     started = time.time()
     t_proc = 0.0
     reason = None
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
         pipeline = Pipeline(cfg, engine, detector=detector, selection=selection)
@@ -129,9 +141,9 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
             reason = src.error
         elif src.is_live and src.ended:
             reason = "the live source was lost and did not come back"
-    except KeyboardInterrupt:
-        interrupted = True
-        reason = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+        reason = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
     except BaseException as exc:
         reason = f"stopped by an error: {exc}"
         raise
@@ -139,24 +151,27 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         if bar is not None:
             bar.close()
         summary: dict[str, Any] = {}
-        if writer is not None and pipeline is not None:
-            writer.write_events(pipeline.finish())
-            frames = writer.frames_written
-            summary = writer.close({
-                "source": src.description,
-                "source_fps": src.fps,
-                "processing_fps": round(frames / t_proc, 2) if t_proc > 0 else None,
-                "wall_time_s": round(time.time() - started, 3),
-                "complete": reason is None,
-                **({"reason": reason} if reason else {}),
-                "engine": selection or {"backend": "none"},
-                "backend": pipeline.backend_description,
-                "machine": machine_description(),
-                "config": cfg.to_dict(),
-            })
-        src.close()
-        if pipeline is not None:
-            pipeline.close()
+        try:
+            if writer is not None and pipeline is not None:
+                writer.write_events(pipeline.finish())
+                frames = writer.frames_written
+                summary = writer.close({
+                    "source": src.description,
+                    "source_fps": src.fps,
+                    "fps_source": src.fps_source,
+                    "processing_fps": round(frames / t_proc, 2) if t_proc > 0 else None,
+                    "wall_time_s": round(time.time() - started, 3),
+                    "complete": reason is None,
+                    **({"reason": reason} if reason else {}),
+                    "engine": selection or {"backend": "none"},
+                    "backend": pipeline.backend_description,
+                    "machine": machine_description(),
+                    "config": cfg.to_dict(),
+                })
+        finally:  # the source and the engine are released whatever the writing did
+            src.close()
+            if pipeline is not None:
+                pipeline.close()
     if interrupted:
-        raise KeyboardInterrupt
+        raise interrupted
     return summary

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from . import __version__
 from .config import Config, load_config
-from .errors import DriverMonitorError, report
+from .errors import DriverMonitorError, Terminated, report
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -28,6 +28,8 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
                    help="override a config key, e.g. --set drowsiness.perclos_window_s=30 (repeatable)")
     g.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default=d(None),
                    help="inference backend (overrides engine.backend)")
+    g.add_argument("-v", "--verbose", action="store_true", default=d(False),
+                   help="say why each choice was made (e.g. the engine's backend and device)")
 
 
 def _source_arg(text: str):
@@ -35,11 +37,37 @@ def _source_arg(text: str):
     return int(text) if text.isdigit() else text
 
 
+def _out_dir(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give the folder for the results, e.g. --out results/drive1")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v}")
+    return v
+
+
+def _fps(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1.0 <= v <= 1000.0:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000 frames per second, got {v:g}")
+    return v
+
+
 def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     from .analyze import analyze
 
     summary = analyze(args.source, args.out, cfg, progress=None if args.progress is None else args.progress,
-                      max_frames=args.max_frames)
+                      max_frames=args.max_frames, overwrite=args.overwrite, verbose=getattr(args, "verbose", False))
     frames = summary.get("frames", 0)
     fps = summary.get("processing_fps")
     events = summary.get("events", {})
@@ -87,6 +115,37 @@ def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if summary["passed"] else 1
 
 
+def _common_everywhere(p: argparse.ArgumentParser) -> None:
+    """The common options on a command and on each of its actions (``engines list --set ...``)."""
+    _common(p)
+    for action in p._actions:  # argparse keeps sub-parsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _common_everywhere(child)
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    import signal
+
+    raise Terminated(signum, signal.Signals(signum).name)
+
+
+def _handle_termination() -> None:
+    """SIGTERM and SIGHUP end a run like Ctrl-C: what was analysed is kept, summary.json written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                signal.signal(sig, _on_signal)
+            except (OSError, ValueError):  # not allowed here (embedded interpreter)
+                pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driver-monitor",
@@ -98,8 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse a recorded drive (or a live feed) headless into CSV/JSONL")
     p.add_argument("source", type=_source_arg, help="video file, camera index (0) or stream URL")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for frames.csv, events.jsonl, summary.json")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--out", required=True, type=_out_dir, metavar="DIR",
+                   help="folder for frames.csv, events.jsonl, summary.json (refused when it holds results)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--fps", type=_fps, metavar="N",
+                   help="time a file at N frames per second (when the file's own rate is missing or wrong)")
     prog = p.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None,
                       help="show a progress bar (default: when stderr is a terminal)")
@@ -110,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score the driver-state alerts on clips a person marked (a truth file)")
     p.add_argument("truth", help="YAML truth file listing the clips and their marked intervals "
                                  "(e.g. scenarios/shared_clips.yaml)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for each clip's results and dms_eval.json/.md")
+    p.add_argument("--out", required=True, type=_out_dir, metavar="DIR",
+                   help="folder for each clip's results and dms_eval.json/.md")
     p.add_argument("--video-dir", metavar="DIR", help="folder of the videos (default: the truth file's video_dir)")
     p.add_argument("--clip", action="append", metavar="NAME", help="only this clip (repeatable)")
     p.add_argument("--reuse", action="store_true", help="score the results already in --out instead of analysing")
@@ -127,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         before = set(sub.choices)
         mod.add_parsers(sub)
         for name in set(sub.choices) - before:
-            _common(sub.choices[name])
+            _common_everywhere(sub.choices[name])
     parser.set_defaults(_commands=sub.choices)
     return parser
 
@@ -161,12 +225,15 @@ def _quiet_native_stderr() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_native_stderr()
+    _handle_termination()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         overrides = list(args.overrides or [])
         if args.backend:
             overrides.append(f"engine.backend={args.backend}")
+        if getattr(args, "fps", None):
+            overrides.append(f"capture.fps={args.fps}")
         cfg = load_config(args.config, overrides)
         func = getattr(args, "func", None)
         if func is None:  # bare `driver-monitor`: the dashboard on the configured source
@@ -178,6 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args, cfg) or 0)
     except DriverMonitorError as exc:
         return report(exc)
+    except OSError as exc:  # a file-system failure no command foresaw: still one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check that the path exists, is writable and has free space",
+              file=sys.stderr)
+        return 1
+    except Terminated as exc:
+        print(f"stopped by {exc.name}: the results written so far are kept", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: results written so far are kept", file=sys.stderr)
         return 130

@@ -37,6 +37,23 @@ class BackendUnavailableError(DriverMonitorError):
     exit_code = 5
 
 
+class OutputError(DriverMonitorError):
+    """Results cannot be written where they were asked for (no space, no permission, already there)."""
+
+    exit_code = 7
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM / SIGHUP (``timeout``, ``docker stop``, systemd, a closed terminal), handled like Ctrl-C:
+    what was analysed is kept and summary.json written. ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.exit_code = 128 + signum
+
+
 class DatasetError(DriverMonitorError):
     """A dataset folder does not have the layout a loader expects."""
 

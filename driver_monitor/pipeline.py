@@ -58,6 +58,8 @@ class Pipeline:
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
         self._last_wall: float | None = None
+        self._first_wall: float | None = None  # when the first tick came (a source may never deliver)
+        self._last_t: float | None = None      # time of the last tick, lost ones included
         self._had_face = False
 
     # ------------------------------------------------------------------ info
@@ -81,6 +83,8 @@ class Pipeline:
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
                 t_s: float | None = None) -> FrameResult:
         """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick."""
+        if self._first_wall is None:
+            self._first_wall = time.monotonic()
         if frame is None:
             return self._lost(t_s)
         t_start = time.perf_counter()
@@ -131,6 +135,7 @@ class Pipeline:
 
         self._last_frame = frame
         self._last_wall = time.monotonic()
+        self._last_t = frame.time_s
         return FrameResult(
             frame=frame, camera_ok=True, state=state, face=face, faces_count=len(faces),
             signals=signals, smoothed=smoothed, aligned=aligned,
@@ -150,11 +155,12 @@ class Pipeline:
 
     def _lost(self, t_s: float | None) -> FrameResult:
         last = self._last_frame
-        if t_s is None:
+        if t_s is None:  # the wall clock goes on while nothing comes
             if last is not None and self._last_wall is not None:
                 t_s = last.time_s + (time.monotonic() - self._last_wall)
             else:
-                t_s = 0.0
+                t_s = time.monotonic() - (self._first_wall or time.monotonic())
+        self._last_t = float(t_s)
         index = last.index if last is not None else -1
         frame = Frame(image=_LOST_IMAGE, index=index, time_s=float(t_s))
         self.smoother.reset()
@@ -171,7 +177,7 @@ class Pipeline:
     def finish(self) -> list[Event]:
         """Close the events still open at the end of the drive."""
         last = self._last_frame
-        t = last.time_s if last is not None else 0.0
+        t = self._last_t if self._last_t is not None else 0.0  # lost ticks count: camera_lost ends there
         return self.monitor.finish(t, last.index if last is not None else None)
 
     def close(self) -> None:

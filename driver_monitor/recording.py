@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import Config
-from .errors import DriverMonitorError
+from .errors import OutputError
 from .types import Event, FrameResult
 
 STAGES: tuple[str, ...] = ("decode", "mesh", "align", "engine", "state", "total")
@@ -105,12 +105,26 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
     return row
 
 
+RESULT_FILES = ("frames.csv", "events.jsonl", "summary.json")
+
+
+def existing_results(out_dir: str | os.PathLike) -> list[str]:
+    """The result files already in ``out_dir`` (none when it does not exist)."""
+    d = Path(out_dir)
+    return [name for name in RESULT_FILES if (d / name).exists()]
+
+
 class ResultWriter:
     """Writes one drive's results into ``out_dir`` as they come.
 
     frames.csv: one row per frame (header from :func:`frame_columns`).
     events.jsonl: one JSON object per ended event (``type, level, start_s, end_s, ...``).
-    summary.json: written by :meth:`close`.
+    summary.json: written first with ``complete: false`` (so a folder whose run died, or whose disk
+    filled up, says so), replaced by :meth:`close` with the real summary.
+
+    A write that fails (disk full, no permission) raises :class:`OutputError` with one line; the
+    frames.csv rows flushed before are kept whole (a half-written row is cut off) and summary.json
+    keeps saying the folder is incomplete.
     """
 
     def __init__(self, out_dir: str | os.PathLike, cfg: Config | None = None, *,
@@ -119,7 +133,7 @@ class ResultWriter:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DriverMonitorError(
+            raise OutputError(
                 f"output folder {str(self.out_dir)!r} cannot be created ({exc.strerror}); "
                 f"pass --out with a writable folder") from None
         self.cfg = cfg or Config()
@@ -128,67 +142,129 @@ class ResultWriter:
         self.columns = frame_columns(self.emotion_names, self.au_names)
         self._decimals = self.cfg.output.decimals
         self._flush_every = self.cfg.output.flush_every
-        try:
-            self._frames_fh = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")
-            self._events_fh = open(self.out_dir / "events.jsonl", "w", encoding="utf-8")
-        except OSError as exc:
-            raise DriverMonitorError(
-                f"cannot write results into {str(self.out_dir)!r} ({exc.strerror}); "
-                f"pass --out with a writable folder") from None
-        self._csv = csv.DictWriter(self._frames_fh, fieldnames=self.columns, extrasaction="ignore")
-        self._csv.writeheader()
-        self._frames_fh.flush()
         self.frames_written = 0
         self.event_counts: Counter[str] = Counter()
         self.level_counts: Counter[str] = Counter()
         self._first_t: float | None = None
         self._last_t: float | None = None
         self._closed = False
+        self._failed: str | None = None
+        self._rows_flushed = 0  # frames.csv rows known to be on disk whole
+        # the marker first: a folder that cannot take it is refused before anything is touched
+        self._write_summary({"complete": False, "reason": "the analysis is running, or stopped before it "
+                                                          "could write its summary"})
+        try:
+            self._frames_fh = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")
+            self._events_fh = open(self.out_dir / "events.jsonl", "w", encoding="utf-8")
+            self._csv = csv.DictWriter(self._frames_fh, fieldnames=self.columns, extrasaction="ignore")
+            self._csv.writeheader()
+            self._frames_fh.flush()
+            self._good_size = self._frames_fh.tell()
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write results into {str(self.out_dir)!r} ({exc.strerror}); "
+                f"pass --out with a writable folder") from None
 
     # ------------------------------------------------------------------ streaming
 
+    def _fail(self, exc: OSError, what: str) -> OutputError:
+        """Keep the rows flushed before whole, and say what happened on one line."""
+        self._failed = f"{what} failed ({exc.strerror or exc})"
+        for fh in (self._frames_fh, self._events_fh):
+            try:
+                fh.close()
+            except OSError:
+                pass  # its buffer could not be written either; the file is cut back below
+        try:
+            os.truncate(self.out_dir / "frames.csv", self._good_size)
+        except OSError:
+            pass
+        self._closed = True
+        return OutputError(f"cannot write to {str(self.out_dir)!r}: {self._failed}; the "
+                           f"{self._rows_flushed} frames written before are kept and summary.json "
+                           f"marks the folder incomplete; free some space or pass --out with another folder")
+
     def write(self, result: FrameResult) -> None:
-        self._csv.writerow(frame_row(result, self.emotion_names, self.au_names, self._decimals))
-        self.frames_written += 1
-        if self._first_t is None:
-            self._first_t = result.time_s
-        self._last_t = result.time_s
-        if self.frames_written % self._flush_every == 0:
-            self._frames_fh.flush()
+        if self._closed:
+            raise OutputError(f"the results in {str(self.out_dir)!r} are closed; nothing more can be written")
+        try:
+            self._csv.writerow(frame_row(result, self.emotion_names, self.au_names, self._decimals))
+            self.frames_written += 1
+            if self._first_t is None:
+                self._first_t = result.time_s
+            self._last_t = result.time_s
+            if self.frames_written % self._flush_every == 0:
+                self._frames_fh.flush()
+                self._good_size = self._frames_fh.tell()
+                self._rows_flushed = self.frames_written
+        except OSError as exc:
+            raise self._fail(exc, "writing frames.csv") from None
         self.write_events(e for e in result.events if e.end_s is not None)
 
     def write_events(self, events: Iterable[Event]) -> None:
+        if self._closed:
+            return
         wrote = False
-        for event in events:
-            if event.end_s is None:
-                continue
-            self._events_fh.write(json.dumps(event.to_dict(), sort_keys=False) + "\n")
-            self.event_counts[event.type] += 1
-            self.level_counts[str(event.level)] += 1
-            wrote = True
-        if wrote:
-            self._events_fh.flush()
+        try:
+            for event in events:
+                if event.end_s is None:
+                    continue
+                self._events_fh.write(json.dumps(event.to_dict(), sort_keys=False) + "\n")
+                self.event_counts[event.type] += 1
+                self.level_counts[str(event.level)] += 1
+                wrote = True
+            if wrote:
+                self._events_fh.flush()
+        except OSError as exc:
+            raise self._fail(exc, "writing events.jsonl") from None
 
     # ------------------------------------------------------------------ end
 
+    def _write_summary(self, data: Mapping[str, Any]) -> None:
+        tmp = self.out_dir / "summary.json.tmp"
+        try:
+            tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+            os.replace(tmp, self.out_dir / "summary.json")
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise OutputError(f"cannot write summary.json in {str(self.out_dir)!r} ({exc.strerror or exc}); "
+                              f"pass --out with a writable folder that has free space") from None
+
     def close(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Flush and close the streams and write summary.json; returns the summary written."""
-        if self._closed:
+        """Flush and close the streams and write summary.json; returns the summary written. After a
+        write error the summary says so (``complete: false``) if it can still be written."""
+        if self._closed and self._failed is None:
             return {}
-        self._closed = True
-        self._frames_fh.close()
-        self._events_fh.close()
+        error: OutputError | None = None
+        if not self._closed:
+            self._closed = True
+            try:
+                self._frames_fh.close()
+                self._rows_flushed = self.frames_written
+            except OSError as exc:
+                error = self._fail(exc, "writing frames.csv")
+            try:
+                self._events_fh.close()
+            except OSError as exc:
+                error = error or self._fail(exc, "writing events.jsonl")
         duration = 0.0 if self._first_t is None else float(self._last_t - self._first_t)
         out: dict[str, Any] = {
-            "frames": self.frames_written,
+            "frames": self.frames_written if self._failed is None else self._rows_flushed,
             "duration_s": round(duration, 3),
             "events": dict(sorted(self.event_counts.items())),
             "events_by_level": dict(sorted(self.level_counts.items())),
         }
         out.update(summary or {})
-        tmp = self.out_dir / "summary.json.tmp"
-        tmp.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out_dir / "summary.json")
+        if self._failed is not None:
+            out["complete"] = False
+            out["reason"] = f"{self._failed}; rows after frame {self._rows_flushed} were lost"
+        self._failed = None
+        self._write_summary(out)
+        if error is not None:
+            raise error
         return out
 
     def __enter__(self) -> "ResultWriter":

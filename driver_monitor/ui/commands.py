@@ -14,6 +14,44 @@ def _source(text: str):
     return int(text) if text.strip().isdigit() else text
 
 
+_QT_LIBS_HINT = ("install the system libraries the dashboard needs, e.g. on Debian / Ubuntu: sudo apt-get install "
+                 "libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
+                 "libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libpulse0 (README: Install)")
+_HEADLESS_HINT = "or use `driver-monitor analyze FILE --out DIR` headless"
+
+
+def display_problem(env: dict | None = None) -> str | None:
+    """Why the dashboard cannot open a window here, or None when it can.
+
+    Qt aborts the process (exit 134) when there is no display or a platform library is missing,
+    and its reason goes to native stderr, which the CLI silences; so a child process tries first
+    and its stderr is read. Offscreen / minimal platforms need no probe."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ if env is None else env)
+    if env.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc"):
+        return None
+    code = "import sys; from PyQt6.QtWidgets import QApplication; app = QApplication(sys.argv[:1]); print('window-ok')"
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # cannot tell here: let the dashboard try
+    if r.returncode == 0 and "window-ok" in r.stdout:
+        return None
+    err = r.stderr
+    if "could not connect to display" in err or not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        shown = env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+        which = f"display {shown!r} cannot be reached" if shown else "there is no display (DISPLAY is not set)"
+        return (f"the dashboard cannot open a window: {which}; run it on a desktop session, over ssh -X, or "
+                f"under xvfb-run (apt-get install xvfb), {_HEADLESS_HINT}")
+    if "platform plugin" in err or "xcb" in err:
+        return f"the dashboard cannot open a window: Qt could not load its xcb platform plugin; {_QT_LIBS_HINT}, {_HEADLESS_HINT}"
+    last = next((line.strip() for line in reversed(err.splitlines()) if line.strip()), f"exit code {r.returncode}")
+    return f"the dashboard cannot open a window ({last[:200]}); {_QT_LIBS_HINT}, {_HEADLESS_HINT}"
+
+
 def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
     try:
         from .app import run_gui
@@ -29,6 +67,9 @@ def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
         # opened is handled in the window, which offers to open a file instead
         raise SourceError(f"file {source!r} does not exist; give a video file (--source DRIVE.mp4), "
                           f"a camera index (--source 0) or a stream URL")
+    problem = display_problem()
+    if problem:
+        raise DriverMonitorError(problem)
     return run_gui(cfg, source, start_paused=bool(getattr(args, "paused", False)))
 
 

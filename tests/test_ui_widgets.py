@@ -13,7 +13,8 @@ from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
 from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status  # noqa: E402
 from driver_monitor.ui.main_window import strip_for_export  # noqa: E402
 from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label  # noqa: E402
-from driver_monitor.ui.plots import RollingBuffer, SignalPlots  # noqa: E402
+from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,  # noqa: E402
+                                     SignalPlots, merge_marks, tick_values, x_range)
 from driver_monitor.ui.video_view import VideoView, head_pose_axes, qimage_view  # noqa: E402
 
 from .test_ui_alerts import make_result  # noqa: E402
@@ -123,6 +124,89 @@ def test_plots_draw_thresholds_from_config(qtbot):
     assert p.lines["ear_closed"].value() == pytest.approx(0.19)
     x, y = p.curves["ear"].getData()
     assert len(x) == 10 and np.allclose(y, 0.3)
+
+
+@pytest.mark.parametrize("t_first, t_last, window, expect", [
+    (0.0, 2.4, 30.0, (0.0, 2.4)),      # a short clip fills the width
+    (0.0, 0.0, 30.0, (0.0, 2.0)),      # one sample: the minimum span, not a zero-wide axis
+    (0.0, 12.0, 30.0, (0.0, 12.0)),    # growing until the window is full
+    (0.0, 45.0, 30.0, (15.0, 45.0)),   # then the last window_s seconds
+    (5.0, 6.0, 1.5, (5.0, 6.5)),       # a window shorter than the minimum span
+])
+def test_x_range_fits_a_short_clip_then_scrolls(t_first, t_last, window, expect):
+    assert x_range(t_first, t_last, window) == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("px, expect", [(200, [0.0, 0.1, 0.2, 0.3, 0.4]), (80, [0.0, 0.2, 0.4]), (10, [0.0, 0.2, 0.4])])
+def test_tick_values_keep_labels_apart(px, expect):
+    assert tick_values(0.0, 0.45, px, (0.1, 0.2)) == pytest.approx(expect)
+
+
+def test_merge_marks_shares_a_label_only_when_too_close():
+    far = [Mark(0.15, "warning 0.15", "warning", "#ffc107"), Mark(0.3, "critical 0.3", "critical", "#ff3b30")]
+    assert merge_marks(far, 0.05) == far
+    close = [Mark(0.22, "max 0.22", "max", "#9e9e9e"), Mark(0.19, "closed 0.19", "closed", "#ff7043")]
+    (m,) = merge_marks(close, 0.05)
+    assert m.text == "closed / max" and m.value == pytest.approx(0.205)
+    pose = [Mark(-29, "yaw -29°", "yaw", "g"), Mark(29, "yaw +29°", "yaw", "g"), Mark(-26, "pitch -26°", "pitch", "p")]
+    assert [x.text for x in merge_marks(pose, 10)] == ["yaw / pitch", "yaw +29°"]
+
+
+def _short_clip(p: SignalPlots, seconds: float = 2.4) -> None:
+    for i in range(int(seconds * 30)):
+        r = make_result(t=i / 30, calibrated=True, neutral_yaw_deg=5.0, yaw_limit_deg=23.0, closed_ear_threshold=0.15,
+                        perclos=0.2)
+        p.append(with_engine(r))
+    p.refresh()
+
+
+def test_default_plots_are_few_tall_and_labelled_beside_the_traces(qtbot):
+    cfg = Config()
+    p = SignalPlots(cfg)
+    qtbot.addWidget(p)
+    p.resize(1000, 380)  # the plots' share of the default 1400x900 window
+    p.show()
+    qtbot.waitExposed(p)
+    _short_clip(p)
+    qtbot.wait(20)
+    assert p.visible_plots() == list(DEFAULT_PLOTS) == ["ear", "perclos", "pose"]
+    for key in DEFAULT_PLOTS:
+        vb = p.plots[key].getViewBox()
+        assert vb.height() >= 80, (key, vb.height())
+        left = p.plots[key].getAxis("left")
+        ticks = left._tickLevels[0]
+        lo, hi = vb.viewRange()[1]
+        spacing_px = (ticks[1][0] - ticks[0][0]) / (hi - lo) * vb.height()
+        assert spacing_px >= MIN_TICK_PX * 0.9, (key, spacing_px)  # tick labels do not overlap
+        assert left.label.boundingRect().width() <= p.plots[key].height(), key  # the title is not clipped
+    # threshold names are on the right axis, outside the data area; no legend over the traces
+    assert all(getattr(line, "label", None) is None for line in p.lines.values())
+    assert all(p.plots[k].legend is None for k in PLOT_KEYS)
+    assert p.right_axes["perclos"].labels() == ["warning 0.15", "critical 0.3"]
+    assert "yaw +28°" in p.right_axes["pose"].labels()  # the learned neutral 5° + the limit in use, 23°
+    # a 2.4 s clip fills the width of the 30 s window
+    x0, x1 = p.plots["ear"].getViewBox().viewRange()[0]
+    assert x0 == pytest.approx(0.0) and x1 == pytest.approx(71 / 30)
+
+
+def test_plot_selector_shows_and_hides_plots_keeping_their_samples(qtbot):
+    p = SignalPlots(Config())
+    qtbot.addWidget(p)
+    p.resize(1000, 380)
+    p.show()
+    _short_clip(p)
+    assert p.curves["mar"].getData()[0] is None or len(p.curves["mar"].getData()[0]) == 0  # hidden: not drawn
+    p.buttons["mar"].click()
+    p.buttons["emotion"].click()
+    assert p.visible_plots() == ["ear", "mar", "perclos", "pose", "emotion"]
+    assert len(p.curves["mar"].getData()[0]) == 72  # drawn from the kept samples when shown
+    assert len(p.curves["emo_happiness"].getData()[0]) == 72
+    assert p.emotion_legend.isVisible() and "happiness" in p.emotion_legend.text
+    assert p.minimumSizeHint().height() >= 5 * 80  # taller rather than squeezed: the splitter makes room
+    p.set_plot_visible("ear", False)
+    assert not p.buttons["ear"].isChecked() and "ear" not in p.visible_plots()
+    with pytest.raises(KeyError):
+        p.set_plot_visible("nope", True)
 
 
 @pytest.mark.parametrize("yaw, pitch, roll, axis, expect", [

@@ -1,6 +1,7 @@
 """Measure the dashboard's drawing cost: ``python -m driver_monitor.ui.bench_ui [--video FILE]``.
 
-1. plots: refresh + repaint with a full ``ui.plot_window_s`` window of synthetic samples;
+1. plots: refresh + repaint with a full ``ui.plot_window_s`` window of synthetic samples, the
+   default plots and all five;
 2. with ``--video``: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
    (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown; then
    the time from a seek to the target frame on screen.
@@ -26,14 +27,15 @@ def _stats(values) -> str:
     return f"mean {a.mean():.1f} ms, median {np.median(a):.1f} ms, p95 {np.percentile(a, 95):.1f} ms (n={a.size})"
 
 
-def bench_plots(cfg, app, redraws: int = 300) -> str:
+def bench_plots(cfg, app, redraws: int = 300, plots=None) -> str:
+    """``plots``: the plots shown (default: the dashboard's default ones)."""
     import numpy as np
 
     from ..preprocess import EMOTIONS
     from ..types import DriverState, Frame, FrameResult, Signals
-    from .plots import SignalPlots
+    from .plots import DEFAULT_PLOTS, SignalPlots
 
-    p = SignalPlots(cfg)
+    p = SignalPlots(cfg, visible=DEFAULT_PLOTS if plots is None else plots)
     p.resize(1000, 380)
     p.show()
     probs = {n: 1.0 / len(EMOTIONS) for n in EMOTIONS}
@@ -57,8 +59,10 @@ def bench_plots(cfg, app, redraws: int = 300) -> str:
         app.processEvents()
         ms.append((time.perf_counter() - t0) * 1e3)
     p.close()
-    return (f"plots refresh+repaint, full {cfg.ui.plot_window_s:g} s window at 30 Hz ({full} samples x "
-            f"{len(p.curves)} curves, 1000x380 px): {_stats(ms)}")
+    shown = p.visible_plots()
+    curves = sum(1 for plot in p.curve_plot.values() if plot in shown)
+    return (f"plots {'+'.join(shown)}: refresh+repaint, full {cfg.ui.plot_window_s:g} s window at 30 Hz "
+            f"({full} samples x {curves} curves, 1000x380 px): {_stats(ms)}")
 
 
 def bench_replay(cfg, app, video: str, speed: float | None) -> list[str]:
@@ -126,6 +130,9 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"platform {app.platformName()}, {os.cpu_count()} CPUs, load average {load:.1f}")
     print(bench_plots(cfg, app))
+    from .plots import PLOT_KEYS
+
+    print(bench_plots(cfg, app, plots=PLOT_KEYS))
     for video in args.video:
         for line in bench_replay(cfg, app, video, None if args.speed == 0 else args.speed):
             print(line)

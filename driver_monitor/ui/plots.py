@@ -3,16 +3,24 @@
 Samples go into fixed-size numpy ring buffers as results arrive (cheap, every result); the curves
 are redrawn only on the window's redraw timer (``refresh``), with ``setDownsampling`` and
 ``setClipToView`` so a long window stays smooth at 30 FPS. Alert thresholds from the config are
-drawn as horizontal lines; the calibrated ones (closed-eye EAR, neutral pose +- limits) follow the
-driver's calibration.
+drawn as horizontal lines, named beside the plot on its right axis (never over the traces); the
+calibrated ones (closed-eye EAR, neutral pose +- limits) follow the driver's calibration.
+
+Three plots show at start (``DEFAULT_PLOTS``: EAR, PERCLOS, yaw / pitch), so each is tall enough
+to read; a row of toggles above them shows or hides any of the five. The time axis spans the
+samples from the first one until ``ui.plot_window_s`` is filled (at least ``MIN_SPAN_S``), then
+scrolls, so a short clip fills the width.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from ..config import Config
 from ..preprocess import EMOTIONS
@@ -70,89 +78,300 @@ def _nan(v: float | None) -> float:
     return float("nan") if v is None else float(v)
 
 
-class SignalPlots(pg.GraphicsLayoutWidget):
-    """Five stacked, x-linked rolling plots over the last ``ui.plot_window_s`` seconds."""
+PLOT_KEYS: tuple[str, ...] = ("ear", "mar", "perclos", "pose", "emotion")
+PLOT_NAMES: dict[str, str] = {"ear": "EAR", "mar": "MAR", "perclos": "PERCLOS", "pose": "yaw / pitch",
+                              "emotion": "emotion"}
+# shown at start: the eye signal, its slow summary and the head pose (the signals behind the two
+# alerts); MAR and the emotion timeline are one click away in the selector above the plots
+DEFAULT_PLOTS: tuple[str, ...] = ("ear", "perclos", "pose")
+MIN_SPAN_S = 2.0          # the x axis spans at least this until the samples fill it
+MIN_TICK_PX = 22          # left-axis tick labels at least this far apart (8 pt text is ~12 px high)
+MIN_LABEL_PX = 14         # threshold labels closer than this share one label
+PLOT_MIN_PX = 80          # a plot is never squeezed below this (its title and three ticks fit)
+TIME_AXIS_PX = 46         # the time axis row: tick labels and "time (s)"
+RIGHT_AXIS_PX = 92        # room for the threshold labels, the same in every plot so they align
+MERGED_COLOUR = "#d0d0d0"
 
-    # columns of the one buffer: ear, mar, perclos, yaw, pitch, ear_thr, yaw0, pitch0, emotions...
-    def __init__(self, cfg: Config, emotion_names: Sequence[str] = EMOTIONS, parent=None) -> None:
-        super().__init__(parent=parent)
+
+def x_range(t_first: float, t_last: float, window_s: float, min_span_s: float = MIN_SPAN_S) -> tuple[float, float]:
+    """The time range shown: from the first sample until ``window_s`` is filled, then the last ``window_s``.
+
+    A short clip spreads over the whole width instead of a corner of the window (at least
+    ``min_span_s``, so one sample is not stretched across it).
+    """
+    span = t_last - t_first
+    if span >= window_s:
+        return t_last - window_s, t_last
+    return t_first, t_first + max(span, min(min_span_s, window_s))
+
+
+def tick_values(lo: float, hi: float, px: float, steps: Sequence[float], min_px: float = MIN_TICK_PX) -> list[float]:
+    """Multiples of the finest step in ``steps`` whose labels are ``min_px`` apart on a ``px`` tall axis."""
+    span = hi - lo
+    step = steps[-1]
+    if span > 0 and px > 0:
+        for s in steps:
+            if s / span * px >= min_px:
+                step = s
+                break
+    first = math.ceil(lo / step - 1e-9)
+    last = math.floor(hi / step + 1e-9)
+    return [round(k * step, 6) for k in range(first, last + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A threshold line's label on the right axis: full text, and the short name used when merged."""
+
+    value: float
+    text: str
+    short: str
+    colour: str
+
+
+def merge_marks(marks: Sequence[Mark], min_gap: float) -> list[Mark]:
+    """The labels sorted by value; neighbours closer than ``min_gap`` share one ("closed / max")."""
+    out: list[list[Mark]] = []
+    for m in sorted((m for m in marks if math.isfinite(m.value)), key=lambda m: m.value):
+        if out and m.value - out[-1][-1].value < min_gap:
+            out[-1].append(m)
+        else:
+            out.append([m])
+    merged = []
+    for group in out:
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        shorts = list(dict.fromkeys(m.short for m in group))
+        merged.append(Mark(sum(m.value for m in group) / len(group), " / ".join(shorts), "",
+                           group[0].colour if len(shorts) == 1 else MERGED_COLOUR))
+    return merged
+
+
+class ThresholdAxis(pg.AxisItem):
+    """A right axis whose tick labels name the threshold lines, each in its line's colour.
+
+    The labels sit beside the plot, never over the traces.
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__("right", **kw)
+        self.marks: list[Mark] = []
+        self.setWidth(RIGHT_AXIS_PX)
+        self.setStyle(tickLength=4)
+
+    def set_marks(self, marks: list[Mark]) -> None:
+        if marks == self.marks:
+            return
+        self.marks = marks
+        self.setTicks([[(m.value, m.text) for m in marks], []])
+
+    def labels(self) -> list[str]:
+        return [m.text for m in self.marks]
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:  # noqa: N802 - pyqtgraph's name
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        colours = {m.text: m.colour for m in self.marks}
+        if self.style["tickFont"] is not None:
+            p.setFont(self.style["tickFont"])
+        for rect, flags, text in textSpecs:
+            p.setPen(pg.mkPen(colours.get(text, MERGED_COLOUR)))
+            p.drawText(rect, int(flags), text)
+
+
+class SignalPlots(QWidget):
+    """Rolling, x-linked plots over the last ``ui.plot_window_s`` seconds, chosen in a selector.
+
+    ``plots`` / ``curves`` / ``lines`` hold the pyqtgraph items by key; ``set_plot_visible(key, on)``
+    (or the selector's buttons) shows or hides one plot; hidden plots keep their samples.
+    """
+
+    def __init__(self, cfg: Config, emotion_names: Sequence[str] = EMOTIONS, parent=None,
+                 visible: Sequence[str] = DEFAULT_PLOTS) -> None:
+        super().__init__(parent)
         self.cfg = cfg
         self.window_s = cfg.ui.plot_window_s
         self.emotion_names = tuple(emotion_names)
         # up to 60 samples/s for the window (a 30 fps source uses half)
         self.buffer = RollingBuffer(int(self.window_s * 60) + 2, FIXED_COLUMNS + len(self.emotion_names))
-        self.setBackground("#1b1b1b")
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground("#1b1b1b")
         self.plots: dict[str, pg.PlotItem] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.lines: dict[str, pg.InfiniteLine] = {}
-        d, dist = cfg.drowsiness, cfg.distraction
+        self.right_axes: dict[str, ThresholdAxis] = {}
+        self._yranges: dict[str, tuple[float, float]] = {}
+        self._tick_steps: dict[str, tuple[float, ...]] = {}
+        self.buttons: dict[str, QToolButton] = {}
+        self.curve_plot: dict[str, str] = {}  # curve key -> the plot it is in
+        self._shown: set[str] = set()
+        d = cfg.drowsiness
+        # closed-eye EAR, neutral yaw, neutral pitch, yaw limit, pitch-down limit (the mount's until a result says)
+        self._thresholds = (d.closed_ear_max, 0.0, 0.0, cfg.distraction.uncalibrated_yaw_limit_deg,
+                            cfg.distraction.uncalibrated_pitch_down_limit_deg)
 
-        def plot(key: str, title: str, yrange: tuple[float, float]) -> pg.PlotItem:
-            p = self.addPlot(row=len(self.plots), col=0)
+        def plot(key: str, title: str, yrange: tuple[float, float], steps: tuple[float, ...]) -> pg.PlotItem:
+            axis = ThresholdAxis()
+            p = pg.PlotItem(axisItems={"right": axis})
+            self.view.ci.addItem(p, row=len(self._rows), col=0)
+            self._rows.append(p)
+            p.showAxis("right")
             p.getAxis("left").enableAutoSIPrefix(False)
-            p.setLabel("left", title, **{"font-size": "8pt"})
+            p.setLabel("left", title, color="#cfcfcf", **{"font-size": "8pt"})
+            p.getAxis("left").setWidth(58)
             p.hideAxis("bottom")
-            p.setMinimumHeight(50)
+            p.setMinimumHeight(PLOT_MIN_PX)
             p.setDownsampling(auto=True, mode="peak")
             p.setClipToView(True)
-            p.setYRange(*yrange, padding=0.02)
+            p.setYRange(*yrange, padding=0.03)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
             # no grid: in Qt's raster painter a translucent grid costs more than all curves together
             # (full 30 s window, 1000x380 px: ~30 -> ~13 ms per repaint); the threshold lines guide the eye
-            p.getAxis("left").setWidth(58)
             if self.plots:
                 p.setXLink(next(iter(self.plots.values())))
             self.plots[key] = p
+            self.right_axes[key] = axis
+            self._yranges[key] = yrange
+            self._tick_steps[key] = steps
+            p.getViewBox().sigResized.connect(lambda *_, k=key: self._update_ticks(k))
             return p
 
-        def curve(p: pg.PlotItem, key: str, colour: str, name: str | None = None, width: float = 2) -> None:
-            self.curves[key] = p.plot(pen=pg.mkPen(colour, width=width), name=name, connect="finite")
+        def curve(p: pg.PlotItem, key: str, colour: str, width: float = 2) -> None:
+            self.curves[key] = p.plot(pen=pg.mkPen(colour, width=width), connect="finite")
+            self.curve_plot[key] = next(k for k, item in self.plots.items() if item is p)
 
-        def hline(p: pg.PlotItem, key: str, y: float, colour: str, label: str, at: float = 0.02) -> None:
-            line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                   label=label, labelOpts={"position": at, "color": colour, "anchors": [(0, 1), (0, 1)]})
+        def hline(p: pg.PlotItem, key: str, y: float, colour: str) -> None:
+            line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
             p.addItem(line, ignoreBounds=True)
             self.lines[key] = line
 
-        p = plot("ear", "EAR", (0.0, 0.45))
+        def coloured(*parts: tuple[str, str]) -> str:
+            return ", ".join(f"<span style='color:{c}'>{t}</span>" for t, c in parts)
+
+        self._rows: list = []
+        p = plot("ear", coloured(("EAR", "#4fc3f7")), (0.0, 0.45), (0.1, 0.2))
         curve(p, "ear", "#4fc3f7")
-        hline(p, "ear_closed", d.closed_ear_max, "#ff7043", "closed")
-        hline(p, "ear_max", d.closed_ear_max, "#777777", f"max {d.closed_ear_max:g}", at=0.12)
+        hline(p, "ear_closed", d.closed_ear_max, "#ff7043")
+        hline(p, "ear_max", d.closed_ear_max, "#9e9e9e")
 
-        p = plot("mar", "MAR", (0.0, 1.0))
+        p = plot("mar", coloured(("MAR", "#ffb74d")), (0.0, 1.0), (0.25, 0.5, 1.0))
         curve(p, "mar", "#ffb74d")
-        hline(p, "yawn", d.yawn_mar, "#ff7043", f"yawn {d.yawn_mar:g}")
+        hline(p, "yawn", d.yawn_mar, "#ff7043")
 
-        p = plot("perclos", "PERCLOS", (0.0, max(0.5, d.perclos_critical * 1.5)))
+        p = plot("perclos", coloured(("PERCLOS", "#ce93d8")), (0.0, max(0.5, d.perclos_critical * 1.5)),
+                 (0.1, 0.25, 0.5))
         curve(p, "perclos", "#ce93d8")
-        hline(p, "perclos_warning", d.perclos_warning, "#ffc107", f"warning {d.perclos_warning:g}")
-        hline(p, "perclos_critical", d.perclos_critical, "#ff3b30", f"critical {d.perclos_critical:g}")
+        hline(p, "perclos_warning", d.perclos_warning, "#ffc107")
+        hline(p, "perclos_critical", d.perclos_critical, "#ff3b30")
 
-        p = plot("pose", "yaw/pitch °", (-60.0, 60.0))
-        p.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        curve(p, "yaw", "#81c784", "yaw")
-        curve(p, "pitch", "#f06292", "pitch")
-        hline(p, "yaw_hi", dist.yaw_limit_deg, "#81c784", "yaw limits")
-        hline(p, "yaw_lo", -dist.yaw_limit_deg, "#81c784", "")
-        hline(p, "pitch_lo", -dist.pitch_down_limit_deg, "#f06292", "pitch down limit", at=0.14)
+        p = plot("pose", coloured(("yaw", "#81c784"), ("pitch", "#f06292")) + " (°)", (-60.0, 60.0), (15.0, 30.0, 60.0))
+        curve(p, "yaw", "#81c784")
+        curve(p, "pitch", "#f06292")
+        hline(p, "yaw_hi", 0.0, "#81c784")
+        hline(p, "yaw_lo", 0.0, "#81c784")
+        hline(p, "pitch_lo", 0.0, "#f06292")
 
-        p = plot("emotion", "emotion", (0.0, 1.0))
-        p.addLegend(offset=(-5, 5), labelTextSize="7pt", colCount=4)
+        # the emotion names in their colours, in a row of their own above the plot (not over it)
+        self.emotion_legend = pg.LabelItem(
+            "&nbsp;&nbsp;".join(f"<span style='color:{EMOTION_COLOURS[i % len(EMOTION_COLOURS)]}'>━ {n}</span>"
+                                for i, n in enumerate(self.emotion_names)), size="8pt", justify="left")
+        self.view.ci.addItem(self.emotion_legend, row=len(self._rows), col=0)
+        self._rows.append(self.emotion_legend)
+        p = plot("emotion", "emotion", (0.0, 1.0), (0.5, 1.0))
         for i, name in enumerate(self.emotion_names):
-            curve(p, f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], name, width=1)
-        self.plots["emotion"].showAxis("bottom")
-        self.plots["emotion"].setLabel("bottom", "time (s)")
-        self.ci.layout.setSpacing(2)
-        self.ci.setContentsMargins(2, 2, 2, 2)
-        self.setMinimumHeight(320)
+            curve(p, f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], width=1)
+        self.right_axes["emotion"].setStyle(showValues=False)
+        self.right_axes["emotion"].setTicks([[], []])
+        # the time axis in a row of its own, under whichever plots are shown, so every plot's data
+        # area is as tall as the others'; an empty plot whose side axes keep it aligned with them
+        self.time_axis = pg.PlotItem()
+        self.time_axis.setXLink(self.plots["ear"])
+        self.time_axis.setMouseEnabled(x=False, y=False)
+        self.time_axis.hideButtons()
+        self.time_axis.setLabel("bottom", "time (s)", color="#cfcfcf", **{"font-size": "8pt"})
+        for side, width in (("left", 58), ("right", RIGHT_AXIS_PX)):
+            self.time_axis.showAxis(side)
+            ax = self.time_axis.getAxis(side)
+            ax.setWidth(width)
+            ax.setStyle(showValues=False, tickLength=0)
+            ax.setPen(pg.mkPen(0, 0, 0, 0))
+            ax.setTicks([[], []])
+        self.time_axis.setFixedHeight(TIME_AXIS_PX)
+        self.view.ci.addItem(self.time_axis, row=len(self._rows), col=0)
+        self._rows.append(self.time_axis)
+        self.view.ci.layout.setSpacing(2)
+        self.view.ci.layout.setVerticalSpacing(10)  # one plot's bottom tick label clear of the next one's top
+        self.view.ci.setContentsMargins(2, 4, 2, 4)
+
+        # the selector: one toggle per plot
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.setSpacing(4)
+        title = QLabel("Plots:")
+        bar.addWidget(title)
+        for key in PLOT_KEYS:
+            b = QToolButton()
+            b.setStyleSheet("QToolButton { padding: 1px 8px; } QToolButton:checked { background: palette(highlight); "
+                            "color: palette(highlighted-text); border: 1px solid palette(highlight); border-radius: 3px; }")
+            b.setText(PLOT_NAMES[key])
+            b.setCheckable(True)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setToolTip(f"Show or hide the {PLOT_NAMES[key]} plot")
+            b.toggled.connect(lambda on, k=key: self.set_plot_visible(k, on))
+            bar.addWidget(b)
+            self.buttons[key] = b
+        bar.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addLayout(bar)
+        lay.addWidget(self.view, 1)
+
         self._dirty = False
         self.refreshes = 0
+        self.time_range: tuple[float, float] | None = None  # the x range shown
+        for key in PLOT_KEYS:
+            on = key in visible
+            self.buttons[key].setChecked(on)
+            self.set_plot_visible(key, on)
+        self._set_thresholds(*self._thresholds)
+
+    # -------------------------------------------------------------- which plots
+
+    def visible_plots(self) -> list[str]:
+        return [k for k in PLOT_KEYS if k in self._shown]
+
+    def set_plot_visible(self, key: str, on: bool) -> None:
+        """Show or hide one plot (``PLOT_KEYS``); hidden plots keep their samples."""
+        if key not in self.plots:
+            raise KeyError(f"unknown plot {key!r}; known: {', '.join(PLOT_KEYS)}")
+        if self.buttons[key].isChecked() != bool(on):
+            self.buttons[key].setChecked(bool(on))  # comes back here through toggled
+            return
+        self.plots[key].setVisible(bool(on))
+        (self._shown.add if on else self._shown.discard)(key)
+        if key == "emotion":
+            self.emotion_legend.setVisible(bool(on))
+        shown = self.visible_plots()
+        # the view asks for room for every plot shown (the splitter above gives it), never squeezes them
+        self.view.setMinimumHeight(len(shown) * (PLOT_MIN_PX + 10) + TIME_AXIS_PX + 20
+                                   + (22 if "emotion" in shown else 0))
+        self.view.ci.layout.invalidate()
+        self._dirty = True  # a plot shown again gets its curves at the next refresh
+        self.refresh()
+
+    def _update_ticks(self, key: str) -> None:
+        lo, hi = self._yranges[key]
+        px = self.plots[key].getViewBox().height()
+        values = tick_values(lo, hi, px, self._tick_steps[key])
+        self.plots[key].getAxis("left").setTicks([[(v, f"{v:g}") for v in values], []])
+        self._place_marks(key)
 
     # -------------------------------------------------------------- data
 
     def reset(self) -> None:
-        """Forget all samples (not ``clear``: GraphicsLayoutWidget binds that to removing the plots)."""
+        """Forget all samples (the curves clear at the next refresh)."""
         self.buffer.clear()
         self._dirty = True
 
@@ -178,8 +397,40 @@ class SignalPlots(pg.GraphicsLayoutWidget):
 
     # -------------------------------------------------------------- drawing
 
+    def _marks(self, key: str) -> list[Mark]:
+        d = self.cfg.drowsiness
+        ear_thr, y0, p0, yl, pl = self._thresholds
+        if key == "ear":
+            return [Mark(ear_thr, f"closed {ear_thr:.2f}", "closed", "#ff7043"),
+                    Mark(d.closed_ear_max, f"max {d.closed_ear_max:g}", "max", "#9e9e9e")]
+        if key == "mar":
+            return [Mark(d.yawn_mar, f"yawn {d.yawn_mar:g}", "yawn", "#ff7043")]
+        if key == "perclos":
+            return [Mark(d.perclos_warning, f"warning {d.perclos_warning:g}", "warning", "#ffc107"),
+                    Mark(d.perclos_critical, f"critical {d.perclos_critical:g}", "critical", "#ff3b30")]
+        if key == "pose":
+            return [Mark(y0 + yl, f"yaw {y0 + yl:+.0f}°", "yaw", "#81c784"),
+                    Mark(y0 - yl, f"yaw {y0 - yl:+.0f}°", "yaw", "#81c784"),
+                    Mark(p0 - pl, f"pitch {p0 - pl:+.0f}°", "pitch", "#f06292")]
+        return []
+
+    def _place_marks(self, key: str) -> None:
+        lo, hi = self._yranges[key]
+        px = self.plots[key].getViewBox().height()
+        min_gap = (hi - lo) * MIN_LABEL_PX / px if px > 1 else (hi - lo) * 0.1
+        self.right_axes[key].set_marks(merge_marks(self._marks(key), min_gap))
+
+    def _set_thresholds(self, ear_thr: float, y0: float, p0: float, yl: float, pl: float) -> None:
+        self._thresholds = (ear_thr, y0, p0, yl, pl)
+        self.lines["ear_closed"].setValue(ear_thr)
+        self.lines["yaw_hi"].setValue(y0 + yl)
+        self.lines["yaw_lo"].setValue(y0 - yl)
+        self.lines["pitch_lo"].setValue(p0 - pl)
+        for key in ("ear", "mar", "perclos", "pose"):
+            self._place_marks(key)
+
     def refresh(self) -> bool:
-        """Redraw the curves if new samples came; returns True when it drew."""
+        """Redraw the shown curves if new samples came; returns True when it drew."""
         if not self._dirty:
             return False
         self._dirty = False
@@ -188,26 +439,28 @@ class SignalPlots(pg.GraphicsLayoutWidget):
             for c in self.curves.values():
                 c.setData([], [])
             return True
-        t_end = t[-1]
+        t_first, t_end = float(t[0]), float(t[-1])
         keep = t >= t_end - self.window_s
         t, v = t[keep], v[keep]
+        shown = set(self.visible_plots())
         cols = {"ear": 0, "mar": 1, "perclos": 2, "yaw": 3, "pitch": 4}
+        cols.update({f"emo_{name}": FIXED_COLUMNS + i for i, name in enumerate(self.emotion_names)})
         for key, col in cols.items():
-            self.curves[key].setData(t, v[:, col])
-        for i, name in enumerate(self.emotion_names):
-            self.curves[f"emo_{name}"].setData(t, v[:, FIXED_COLUMNS + i])
+            if self.curve_plot[key] in shown:  # hidden plots are filled when shown again
+                self.curves[key].setData(t, v[:, col])
         last = v[-1]
-        if not math.isnan(last[5]):
-            self.lines["ear_closed"].setValue(float(last[5]))
         # the limits in use follow the monitor: around the mount's pose (wider) until the driver's
         # own pose is learned, around the learned pose after
         dist = self.cfg.distraction
-        y0, p0 = float(np.nan_to_num(last[6])), float(np.nan_to_num(last[7]))
-        yl = float(last[8]) if math.isfinite(last[8]) else dist.yaw_limit_deg
-        pl = float(last[9]) if math.isfinite(last[9]) else dist.pitch_down_limit_deg
-        self.lines["yaw_hi"].setValue(y0 + yl)
-        self.lines["yaw_lo"].setValue(y0 - yl)
-        self.lines["pitch_lo"].setValue(p0 - pl)
-        self.plots["ear"].setXRange(t_end - self.window_s, t_end, padding=0)
+        thresholds = (float(last[5]) if math.isfinite(last[5]) else self._thresholds[0],
+                      float(np.nan_to_num(last[6])), float(np.nan_to_num(last[7])),
+                      float(last[8]) if math.isfinite(last[8]) else dist.yaw_limit_deg,
+                      float(last[9]) if math.isfinite(last[9]) else dist.pitch_down_limit_deg)
+        if thresholds != self._thresholds:
+            self._set_thresholds(*thresholds)
+        x0, x1 = x_range(t_first, t_end, self.window_s)
+        if (x0, x1) != self.time_range:
+            self.time_range = (x0, x1)
+            self.plots["ear"].setXRange(x0, x1, padding=0)
         self.refreshes += 1
         return True

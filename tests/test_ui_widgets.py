@@ -82,12 +82,42 @@ def test_state_panel_fields(qtbot, state, field, text):
 def test_state_panel_calibration_and_button(qtbot):
     p = DriverStatePanel()
     qtbot.addWidget(p)
+    p.resize(400, 320)  # the panel's width in the default window
+    p.show()
     p.show_result(make_result(status=Status.CALIBRATING, calibration_progress=0.42))
     assert p.calibration.value() == 42 and "learning" in p.calibration.format()
+    assert "mount's pose" in p.calibration.toolTip()
     p.show_result(make_result(calibrated=True, open_ear=0.31, neutral_yaw_deg=4.0))
     assert p.calibration.value() == 100 and "0.310" in p.calibration.format()
     with qtbot.waitSignal(p.calibrateRequested, timeout=500):
         p.calibrate_button.click()
+
+
+def _bar_text(bar) -> str:
+    return bar.format().replace("%p", str(bar.value()))
+
+
+@pytest.mark.parametrize("width", [260, 320, 400, 700])
+@pytest.mark.parametrize("state", [
+    dict(status=Status.CALIBRATING, calibration_progress=0.43),
+    dict(calibration_progress=0.1),  # no steady face yet: the mount's pose
+    dict(calibrated=True, open_ear=0.312, neutral_yaw_deg=-12.0, neutral_pitch_deg=-8.0),
+])
+def test_calibration_text_fits_the_bar_with_the_detail_in_the_tooltip(qtbot, width, state):
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    p.resize(width, 320)
+    p.show()
+    p.show_result(make_result(**state))
+    bar = p.calibration
+    assert bar.fontMetrics().horizontalAdvance(_bar_text(bar)) <= bar.contentsRect().width() - 12
+    assert len(bar.toolTip()) > len(_bar_text(bar))  # the whole story is in the tooltip
+    if state.get("calibrated"):
+        assert "0.312" in bar.toolTip() and "-12°" in bar.toolTip() and "calibrated" in bar.format()
+    p.resize(1200, 320)  # wider: the longest form comes back
+    qtbot.wait(10)
+    if state.get("calibrated"):
+        assert "pitch -8°" in bar.format()
 
 
 @pytest.mark.parametrize("capacity, n, first, last", [(5, 3, 0.0, 2.0), (5, 5, 0.0, 4.0), (5, 12, 7.0, 11.0)])

@@ -46,6 +46,39 @@ class LevelLabel(QLabel):
                            f"border-radius: 3px; font-weight: bold; }}")
 
 
+class FittingProgressBar(QProgressBar):
+    """A progress bar whose text is the longest of several candidates that fits its width.
+
+    ``set_texts(["calibrated: open EAR 0.310, yaw +4°, pitch -2°", "calibrated"], detail)``: the
+    first candidate that fits is shown (chosen again on every resize), the last one when none does;
+    ``detail`` is the tooltip, so nothing is lost when the short form shows.
+    """
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.candidates: tuple[str, ...] = ("%p%",)
+
+    def set_texts(self, candidates: Sequence[str], detail: str = "") -> None:
+        self.candidates = tuple(candidates)
+        if detail != self.toolTip():
+            self.setToolTip(detail)
+        self._fit()
+
+    def text_fits(self, fmt: str) -> bool:
+        shown = fmt.replace("%p", str(round(100 * (self.value() - self.minimum())
+                                            / max(1, self.maximum() - self.minimum()))))
+        return self.fontMetrics().horizontalAdvance(shown) <= self.contentsRect().width() - 12
+
+    def _fit(self) -> None:
+        fmt = next((c for c in self.candidates if self.text_fits(c)), self.candidates[-1])
+        if fmt != self.format():
+            self.setFormat(fmt)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+
 class DriverStatePanel(QGroupBox):
     """Drowsiness / distraction levels, PERCLOS, blink rate, timers, calibration + 'calibrate now'."""
 
@@ -62,7 +95,7 @@ class DriverStatePanel(QGroupBox):
         self.eyes_closed = QLabel("–")
         self.off_road = QLabel("–")
         self.yawns = QLabel("–")
-        self.calibration = QProgressBar()
+        self.calibration = FittingProgressBar()
         self.calibration.setRange(0, 100)
         self.calibration.setTextVisible(True)
         self.calibrate_button = QPushButton("Calibrate now (C)")
@@ -92,14 +125,25 @@ class DriverStatePanel(QGroupBox):
         self.eyes_closed.setText(f"{st.eyes_closed_s:.1f} s" if st.eyes_closed else "open")
         self.off_road.setText(f"{st.off_road_s:.1f} s" if st.off_road else "on road")
         self.yawns.setText(f"{st.yawn_count}" + ("  (yawning)" if st.yawning else ""))
+        # short enough for the panel (the longest form that fits), the detail in the tooltip
         if st.calibrated:
             self.calibration.setValue(100)
-            self.calibration.setFormat(f"calibrated: open EAR {_fmt(st.open_ear, '.3f')}, "
-                                       f"yaw {st.neutral_yaw_deg:+.0f}°, pitch {st.neutral_pitch_deg:+.0f}°")
+            ear, yaw, pitch = _fmt(st.open_ear, '.3f'), f"{st.neutral_yaw_deg:+.0f}°", f"{st.neutral_pitch_deg:+.0f}°"
+            self.calibration.set_texts(
+                [f"calibrated: EAR {ear}, yaw {yaw}, pitch {pitch}", f"calibrated: EAR {ear}", "calibrated"],
+                f"The driver's own reference is in use: open-eye EAR {ear}, road pose yaw {yaw}, pitch {pitch}.")
         else:
             self.calibration.setValue(int(round(100 * max(0.0, min(1.0, st.calibration_progress)))))
-            what = "learning (mount's pose meanwhile)" if st.status == Status.CALIBRATING else "mount's pose"
-            self.calibration.setFormat(f"{what} %p%")
+            if st.status == Status.CALIBRATING:
+                self.calibration.set_texts(
+                    ["learning the pose %p%", "learning %p%", "%p%"],
+                    "Learning the driver's road pose and open-eye EAR from steady, eyes-open frames; "
+                    "meanwhile the camera mount's pose is the reference and the alerts are active.")
+            else:
+                self.calibration.set_texts(
+                    ["mount's pose %p%", "%p%"],
+                    "The camera mount's road pose is the reference until the driver's own is learned "
+                    "(it needs a visible face, eyes open, head steady).")
         self.updates += 1
 
 

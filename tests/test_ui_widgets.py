@@ -15,7 +15,8 @@ from driver_monitor.ui.main_window import strip_for_export  # noqa: E402
 from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label  # noqa: E402
 from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,  # noqa: E402
                                      SignalPlots, merge_marks, tick_values, x_range)
-from driver_monitor.ui.video_view import VideoView, head_pose_axes, qimage_view  # noqa: E402
+from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,  # noqa: E402
+                                          head_pose_axes, over, qimage_view)
 
 from .test_ui_alerts import make_result  # noqa: E402
 
@@ -260,6 +261,37 @@ def test_qimage_wraps_the_frame_without_copy(shape):
     assert (qimg.width(), qimg.height()) == (160, 120)
     ptr = qimg.constBits()
     assert int(ptr) == arr.ctypes.data  # the QImage reads the numpy buffer itself
+
+
+def test_eye_state_labels_read_on_light_and_dark_frames():
+    for eyes_visible, closed in ((False, False), (True, True), (True, False)):
+        text, colour = eye_state_label(eyes_visible, closed, 1.2)
+        for behind in ("#ffffff", "#d8c0a8", "#808080", "#000000"):  # a white wall, light skin, grey, night
+            assert contrast_ratio(colour, over(LABEL_BACKDROP, behind)) >= 4.5, (text, behind)
+    assert eye_state_label(False, False, 0.0)[0] == "eyes not visible"
+    assert contrast_ratio("#b0b0b0", "#ffffff") < 2.5  # the former grey label, straight on a white frame
+
+
+def test_eyes_not_visible_label_has_a_dark_backdrop_on_a_white_frame(qtbot):
+    import dataclasses
+
+    v = VideoView()
+    qtbot.addWidget(v)
+    v.resize(640, 480)
+    v.show()
+    r = make_result(eyes_visible=False, status=Status.EYES_NOT_VISIBLE)
+    r = dataclasses.replace(r, frame=Frame(np.full((240, 320, 3), 255, np.uint8), 30, 1.0))
+    for name in ("face_box", "mesh", "head_pose", "gaze"):
+        v.set_overlay(name, False)
+    v.show_result(r)
+    img = v.grab().toImage()
+    # the label sits above the face box (frame x 100.., y ..80; the frame is scaled 2x into the view)
+    ptr = img.convertToFormat(img.Format.Format_RGB888)
+    arr = np.frombuffer(ptr.constBits().asarray(ptr.sizeInBytes()), np.uint8).reshape(
+        ptr.height(), ptr.bytesPerLine())[:, : ptr.width() * 3].reshape(ptr.height(), ptr.width(), 3)
+    region = arr[120:160, 200:330].astype(int).mean(axis=2)
+    dark, light = (region < 80).mean(), (region > 200).mean()
+    assert dark > 0.25 and light > 0.05  # a dark box with light text (the former grey text alone: no dark pixel)
 
 
 def test_video_view_draws_frames_and_overlays(qtbot):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPolygonF
+from PyQt6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen, QPolygonF
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from ..types import FrameResult, Level, Status
@@ -68,6 +68,39 @@ def head_pose_axes(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndar
     rot = rz(r) @ ry(-y) @ rx(-p)
     axes = rot @ np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]]).T  # columns: x, up, forward
     return axes[:2].T.copy()
+
+
+# Eye-state label colours, drawn on LABEL_BACKDROP (black, 80 % opaque): each keeps a contrast of at
+# least 4.5:1 (WCAG AA) against it whether the frame behind is white or black.
+EYE_LABEL_COLOURS = {"not_visible": "#e0e0e0", "closed": "#ff6b60", "open": "#3ddc84"}
+LABEL_BACKDROP = (0, 0, 0, 204)
+
+
+def eye_state_label(eyes_visible: bool, eyes_closed: bool, eyes_closed_s: float) -> tuple[str, str]:
+    """(text, colour) of the eye-state overlay label."""
+    if not eyes_visible:
+        return "eyes not visible", EYE_LABEL_COLOURS["not_visible"]
+    if eyes_closed:
+        return f"eyes CLOSED {eyes_closed_s:.1f} s", EYE_LABEL_COLOURS["closed"]
+    return "eyes open", EYE_LABEL_COLOURS["open"]
+
+
+def contrast_ratio(a: str | QColor, b: str | QColor) -> float:
+    """WCAG contrast ratio of two opaque colours (1 to 21)."""
+    def lum(c: QColor) -> float:
+        def ch(v: float) -> float:
+            return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+        return 0.2126 * ch(c.redF()) + 0.7152 * ch(c.greenF()) + 0.0722 * ch(c.blueF())
+
+    la, lb = sorted((lum(QColor(a)), lum(QColor(b))), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def over(backdrop: tuple[int, int, int, int], behind: str) -> QColor:
+    """The opaque colour of ``backdrop`` (RGBA) painted over ``behind``."""
+    bg = QColor(behind)
+    a = backdrop[3] / 255.0
+    return QColor(*(round(c * a + b * (1 - a)) for c, b in zip(backdrop[:3], (bg.red(), bg.green(), bg.blue()))))
 
 
 @dataclass
@@ -172,17 +205,18 @@ class VideoView(QWidget):
                 p.drawLine(QPointF(cx, cy), QPointF(cx + s.gaze_x * length, cy + s.gaze_y * length))
                 p.drawEllipse(QPointF(cx, cy), 2.5 * px, 2.5 * px)
         if on["eye_state"]:
-            if not eyes_visible:
-                col, text = QColor("#b0b0b0"), "eyes not visible"
-            elif st.eyes_closed:
-                col, text = QColor("#ff3b30"), f"eyes CLOSED {st.eyes_closed_s:.1f} s"
-            else:
-                col, text = QColor("#3ddc84"), "eyes open"
-            p.setPen(QPen(col, 2.0 * px))
+            text, col = eye_state_label(eyes_visible, st.eyes_closed, st.eyes_closed_s)
+            p.setPen(QPen(QColor(col), 2.0 * px))
+            p.setBrush(Qt.BrushStyle.NoBrush)
             for contour in EYE_CONTOURS:
                 p.drawPolygon(QPolygonF([QPointF(float(lm[i, 0]), float(lm[i, 1])) for i in contour]))
             f = QFont(p.font())
             f.setPixelSize(max(8, int(14 * px)))
             f.setBold(True)
             p.setFont(f)
-            p.drawText(QPointF(x0, max(12 * px, y0 - 5 * px)), text)
+            # on a dark backdrop, so the label reads on any frame (a white wall, a sunlit face)
+            base = QPointF(x0, max(16 * px, y0 - 6 * px))
+            box = QFontMetricsF(f).tightBoundingRect(text).translated(base).adjusted(-3 * px, -3 * px, 3 * px, 3 * px)
+            p.fillRect(box, QColor(*LABEL_BACKDROP))
+            p.setPen(QColor(col))
+            p.drawText(base, text)

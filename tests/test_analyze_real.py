@@ -1,4 +1,4 @@
-"""`driver-monitor analyze` on the real videos in ../shared/data/videos (issue 2's behaviour list).
+"""`driver-monitor analyze` on the real videos in ../shared/data/videos: what each clip must show.
 
 Each video is analysed once per session (engine off: these check the face, geometry and
 driver-state logic; the engine has its own tests) and the tests read the files analyze wrote,

@@ -1,7 +1,7 @@
 """TensorRT backend: a plan built from the ONNX file, run with pycuda buffers on a stream.
 
-Written to the documented TensorRT 11 Python API, and kept working on 10.x where it costs
-little. NOT RUN in the session that wrote it (no GPU there); see docs/engines.md for what was
+Follows the documented TensorRT 11 Python API, and keeps working on 10.x where it costs little.
+It has not been run on a GPU yet (none was available to test it); docs/engines.md says what was
 verified where.
 
 * TensorRT 11 builds strongly typed networks only: there are no FP16 / INT8 builder flags and

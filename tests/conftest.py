@@ -45,3 +45,18 @@ def videos_dir() -> Path:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_eval(tmp_path_factory):
+    """``driver-monitor evaluate scenarios/shared_clips.yaml`` once per test run: (exit code, the
+    results folder with one sub-folder of analyze output per clip, dms_eval.json as a dict)."""
+    import json
+
+    from driver_monitor.cli import main
+
+    videos = need_data("videos")
+    out = tmp_path_factory.mktemp("dms_eval")
+    rc = main(["evaluate", str(PROJECT_ROOT / "scenarios" / "shared_clips.yaml"), "--out", str(out),
+               "--video-dir", str(videos)])
+    return rc, out, json.loads((out / "dms_eval.json").read_text())

@@ -149,14 +149,6 @@ def test_missing_video_is_one_clear_line(tmp_path: Path, capsys):
 
 # ---------------------------------------------------------------- the shared clips
 
-@pytest.fixture(scope="module")
-def shared_eval(tmp_path_factory):
-    need_data("videos/head_turns.mp4")
-    out = tmp_path_factory.mktemp("dms_eval")
-    rc = main(["evaluate", str(TRUTH), "--out", str(out), "--video-dir", str(need_data("videos"))])
-    return rc, out, json.loads((out / "dms_eval.json").read_text())
-
-
 @pytest.mark.data
 @pytest.mark.slow
 def test_every_scenario_of_the_shared_clips_passes(shared_eval):

@@ -324,7 +324,7 @@ def bench_precision_accuracy(cfg: Config, ferplus_root: str | Path, *, precision
                              log: Log = print) -> list[dict[str, Any]]:
     """Top-1 accuracy of each precision's ONNX copy on FERPlus (majority labels, ONNX Runtime CPU),
     its top-1 agreement with fp32 and its largest deviation from fp32 probabilities / AU intensities."""
-    from .datasets import load_ferplus
+    from .training.datasets import load_ferplus
     from .engine.base import create_engine
     from .model.metrics import classification_report
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from driver_monitor.datasets import (
+from driver_monitor.training.datasets import (
     CKPLUS_CLASSES, FER2013_CLASSES, FERPLUS_PROTOCOLS, FaceDataset, canonical_class, ferplus_protocol,
     ferplus_targets, load_ckplus, load_class_folders, load_dataset, load_fer2013, load_ferplus,
 )

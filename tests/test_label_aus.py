@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from driver_monitor.errors import ModelError
-from driver_monitor.face_au import BLENDSHAPES, aus_from_mediapipe, face_geometry
+from driver_monitor.training.face_au import BLENDSHAPES, aus_from_mediapipe, face_geometry
 from driver_monitor.model.metrics import roc_auc
 from driver_monitor.preprocess import AUS
 from tests.conftest import need_data
@@ -84,7 +84,7 @@ def test_blendshape_units_follow_their_blendshapes():
 
 
 def test_missing_landmarker_file_says_where_to_get_it(tmp_path):
-    from driver_monitor.face_au import BlendshapeExtractor
+    from driver_monitor.training.face_au import BlendshapeExtractor
 
     with pytest.raises(ModelError, match="storage.googleapis.com"):
         BlendshapeExtractor(tmp_path / "face_landmarker.task")
@@ -122,8 +122,8 @@ def test_label_tool_writes_cache(tmp_path, ckplus_dir):
 def test_pseudo_labels_rank_ckplus_au_presence(ckplus_dir):
     """On every third CK+ peak frame, the mapped AUs rank FACS presence the right way round,
     including AU9 and AU25, which a naive blendshape lookup ranks backwards / poorly."""
-    from driver_monitor.datasets import load_ckplus
-    from driver_monitor.face_au import BlendshapeExtractor
+    from driver_monitor.training.datasets import load_ckplus
+    from driver_monitor.training.face_au import BlendshapeExtractor
 
     ds = load_ckplus(ckplus_dir).subset(np.arange(0, 327, 3))
     with BlendshapeExtractor(need_data("models/face_landmarker.task")) as ex:

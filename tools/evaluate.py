@@ -10,7 +10,7 @@ tools/export_onnx.py stores as ``dm.metrics``), ``<out>/report.md`` and one conf
 per dataset. ``--checkpoint X.pt`` evaluates a torch checkpoint instead of an ONNX file.
 
 Protocols:
-* FERPlus test, two protocols, both 8-way argmax (driver_monitor.datasets.ferplus_protocol):
+* FERPlus test, two protocols, both 8-way argmax (driver_monitor.training.datasets.ferplus_protocol):
   - ``ferplus_test_authors_majority``: the FERPlus authors' "majority" protocol, the one published
     FERPlus accuracies use: single votes count as 0, an image is kept only when its top class holds
     more than 50 % of the remaining votes and is an emotion (3,137 images on the official test split);
@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.datasets import (  # noqa: E402
+from driver_monitor.training.datasets import (  # noqa: E402
     FERPLUS_PROTOCOLS, FaceDataset, load_ckplus, load_fer2013, load_ferplus,
 )
 from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
@@ -61,9 +61,9 @@ Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def onnx_predictor(path: Path, threads: int = 0) -> tuple[Predictor, InputSpec, dict]:
     import onnxruntime as ort
 
-    from driver_monitor.model.export import read_onnx_metadata
+    from driver_monitor.engine.contract import read_metadata
 
-    props = read_onnx_metadata(path)
+    props = read_metadata(path)
     spec = InputSpec(int(props["dm.input_size"]), float(props["dm.input_mean"]), float(props["dm.input_std"]))
     so = ort.SessionOptions()
     if threads:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             s["ckplus_au_macro_roc_auc"] = au["macro_roc_auc_disfa12"]
             s["ckplus_au_macro_f1"] = au["macro_f1_disfa12"]
             if args.ckplus_aus:
-                from driver_monitor.face_au import aus_from_mediapipe
+                from driver_monitor.training.face_au import aus_from_mediapipe
 
                 z = np.load(args.ckplus_aus)
                 if list(z["files"]) != list(ds.files):

@@ -9,7 +9,7 @@ download it from https://storage.googleapis.com/mediapipe-models/face_landmarker
 
 The .npz cache holds, per image of the loaded split (same order as the loader): ``files``,
 ``found`` (face detected), the raw ``blendshapes`` (N, 52) and ``landmarks`` (N, 478, 3) float16,
-and ``aus`` (N, 13) from driver_monitor.face_au.aus_from_mediapipe, so the mapping can be changed
+and ``aus`` (N, 13) from driver_monitor.training.face_au.aus_from_mediapipe, so the mapping can be changed
 and re-applied without re-running MediaPipe (``--remap``).
 """
 from __future__ import annotations
@@ -23,16 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.datasets import load_dataset  # noqa: E402
+from driver_monitor.training.datasets import load_dataset  # noqa: E402
 from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
-from driver_monitor.face_au import BLENDSHAPES, LANDMARKER_URL  # noqa: E402
+from driver_monitor.training.face_au import BLENDSHAPES, LANDMARKER_URL  # noqa: E402
 from driver_monitor.preprocess import AUS  # noqa: E402
 
 
 def label(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from driver_monitor.face_au import BlendshapeExtractor, aus_from_mediapipe
+    from driver_monitor.training.face_au import BlendshapeExtractor, aus_from_mediapipe
 
     ds = load_dataset(args.dataset, args.root, args.split)
     n = len(ds) if args.limit is None else min(args.limit, len(ds))
@@ -61,7 +61,7 @@ def label(args: argparse.Namespace) -> int:
 
 
 def remap(args: argparse.Namespace) -> int:
-    from driver_monitor.face_au import aus_from_mediapipe
+    from driver_monitor.training.face_au import aus_from_mediapipe
 
     path = Path(args.out)
     if not path.is_file():

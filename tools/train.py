@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from driver_monitor.datasets import FaceDataset, load_dataset  # noqa: E402
+from driver_monitor.training.datasets import FaceDataset, load_dataset  # noqa: E402
 from driver_monitor.errors import DatasetError, DriverMonitorError, report  # noqa: E402
 from driver_monitor.model.checkpoint import (  # noqa: E402
     build_model, default_meta, read_checkpoint, save_checkpoint,
@@ -118,7 +118,7 @@ def load_au_labels(path: Path | None, ds: FaceDataset) -> np.ndarray:
         return out
     if not path.is_file():
         raise DatasetError(f"AU label file {path} is missing; create it with tools/label_aus.py")
-    from driver_monitor.face_au import aus_from_mediapipe
+    from driver_monitor.training.face_au import aus_from_mediapipe
 
     z = np.load(path, allow_pickle=False)
     aus = aus_from_mediapipe(z["blendshapes"], z["landmarks"].astype(np.float32), z["found"])

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import ModelError
-from .preprocess import AUS
+from ..errors import ModelError
+from ..preprocess import AUS
 
 LANDMARKER_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/"

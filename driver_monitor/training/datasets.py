@@ -34,8 +34,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import DatasetError
-from .preprocess import EMOTIONS
+from ..errors import DatasetError
+from ..preprocess import EMOTIONS
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -15,52 +15,9 @@ from typing import Any, Callable
 
 from . import __version__
 from .config import PROJECT_ROOT, Config
-from .errors import BackendUnavailableError, DriverMonitorError, ModelError, OutputError, Terminated
+from .engine.select import open_engine_or_none
+from .errors import OutputError, Terminated
 from .recording import ResultWriter, existing_results
-
-
-def make_engine(cfg: Config, warn: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-                verbose: bool = False):
-    """(engine or None, selection dict) for the config: the CLI's single call into engine selection.
-
-    ``auto`` that finds no usable model or runtime runs without the engine and says so (printed and
-    stored in the summary); an explicitly requested backend that cannot load is an error, and so is
-    ``engine.device: cuda`` that no backend can honour. The choice is printed on one short line;
-    ``verbose`` adds the reasoning (always in summary.json).
-    """
-    if not cfg.engine.enabled:
-        return None, {"backend": "none", "reason": "engine.enabled is false"}
-    try:
-        from .engine.base import create_engine
-    except ImportError as exc:  # the engine package is optional in a partial install
-        if cfg.engine.backend != "auto":
-            raise BackendUnavailableError(f"engine backends cannot be imported ({exc})") from None
-        warn(f"warning: running without the emotion/AU engine: {exc}")
-        return None, {"backend": "none", "reason": f"engine package unavailable: {exc}"}
-    try:
-        engine, selection = create_engine(cfg.engine, project_root=PROJECT_ROOT)
-    except (ModelError, BackendUnavailableError) as exc:
-        if cfg.engine.backend != "auto" or cfg.engine.device == "cuda":
-            raise  # asked for by name, or asked for the GPU: not silently the CPU or nothing
-        warn(f"warning: running without the emotion/AU engine: {exc}")
-        return None, {"backend": "none", "reason": str(exc)}
-    sel = _selection_dict(selection)
-    line = f"engine: {sel.get('backend')} on {sel.get('device')} ({sel.get('precision')})"
-    warn(f"{line}: {sel.get('reason')}" if verbose else line)
-    return engine, sel
-
-
-def _selection_dict(selection: Any) -> dict[str, Any]:
-    if selection is None:
-        return {}
-    if isinstance(selection, dict):
-        return dict(selection)
-    if hasattr(selection, "to_dict"):
-        return dict(selection.to_dict())
-    fields = getattr(selection, "__dataclass_fields__", None)
-    if fields:
-        return {k: getattr(selection, k) for k in fields}
-    return {"description": str(selection)}
 
 
 def machine_description() -> dict[str, Any]:
@@ -98,7 +55,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         raise OutputError(f"{str(out_dir)!r} already holds results ({', '.join(found)}); pass --overwrite to "
                           f"replace them, or give another --out")
     if engine is None and selection is None:
-        engine, selection = make_engine(cfg, warn=log, verbose=verbose)
+        engine, selection = open_engine_or_none(cfg.engine, PROJECT_ROOT, warn=log, verbose=verbose)
     src = open_source(source, cfg.capture)
     if src.warning:
         log(f"warning: {src.warning}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver_monitor.engine.base import read_model_info
+from driver_monitor.engine.contract import read_model_info
 from driver_monitor.errors import ModelError
 from driver_monitor.preprocess import AUS, EMOTIONS
 

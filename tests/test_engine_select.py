@@ -6,8 +6,9 @@ from dataclasses import replace
 import pytest
 
 from driver_monitor.config import EngineConfig
-from driver_monitor.engine import base
-from driver_monitor.engine.base import Selection, create_engine, plan_selection
+from driver_monitor.engine import backends, select
+from driver_monitor.engine.base import Selection
+from driver_monitor.engine.select import create_engine, plan_selection
 from driver_monitor.errors import BackendUnavailableError, ConfigError
 
 from .test_engine_model import export_tiny, random_crops
@@ -36,7 +37,7 @@ def test_auto_prefers_tensorrt_then_ort_cuda_then_ort_cpu(available, first):
     assert cands[0][2].startswith("auto:")
     # every later candidate is still in the documented order
     order = [c[:2] for c in cands]
-    assert order == [bd for bd in base.AUTO_ORDER if bd in available]
+    assert order == [bd for bd in backends.AUTO_ORDER if bd in available]
 
 
 def test_auto_reason_says_what_was_skipped_and_why():
@@ -110,11 +111,11 @@ def tiny_cfg(tmp_path):
 
 
 def test_real_probe_reports_this_cpu_machine():
-    assert base._probe("onnxruntime", "cpu") is None
+    assert select._probe("onnxruntime", "cpu") is None
     # this project's CI and dev machines have no GPU; where one exists this test says nothing
-    if base._probe("tensorrt", "cuda") is not None:
-        assert "tensorrt" in base._probe("tensorrt", "cuda") or "pycuda" in base._probe("tensorrt", "cuda") \
-            or "CUDA" in base._probe("tensorrt", "cuda")
+    if select._probe("tensorrt", "cuda") is not None:
+        assert "tensorrt" in select._probe("tensorrt", "cuda") or "pycuda" in select._probe("tensorrt", "cuda") \
+            or "CUDA" in select._probe("tensorrt", "cuda")
 
 
 def test_create_engine_auto_on_this_machine(tiny_cfg):
@@ -130,14 +131,14 @@ def test_create_engine_auto_on_this_machine(tiny_cfg):
 
 
 def test_create_engine_explicit_tensorrt_without_it_raises_with_hint(tiny_cfg):
-    if base._probe("tensorrt", "cuda") is None:
+    if select._probe("tensorrt", "cuda") is None:
         pytest.skip("TensorRT and a GPU are present here")
     with pytest.raises(BackendUnavailableError, match=r'pip install -e "\.\[gpu\]"'):
         create_engine(replace(tiny_cfg, backend="tensorrt"))
 
 
 def test_create_engine_explicit_ort_cuda_without_gpu_build_raises(tiny_cfg):
-    if base._probe("onnxruntime", "cuda") is None:
+    if select._probe("onnxruntime", "cuda") is None:
         pytest.skip("onnxruntime-gpu with CUDA is present here")
     with pytest.raises(BackendUnavailableError, match="onnxruntime-gpu"):
         create_engine(replace(tiny_cfg, backend="onnxruntime", device="cuda"))
@@ -145,14 +146,14 @@ def test_create_engine_explicit_ort_cuda_without_gpu_build_raises(tiny_cfg):
 
 def test_auto_falls_through_when_the_preferred_backend_fails_to_open(tiny_cfg, monkeypatch):
     """auto may move on when a probed backend then fails to open, and says so in the reason."""
-    real = base.backend_module
+    real = select.backend_module
 
     class Broken:
         @staticmethod
         def open_engine(*a, **k):
             raise BackendUnavailableError("plan build failed (test)")
 
-    monkeypatch.setattr(base, "backend_module", lambda name: Broken if name == "tensorrt" else real(name))
+    monkeypatch.setattr(select, "backend_module", lambda name: Broken if name == "tensorrt" else real(name))
     logs: list[str] = []
     engine, sel = create_engine(tiny_cfg, prober=prober_with({("tensorrt", "cuda"), ("onnxruntime", "cpu")}),
                                 log=logs.append)
@@ -168,7 +169,7 @@ def test_explicit_backend_that_fails_to_open_is_not_replaced(tiny_cfg, monkeypat
         def open_engine(*a, **k):
             raise BackendUnavailableError("plan build failed (test)")
 
-    monkeypatch.setattr(base, "backend_module", lambda name: Broken)
+    monkeypatch.setattr(select, "backend_module", lambda name: Broken)
     with pytest.raises(BackendUnavailableError, match="plan build failed"):
         create_engine(replace(tiny_cfg, backend="tensorrt"), prober=prober_with(ALL))
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from driver_monitor.engine import tensorrt_backend as trt_b
-from driver_monitor.engine.base import read_model_info
+from driver_monitor.engine.contract import read_model_info
 from driver_monitor.engine.cache import list_cache
 from driver_monitor.engine.precision import model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine

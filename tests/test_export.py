@@ -15,9 +15,8 @@ ort = pytest.importorskip("onnxruntime")
 from driver_monitor.errors import ModelError  # noqa: E402
 from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint  # noqa: E402
 from driver_monitor.model.checkpoint import default_meta  # noqa: E402
-from driver_monitor.model.export import (  # noqa: E402
-    REQUIRED_KEYS, check_parity, export_onnx, onnx_metadata, read_onnx_metadata,
-)
+from driver_monitor.engine.contract import META_KEYS, model_metadata, read_metadata  # noqa: E402
+from driver_monitor.model.export import check_parity, export_onnx  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, to_input  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +34,7 @@ def exported(tmp_path_factory):
             m.running_var.uniform_(0.5, 2.0)
     meta = default_meta(model_version="9.9.9", training_data="synthetic",
                         metrics={"ferplus_test_accuracy": 0.5})
-    props = onnx_metadata(meta, torch_checkpoint="tiny.pt")
+    props = model_metadata(meta, torch_checkpoint="tiny.pt")
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx", props)
     return model, path, props
 
@@ -74,8 +73,8 @@ def test_check_parity_passes_and_catches_a_mismatch(exported):
 
 def test_metadata_round_trip(exported):
     _, path, props = exported
-    got = read_onnx_metadata(path)
-    assert {k: got[k] for k in REQUIRED_KEYS} == props
+    got = read_metadata(path)
+    assert {k: got[k] for k in META_KEYS} == props
     assert json.loads(got["dm.emotion_names"]) == list(EMOTIONS)
     assert json.loads(got["dm.au_names"]) == list(AUS)
     assert (int(got["dm.input_size"]), float(got["dm.input_mean"]), float(got["dm.input_std"])) == (48, 0.5, 0.5)
@@ -90,14 +89,14 @@ def test_missing_metadata_is_a_model_error(tmp_path, exported):
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, str(bare))
     with pytest.raises(ModelError, match="lacks metadata"):
-        read_onnx_metadata(bare)
+        read_metadata(bare)
     with pytest.raises(ModelError, match="not found"):
-        read_onnx_metadata(tmp_path / "nope.onnx")
+        read_metadata(tmp_path / "nope.onnx")
 
 
 def test_shipped_model_matches_its_checkpoint():
     onnx_path = ROOT / "engines" / "emotion_au.onnx"
-    props = read_onnx_metadata(onnx_path)
+    props = read_metadata(onnx_path)
     assert onnx_path.stat().st_size < 10_000_000
     pt = onnx_path.parent / props["dm.torch_checkpoint"]
     assert pt.stat().st_size < 10_000_000
@@ -114,7 +113,7 @@ def test_flip_tta_exports_with_parity(tmp_path):
 
     torch.manual_seed(4)
     model = EmotionAUNet(dataclasses.replace(TINY, flip_tta=True)).eval()
-    props = onnx_metadata(default_meta(), torch_checkpoint="tta.pt")
+    props = model_metadata(default_meta(), torch_checkpoint="tta.pt")
     path = export_onnx(model, tmp_path / "tta.onnx", props)
     assert check_parity(model, path, batches=(1, 5)) < 1e-4
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
-        from driver_monitor.model.export import check_parity, export_onnx, onnx_metadata
+        from driver_monitor.engine.contract import model_metadata
+        from driver_monitor.model.export import check_parity, export_onnx
 
         model, meta = load_checkpoint(args.checkpoint)
         if args.flip_tta:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.training_data:
             meta["training_data"] = args.training_data
         save_checkpoint(pt_out, model, meta)
-        props = onnx_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics)
+        props = model_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics)
         export_onnx(model, out, props, input_size=int(meta["input_size"]))
         err = check_parity(model, out, input_size=int(meta["input_size"]), atol=args.atol)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {pt_out} "

@@ -30,7 +30,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BackendUnavailableError, ModelError
-from .base import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, Engine, ModelInfo, install_hint
+from .backends import install_hint
+from .base import Engine
+from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, ModelInfo
 from .cache import PlanKey, load_or_build
 
 WORKSPACE_BYTES = 1 << 30

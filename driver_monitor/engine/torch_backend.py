@@ -14,7 +14,9 @@ from numpy.typing import NDArray
 
 from ..errors import BackendUnavailableError, ModelError
 from ..preprocess import InputSpec
-from .base import Engine, ModelInfo, install_hint
+from .backends import install_hint
+from .base import Engine
+from .contract import ModelInfo
 
 
 def probe(device: str) -> str | None:

@@ -1,51 +1,19 @@
 """ONNX export of the emotion + AU network, with its metadata inside the file.
 
-The file is the contract the inference engines read (see docs/model.md):
-
-* input ``face``: float32 ``(N, 1, S, S)``, dynamic batch axis ``N``, from ``preprocess.to_input``;
-* outputs ``emotion_probs`` float32 ``(N, 8)`` (softmax, EMOTIONS order) and ``au_intensity``
-  float32 ``(N, 13)`` in [0, 1] (AUS order); opset 17;
-* ``metadata_props`` (strings): ``dm.emotion_names`` / ``dm.au_names`` (JSON lists),
-  ``dm.input_size``, ``dm.input_mean``, ``dm.input_std``, ``dm.model_version``,
-  ``dm.training_data``, ``dm.metrics`` (JSON), ``dm.torch_checkpoint``.
+The file follows the model contract of ``engine/contract.py`` (names, opset, the ``dm.*`` keys
+written by ``contract.model_metadata``), which the engines and tools/evaluate.py read.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from ..engine.contract import INPUT_NAME, OPSET, OUTPUT_NAMES
 from ..errors import ModelError
 from .network import EmotionAUNet
-
-INPUT_NAME = "face"
-OUTPUT_NAMES = ("emotion_probs", "au_intensity")
-OPSET = 17
-REQUIRED_KEYS = (
-    "dm.emotion_names", "dm.au_names", "dm.input_size", "dm.input_mean", "dm.input_std",
-    "dm.model_version", "dm.training_data", "dm.metrics", "dm.torch_checkpoint",
-)
-
-
-def onnx_metadata(meta: dict[str, Any], *, torch_checkpoint: str, model_version: str | None = None,
-                  metrics: dict[str, Any] | None = None) -> dict[str, str]:
-    """Checkpoint meta -> the ``dm.*`` string properties stored in the ONNX file."""
-    return {
-        "dm.emotion_names": json.dumps(list(meta["emotion_names"])),
-        "dm.au_names": json.dumps(list(meta["au_names"])),
-        "dm.input_size": str(int(meta["input_size"])),
-        "dm.input_mean": repr(float(meta["input_mean"])),
-        "dm.input_std": repr(float(meta["input_std"])),
-        "dm.model_version": str(model_version or meta.get("model_version", "unversioned")),
-        "dm.training_data": str(meta.get("training_data", "unknown")),
-        "dm.metrics": json.dumps(metrics if metrics is not None else meta.get("metrics", {}), sort_keys=True),
-        "dm.torch_checkpoint": torch_checkpoint,
-    }
-
 
 def export_onnx(model: EmotionAUNet, out_path: str | os.PathLike, metadata: dict[str, str],
                 *, input_size: int = 48, opset: int = OPSET) -> Path:
@@ -74,21 +42,6 @@ def export_onnx(model: EmotionAUNet, out_path: str | os.PathLike, metadata: dict
     onnx.save(proto, str(tmp))
     os.replace(tmp, out_path)
     return out_path
-
-
-def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """``dm.*`` properties of an ONNX file; ModelError if one is missing."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"ONNX model {path} not found; export one with tools/export_onnx.py")
-    proto = onnx.load(str(path), load_external_data=False)
-    props = {p.key: p.value for p in proto.metadata_props}
-    missing = [k for k in REQUIRED_KEYS if k not in props]
-    if missing:
-        raise ModelError(f"ONNX model {path} lacks metadata {missing}; re-export it with tools/export_onnx.py")
-    return props
 
 
 def check_parity(model: EmotionAUNet, onnx_path: str | os.PathLike, *, input_size: int = 48,

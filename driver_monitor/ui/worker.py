@@ -75,9 +75,10 @@ class PipelineFactory:
     def create(self):
         if not self._made_engine:
             if self._make_engine is None:
-                from ..analyze import make_engine
+                from ..config import PROJECT_ROOT
+                from ..engine.select import open_engine_or_none
 
-                self.engine, self.selection = make_engine(self.cfg, warn=lambda m: None)
+                self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
             else:
                 self.engine, self.selection = self._make_engine(self.cfg)
             self._made_engine = True

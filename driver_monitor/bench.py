@@ -189,7 +189,7 @@ def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxru
     Every engine that can run is opened first, then all are timed interleaved (``time_engines``)
     so that their ratios are fair on a machine shared with other jobs.
     """
-    from .engine.base import create_engine
+    from .engine.select import create_engine
 
     rows: list[dict[str, Any]] = []
     opened: list[tuple[dict[str, Any], Any]] = []
@@ -300,7 +300,7 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, select
 def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], max_frames: int | None,
                     project_root: Path = PROJECT_ROOT, log: Log = print) -> list[dict[str, Any]]:
     """End to end without the engine (the CPU stages alone) and with each requested engine."""
-    from .engine.base import create_engine
+    from .engine.select import create_engine
 
     runs = [bench_pipeline(cfg, video, engine=None, max_frames=max_frames, label="no engine", log=log)]
     for b in backends:
@@ -325,7 +325,7 @@ def bench_precision_accuracy(cfg: Config, ferplus_root: str | Path, *, precision
     """Top-1 accuracy of each precision's ONNX copy on FERPlus (majority labels, ONNX Runtime CPU),
     its top-1 agreement with fp32 and its largest deviation from fp32 probabilities / AU intensities."""
     from .training.datasets import load_ferplus
-    from .engine.base import create_engine
+    from .engine.select import create_engine
     from .model.metrics import classification_report
 
     ds = load_ferplus(ferplus_root, split)

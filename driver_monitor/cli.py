@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    for module in ("driver_monitor.ui.commands", "driver_monitor.engine.commands"):
+    for module in ("driver_monitor.ui.commands", "driver_monitor.bench_cli", "driver_monitor.engine.commands"):
         try:
             mod = importlib.import_module(module)
         except ImportError:

@@ -75,6 +75,19 @@ def test_user_errors_are_one_line_messages(setup, capsys, argv, message):
     assert message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
+def test_bench_checks_out_before_measuring_and_says_when_nothing_ran(setup, capsys):
+    s = setup
+    not_a_folder = s["tmp"] / "file"
+    not_a_folder.write_text("x")
+    assert main([*s["sets"], "bench", "--no-engines", "--out", str(not_a_folder)]) != 0
+    err = capsys.readouterr().err
+    assert "bench --out" in err and "is not a writable folder" in err
+    out_dir = s["tmp"] / "empty"
+    assert main([*s["sets"], "bench", "--no-engines", "--out", str(out_dir)]) == 8
+    assert "nothing could be measured here" in capsys.readouterr().err
+    assert (out_dir / "bench.json").is_file()
+
+
 def test_bench_engines_writes_json_markdown_and_chart(setup, capsys):
     s = setup
     out_dir = s["tmp"] / "bench"

@@ -1,4 +1,4 @@
-"""CLI subcommands of the engine layer: ``bench`` and ``engines build | list | clean``.
+"""CLI subcommands of the engine layer: ``engines build | list | clean``.
 
 Plugged into ``driver-monitor`` by cli.py through ``add_parsers(subparsers)``; each
 handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
@@ -6,61 +6,19 @@ handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
-from .base import BACKENDS, file_sha256, read_model_info, resolve_cache_dir, resolve_model_path
+from .base import resolve_cache_dir, resolve_model_path
+from .contract import file_sha256, read_model_info
 from .precision import CALIB_METHODS, PRECISIONS, build_copy, copy_path, model_for_precision
 
 
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
-
-
-# --------------------------------------------------------------------------- bench
-
-
-def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
-    from ..bench import run_bench
-
-    if args.accuracy is not None and not Path(args.accuracy).is_dir():
-        raise DriverMonitorError(f"bench --accuracy {args.accuracy!r} is not a folder; pass the extracted FERPlus "
-                                 f"folder that holds FER2013Test/")
-    if args.video is not None and not Path(args.video).is_file():
-        raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
-                                 f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
-    out = Path(args.out)
-    try:  # a folder that cannot take the report fails now, not after minutes of measuring
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DriverMonitorError(f"bench --out {args.out!r} is not a writable folder ({exc.strerror or exc}); "
-                                 f"pass --out with a folder you can write to") from None
-    command = "driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "driver-monitor bench"
-    report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
-                       out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
-                       e2e_backends=args.e2e_backends, skip_engines=args.no_engines,
-                       accuracy_dir=args.accuracy, command=command,
-                       project_root=PROJECT_ROOT, log=_err)
-    for k, v in report["files"].items():
-        print(f"{k}: {v}")
-    sp = report.get("speedup_vs_torch_cpu_b1")
-    if sp:
-        print("speed-up over torch CPU at batch 1: " + ", ".join(f"{k} {v}x" for k, v in sp.items()))
-    measured = [r for part in ("engines", "pipeline", "accuracy") for r in report.get(part, [])
-                if r.get("status") != "skipped"]
-    if not measured:
-        print(f"error: nothing could be measured here: every engine and run was skipped (the reasons are in "
-              f"{report['files'].get('md', args.out)}); install a runtime (pip install onnxruntime) or pick "
-              f"--backends that are available", file=sys.stderr)
-        return 8
-    return 0
 
 
 # --------------------------------------------------------------------------- engines
@@ -212,29 +170,6 @@ def _positive(text: str) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "bench", help="benchmark engines (latency p50/p95 at batch 1 and 8) and end-to-end FPS",
-        description="For every backend / precision that can run here: engine latency p50 / p95 at each "
-                    "batch size and throughput; with --video, end-to-end pipeline FPS and the per-stage "
-                    "breakdown. Writes bench.json, bench.md and bench.png to --out.")
-    p.add_argument("--video", metavar="FILE", help="video for the end-to-end run (skipped without it)")
-    p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="NAME",
-                   help=f"engine backends to measure (default: all: {' '.join(BACKENDS)})")
-    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS), metavar="P",
-                   help="precisions to measure (fp16/int8 need `driver-monitor engines build` first)")
-    p.add_argument("--batches", nargs="+", type=_positive, default=[1, 8], metavar="N")
-    p.add_argument("--iters", type=_positive, default=300, help="timed runs per batch size (default 300)")
-    p.add_argument("--frames", type=_positive, default=None, metavar="N", help="end-to-end: stop after N frames")
-    p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
-                   help="engines for the end-to-end runs, besides the run without engine (default: auto)")
-    p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
-    p.add_argument("--accuracy", metavar="FERPLUS_DIR",
-                   help="also measure each precision copy's FERPlus test accuracy (ONNX Runtime CPU); "
-                        "the folder holding FER2013Test/ (extracted ferplus.tar.gz)")
-    p.add_argument("--out", default="results/bench", metavar="DIR",
-                   help="output folder (default results/bench in the current folder)")
-    p.set_defaults(func=cmd_bench)
-
     e = subparsers.add_parser("engines", help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
     esub = e.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
     b = esub.add_parser("build", help="make the fp16 / int8 ONNX copies and (with TensorRT) the plans")

@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -407,6 +408,49 @@ class LiveSource(VideoSource):
         return self._thread.is_alive()
 
 
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What a source string or number names: ``kind`` "camera" (target: the index), "stream"
+    (target: the URL) or "file" (target: the path)."""
+
+    kind: str
+    target: int | str | Path
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind != "file"
+
+
+def parse_source(source: int | str | os.PathLike) -> SourceSpec:
+    """The one place that decides whether a source is a camera, a stream or a file: ``0`` / ``"0"``
+    a camera index, ``scheme://...`` (but ``file://``) a stream URL, anything else a file path.
+    Raises SourceError for what is none of them; does not check that a file exists."""
+    if isinstance(source, bool):
+        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
+    if isinstance(source, int):
+        if source < 0:
+            raise SourceError(f"camera index {source} is negative; give 0, 1, ... or a video file")
+        return SourceSpec("camera", source)
+    if isinstance(source, os.PathLike):
+        return SourceSpec("file", Path(source))
+    if not isinstance(source, str):
+        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
+    text = source.strip()
+    if text.isdigit():
+        return SourceSpec("camera", int(text))
+    if text.lower().startswith("file://"):
+        return SourceSpec("file", Path(text[7:]))
+    if "://" in text:
+        return SourceSpec("stream", text)
+    return SourceSpec("file", Path(text))
+
+
+def source_arg(text: str) -> int | str:
+    """A command-line source: a camera index as an int, anything else as given."""
+    spec = parse_source(text)
+    return spec.target if spec.kind == "camera" else text
+
+
 def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
                 capture_factory: CaptureFactory | None = None) -> VideoSource:
     """Open a camera index (``0`` or ``"0"``), a file path or a stream URL (``rtsp://...``).
@@ -414,39 +458,27 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
     Raises SourceError with what was wrong, the value and what to do.
     """
     factory = capture_factory or _default_factory
-    if isinstance(source, bool):
-        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
-    if isinstance(source, int):
-        if source < 0:
-            raise SourceError(f"camera index {source} is negative; give 0, 1, ... or a video file")
-        return LiveSource(source, f"camera {source}", cfg, factory)
-    if isinstance(source, str):
-        text = source.strip()
-        if text.isdigit():
-            return LiveSource(int(text), f"camera {int(text)}", cfg, factory)
-        if "://" in text and not text.lower().startswith("file://"):
-            stream_factory = capture_factory or _stream_factory(cfg.read_timeout_s)
-            if text.lower().startswith(("http://", "https://", "ftp://")):
-                # a web server may serve a recorded file: it announces its frames and it ends; it
-                # is replayed like a file, never reopened from the start as if a camera dropped
-                try:
-                    cap = stream_factory(text)
-                except Exception:  # noqa: BLE001 - a backend that throws on open = not opened
-                    cap = None
-                if cap is not None and cap.isOpened():
-                    count = cap.get(_PROP_FRAME_COUNT)
-                    if count is not None and math.isfinite(count) and count > 0:
-                        return FileSource(text, cfg, cap=cap)
-                if cap is not None:
-                    cap.release()
-            return LiveSource(text, f"stream {text}", cfg, stream_factory)
-        if text.lower().startswith("file://"):
-            text = text[7:]
-        path = Path(text)
-    elif isinstance(source, os.PathLike):
-        path = Path(source)
-    else:
-        raise SourceError(f"source {source!r} is not a camera index, file or URL; give e.g. 0 or drive.mp4")
+    spec = parse_source(source)
+    if spec.kind == "camera":
+        return LiveSource(spec.target, f"camera {spec.target}", cfg, factory)
+    if spec.kind == "stream":
+        text = str(spec.target)
+        stream_factory = capture_factory or _stream_factory(cfg.read_timeout_s)
+        if text.lower().startswith(("http://", "https://", "ftp://")):
+            # a web server may serve a recorded file: it announces its frames and it ends; it is
+            # replayed like a file, never reopened from the start as if a camera dropped
+            try:
+                cap = stream_factory(text)
+            except Exception:  # noqa: BLE001 - a backend that throws on open = not opened
+                cap = None
+            if cap is not None and cap.isOpened():
+                count = cap.get(_PROP_FRAME_COUNT)
+                if count is not None and math.isfinite(count) and count > 0:
+                    return FileSource(text, cfg, cap=cap)
+            if cap is not None:
+                cap.release()
+        return LiveSource(text, f"stream {text}", cfg, stream_factory)
+    path = Path(spec.target)
     if not path.exists():
         raise SourceError(f"file {str(path)!r} does not exist; check the path, or give a camera index "
                           f"(0, 1, ...) or a stream URL")

@@ -34,7 +34,9 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
 
 def _source_arg(text: str):
     """'0' -> camera 0; anything else is a path or URL."""
-    return int(text) if text.isdigit() else text
+    from .capture import source_arg
+
+    return source_arg(text)
 
 
 def _out_dir(text: str) -> str:

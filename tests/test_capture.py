@@ -358,3 +358,26 @@ def test_file_frame_rate_is_checked_and_can_be_set(tmp_path: Path, container_fps
         if warned:
             assert "--fps" in src.warning and "drive.mp4" in src.warning
         assert [f.time_s for f in src] == pytest.approx([0.0, 1 / fps, 2 / fps])
+
+
+@pytest.mark.parametrize("source, kind, target", [
+    (0, "camera", 0), ("2", "camera", 2), (" 1 ", "camera", 1),
+    ("rtsp://cam/live", "stream", "rtsp://cam/live"), ("http://host/drive.mp4", "stream", "http://host/drive.mp4"),
+    ("drive.mp4", "file", Path("drive.mp4")), ("file:///data/d.mp4", "file", Path("/data/d.mp4")),
+    (Path("x/y.avi"), "file", Path("x/y.avi")),
+])
+def test_parse_source_is_the_one_place_that_tells_kinds_apart(source, kind, target) -> None:
+    from driver_monitor.capture import parse_source, source_arg
+
+    spec = parse_source(source)
+    assert (spec.kind, spec.target, spec.is_live) == (kind, target, kind != "file")
+    if isinstance(source, str):
+        assert source_arg(source) == (target if kind == "camera" else source)
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5])
+def test_parse_source_refuses_what_is_no_source(bad) -> None:
+    from driver_monitor.capture import parse_source
+
+    with pytest.raises(SourceError):
+        parse_source(bad)

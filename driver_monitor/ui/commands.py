@@ -5,13 +5,14 @@ import argparse
 
 from pathlib import Path
 
+from ..capture import parse_source, source_arg
 from ..config import Config
 from ..errors import DriverMonitorError, SourceError
 
 
 def _source(text: str):
     """'0' -> camera 0; anything else is a path or URL."""
-    return int(text) if text.strip().isdigit() else text
+    return source_arg(text)
 
 
 _QT_LIBS_HINT = ("install the system libraries the dashboard needs, e.g. on Debian / Ubuntu: sudo apt-get install "
@@ -61,8 +62,8 @@ def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
             f"Qt system libraries (e.g. apt-get install libegl1 libxkbcommon-x11-0 libxcb-cursor0), "
             f"or use `driver-monitor analyze FILE --out DIR` headless") from None
     source = cfg.capture.source if args.source is None else args.source
-    if isinstance(source, str) and not source.strip().isdigit() and "://" not in source \
-            and not Path(source).expanduser().is_file():
+    spec = parse_source(source)
+    if spec.kind == "file" and not Path(spec.target).expanduser().is_file():
         # a missing file fails here, on one line, before a window opens; a camera that cannot be
         # opened is handled in the window, which offers to open a file instead
         raise SourceError(f"file {source!r} does not exist; give a video file (--source DRIVE.mp4), "

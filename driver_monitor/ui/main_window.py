@@ -21,7 +21,9 @@ from PyQt6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, 
                              QMessageBox, QPushButton, QSlider, QSplitter, QStyle, QStyleOptionSlider,
                              QTabWidget, QVBoxLayout, QWidget)
 
+from ..capture import parse_source, source_arg
 from ..config import Config
+from ..errors import DriverMonitorError
 from ..types import NUM_LANDMARKS, Event, Face, Frame, FrameResult, Level
 from .alerts_ui import AlertBanner, AlertSound, EventList, banner_for, event_key, level_colour
 from .panels import AUPanel, DriverStatePanel, EmotionPanel
@@ -380,8 +382,10 @@ class MainWindow(QMainWindow):
         if not self._current():
             return
         self.errors.append(err)
-        live_spec = isinstance(self.source_spec, int) or (isinstance(self.source_spec, str) and (
-            self.source_spec.strip().isdigit() or "://" in self.source_spec))
+        try:
+            live_spec = parse_source(self.source_spec).is_live
+        except DriverMonitorError:
+            live_spec = False
         if err.stage == "open" and err.is_source_error and live_spec:
             box = QMessageBox(QMessageBox.Icon.Warning, "Camera not available",
                               f"{err.message}\n\nOpen a recorded video file instead?",
@@ -544,7 +548,7 @@ class MainWindow(QMainWindow):
                                         text=str(self.cfg.capture.source))
         if ok and text.strip():
             t = text.strip()
-            self.start_session(int(t) if t.isdigit() else t)
+            self.start_session(source_arg(t))
 
     def toggle_recording_dialog(self) -> None:
         if self.worker is None:

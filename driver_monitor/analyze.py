@@ -17,7 +17,8 @@ from . import __version__
 from .config import PROJECT_ROOT, Config
 from .engine.select import open_engine_or_none
 from .errors import OutputError, Terminated
-from .recording import ResultWriter, existing_results
+from .recording import existing_results
+from .session import Recorder, end_reason, run_frames, source_stats
 
 
 def machine_description() -> dict[str, Any]:
@@ -60,44 +61,20 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     if src.warning:
         log(f"warning: {src.warning}")
     pipeline = None
-    writer = None
+    recorder = None
     started = time.time()
-    t_proc = 0.0
     reason = None
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
-        pipeline = Pipeline(cfg, engine, detector=detector, selection=selection)
-        writer = ResultWriter(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names)
-        if progress is None:
-            progress = sys.stderr.isatty()
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=src.frame_count if not src.is_live else None, unit="frame",
-                       desc=Path(str(source)).name if not src.is_live else src.description,
-                       dynamic_ncols=True, file=sys.stderr)
-        n = 0
-        while max_frames is None or n < max_frames:
-            t0 = time.perf_counter()
-            frame = src.read()
-            decode_ms = (time.perf_counter() - t0) * 1e3
-            if frame is None:
-                if src.is_live and src.lost and not src.ended:
-                    result = pipeline.process(None)
-                    writer.write(result)
-                    continue
-                break
-            result = pipeline.process(frame, decode_ms=decode_ms)
-            t_proc += (time.perf_counter() - t0)
-            writer.write(result)
-            n += 1
-            if bar is not None:
+        pipeline = Pipeline(cfg, engine, detector=detector)
+        recorder = Recorder(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names)
+        bar = _progress_bar(src, source, progress)
+        for result in run_frames(src, pipeline, max_frames=max_frames):
+            recorder.write(result)
+            if bar is not None and result.camera_ok:
                 bar.update(1)
-        if src.error:
-            reason = src.error
-        elif src.is_live and src.ended:
-            reason = "the live source was lost and did not come back"
+        reason = end_reason(src)
     except KeyboardInterrupt as exc:
         interrupted = exc
         reason = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
@@ -109,14 +86,9 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
             bar.close()
         summary: dict[str, Any] = {}
         try:
-            if writer is not None and pipeline is not None:
-                writer.write_events(pipeline.finish())
-                frames = writer.frames_written
-                summary = writer.close({
-                    "source": src.description,
-                    "source_fps": src.fps,
-                    "fps_source": src.fps_source,
-                    "processing_fps": round(frames / t_proc, 2) if t_proc > 0 else None,
+            if recorder is not None and pipeline is not None:
+                summary = recorder.close({
+                    **source_stats(src),
                     "wall_time_s": round(time.time() - started, 3),
                     "complete": reason is None,
                     **({"reason": reason} if reason else {}),
@@ -124,7 +96,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
                     "backend": pipeline.backend_description,
                     "machine": machine_description(),
                     "config": cfg.to_dict(),
-                })
+                }, events=pipeline.finish())
         finally:  # the source and the engine are released whatever the writing did
             src.close()
             if pipeline is not None:
@@ -132,3 +104,16 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     if interrupted:
         raise interrupted
     return summary
+
+
+def _progress_bar(src: Any, source: Any, progress: bool | None) -> Any:
+    """A tqdm bar on stderr (default: when stderr is a terminal), or None."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=src.frame_count if not src.is_live else None, unit="frame",
+                desc=Path(str(source)).name if not src.is_live else src.description,
+                dynamic_ncols=True, file=sys.stderr)

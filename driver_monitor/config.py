@@ -174,7 +174,6 @@ class EngineConfig:
     model: str = _f("engines/emotion_au.onnx", "path")
     precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)
-    analyze_passengers: bool = _f(False)
     cache_dir: str = _f("engines", "path")
 
 
@@ -206,11 +205,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    def resolve_path(self, value: str | Path) -> Path:
-        """A path from the config: absolute as given, relative to the project root otherwise."""
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else PROJECT_ROOT / p
 
 
 # --------------------------------------------------------------------------- validation

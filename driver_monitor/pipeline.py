@@ -8,7 +8,7 @@ measured instead of timing it from outside.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .face.visibility import eye_visibility
 from .monitor.filters import ProbSmoother, SignalSmoother
 from .monitor.monitor import DriverMonitor
 from .preprocess import DEFAULT_INPUT
-from .types import AlignedFace, Event, Face, Frame, FrameResult
+from .types import AlignedFace, Event, Face, Frame, FrameResult, Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine.base import Engine
@@ -42,10 +42,9 @@ class Pipeline:
     """
 
     def __init__(self, cfg: Config, engine: "Engine | None" = None, *,
-                 detector: FaceDetector | None = None, selection: Any = None) -> None:
+                 detector: FaceDetector | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
-        self.selection = selection
         if detector is None:
             from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge
 
@@ -98,36 +97,12 @@ class Pipeline:
 
         driver_idx = pick_driver(faces, frame.image.shape[:2], self.cfg.face) if faces else None
         face = faces[driver_idx] if driver_idx is not None else None
-
-        aligned: AlignedFace | None = None
-        signals = None
-        emotion_probs = aus = None
+        signals = aligned = emotion_probs = aus = None
         if face is not None:
-            t0 = time.perf_counter()
-            vis = eye_visibility(frame.image, face)
-            signals = measure(face, frame.image.shape[:2], self.cfg.face, eye_visibility=vis)
-            aligned = align_face(frame.image, face, self.spec.size, self.cfg.face.align_margin)
-            others: list[AlignedFace] = []
-            if self.engine is not None and self.cfg.engine.analyze_passengers:
-                others = [align_face(frame.image, f, self.spec.size, self.cfg.face.align_margin)
-                          for i, f in enumerate(faces) if i != driver_idx]
-            timings["align"] = (time.perf_counter() - t0) * 1e3
-            if self.engine is not None:
-                t0 = time.perf_counter()
-                emotion_probs, aus = self._run_engine(aligned, others, frame.time_s)
-                timings["engine"] = (time.perf_counter() - t0) * 1e3
+            signals, aligned, emotion_probs, aus = self._read_face(frame, face, timings)
 
         t0 = time.perf_counter()
-        if signals is not None:
-            if not self._had_face:
-                self.smoother.reset()
-            smoothed = self.smoother.update(signals, frame.time_s)
-        else:
-            smoothed = None
-        if face is None and self._had_face:
-            self.prob_smoother.reset()
-            self.au_smoother.reset()
-        self._had_face = face is not None
+        smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
                                             aus=aus)
         timings["state"] = (time.perf_counter() - t0) * 1e3
@@ -142,9 +117,35 @@ class Pipeline:
             emotion_probs=emotion_probs, aus=aus, events=tuple(events), timings_ms=timings,
         )
 
-    def _run_engine(self, aligned: AlignedFace, others: Sequence[AlignedFace], t_s: float):
-        crops = np.stack([aligned.image] + [a.image for a in others])
-        out = self.engine.infer(crops)  # type: ignore[union-attr]
+    def _read_face(self, frame: Frame, face: Face, timings: dict[str, float]):
+        """Geometry, the aligned crop and (with an engine) emotions / AUs of the driver's face."""
+        t0 = time.perf_counter()
+        vis = eye_visibility(frame.image, face)
+        signals = measure(face, self.cfg.face, eye_visibility=vis)
+        aligned = align_face(frame.image, face, self.spec.size, self.cfg.face.align_margin)
+        timings["align"] = (time.perf_counter() - t0) * 1e3
+        emotion_probs = aus = None
+        if self.engine is not None:
+            t0 = time.perf_counter()
+            emotion_probs, aus = self._run_engine(aligned, frame.time_s)
+            timings["engine"] = (time.perf_counter() - t0) * 1e3
+        return signals, aligned, emotion_probs, aus
+
+    def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
+        """Smoothed signals; the filters restart when the face comes back after a gap."""
+        smoothed = None
+        if signals is not None:
+            if not self._had_face:
+                self.smoother.reset()
+            smoothed = self.smoother.update(signals, t_s)
+        if not has_face and self._had_face:
+            self.prob_smoother.reset()
+            self.au_smoother.reset()
+        self._had_face = has_face
+        return smoothed
+
+    def _run_engine(self, aligned: AlignedFace, t_s: float):
+        out = self.engine.infer(aligned.image[None])  # type: ignore[union-attr]
         probs = self.prob_smoother.update(out.emotion_probs[0], t_s)
         aus = self.au_smoother.update(out.aus[0], t_s)
         total = float(probs.sum())

@@ -86,7 +86,6 @@ def make_face(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, *, eye_h:
 
 
 CFG = FaceConfig()
-SHAPE = (400, 640)
 
 
 # --------------------------------------------------------------------------- the factory itself
@@ -107,7 +106,7 @@ def test_factory_follows_documented_signs(kw, check) -> None:
 
 @pytest.mark.parametrize("eye_h, want", [(9.0, 0.30), (6.0, 0.20), (1.5, 0.05), (0.0, 0.0)])
 def test_ear_is_lid_gap_over_eye_width(eye_h: float, want: float) -> None:
-    s = geo.measure(make_face(eye_h=eye_h), SHAPE, CFG)
+    s = geo.measure(make_face(eye_h=eye_h), CFG)
     assert s.ear_left == pytest.approx(want, abs=1e-4)
     assert s.ear_right == pytest.approx(want, abs=1e-4)
     assert s.ear == pytest.approx(want, abs=1e-4)
@@ -116,19 +115,19 @@ def test_ear_is_lid_gap_over_eye_width(eye_h: float, want: float) -> None:
 @pytest.mark.parametrize("yaw, w_right", [(0.0, 0.5), (10.0, 0.75), (25.0, 1.0), (-25.0, 0.0), (-40.0, 0.0)])
 def test_ear_prefers_the_eye_facing_the_camera(yaw: float, w_right: float) -> None:
     # right eye open, left eye nearly closed; yaw > 0 shows the camera the right eye better
-    s = geo.measure(make_face(yaw=yaw, eye_h=9.0, eye_h_left=3.0), SHAPE, CFG)
+    s = geo.measure(make_face(yaw=yaw, eye_h=9.0, eye_h_left=3.0), CFG)
     assert s.ear_right > 2 * s.ear_left
     assert s.ear == pytest.approx(w_right * s.ear_right + (1 - w_right) * s.ear_left, abs=1e-6)
 
 
 @pytest.mark.parametrize("mouth_open, want", [(0.0, 0.0), (10.0, 0.2), (35.0, 0.7)])
 def test_mar_is_inner_lip_gap_over_mouth_width(mouth_open: float, want: float) -> None:
-    assert geo.measure(make_face(mouth_open=mouth_open), SHAPE, CFG).mar == pytest.approx(want, abs=1e-3)
+    assert geo.measure(make_face(mouth_open=mouth_open), CFG).mar == pytest.approx(want, abs=1e-3)
 
 
 @pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])
 def test_ratios_do_not_depend_on_face_size(scale: float) -> None:
-    s = geo.measure(make_face(scale=scale, mouth_open=20.0), SHAPE, CFG)
+    s = geo.measure(make_face(scale=scale, mouth_open=20.0), CFG)
     assert (s.ear, s.mar) == pytest.approx((0.3, 0.4), abs=1e-3)
 
 
@@ -141,7 +140,7 @@ def test_ratios_do_not_depend_on_face_size(scale: float) -> None:
     (0, 0, 15), (0, 0, -15), (20, 10, 5), (-25, -15, 10), (10, -20, -12),
 ])
 def test_head_pose_recovers_angles_with_documented_signs(yaw: float, pitch: float, roll: float) -> None:
-    s = geo.measure(make_face(yaw, pitch, roll), SHAPE, CFG)
+    s = geo.measure(make_face(yaw, pitch, roll), CFG)
     assert (s.yaw_deg, s.pitch_deg, s.roll_deg) == pytest.approx((yaw, pitch, roll), abs=1.5)
 
 
@@ -150,12 +149,12 @@ def test_head_pose_recovers_angles_with_documented_signs(yaw: float, pitch: floa
 
 @pytest.mark.parametrize("gaze", [(0.0, 0.0), (0.5, 0.0), (-0.5, 0.0), (0.0, 0.6), (0.0, -0.6), (0.4, -0.3)])
 def test_gaze_is_iris_offset_in_half_eye_sizes(gaze: tuple[float, float]) -> None:
-    s = geo.measure(make_face(gaze=gaze), SHAPE, CFG)
+    s = geo.measure(make_face(gaze=gaze), CFG)
     assert (s.gaze_x, s.gaze_y) == pytest.approx(gaze, abs=0.02)
 
 
 def test_gaze_stays_finite_with_closed_eyes() -> None:
-    s = geo.measure(make_face(eye_h=0.0, gaze=(0.0, 0.2)), SHAPE, CFG)
+    s = geo.measure(make_face(eye_h=0.0, gaze=(0.0, 0.2)), CFG)
     assert math.isfinite(s.gaze_x) and math.isfinite(s.gaze_y) and abs(s.gaze_y) <= 2.0
 
 
@@ -167,7 +166,7 @@ def test_gaze_stays_finite_with_closed_eyes() -> None:
     (0.0, 0.9, True), (0.0, 0.5, True), (0.0, 0.2, False), (45.0, 1.0, False),
 ])
 def test_eyes_visible(yaw: float, visibility: float | None, want: bool) -> None:
-    assert geo.measure(make_face(yaw=yaw), SHAPE, CFG, eye_visibility=visibility).eyes_visible is want
+    assert geo.measure(make_face(yaw=yaw), CFG, eye_visibility=visibility).eyes_visible is want
 
 
 # --------------------------------------------------------------------------- pick_driver

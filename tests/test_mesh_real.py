@@ -76,7 +76,7 @@ def run_clip(name: str) -> ClipRun:
             c1 = time.thread_time()
             v = eye_visibility(frame.image, face)
             c2 = time.thread_time()
-            s = measure(face, frame.image.shape[:2], CFG, eye_visibility=v)
+            s = measure(face, CFG, eye_visibility=v)
             c3 = time.thread_time()
             al = align_face(frame.image, face, CROP, CFG.align_margin)
             c4 = time.thread_time()
@@ -283,7 +283,7 @@ def hot_timings(name: str = "driver_eyes_closed_glasses.mp4", frame_index: int =
                 break
     face, img = faces[0], frame.image
     for label, fn in [("eye_visibility", lambda: eye_visibility(img, face)),
-                      ("measure", lambda: measure(face, img.shape[:2], CFG, eye_visibility=0.9)),
+                      ("measure", lambda: measure(face, CFG, eye_visibility=0.9)),
                       ("align_face", lambda: align_face(img, face, CROP, CFG.align_margin))]:
         t = min(timeit.repeat(fn, number=n, repeat=3, timer=time.thread_time)) / n * 1e3
         print(f"{label:15s} {t:.3f} ms")

@@ -65,11 +65,11 @@ def shrunk(face: Face, scale: float) -> Face:
     return Face(np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32), lm)
 
 
-@pytest.mark.parametrize(("passengers", "batch"), [(False, 1), (True, 2)])
-def test_driver_is_largest_and_passengers_share_one_call(real_face, passengers: bool, batch: int) -> None:
+def test_driver_is_the_largest_face_and_only_the_driver_is_read(real_face) -> None:
     img, face = real_face
     small = shrunk(face, 0.6)
-    cfg = load_config(None, [f"engine.analyze_passengers={str(passengers).lower()}"])
+    batch = 1
+    cfg = load_config(None)
     engine = FakeEngine()
     det = ScriptedDetector([[small, face]] * 3)
     with Pipeline(cfg, engine, detector=det) as pipe:

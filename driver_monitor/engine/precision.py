@@ -250,6 +250,3 @@ def build_copy(fp32_path: str | Path, precision: str, cache_dir: str | Path, *,
                            "aligned grey face crops, PNG/JPG)")
     return make_int8(fp32_path, out, calib_dir, limit=calib_limit, method=calib_method, log=log)
 
-
-def onnx_sha256(path: str | Path) -> str:
-    return file_sha256(path)

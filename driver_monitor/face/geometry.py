@@ -124,7 +124,7 @@ _USED = sorted({*RIGHT_EYE, *LEFT_EYE, *RIGHT_LIDS, *LEFT_LIDS, RIGHT_IRIS, LEFT
                 *(i for pair in INNER_LIP_PAIRS for i in pair)})
 
 
-def measure(face: Face, image_shape: tuple[int, ...], cfg: FaceConfig,
+def measure(face: Face, cfg: FaceConfig,
             eye_visibility: float | None = None) -> Signals:
     """Signals of one face. ``eye_visibility`` (0..1, from face.visibility) below
     ``cfg.min_eye_visibility`` marks the eyes not visible (sunglasses, occlusion)."""

@@ -70,7 +70,7 @@ class PipelineFactory:
         from ..pipeline import Pipeline
 
         detector = self._detector_factory() if self._detector_factory else None
-        return Pipeline(self.cfg, self.engine, detector=detector, selection=self.selection)
+        return Pipeline(self.cfg, self.engine, detector=detector)
 
     def create(self):
         if not self._made_engine:
@@ -346,7 +346,7 @@ class SessionWorker(QObject):
                             writer = ResultWriter(out_dir, self.cfg, emotion_names=pipeline.emotion_names,
                                                   au_names=pipeline.au_names)
                             if with_video:
-                                from .annotate import AnnotatedVideoWriter
+                                from ..annotate import AnnotatedVideoWriter
 
                                 video_writer = AnnotatedVideoWriter(writer.out_dir / "annotated.mp4", source.fps)
                         except BaseException as exc:  # noqa: BLE001

@@ -1,6 +1,6 @@
-"""Annotated video for live recordings: the frame with the face box, levels and eye state burnt in.
+"""Annotated video of a drive: the frame with the face box, levels and eye state burnt in.
 
-No Qt: OpenCV drawing on a copy of the frame, run on the worker thread beside ResultWriter.
+OpenCV drawing on a copy of the frame (no Qt); the session recorder writes it beside the results.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DriverMonitorError
-from ..types import FrameResult, Level
+from .errors import DriverMonitorError
+from .types import FrameResult, Level
 
 _LEVEL_BGR = {Level.NONE: (58, 220, 61), Level.WARNING: (7, 193, 255), Level.CRITICAL: (48, 59, 255)}
 

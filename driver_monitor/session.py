@@ -1,0 +1,127 @@
+"""The one frame loop, and the recorder of one drive's results.
+
+Every consumer of a drive runs the same loop: read the next frame from a
+:class:`~driver_monitor.capture.VideoSource` (timing the decode), analyse it with a
+:class:`~driver_monitor.pipeline.Pipeline`, and, for a live source that delivered nothing this
+tick, analyse the lost tick (camera lost, never a black frame). ``analyze`` writes what the loop
+yields, ``bench`` times it, the dashboard's worker drives it one step at a time with its playback
+controls, and a fleet worker runs it per drive.
+
+:class:`Recorder` owns what one drive writes: ``frames.csv`` / ``events.jsonl`` / ``summary.json``
+(:class:`~driver_monitor.recording.ResultWriter`) and, optionally, ``annotated.mp4``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from .config import Config
+from .recording import ResultWriter
+from .types import FrameResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .capture import VideoSource
+    from .pipeline import Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One turn of the loop: ``result`` (None when the source has ended), and ``read_at``, the
+    perf_counter() when its frame was asked for (the dashboard's latency)."""
+
+    result: FrameResult | None
+    read_at: float
+
+
+def step(src: "VideoSource", pipeline: "Pipeline", *, report_lost: bool = True) -> Step:
+    """Read and analyse one frame. A live source that gave nothing (its read waited
+    ``capture.read_timeout_s``) is a camera-lost tick when ``report_lost`` (else the result is None
+    and ``src.ended`` tells whether more may come); a source that has ended gives None."""
+    read_at = time.perf_counter()
+    frame = src.read()
+    decode_ms = (time.perf_counter() - read_at) * 1e3
+    if frame is None:
+        if src.is_live and not src.ended and report_lost:
+            return Step(pipeline.process(None), read_at)
+        return Step(None, read_at)
+    return Step(pipeline.process(frame, decode_ms=decode_ms), read_at)
+
+
+def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | None = None,
+               should_stop: Callable[[], bool] = lambda: False) -> Iterator[FrameResult]:
+    """Every result of a drive, in order: all frames of a file, the newest frames of a live source
+    (with camera-lost ticks while it delivers nothing), until the source ends, ``max_frames``
+    frames were analysed or ``should_stop()``. The caller finishes the pipeline (closing the open
+    events) and closes the source."""
+    n = 0
+    while (max_frames is None or n < max_frames) and not should_stop():
+        s = step(src, pipeline)
+        if s.result is None:
+            return
+        yield s.result
+        if s.result.camera_ok:
+            n += 1
+
+
+def end_reason(src: "VideoSource") -> str | None:
+    """Why the source ended before its end, or None when it ran to its end (a file) or was stopped."""
+    if src.error:
+        return src.error
+    if src.is_live and src.ended:
+        return "the live source was lost and did not come back"
+    return None
+
+
+def source_stats(src: "VideoSource") -> dict[str, Any]:
+    """What a source counted that a reader of the results should see (live: frames dropped for a
+    newer one, reconnects)."""
+    out: dict[str, Any] = {"source": src.description, "source_fps": src.fps, "fps_source": src.fps_source}
+    for name in ("dropped", "reconnects"):
+        if hasattr(src, name):
+            out[f"source_{name}"] = int(getattr(src, name))
+    return out
+
+
+class Recorder:
+    """What one drive writes: results (always) and an annotated video (``video_fps`` given).
+
+    ``write(result)`` streams a result; ``close(summary, events)`` writes the events the pipeline
+    closed at the end and summary.json, and returns the summary. Errors writing are one line
+    (:class:`~driver_monitor.errors.OutputError`); what was written stays.
+    """
+
+    def __init__(self, out_dir: str | Path, cfg: Config, *, emotion_names: tuple[str, ...] = (),
+                 au_names: tuple[str, ...] = (), video_fps: float | None = None) -> None:
+        self.results = ResultWriter(out_dir, cfg, emotion_names=emotion_names, au_names=au_names)
+        self.out_dir = self.results.out_dir
+        self.video = None
+        if video_fps is not None:
+            from .annotate import AnnotatedVideoWriter
+
+            self.video = AnnotatedVideoWriter(self.out_dir / "annotated.mp4", video_fps)
+        self.processing_s = 0.0  # time spent decoding and analysing frames (not waiting)
+
+    @property
+    def frames_written(self) -> int:
+        return self.results.frames_written
+
+    def write(self, result: FrameResult) -> None:
+        if result.camera_ok:
+            self.processing_s += float(result.timings_ms.get("total", 0.0)) / 1e3
+        self.results.write(result)
+        if self.video is not None:
+            self.video.write(result)
+
+    def close(self, summary: Mapping[str, Any] | None = None, events: Any = ()) -> dict[str, Any]:
+        try:
+            self.results.write_events(events)
+            frames = self.results.frames_written
+            extra = {"processing_fps": round(frames / self.processing_s, 2) if self.processing_s > 0 else None}
+            if self.video is not None:
+                extra["annotated_video"] = self.video.path.name
+            return self.results.close({**extra, **(summary or {})})
+        finally:
+            if self.video is not None:
+                self.video.close()

@@ -87,16 +87,8 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         summary: dict[str, Any] = {}
         try:
             if recorder is not None and pipeline is not None:
-                summary = recorder.close({
-                    **source_stats(src),
-                    "wall_time_s": round(time.time() - started, 3),
-                    "complete": reason is None,
-                    **({"reason": reason} if reason else {}),
-                    "engine": selection or {"backend": "none"},
-                    "backend": pipeline.backend_description,
-                    "machine": machine_description(),
-                    "config": cfg.to_dict(),
-                }, events=pipeline.finish())
+                summary = recorder.close(_summary(src, pipeline, cfg, selection, started, reason),
+                                         events=pipeline.finish())
         finally:  # the source and the engine are released whatever the writing did
             src.close()
             if pipeline is not None:
@@ -104,6 +96,21 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     if interrupted:
         raise interrupted
     return summary
+
+
+def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, started: float,
+             reason: str | None) -> dict[str, Any]:
+    """What summary.json says besides the counts the recorder keeps."""
+    return {
+        **source_stats(src),
+        "wall_time_s": round(time.time() - started, 3),
+        "complete": reason is None,
+        **({"reason": reason} if reason else {}),
+        "engine": selection or {"backend": "none"},
+        "backend": pipeline.backend_description,
+        "machine": machine_description(),
+        "config": cfg.to_dict(),
+    }
 
 
 def _progress_bar(src: Any, source: Any, progress: bool | None) -> Any:

@@ -196,3 +196,100 @@ def test_closure_during_a_yawn_is_marked_not_excused(mar_during: float, marked: 
     assert {e.type for e in ended} == {"eyes_closed", "microsleep"}
     assert all(e.level.name == "CRITICAL" for e in ended)
     assert all(bool(e.details.get("during_yawn")) is marked for e in ended)
+
+
+# ---------------------------------------------------------------------- the small parts
+
+
+def test_time_window_counts_sums_and_drains_at_the_boundary():
+    from driver_monitor.monitor.window import TimeWindow
+
+    w = TimeWindow(10.0, sums=2)
+    for t in (0.0, 1.0, 2.0):
+        w.add(t, 0.5, 0.25 if t == 1.0 else 0.0)
+    w.drain(10.0)  # the entry stamped exactly window_s ago has left
+    assert len(w) == 2 and w.totals == [1.0, 0.25] and w.total == 1.0
+    w.drain(11.5)
+    assert len(w) == 1 and w.totals == [0.5, 0.0]
+    w.clear()
+    assert len(w) == 0 and w.totals == [0.0, 0.0]
+    with pytest.raises(ValueError):
+        w.add(12.0, 1.0)
+
+
+def test_time_window_counting_only_and_floored_at_zero():
+    from driver_monitor.monitor.window import TimeWindow
+
+    stamps = TimeWindow(5.0)
+    for t in (1.0, 2.0, 3.0):
+        stamps.add(t)
+    stamps.drain(6.5)
+    assert len(stamps) == 2 and stamps.totals == []
+    account = TimeWindow(5.0, sums=1, nonnegative=True)
+    account.add(0.0, 1.0)
+    account.add(1.0, -1.5)  # a correction larger than what was booked
+    account.drain(1.0)
+    assert account.total == 0.0
+
+
+def test_closure_tracker_blink_noise_and_unread_lids():
+    from driver_monitor.monitor.alerts import EventTracker
+    from driver_monitor.monitor.drowsiness import ClosureTracker
+
+    ct = ClosureTracker(DrowsinessConfig(), EventTracker())
+    frames = [False] * 3 + [True] * 5 + [False] * 6  # 30 fps: a 5-frame blink
+    out = []
+    for i, closed in enumerate(frames):
+        level, ev = ct.update(i / FPS, closed, i)
+        out += ev
+        assert level == N
+        if i == 8:  # the first open frame: the reopening is not confirmed yet
+            assert ct.closure_s(i / FPS) is None and ct.held_s(i / FPS) == pytest.approx(5 / FPS)
+    assert [(e.type, e.start_frame, e.end_frame) for e in out] == [("blink", 3, 8)]
+    # a long closure whose lids stop being read: dropped, its events ended with the reason
+    ct.update(1.0, False, 30)
+    out = []
+    for i in range(31, 31 + 40):
+        out += ct.update(i / FPS, True, i)[1]
+    assert ct.closure_s(70 / FPS) == pytest.approx(39 / FPS)
+    out += ct.update(71 / FPS, None, 71, unread="head_pose")[1]
+    ended = [e for e in out if e.end_s is not None]
+    assert {e.type for e in ended} == {"eyes_closed", "microsleep"}
+    assert all(e.details == {"ended_by": "head_pose"} for e in ended)
+    assert ct.held_s(72 / FPS) == 0.0 and ct.finish() == []
+
+
+def test_perclos_tracker_counts_read_time_only():
+    from driver_monitor.monitor.drowsiness import PerclosTracker
+
+    pt = PerclosTracker(DrowsinessConfig(perclos_window_s=10.0, perclos_min_coverage=0.5))
+    for i in range(int(4 * FPS)):  # 4 s read, then 4 s unread: 40 % < 50 % coverage
+        perclos, rate, level = pt.update(i / FPS, i % 2 == 0)
+    for i in range(int(4 * FPS), int(8 * FPS)):
+        perclos, rate, level = pt.update(i / FPS, None)
+    assert math.isnan(perclos) and math.isnan(rate) and level == N
+    pt.add_blink(8.0)
+    for i in range(int(8 * FPS), int(10 * FPS)):  # 2 s more, closed half the frames
+        perclos, rate, level = pt.update(i / FPS, i % 2 == 0)
+    assert perclos == pytest.approx(0.5, abs=0.02) and level == C
+    assert rate == pytest.approx(60.0 / 6.0, rel=0.05)  # one blink in 6 s of read time
+
+
+def test_yawn_tracker_counts_and_warns_within_the_window():
+    from driver_monitor.monitor.alerts import EventTracker
+    from driver_monitor.monitor.drowsiness import YawnTracker, mouth_wide
+
+    cfg = DrowsinessConfig(yawns_warning=2, yawn_window_s=20.0)
+    yt = YawnTracker(cfg, EventTracker())
+    levels, events = {}, []
+    for i in range(int(40 * FPS)):
+        t = i / FPS
+        wide = any(s <= t < s + 1.0 for s in (2.0, 10.0))
+        level, ev = yt.update(t, wide, i)
+        levels[round(t, 3)] = level
+        events += [(e.type, round(e.start_s, 3), e.end_s is not None) for e in ev]
+    assert events == [("yawn", 2.0, False), ("yawn", 2.0, True), ("yawn", 10.0, False), ("yawn", 10.0, True)]
+    assert yt.count == 2 and not yt.yawning
+    assert levels[10.0] == N and levels[10.8] == W and levels[21.967] == W and levels[22.0] == N
+    assert mouth_wide(cfg, 0.7, None) and not mouth_wide(cfg, 0.5, None) and mouth_wide(cfg, 0.5, 0.2)
+    assert not mouth_wide(cfg, None, 0.5) and not mouth_wide(cfg, math.nan, None)

@@ -241,8 +241,8 @@ def speedups(rows: Sequence[dict[str, Any]], batch: int = 1) -> dict[str, float]
 # --------------------------------------------------------------------------- end to end
 
 
-def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, selection: Any = None,
-                   max_frames: int | None = None, label: str | None = None, log: Log = print) -> dict[str, Any]:
+def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, max_frames: int | None = None,
+                   label: str | None = None, log: Log = print) -> dict[str, Any]:
     """Run the real pipeline on ``video``; FPS and per-stage ms from ``FrameResult.timings_ms``.
 
     The engine (if any) is closed with the pipeline.
@@ -255,7 +255,7 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, select
     frames = faces = 0
     size: tuple[int, int] | None = None
     try:
-        with Pipeline(cfg, engine, selection=selection) as pipeline:
+        with Pipeline(cfg, engine) as pipeline:
             backend = pipeline.backend_description
             t_start = time.perf_counter()
             while max_frames is None or frames < max_frames:
@@ -311,72 +311,8 @@ def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], 
             runs.append({"label": f"{b}", "status": "skipped", "reason": str(exc)})
             log(f"bench: pipeline with {b}: skipped ({str(exc)[:160]})")
             continue
-        runs.append(bench_pipeline(cfg, video, engine=engine, selection=sel, max_frames=max_frames,
-                                   label=sel.describe(), log=log))
+        runs.append(bench_pipeline(cfg, video, engine=engine, max_frames=max_frames, label=sel.describe(), log=log))
     return runs
-
-
-# --------------------------------------------------------------------------- precision vs accuracy
-
-
-def bench_precision_accuracy(cfg: Config, ferplus_root: str | Path, *, precisions: Sequence[str] = ("fp32", "fp16", "int8"),
-                             split: str = "test", batch: int = 64, project_root: Path = PROJECT_ROOT,
-                             log: Log = print) -> list[dict[str, Any]]:
-    """Top-1 accuracy of each precision's ONNX copy on FERPlus (majority labels, ONNX Runtime CPU),
-    its top-1 agreement with fp32 and its largest deviation from fp32 probabilities / AU intensities."""
-    from .training.datasets import load_ferplus
-    from .engine.select import create_engine
-    from .model.metrics import classification_report
-
-    ds = load_ferplus(ferplus_root, split)
-    log(f"bench: accuracy on {ds.name}: {len(ds)} faces")
-    rows: list[dict[str, Any]] = []
-    ref = None
-    for p in precisions:
-        ecfg = replace(cfg.engine, backend="onnxruntime", device="cpu", precision=p, max_batch=batch)
-        try:
-            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
-        except DriverMonitorError as exc:
-            rows.append({"precision": p, "status": "skipped", "reason": str(exc)})
-            continue
-        try:
-            if engine.spec.size != ds.images.shape[1]:
-                ds_imgs = load_ferplus(ferplus_root, split, size=engine.spec.size).images
-            else:
-                ds_imgs = ds.images
-            t0 = time.perf_counter()
-            out = engine.infer(ds_imgs)
-            wall = time.perf_counter() - t0
-            names = engine.emotion_names
-        finally:
-            engine.close()
-        # the project's metrics (as tools/evaluate.py): predictions mapped to the dataset's classes by name
-        index = {c: i for i, c in enumerate(ds.class_names)}
-        to_ds = np.array([index.get(n, -1) for n in names])
-        pred = to_ds[out.emotion_probs.argmax(1)]
-        rep = classification_report(ds.labels, np.where(pred < 0, 0, pred), ds.class_names)
-        rep_acc = float(np.mean(pred == ds.labels))  # a class the dataset lacks counts as wrong
-        row: dict[str, Any] = {
-            "precision": p, "status": "ok", "split": ds.name, "faces": len(ds),
-            "accuracy_pct": round(100.0 * rep_acc, 2),
-            "macro_f1": round(float(rep["macro_f1"]), 4),
-            "faces_per_s_batch64": round(len(ds) / wall, 1),
-        }
-        if ref is None and p == "fp32":
-            ref = out
-        if ref is not None and p != "fp32":
-            row["agreement_with_fp32_pct"] = round(100.0 * float(np.mean(
-                out.emotion_probs.argmax(1) == ref.emotion_probs.argmax(1))), 2)
-            row["max_abs_diff_probs"] = round(float(np.abs(out.emotion_probs - ref.emotion_probs).max()), 5)
-            row["max_abs_diff_aus"] = round(float(np.abs(out.aus - ref.aus).max()), 5)
-            row["mean_abs_diff_aus"] = round(float(np.abs(out.aus - ref.aus).mean()), 5)
-        rows.append(row)
-        log(f"bench: {p}: accuracy {row['accuracy_pct']}% on {len(ds)} faces")
-    base = next((r["accuracy_pct"] for r in rows if r["precision"] == "fp32" and r["status"] == "ok"), None)
-    for r in rows:
-        if base is not None and r["status"] == "ok":
-            r["delta_vs_fp32_points"] = round(r["accuracy_pct"] - base, 2)
-    return rows
 
 
 # --------------------------------------------------------------------------- report
@@ -419,19 +355,6 @@ def _md_pipelines(runs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _md_accuracy(rows: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| precision | FERPlus accuracy % | vs fp32 (points) | macro F1 | top-1 agreement with fp32 % | "
-             "max abs diff probs | max abs diff AUs | faces/s (batch 64) |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["status"] != "ok":
-            lines.append(f"| {r['precision']} | skipped: {r['reason'][:120].replace('|', '/')} |")
-            continue
-        lines.append(f"| {r['precision']} | {r['accuracy_pct']:.2f} | {r.get('delta_vs_fp32_points', 0):+.2f} | "
-                     f"{r.get('macro_f1', float('nan')):.3f} | {r.get('agreement_with_fp32_pct', 100.0):.2f} | {r.get('max_abs_diff_probs', 0):.4f} | "
-                     f"{r.get('max_abs_diff_aus', 0):.4f} | {r['faces_per_s_batch64']:.0f} |")
-    return lines
-
-
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in m.get("gpus", [])) or "none"
@@ -453,11 +376,6 @@ def to_markdown(report: dict[str, Any]) -> str:
         if sp:
             lines += ["", "Speed-up over torch CPU eager at batch 1 (p50, same run): "
                       + ", ".join(f"{k} {v}x" for k, v in sp.items())]
-        lines.append("")
-    if report.get("accuracy"):
-        split = next((r["split"] for r in report["accuracy"] if r["status"] == "ok"), "FERPlus")
-        lines += [f"Precision copies on {split} (ONNX Runtime CPU, majority labels):", ""]
-        lines += _md_accuracy(report["accuracy"])
         lines.append("")
     if report.get("pipeline"):
         lines += ["End to end (mean ms per frame per stage, from FrameResult.timings_ms):", ""]
@@ -530,7 +448,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
 def run_bench(cfg: Config, *, video: str | Path | None, backends: Sequence[str], precisions: Sequence[str],
               out_dir: str | Path, iters: int = 300, batches: Sequence[int] = (1, 8),
               max_frames: int | None = None, e2e_backends: Sequence[str] | None = None,
-              skip_engines: bool = False, accuracy_dir: str | Path | None = None, command: str = "",
+              skip_engines: bool = False, command: str = "",
               project_root: Path = PROJECT_ROOT, log: Log = print) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine_info(), "command": command, "batches": list(batches),
                               "load_average_start": _loadavg()}
@@ -538,9 +456,6 @@ def run_bench(cfg: Config, *, video: str | Path | None, backends: Sequence[str],
         report["engines"] = bench_engines(cfg, backends=backends, precisions=precisions, batches=batches,
                                           iters=iters, project_root=project_root, log=log)
         report["speedup_vs_torch_cpu_b1"] = speedups(report["engines"], 1)
-    if accuracy_dir is not None:
-        report["accuracy"] = bench_precision_accuracy(cfg, accuracy_dir, precisions=precisions,
-                                                      project_root=project_root, log=log)
     if video is not None:
         report["pipeline"] = bench_pipelines(cfg, video, backends=list(e2e_backends or ["auto"]),
                                              max_frames=max_frames, project_root=project_root, log=log)

@@ -40,9 +40,6 @@ def _check_out(out_arg: str) -> None:
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from .bench import run_bench
 
-    if args.accuracy is not None and not Path(args.accuracy).is_dir():
-        raise DriverMonitorError(f"bench --accuracy {args.accuracy!r} is not a folder; pass the extracted FERPlus "
-                                 f"folder that holds FER2013Test/")
     if args.video is not None and not Path(args.video).is_file():
         raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
                                  f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
@@ -51,14 +48,14 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
                        e2e_backends=args.e2e_backends, skip_engines=args.no_engines,
-                       accuracy_dir=args.accuracy, command=command,
+                       command=command,
                        project_root=PROJECT_ROOT, log=_err)
     for k, v in report["files"].items():
         print(f"{k}: {v}")
     sp = report.get("speedup_vs_torch_cpu_b1")
     if sp:
         print("speed-up over torch CPU at batch 1: " + ", ".join(f"{k} {v}x" for k, v in sp.items()))
-    measured = [r for part in ("engines", "pipeline", "accuracy") for r in report.get(part, [])
+    measured = [r for part in ("engines", "pipeline") for r in report.get(part, [])
                 if r.get("status") != "skipped"]
     if not measured:
         print(f"error: nothing could be measured here: every engine and run was skipped (the reasons are in "
@@ -80,7 +77,9 @@ def add_parsers(subparsers: Any) -> None:
         "bench", help="benchmark engines (latency p50/p95 at batch 1 and 8) and end-to-end FPS",
         description="For every backend / precision that can run here: engine latency p50 / p95 at each "
                     "batch size and throughput; with --video, end-to-end pipeline FPS and the per-stage "
-                    "breakdown. Writes bench.json, bench.md and bench.png to --out.")
+                    "breakdown. Writes bench.json, bench.md and bench.png to --out. (The FERPlus accuracy of "
+                    "the fp16 / int8 copies: python tools/evaluate.py --onnx MODEL --ferplus DIR "
+                    "--precision-copies fp16 int8.)")
     p.add_argument("--video", metavar="FILE", help="video for the end-to-end run (skipped without it)")
     p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="NAME",
                    help=f"engine backends to measure (default: all: {' '.join(BACKENDS)})")
@@ -92,9 +91,6 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
                    help="engines for the end-to-end runs, besides the run without engine (default: auto)")
     p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
-    p.add_argument("--accuracy", metavar="FERPLUS_DIR",
-                   help="also measure each precision copy's FERPlus test accuracy (ONNX Runtime CPU); "
-                        "the folder holding FER2013Test/ (extracted ferplus.tar.gz)")
     p.add_argument("--out", default="results/bench", metavar="DIR",
                    help="output folder (default results/bench in the current folder)")
     p.set_defaults(func=cmd_bench)

@@ -26,6 +26,16 @@ Protocols:
   of each predicted intensity against the FACS presence label, and F1 at intensity >= 0.5
   (threshold fixed in advance, not tuned on CK+); macro over the 12 DISFA AUs (AU45 has no CK+ label).
 * Latency: ONNX Runtime CPU, batch 1, median of ``--latency-runs`` after warm-up.
+* Precision copies (``--precision-copies fp16 int8``, with ``--onnx`` and ``--ferplus``): the fp16 / int8
+  ONNX copies of the model that ``driver-monitor engines build`` writes to ``engine.cache_dir``
+  (``--cache-dir``), run with ONNX Runtime on the CPU on FERPlus test under both protocols above:
+  accuracy, change against fp32 in points, macro F1, top-1 agreement with fp32 and the largest
+  difference of the probabilities / AU intensities. In ``metrics.json`` under ``precision_copies``
+  and in ``report.md``; ``summary`` (what export stores in the model) is unchanged. Speed is
+  ``driver-monitor bench``'s part.
+
+    python tools/evaluate.py --onnx engines/emotion_au.onnx --ferplus /work/cache/ferplus \
+        --precision-copies fp16 int8 --latency-runs 0 --out results/eval_precision
 """
 from __future__ import annotations
 
@@ -35,7 +45,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -44,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from driver_monitor.training.datasets import (  # noqa: E402
     FERPLUS_PROTOCOLS, FaceDataset, load_ckplus, load_fer2013, load_ferplus,
 )
-from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, ModelError, report  # noqa: E402
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input  # noqa: E402
 
@@ -174,6 +184,93 @@ def latency(path: Path, runs: int, threads: int) -> dict:
             "intra_op_threads": threads or "default", "includes": "to_input + session.run"}
 
 
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def default_cache_dir() -> Path:
+    """``engine.cache_dir`` of the project's config.yaml: where ``driver-monitor engines build`` writes."""
+    from driver_monitor.config import PROJECT_ROOT, load_config
+    from driver_monitor.engine.base import resolve_cache_dir
+
+    return resolve_cache_dir(load_config(None, []).engine, PROJECT_ROOT)
+
+
+def precision_models(onnx: Path, precisions: Sequence[str], cache_dir: Path) -> list[tuple[str, Path | None, str]]:
+    """(precision, ONNX file or None, why not) for fp32 (always first: the reference) and each copy asked for;
+    a missing or stale copy is kept with the reason and the command that makes it."""
+    from driver_monitor.engine.precision import model_for_precision
+
+    out: list[tuple[str, Path | None, str]] = []
+    for p in ["fp32", *(q for q in dict.fromkeys(precisions) if q != "fp32")]:
+        try:
+            out.append((p, model_for_precision(onnx, p, cache_dir).path, ""))
+        except ModelError as exc:
+            if p == "fp32":
+                raise
+            out.append((p, None, str(exc)))
+    return out
+
+
+def copy_row(precision: str, path: Path, probs: np.ndarray, aus: np.ndarray, ds: FaceDataset,
+             ref: tuple[np.ndarray, np.ndarray, float] | None) -> dict:
+    """One precision's scores on ``ds``; ``ref`` = fp32's (probs, AUs, accuracy %), None for fp32 itself."""
+    rep = classification_report(ds.labels, restricted_argmax(probs, ds.class_names), ds.class_names)
+    acc = round(100.0 * float(rep["accuracy"]), 2)
+    ref_probs, ref_aus, ref_acc = ref if ref is not None else (probs, aus, acc)
+    return {
+        "precision": precision, "status": "ok", "model": str(path), "faces": len(ds),
+        "accuracy_pct": acc, "delta_vs_fp32_points": round(acc - ref_acc, 2),
+        "macro_f1": round(float(rep["macro_f1"]), 4),
+        "agreement_with_fp32_pct": round(100.0 * float(np.mean(probs.argmax(1) == ref_probs.argmax(1))), 2),
+        "max_abs_diff_probs": round(float(np.abs(probs - ref_probs).max()), 5),
+        "max_abs_diff_aus": round(float(np.abs(aus - ref_aus).max()), 5),
+        "mean_abs_diff_aus": round(float(np.abs(aus - ref_aus).mean()), 5),
+    }
+
+
+def eval_precision_copies(onnx: Path, precisions: Sequence[str], cache_dir: Path, ferplus_root: str | Path,
+                          log: Callable[[str], None] = _log) -> dict:
+    """FERPlus test scores of the fp32 model and its fp16 / int8 copies (ONNX Runtime CPU), per protocol."""
+    models = precision_models(onnx, precisions, cache_dir)
+    predictors = {p: onnx_predictor(path) for p, path, _ in models if path is not None}
+    size = predictors["fp32"][1].size
+    res: dict = {}
+    for protocol, key, title in FERPLUS_TEST_PROTOCOLS:
+        ds = load_ferplus(ferplus_root, "test", size=size, protocol=protocol)
+        rows, ref = [], None
+        for p, path, reason in models:
+            if path is None:
+                rows.append({"precision": p, "status": "skipped", "reason": reason})
+                log(f"precision copies: {p}: skipped ({reason})")
+                continue
+            probs, aus = predict_all(predictors[p][0], ds.images)
+            rows.append(copy_row(p, path, probs, aus, ds, ref))
+            if ref is None:
+                ref = (probs, aus, rows[-1]["accuracy_pct"])
+            log(f"precision copies: {key}: {p}: accuracy {rows[-1]['accuracy_pct']}% on {len(ds)} faces")
+        res[key] = {"protocol": title, "protocol_id": protocol, "n": len(ds), "cache_dir": str(cache_dir),
+                    "rows": rows}
+    return res
+
+
+def markdown_precision_copies(copies: dict) -> list[str]:
+    lines = ["", "## Precision copies on FERPlus test (ONNX Runtime CPU)", "",
+             "fp32 is the evaluated model; fp16 / int8 are its copies made by `driver-monitor engines build`."]
+    for key, part in copies.items():
+        lines += ["", f"### {key}: {part['protocol']}", "",
+                  "| precision | accuracy % | vs fp32 (points) | macro F1 | top-1 agreement with fp32 % | "
+                  "max abs diff probs | max abs diff AUs |", "|---|---|---|---|---|---|---|"]
+        for r in part["rows"]:
+            if r["status"] != "ok":
+                lines.append(f"| {r['precision']} | skipped: {r['reason'][:160].replace('|', '/')} |")
+                continue
+            lines.append(f"| {r['precision']} | {r['accuracy_pct']:.2f} | {r['delta_vs_fp32_points']:+.2f} | "
+                         f"{r['macro_f1']:.3f} | {r['agreement_with_fp32_pct']:.2f} | "
+                         f"{r['max_abs_diff_probs']:.4f} | {r['max_abs_diff_aus']:.4f} |")
+    return lines
+
+
 def markdown(res: dict) -> str:
     lines = [f"# Evaluation of {res['model']}", "", f"Command: `{res['command']}`", "",
              f"Hardware: {res['hardware']}", "", "## Summary", "", "| metric | value |", "|---|---|"]
@@ -200,6 +297,8 @@ def markdown(res: dict) -> str:
                   "| AU | ROC AUC | F1 | positives |", "|---|---|---|---|"]
         for a, m in au["per_au"].items():
             lines.append(f"| {a} | {m['roc_auc']:.3f} | {m['f1']:.3f} | {m['positives']} |")
+    if res.get("precision_copies"):
+        lines += markdown_precision_copies(res["precision_copies"])
     if "latency" in res:
         lines += ["", "## Latency (ONNX Runtime CPU, batch 1)", ""]
         for k, v in res["latency"].items():
@@ -223,9 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip-tta", action="store_true",
                     help="torch checkpoints: average each crop with its mirror image, as an ONNX file "
                          "exported with tools/export_onnx.py --flip-tta does (ONNX files carry their own setting)")
+    ap.add_argument("--precision-copies", nargs="+", choices=("fp16", "int8"), metavar="P",
+                    help="also score these ONNX copies of --onnx (fp16, int8; made by `driver-monitor engines "
+                         "build`) against it on FERPlus test, both protocols (needs --ferplus)")
+    ap.add_argument("--cache-dir", metavar="DIR",
+                    help="folder holding the copies (default: engine.cache_dir of config.yaml)")
     ap.add_argument("--out", default="results/eval")
     args = ap.parse_args(argv)
     try:
+        if args.precision_copies and not (args.onnx and args.ferplus):
+            raise DriverMonitorError("--precision-copies scores the copies of an ONNX model on FERPlus test; "
+                                     "pass --onnx MODEL and --ferplus DIR with it")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         if args.onnx:
@@ -248,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
                 s[f"{key}_accuracy"] = rep["accuracy"]
                 s[f"{key}_macro_f1"] = rep["macro_f1"]
                 s[f"{key}_n"] = rep["n"]
+        if args.precision_copies:
+            cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+            res["precision_copies"] = eval_precision_copies(Path(args.onnx), args.precision_copies, cache,
+                                                            args.ferplus)
         if args.fer2013:
             ds = load_fer2013(args.fer2013, "test", size=spec.size)
             rep, _, _ = eval_emotions(predict, ds, "fer2013_test_8to7", out,

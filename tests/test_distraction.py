@@ -195,3 +195,65 @@ def test_gaze_ignored_when_disabled_or_eyes_hidden():
 def test_same_timing_at_10_and_30_fps(fps):
     readings, _ = run(glance(sig(yaw=40.0), 1.0, 8.0), 9.0, fps=fps)
     assert first_time(readings, lambda r: r.level == W) == pytest.approx(4.5, abs=1 / fps + 1e-6)
+
+
+# ---------------------------------------------------------------------- the small parts
+
+
+def test_glance_tracker_times_the_glance_from_raw_onset_to_raw_return():
+    from driver_monitor.monitor.alerts import EventTracker
+    from driver_monitor.monitor.distraction import GlanceTracker
+
+    gt = GlanceTracker(DistractionConfig(), EventTracker())
+    booked, events, levels = [], [], {}
+    for i in range(int(6 * FPS)):
+        t = i / FPS
+        reason = ("head" if t < 2.0 else "head+gaze") if 1.0 - 1e-9 <= t < 5.0 - 1e-9 else ""
+        b, ev = gt.update(t, 0.0 if i == 0 else 1 / FPS, reason, i)
+        events += ev
+        if b:
+            booked.append((t, b))
+        levels[round(t, 3)] = gt.long_glance(t)
+    start, end = events
+    assert (start.start_s, start.end_s, start.details) == (1.0, None, {"reason": "head"})
+    assert end.start_s == 1.0 and end.end_s == pytest.approx(5.0) and end.details == {"reason": "head+gaze"}
+    assert end.level == W  # the 4 s glance reached the 3.5 s warning
+    # booked when confirmed: its time before confirmation; when ended: minus the filter's tail
+    (t_on, before), (t_off, tail) = booked
+    assert t_on > 1.0 and before == pytest.approx(t_on - 1.0 - 1 / FPS)
+    assert t_off > 5.0 and tail == pytest.approx(-(t_off - 5.0))
+    assert levels[4.467] == (pytest.approx(3.467, abs=1e-3), N) and levels[4.5][1] == W
+    assert not gt.off and gt.long_glance(6.0) == (0.0, N)
+
+
+def test_glance_tracker_without_time_constant_follows_the_raw_flag():
+    from driver_monitor.monitor.alerts import EventTracker
+    from driver_monitor.monitor.distraction import GlanceTracker
+
+    gt = GlanceTracker(DistractionConfig(filter_time_constant_s=0.0), EventTracker())
+    assert gt.update(0.0, 0.0, "", 0) == (0.0, [])
+    _, ev = gt.update(0.1, 0.1, "head", 1)
+    assert gt.off and [e.start_s for e in ev] == [0.1]
+    _, ev = gt.update(0.2, 0.1, "", 2)
+    assert not gt.off and [e.end_s for e in ev] == [0.2]
+
+
+def test_time_sharing_account_books_holds_and_resets():
+    from driver_monitor.monitor.alerts import EventTracker
+    from driver_monitor.monitor.distraction import TimeSharingAccount
+
+    cfg = DistractionConfig(time_sharing_s=2.0, time_sharing_window_s=5.0, time_sharing_reset_s=1.0)
+    acc = TimeSharingAccount(cfg, EventTracker())
+    acc.book(0.0, 1.5)  # e.g. a glance's time before it was confirmed
+    level, ev = acc.update(0.0, 0.0, True)
+    assert level == N and acc.seconds == 1.5 and ev == []
+    level, ev = acc.update(0.5, 0.5, True)
+    assert level == W and acc.seconds == 2.0 and [e.type for e in ev] == ["time_sharing"]
+    level, _ = acc.update(1.0, 0.5, False)  # back on the road: the warning holds ...
+    assert level == W and acc.seconds == 2.0
+    level, ev = acc.update(2.0, 0.5, False)  # ... until the reset time, which empties the account
+    assert level == N and acc.seconds == 0.0 and [e.end_s for e in ev] == [2.0]
+    acc.book(3.0, 1.0)
+    acc.update(3.0, 0.5, True)
+    acc.update(8.5, 0.5, True)  # what was booked at 3.0 s has left the 5 s window
+    assert acc.seconds == 0.5

@@ -37,13 +37,13 @@ reason) and ``time_sharing`` (while the accumulated time is over the limit).
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 from ..config import CalibrationConfig, DistractionConfig
 from ..types import Event, Level, Signals
 from .alerts import EventTracker
 from .calibration import Calibration
+from .window import TimeWindow
 
 _EPS = 1e-9
 _MAX_SAMPLE_DT_S = 0.5
@@ -102,7 +102,137 @@ class DistractionReading:
     reasons: tuple[str, ...] = ()
 
 
+class GlanceTracker:
+    """Glances off the road, one at a time.
+
+    The raw off-road flag goes through a first-order filter with hysteresis (distracted above
+    ``distracted_above``, attentive below ``attentive_below``; with no time constant the raw flag
+    itself). A confirmed glance is timed from its first raw off-road frame to its first raw on-road
+    frame and gives one ``glance`` event in the shared ``events`` tracker; its long-distraction
+    level comes from :meth:`long_glance`."""
+
+    def __init__(self, cfg: DistractionConfig, events: EventTracker) -> None:
+        self.cfg = cfg
+        self.events = events
+        self.off = False                  # hysteresis state: in a glance
+        self.reason = ""                  # the current glance's reasons, joined in _REASONS order
+        self._x = 0.0                     # filtered raw flag, 0..1
+        self._onset: tuple[float, int | None] | None = None  # first raw off-road frame of this glance
+        self._back: tuple[float, int | None] | None = None   # first raw on-road frame since
+        self._start: float | None = None
+
+    def update(self, t_s: float, dt: float, reason: str, frame: int | None = None) -> tuple[float, list[Event]]:
+        """One frame; ``reason``: why it is raw off road ("" when on the road), ``dt`` its duration.
+        Returns the off-road seconds to book into the time-sharing account besides this frame's (a
+        glance confirmed now: its time before confirmation; one ended now: minus the filter's tail
+        after it ended; else 0) and the events that started / ended."""
+        cfg = self.cfg
+        raw = bool(reason)
+        instant = self._filter(raw, dt)
+        if raw:
+            self._back = None
+            if self._onset is None:
+                self._onset = (t_s, frame)
+        elif self._back is None:
+            self._back = (t_s, frame)
+        booked, out = 0.0, []
+        if not self.off and (self._x > cfg.distracted_above + _EPS or (instant and raw)):
+            booked, out = self._confirm(t_s, dt, reason, frame)
+        elif self.off and (self._x < cfg.attentive_below - _EPS or (instant and not raw)):
+            booked, out = self._end(t_s, frame)
+        if not self.off and not raw and self._x < cfg.attentive_below:
+            self._onset = None  # a blip that never became a glance
+        if self.off and reason:
+            seen = set(self.reason.split("+")) | set(reason.split("+"))
+            self.reason = "+".join(r for r in _REASONS if r in seen)
+        return booked, out
+
+    def long_glance(self, t_s: float) -> tuple[float, Level]:
+        """How long the current glance has lasted at t_s (0 outside one) and its long-distraction
+        level, which the glance event keeps as its peak."""
+        cfg = self.cfg
+        off_s = t_s - self._start if self.off and self._start is not None else 0.0
+        level = Level.NONE
+        if self.off and off_s >= cfg.critical_s - _EPS:
+            level = Level.CRITICAL
+        elif self.off and off_s >= cfg.warning_s - _EPS:
+            level = Level.WARNING
+        if self.off:
+            self.events.escalate("glance", level)
+        return off_s, level
+
+    def _filter(self, raw: bool, dt: float) -> bool:
+        """Step the first-order filter; True when it has no time constant (the raw flag decides)."""
+        tau = self.cfg.filter_time_constant_s
+        if tau <= 0:
+            self._x = 1.0 if raw else 0.0
+        elif dt > 0:
+            a = 1.0 - math.exp(-dt / tau)
+            self._x += a * ((1.0 if raw else 0.0) - self._x)
+        return tau <= 0
+
+    def _confirm(self, t_s: float, dt: float, reason: str, frame: int | None) -> tuple[float, list[Event]]:
+        self.off = True
+        start, start_frame = self._onset if self._onset is not None else (t_s, frame)
+        self._start = start
+        self.reason = reason
+        ev = self.events.start("glance", Level.NONE, start, start_frame, {"reason": reason})
+        return t_s - start - dt, [ev] if ev is not None else []  # the glance's time before it was confirmed
+
+    def _end(self, t_s: float, frame: int | None) -> tuple[float, list[Event]]:
+        self.off = False
+        end, end_frame = self._back if self._back is not None else (t_s, frame)
+        ev = self.events.end("glance", end, end_frame, {"reason": self.reason})
+        self._start = None
+        return -(t_s - end), [ev] if ev is not None else []  # ... and not the filter's tail after it ended
+
+
+class TimeSharingAccount:
+    """Visual attention time-sharing: off-road time booked within the last
+    ``time_sharing_window_s``; reaching ``time_sharing_s`` raises a warning (and a
+    ``time_sharing`` event) that holds until the driver has been on the road for
+    ``time_sharing_reset_s``, which also empties the account."""
+
+    def __init__(self, cfg: DistractionConfig, events: EventTracker) -> None:
+        self.cfg = cfg
+        self.events = events
+        self._booked = TimeWindow(cfg.time_sharing_window_s, sums=1, nonnegative=True)
+        self._on_since: float | None = None
+        self.sharing = False
+
+    @property
+    def seconds(self) -> float:
+        """Off-road time in the account."""
+        return self._booked.total
+
+    def book(self, t_s: float, seconds: float) -> None:
+        if seconds != 0.0:
+            self._booked.add(t_s, seconds)
+
+    def update(self, t_s: float, dt: float, off: bool, frame: int | None = None) -> tuple[Level, list[Event]]:
+        """One frame of ``dt`` seconds, in a glance (``off``) or on the road. Returns the
+        time-sharing level and the events that started / ended."""
+        cfg = self.cfg
+        if off:
+            self._on_since = None
+            self.book(t_s, dt)
+        else:
+            if self._on_since is None:
+                self._on_since = t_s
+            if t_s - self._on_since >= cfg.time_sharing_reset_s - _EPS:
+                self._booked.clear()
+                self.sharing = False
+        self._booked.drain(t_s)
+        # once reached, the warning holds until the driver is back on the road for the reset time
+        self.sharing |= cfg.time_sharing_s > 0 and self.seconds >= cfg.time_sharing_s - _EPS
+        out = self.events.step("time_sharing", self.sharing, Level.WARNING, t_s, frame)
+        return (Level.WARNING if self.sharing else Level.NONE), out
+
+
 class DistractionDetector:
+    """The distraction rules of one drive: a :class:`GlanceTracker` and a
+    :class:`TimeSharingAccount` sharing one event tracker (``events``)."""
+
     def __init__(self, cfg: DistractionConfig) -> None:
         self.cfg = cfg
         self.reset()
@@ -110,17 +240,9 @@ class DistractionDetector:
     def reset(self) -> None:
         self.events = EventTracker()
         self._t_prev: float | None = None
-        self._x = 0.0                     # filtered raw flag, 0..1
-        self._off = False                 # hysteresis state
-        self._onset: tuple[float, int | None] | None = None  # first raw off-road frame of this glance
-        self._back: tuple[float, int | None] | None = None   # first raw on-road frame since
-        self._glance_start: float | None = None
-        self._glance_reason = ""
         self._last_raw = False            # the last frame with a face was raw off road
-        self._ts: deque[tuple[float, float]] = deque()  # (t, dt) of off-road time in the account
-        self._ts_sum = 0.0
-        self._on_since: float | None = None
-        self._sharing = False
+        self._glance = GlanceTracker(self.cfg, self.events)
+        self._account = TimeSharingAccount(self.cfg, self.events)
 
     # ------------------------------------------------------------------ rules
 
@@ -147,94 +269,33 @@ class DistractionDetector:
         """One frame. ``signals`` None: no face. ``asleep``: the eyes closed before the head left its
         pose (a nod-off, judged by the drowsiness rules), so the pose says nothing about where
         the driver looks. ``camera_ok`` False: nothing is known, nothing is counted."""
-        cfg = self.cfg
-        out: list[Event] = []
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
-        if signals is None:
-            # a face lost while the driver was looking away (or turning away): maybe distracted
-            reason = "face_lost" if camera_ok and (self._off or self._last_raw) else ""
-        elif asleep:
-            reason = ""
-        else:
-            reason = self.off_road_reason(signals, lim, eyes_open)
-            self._last_raw = bool(reason)
-        raw = bool(reason)
+        reason = self._raw_reason(signals, lim, eyes_open, asleep, camera_ok)
+        booked, out = self._glance.update(t_s, dt, reason, frame)
+        self._account.book(t_s, booked)
+        off_s, glance_level = self._glance.long_glance(t_s)
+        ts_level, ev = self._account.update(t_s, dt, self._glance.off, frame)
+        out += ev
 
-        # first-order filter with hysteresis
-        tau = cfg.filter_time_constant_s
-        if tau <= 0:
-            self._x = 1.0 if raw else 0.0
-        elif dt > 0:
-            a = 1.0 - math.exp(-dt / tau)
-            self._x += a * ((1.0 if raw else 0.0) - self._x)
-        if raw:
-            self._back = None
-            if self._onset is None:
-                self._onset = (t_s, frame)
-        elif self._back is None:
-            self._back = (t_s, frame)
-        if not self._off and (self._x > cfg.distracted_above + _EPS or (tau <= 0 and raw)):
-            self._off = True
-            start, start_frame = self._onset if self._onset is not None else (t_s, frame)
-            self._glance_start = start
-            self._glance_reason = reason
-            self._ts_add(t_s, t_s - start - dt)  # the glance's time before it was confirmed
-            ev = self.events.start("glance", Level.NONE, start, start_frame, {"reason": reason})
-            out += [ev] if ev is not None else []
-        elif self._off and (self._x < cfg.attentive_below - _EPS or (tau <= 0 and not raw)):
-            self._off = False
-            end, end_frame = self._back if self._back is not None else (t_s, frame)
-            self._ts_add(t_s, -(t_s - end))  # ... and not the filter's tail after it ended
-            ev = self.events.end("glance", end, end_frame, {"reason": self._glance_reason})
-            out += [ev] if ev is not None else []
-            self._glance_start = None
-        if not self._off and not raw and self._x < cfg.attentive_below:
-            self._onset = None  # a blip that never became a glance
-        if self._off and reason:
-            seen = set(self._glance_reason.split("+")) | set(reason.split("+"))
-            self._glance_reason = "+".join(r for r in _REASONS if r in seen)
-
-        # long distraction
-        off_s = t_s - self._glance_start if self._off and self._glance_start is not None else 0.0
-        glance_level = Level.NONE
-        if self._off and off_s >= cfg.critical_s - _EPS:
-            glance_level = Level.CRITICAL
-        elif self._off and off_s >= cfg.warning_s - _EPS:
-            glance_level = Level.WARNING
-        if self._off:
-            self.events.escalate("glance", glance_level)
-
-        # attention time-sharing
-        if self._off:
-            self._on_since = None
-            self._ts_add(t_s, dt)
-        else:
-            if self._on_since is None:
-                self._on_since = t_s
-            if t_s - self._on_since >= cfg.time_sharing_reset_s - _EPS:
-                self._ts.clear()
-                self._ts_sum = 0.0
-                self._sharing = False
-        while self._ts and self._ts[0][0] <= t_s - cfg.time_sharing_window_s + _EPS:
-            self._ts_sum -= self._ts.popleft()[1]
-        self._ts_sum = max(0.0, self._ts_sum)
-        # once reached, the warning holds until the driver is back on the road for the reset time
-        self._sharing |= cfg.time_sharing_s > 0 and self._ts_sum >= cfg.time_sharing_s - _EPS
-        sharing = self._sharing
-        out += self.events.step("time_sharing", sharing, Level.WARNING, t_s, frame)
-        ts_level = Level.WARNING if sharing else Level.NONE
-
+        off = self._glance.off
         level = max(glance_level, ts_level)
         reasons = tuple(n for n, lv in (("long_glance", glance_level), ("time_sharing", ts_level)) if lv > Level.NONE)
-        shown = reason if reason else (self._glance_reason if self._off else "")
-        return DistractionReading(off_road=self._off, off_road_s=off_s, level=level, reason=shown,
-                                  time_sharing_s=self._ts_sum, reasons=reasons), out
+        shown = reason if reason else (self._glance.reason if off else "")
+        return DistractionReading(off_road=off, off_road_s=off_s, level=level, reason=shown,
+                                  time_sharing_s=self._account.seconds, reasons=reasons), out
 
-    def _ts_add(self, t_s: float, seconds: float) -> None:
-        if seconds != 0.0:
-            self._ts.append((t_s, seconds))
-            self._ts_sum += seconds
+    def _raw_reason(self, signals: Signals | None, lim: PoseLimits, eyes_open: bool, asleep: bool,
+                    camera_ok: bool) -> str:
+        """Why this frame is raw off road ("" when it is not)."""
+        if signals is None:
+            # a face lost while the driver was looking away (or turning away): maybe distracted
+            return "face_lost" if camera_ok and (self._glance.off or self._last_raw) else ""
+        if asleep:
+            return ""
+        reason = self.off_road_reason(signals, lim, eyes_open)
+        self._last_raw = bool(reason)
+        return reason
 
     def finish(self, t_s: float, frame: int | None = None) -> list[Event]:
         """Close what is open (end of the drive) and start afresh."""

@@ -169,16 +169,12 @@ def time_engines(engines: Sequence[Any], batch: int, *, iters: int = 300, warmup
 
 
 def engine_candidates(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str, str]]:
-    """(backend, device, precision) combinations to try; torch is fp32 only (the reference)."""
-    out = []
-    devices = {"tensorrt": ("cuda",), "onnxruntime": ("cuda", "cpu"), "torch": ("cuda", "cpu")}
-    for b in backends:
-        for d in devices[b]:
-            for p in precisions:
-                if b == "torch" and p != "fp32":
-                    continue
-                out.append((b, d, p))
-    return out
+    """(backend, device, precision) combinations to try: each backend's devices and precisions
+    from the table of backends (torch is the fp32 reference)."""
+    from .engine.backends import backend
+
+    return [(b, d, p) for b in backends for d in backend(b).devices for p in precisions
+            if p in backend(b).precisions]
 
 
 def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxruntime", "torch"),

@@ -59,7 +59,7 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
                 if r.get("status") != "skipped"]
     if not measured:
         print(f"error: nothing could be measured here: every engine and run was skipped (the reasons are in "
-              f"{report['files'].get('md', args.out)}); install a runtime (pip install onnxruntime) or pick "
+              f"{report['files'].get('markdown', args.out)}); install a runtime (pip install onnxruntime) or pick "
               f"--backends that are available", file=sys.stderr)
         return NOTHING_MEASURED
     return 0

@@ -245,6 +245,7 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, max_fr
     """
     from .capture import open_source
     from .pipeline import Pipeline
+    from .session import run_frames
 
     src = open_source(video, cfg.capture)
     timings: dict[str, list[float]] = {}
@@ -254,14 +255,8 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, max_fr
         with Pipeline(cfg, engine) as pipeline:
             backend = pipeline.backend_description
             t_start = time.perf_counter()
-            while max_frames is None or frames < max_frames:
-                t0 = time.perf_counter()
-                frame = src.read()
-                decode_ms = (time.perf_counter() - t0) * 1e3
-                if frame is None:
-                    break
-                size = (frame.width, frame.height)
-                result = pipeline.process(frame, decode_ms=decode_ms)
+            for result in run_frames(src, pipeline, max_frames=max_frames):  # the app's one loop
+                size = (result.frame.width, result.frame.height)
                 for k, v in result.timings_ms.items():
                     timings.setdefault(k, []).append(float(v))
                 frames += 1

@@ -35,9 +35,7 @@ def _trt_here() -> tuple[str | None, tuple[str, str] | None, str | None]:
     problem = trt_b.probe("cuda")
     if problem is not None:
         return None, None, problem
-    import tensorrt
-
-    return str(tensorrt.__version__), trt_b.gpu_identity(), None
+    return trt_b.version(), trt_b.gpu_identity(), None
 
 
 def _writable_cache(cache: Path) -> None:

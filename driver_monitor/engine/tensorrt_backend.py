@@ -72,6 +72,13 @@ def probe(device: str) -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed TensorRT's version (call after ``probe`` said it is usable)."""
+    import tensorrt as trt
+
+    return str(trt.__version__)
+
+
 def gpu_identity(device_index: int = 0) -> tuple[str, str]:
     """(GPU name, compute capability "major.minor") of the GPU plans are built for."""
     cuda = _import_cuda()

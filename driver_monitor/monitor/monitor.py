@@ -35,17 +35,32 @@ eyes_not_visible > calibrating (the mount's pose in use) > ok.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 from ..config import Config
 from ..types import DriverState, Event, Level, Signals, Status
 from .alerts import AlertFilter, EventTracker
-from .calibration import Calibrator
-from .distraction import DistractionDetector, learning_gate, pose_limits
-from .drowsiness import DrowsinessDetector
+from .calibration import Calibration, Calibrator
+from .distraction import DistractionDetector, DistractionReading, PoseLimits, learning_gate, pose_limits
+from .drowsiness import DrowsinessDetector, DrowsinessReading
 
 _EPS = 1e-9
 _DEGRADED_LEVELS = {"camera_lost": Level.WARNING, "driver_absent": Level.WARNING, "eyes_not_visible": Level.NONE}
+
+
+@dataclass(frozen=True, slots=True)
+class _Lids:
+    """How the eyelids are read on one frame.
+
+    threshold: the closed-eye EAR; in_pose: the head is within the lid-reading pitch range of its
+    usual pitch; closed_now: the eyes are visible and below the threshold (read or not); read: the
+    lids are read (in pose, or a nod-off)."""
+
+    threshold: float
+    in_pose: bool
+    closed_now: bool
+    read: bool
 
 
 class DriverMonitor:
@@ -88,95 +103,111 @@ class DriverMonitor:
                frame_index: int | None = None, aus: Mapping[str, float] | None = None
                ) -> tuple[DriverState, list[Event]]:
         t_s = float(t_s)
-        events: list[Event] = []
-        if self._t_last is not None and t_s < self._t_last - _EPS:
-            # time went backwards (replay seek): close what was open and start a fresh drive
-            events += self.finish(self._t_last, self._frame_last)
-            self._reset()
+        events = self._restart_if_rewound(t_s)
         self._t_last, self._frame_last = t_s, frame_index
         if not camera_ok:
             signals = None
         face = signals is not None
         eyes_visible = bool(face and signals.eyes_visible and math.isfinite(signals.ear))  # type: ignore[union-attr]
-        acfg, dcfg = self.cfg.alerts, self.cfg.drowsiness
+        events += self._degraded_events(t_s, frame_index, camera_ok, face, eyes_visible)
 
-        # ---- degraded states
-        events += self._events.step("camera_lost", not camera_ok, Level.WARNING, t_s, frame_index)
-        events += self._held_event("driver_absent", camera_ok and not face, acfg.driver_absent_s,
-                                   Level.WARNING, t_s, frame_index)
-        events += self._held_event("eyes_not_visible", face and not eyes_visible, acfg.eyes_not_visible_s,
-                                   Level.NONE, t_s, frame_index)
-
-        # ---- the reference pose, then the eyelids: read only with the head in its usual pitch
+        # the reference pose, then the eyelids: read only with the head in its usual pitch
         cal = self.calibrator.result
         lim = pose_limits(self.cfg.distraction, self.cfg.calibration, cal)
-        threshold = min(dcfg.closed_ratio * cal.open_ear, dcfg.closed_ear_max)
+        lids = self._read_lids(t_s, signals, eyes_visible, cal.open_ear, lim)
+        au26 = _finite(aus.get("au26")) if aus else None
+        jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
+        mar = signals.mar if face and math.isfinite(signals.mar) else None  # type: ignore[union-attr]
+        drowsy, ev = self.drowsiness.update(t_s, signals.ear if lids.read else None, mar,  # type: ignore[union-attr]
+                                            lids.threshold, frame_index, jaw_drop=jaw_drop,
+                                            unread="eyes_not_measurable" if not eyes_visible else "head_pose")
+        events += ev
+        asleep = self._nod_off and drowsy.eyes_closed
+        distr, ev = self.distraction.update(t_s, signals, lim, eyes_open=not lids.closed_now, asleep=asleep,
+                                            camera_ok=camera_ok, frame=frame_index)
+        events += ev
+        self._learn(t_s, signals, cal, lids, asleep, drowsy, distr, au26)
+
+        # alerts (hysteresis + cooldown) and their events
+        drowsy_level = self._drowsy_alert.update(drowsy.level, t_s)
+        distr_level = self._distraction_alert.update(distr.level, t_s)
+        events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, drowsy.reasons)
+        events += self._alert_event("distraction", distr_level, t_s, frame_index, distr.reasons)
+        status = _status(camera_ok, face, eyes_visible, cal.calibrated)
+        return self._state(t_s, status, cal, lim, lids, drowsy, distr, drowsy_level, distr_level), events
+
+    # ------------------------------------------------------------------ steps of update
+
+    def _restart_if_rewound(self, t_s: float) -> list[Event]:
+        """Time went backwards (replay seek): close what was open and start a fresh drive."""
+        if self._t_last is not None and t_s < self._t_last - _EPS:
+            events = self.finish(self._t_last, self._frame_last)
+            self._reset()
+            return events
+        return []
+
+    def _degraded_events(self, t_s: float, frame: int | None, camera_ok: bool, face: bool,
+                         eyes_visible: bool) -> list[Event]:
+        acfg = self.cfg.alerts
+        events = self._events.step("camera_lost", not camera_ok, Level.WARNING, t_s, frame)
+        events += self._held_event("driver_absent", camera_ok and not face, acfg.driver_absent_s,
+                                   Level.WARNING, t_s, frame)
+        events += self._held_event("eyes_not_visible", face and not eyes_visible, acfg.eyes_not_visible_s,
+                                   Level.NONE, t_s, frame)
+        return events
+
+    def _read_lids(self, t_s: float, signals: Signals | None, eyes_visible: bool, open_ear: float,
+                   lim: PoseLimits) -> _Lids:
+        """Whether the eyelids are read this frame: with the head within the lid-reading pitch of
+        its usual pitch, or in a nod-off (eyes that closed in pose and stayed closed for
+        ``blink_max_s`` before the head dropped stay a closure until they open)."""
+        dcfg = self.cfg.drowsiness
+        threshold = min(dcfg.closed_ratio * open_ear, dcfg.closed_ear_max)
         in_pose = False
-        if face and math.isfinite(signals.pitch_deg):  # type: ignore[union-attr]
-            in_pose = abs(signals.pitch_deg - lim.ref_pitch_deg) <= lim.lids_pitch_deg  # type: ignore[union-attr]
+        if signals is not None and math.isfinite(signals.pitch_deg):
+            in_pose = abs(signals.pitch_deg - lim.ref_pitch_deg) <= lim.lids_pitch_deg
         closed_now = eyes_visible and signals.ear < threshold  # type: ignore[union-attr]
         if in_pose or not closed_now:
             self._nod_off = False
         elif not self._nod_off:
             held = self.drowsiness.closure_s(t_s)
             self._nod_off = held is not None and held >= dcfg.blink_max_s - _EPS
-        lids_read = eyes_visible and (in_pose or self._nod_off)
-        ear = signals.ear if lids_read else None  # type: ignore[union-attr]
-        mar = signals.mar if face and math.isfinite(signals.mar) else None  # type: ignore[union-attr]
-        au26 = _finite(aus.get("au26")) if aus else None
-        jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
-        drowsy, ev = self.drowsiness.update(t_s, ear, mar, threshold, frame_index, jaw_drop=jaw_drop,
-                                            unread="eyes_not_measurable" if not eyes_visible else "head_pose")
-        events += ev
-        asleep = self._nod_off and drowsy.eyes_closed
-        distr, ev = self.distraction.update(t_s, signals, lim, eyes_open=not closed_now, asleep=asleep,
-                                            camera_ok=camera_ok, frame=frame_index)
-        events += ev
+        return _Lids(threshold=threshold, in_pose=in_pose, closed_now=closed_now,
+                     read=eyes_visible and (in_pose or self._nod_off))
 
-        # ---- learning: the pose from road-plausible frames with open eyes, the open EAR from
-        # frames with the lids read and the head on the road, while no drowsiness alert is up
-        # (a driver who holds a pose off the road before it is learned may be an off-axis camera:
-        # the gate is every pose the mount's clamp range allows; once learned, glances never teach)
+    def _learn(self, t_s: float, signals: Signals | None, cal: Calibration, lids: _Lids, asleep: bool,
+               drowsy: DrowsinessReading, distr: DistractionReading, au26: float | None) -> None:
+        """Teach the calibration: the pose from road-plausible frames with open eyes, the open EAR
+        from frames with the lids read and the head on the road, while no drowsiness alert is up.
+        A driver who holds a pose off the road before it is learned may be an off-axis camera: the
+        gate is every pose the mount's clamp range allows; once learned, glances never teach."""
         learn_pose = False
-        if face and not closed_now and not asleep and not (cal.calibrated and distr.off_road):
+        if signals is not None and not lids.closed_now and not asleep and not (cal.calibrated and distr.off_road):
             gy, gp = learning_gate(self.cfg.distraction, self.cfg.calibration)
-            learn_pose = (abs(signals.yaw_deg - cal.mount_yaw_deg) <= gy  # type: ignore[union-attr]
-                          and abs(signals.pitch_deg - cal.mount_pitch_deg) <= gp)  # type: ignore[union-attr]
-        learn_ear = (lids_read and in_pose and not distr.off_road and self._drowsy_alert.level == Level.NONE
-                     and drowsy.eyes_closed_s <= dcfg.blink_max_s + _EPS)  # blinks yes, long closures no
+            learn_pose = (abs(signals.yaw_deg - cal.mount_yaw_deg) <= gy
+                          and abs(signals.pitch_deg - cal.mount_pitch_deg) <= gp)
+        learn_ear = (lids.read and lids.in_pose and not distr.off_road and self._drowsy_alert.level == Level.NONE
+                     and drowsy.eyes_closed_s <= self.cfg.drowsiness.blink_max_s + _EPS)  # blinks yes, long closures no
         self.calibrator.update(t_s, signals, learn_pose=learn_pose, learn_ear=learn_ear, au26=au26)
 
-        # ---- alerts (hysteresis + cooldown) and their events
-        drowsy_level = self._drowsy_alert.update(drowsy.level, t_s)
-        distr_level = self._distraction_alert.update(distr.level, t_s)
-        events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, drowsy.reasons)
-        events += self._alert_event("distraction", distr_level, t_s, frame_index, distr.reasons)
-
-        if not camera_ok:
-            status = Status.CAMERA_LOST
-        elif not face:
-            status = Status.DRIVER_ABSENT
-        elif not eyes_visible:
-            status = Status.EYES_NOT_VISIBLE
-        elif not cal.calibrated:
-            status = Status.CALIBRATING
-        else:
-            status = Status.OK
+    def _state(self, t_s: float, status: Status, cal: Calibration, lim: PoseLimits, lids: _Lids,
+               drowsy: DrowsinessReading, distr: DistractionReading, drowsy_level: Level,
+               distr_level: Level) -> DriverState:
+        """The frame's DriverState; ``cal`` is the calibration the frame was judged with."""
         degraded = max((lvl for t, lvl in _DEGRADED_LEVELS.items() if self._events.is_open(t)), default=Level.NONE)
-        state = DriverState(
+        return DriverState(
             t_s=t_s, status=status,
             eyes_closed=drowsy.eyes_closed, eyes_closed_s=drowsy.eyes_closed_s, perclos=drowsy.perclos,
             blink_count=drowsy.blink_count, blink_rate_per_min=drowsy.blink_rate_per_min,
             yawning=drowsy.yawning, yawn_count=drowsy.yawn_count,
             off_road=distr.off_road, off_road_s=distr.off_road_s, off_road_reason=distr.reason,
-            time_sharing_s=distr.time_sharing_s, lids_read=lids_read,
+            time_sharing_s=distr.time_sharing_s, lids_read=lids.read,
             drowsiness=drowsy_level, distraction=distr_level, degraded=degraded,
             calibrated=cal.calibrated, calibration_progress=self.calibrator.progress,
-            open_ear=cal.open_ear, closed_ear_threshold=threshold,
+            open_ear=cal.open_ear, closed_ear_threshold=lids.threshold,
             neutral_yaw_deg=lim.ref_yaw_deg, neutral_pitch_deg=lim.ref_pitch_deg,
             yaw_limit_deg=lim.yaw_deg, pitch_limit_deg=lim.pitch_down_deg,
         )
-        return state, events
 
     # ------------------------------------------------------------------ helpers
 
@@ -223,7 +254,19 @@ class DriverMonitor:
         return self._events.step(type_, False, level, t_s, frame)
 
 
+def _status(camera_ok: bool, face: bool, eyes_visible: bool, calibrated: bool) -> Status:
+    """What can be seen now, undebounced: camera_lost > driver_absent > eyes_not_visible >
+    calibrating (the mount's pose in use) > ok."""
+    if not camera_ok:
+        return Status.CAMERA_LOST
+    if not face:
+        return Status.DRIVER_ABSENT
+    if not eyes_visible:
+        return Status.EYES_NOT_VISIBLE
+    if not calibrated:
+        return Status.CALIBRATING
+    return Status.OK
+
 
 def _finite(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
-

@@ -74,7 +74,8 @@ def test_closure_events(span, expected):
     ear = closed_between(span)
     if expected and expected[-1][3] is None:  # the flicker case: closed 1.0-3.0 s but open at 1.7 s
         ear = lambda t: OPEN if abs(t - 1.7) < 0.5 / FPS or not 1.0 <= t < 3.0 else CLOSED  # noqa: E731
-        expected = expected + [("eyes_closed", C, 1.0, 3.0, at(3.0 + LATE)), ("microsleep", C, 1.0, 3.0, at(3.0 + LATE))]
+        expected = expected + [("eyes_closed", C, 1.0, 3.0, at(3.0 + LATE)),
+                               ("microsleep", C, 1.0, 3.0, at(3.0 + LATE))]
     readings, events = run(ear, 5.5)
     assert events == expected
 

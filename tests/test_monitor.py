@@ -12,7 +12,8 @@ FPS = 30
 N, W, C = Level.NONE, Level.WARNING, Level.CRITICAL
 
 
-def sig(ear: float = 0.30, mar: float = 0.05, yaw: float = 0.0, pitch: float = 0.0, eyes_visible: bool = True) -> Signals:
+def sig(ear: float = 0.30, mar: float = 0.05, yaw: float = 0.0, pitch: float = 0.0,
+        eyes_visible: bool = True) -> Signals:
     return Signals(ear_left=ear, ear_right=ear, ear=ear, mar=mar, yaw_deg=yaw, pitch_deg=pitch, roll_deg=0.0,
                    gaze_x=0.0, gaze_y=0.0, eyes_visible=eyes_visible)
 
@@ -50,8 +51,10 @@ def test_asleep_from_the_first_frame_like_driver_eyes_closed_glasses():
     assert sum(closed) / len(closed) >= 0.8
     first_alerting = next(e for at, e in events if e.type in ("eyes_closed", "microsleep") and e.level >= W)
     assert first_alerting.start_s <= 2.5
-    assert summary(events, ("microsleep",)) == [(1.0, "microsleep", W, 0.0, None), ("finish", "microsleep", C, 0.0, 7.6)]
-    assert summary(events, ("drowsiness",)) == [(1.2, "drowsiness", W, 1.2, None), ("finish", "drowsiness", C, 1.2, 7.6)]
+    assert summary(events, ("microsleep",)) == [(1.0, "microsleep", W, 0.0, None),
+                                                ("finish", "microsleep", C, 0.0, 7.6)]
+    assert summary(events, ("drowsiness",)) == [(1.2, "drowsiness", W, 1.2, None),
+                                                ("finish", "drowsiness", C, 1.2, 7.6)]
     st = dict(states)
     # closed eyes teach nothing: the mount's pose and the default open EAR stay in use
     assert st[7.5].drowsiness == C and not st[7.5].calibrated
@@ -177,7 +180,8 @@ def test_noisy_frames_neither_raise_nor_clear():
         sig(ear=0.30) if abs(t - 11.0) < 0.5 / FPS else sig(ear=0.06))
     _, states, events = drive(fn, 14.0)
     assert all(st.drowsiness == N for t, st in states if t < 8.0)
-    assert summary(events, ("drowsiness",)) == [(9.2, "drowsiness", W, 9.2, None), ("finish", "drowsiness", C, 9.2, 14.0)]
+    assert summary(events, ("drowsiness",)) == [(9.2, "drowsiness", W, 9.2, None),
+                                                ("finish", "drowsiness", C, 9.2, 14.0)]
 
 
 def test_time_going_backwards_closes_and_restarts():

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.ui
 
 
 class FakeSource:
+    fps_source = "file"  # as VideoSource
+
     def __init__(self, n: int = 90, fps: float = 30.0, live: bool = False, lost_after: int | None = None,
                  read_delay: float = 0.0) -> None:
         self.description = "camera 0" if live else "file fake.mp4"

@@ -20,23 +20,30 @@ itself, so a stop request is seen within 0.2 s even while the camera is gone (cl
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from .. import session
 from ..config import Config
 from ..errors import DriverMonitorError, SourceError
 from ..types import Event, Frame, FrameResult
+from .playback import (SPEEDS, Commands, FramePlan, Plan, Playback, PlaybackState, RecordTarget, Seek,
+                       merge_requests)
 
-SPEEDS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, None)  # None = as fast as possible
+__all__ = ["SPEEDS", "LIVE_POLL_S", "PipelineFactory", "PlaybackState", "SessionInfo", "SessionWorker",
+           "WorkerError", "start_worker"]
+
 # A live read waits at most this long, so a stop request is seen within it even while the camera
 # is lost; "camera lost" is still declared after capture.read_timeout_s without a frame.
 LIVE_POLL_S = 0.2
+STATS_INTERVAL_S = 0.5  # a live source's counts (dropped frames, reconnects) are looked at this often
 
 
 class PipelineLike(Protocol):
@@ -124,51 +131,6 @@ class WorkerError:
     details: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PlaybackState:
-    paused: bool
-    at_end: bool
-    speed: float | None
-    position: int = -1
-    recording: str | None = None
-
-
-@dataclass
-class _Pacer:
-    """Sleeps so replayed frames come at ``time_s / speed`` of wall time (re-anchors when late)."""
-
-    anchor_wall: float | None = None
-    anchor_media: float = 0.0
-    max_lag_s: float = 0.25
-
-    def reset(self) -> None:
-        self.anchor_wall = None
-
-    def delay(self, media_t: float, speed: float | None) -> float:
-        if speed is None:
-            return 0.0
-        now = time.perf_counter()
-        if self.anchor_wall is None:
-            self.anchor_wall, self.anchor_media = now, media_t
-            return 0.0
-        due = self.anchor_wall + (media_t - self.anchor_media) / speed
-        if now - due > self.max_lag_s:  # processing slower than real time: do not try to catch up
-            self.anchor_wall, self.anchor_media = now, media_t
-            return 0.0
-        return max(0.0, due - now)
-
-
-@dataclass
-class _Commands:
-    paused: bool | None = None
-    toggle: int = 0
-    speed: list = field(default_factory=list)
-    seek: int | None = None
-    step: int = 0
-    calibrate: bool = False
-    record: list = field(default_factory=list)
-
-
 class SessionWorker(QObject):
     """Runs one session (one source) on a QThread. Construct, then :func:`start_worker`."""
 
@@ -177,6 +139,7 @@ class SessionWorker(QObject):
     events = pyqtSignal(object)           # list[Event] closed by pipeline.finish() at the end
     failed = pyqtSignal(object)           # WorkerError
     playback = pyqtSignal(object)         # PlaybackState
+    stats = pyqtSignal(object)            # dict, session.source_stats() of a live source, when it changes
     ended = pyqtSignal(str)               # why the session ended
 
     def __init__(self, cfg: Config, source: Any, *, factory: Any = None,
@@ -200,6 +163,12 @@ class SessionWorker(QObject):
         self.stopped = threading.Event()  # set when run() has returned and the source is closed
         self.frames_processed = 0
         self.source = None
+        # the session's state, owned by the worker thread
+        self._pipeline = None
+        self._recorder: session.Recorder | None = None
+        self._playback: Playback | None = None
+        self._stats_at = -math.inf
+        self._last_stats: dict | None = None
 
     # -------------------------------------------------------------- requests (any thread)
 
@@ -232,7 +201,7 @@ class SessionWorker(QObject):
 
     def start_recording(self, out_dir: str, video: bool = True) -> None:
         """Stream results (frames.csv, events.jsonl, summary.json) and optionally annotated.mp4 to ``out_dir``."""
-        self._put(("record", (str(out_dir), bool(video))))
+        self._put(("record", RecordTarget(str(out_dir), bool(video))))
 
     def stop_recording(self) -> None:
         self._put(("record", None))
@@ -241,30 +210,186 @@ class SessionWorker(QObject):
         self._stop.set()
         self._wake.set()
 
-    # -------------------------------------------------------------- the loop (worker thread)
+    # -------------------------------------------------------------- the session (worker thread)
 
-    def _drain(self) -> _Commands:
-        c = _Commands()
+    def run(self) -> None:
+        """Open the source and the pipeline, run the playback loop until a stop request or the end
+        of a live source, then close everything. Every exception reaches the window (``failed``)."""
+        self.running = True
+        reason = "stopped"
+        try:
+            failure = self._open()
+            reason = failure if failure is not None else self._loop()
+        except BaseException as exc:  # noqa: BLE001 - a worker exception must reach the UI
+            self.failed.emit(self._error("run", exc))
+            reason = f"stopped by an error: {exc}"
+        finally:
+            self._close()
+            self.running = False
+            self.stopped.set()
+            self.ended.emit(reason)
+
+    def _open(self) -> str | None:
+        """Open the source (live reads of at most LIVE_POLL_S) and the first pipeline, and say what
+        was opened; returns why the session could not start, or None."""
+        try:
+            capture_cfg = self.cfg.capture
+            if capture_cfg.read_timeout_s > LIVE_POLL_S:
+                capture_cfg = dataclasses.replace(capture_cfg, read_timeout_s=LIVE_POLL_S)
+            self.source = self._open_source(self.source_spec, capture_cfg)
+            self._pipeline = self.factory.create()
+        except BaseException as exc:  # noqa: BLE001 - every failure reaches the UI
+            self.failed.emit(self._error("open", exc))
+            return f"could not start: {exc}"
+        src, pipeline = self.source, self._pipeline
+        self.opened.emit(SessionInfo(
+            source=src.description, is_live=bool(src.is_live), fps=float(src.fps), frame_count=src.frame_count,
+            backend=pipeline.backend_description, emotion_names=tuple(pipeline.emotion_names),
+            au_names=tuple(pipeline.au_names), selection=getattr(self.factory, "selection", None)))
+        self._playback = Playback(live=bool(src.is_live), frame_count=src.frame_count,
+                                  start_paused=self._start_paused, speed=self._speed,
+                                  lost_after_s=self.cfg.capture.read_timeout_s, now=time.perf_counter())
+        return None
+
+    def _loop(self) -> str:
+        """Carry out the queued requests, then read, analyse and show one frame; again until a stop
+        request (or a live source is gone: returns why)."""
+        self._announce()
+        self._emit_stats(force=True)
+        while not self._stop.is_set():
+            self._carry_out(self._playback.apply(self._drain()))
+            if not self._playback.wants_frame:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            ended = self._advance()
+            if ended is not None:
+                return ended
+            self._emit_stats()
+        return "stopped"
+
+    def _drain(self) -> Commands:
+        requests = []
         while True:
             try:
-                cmd = self._cmds.get_nowait()
+                requests.append(self._cmds.get_nowait())
             except queue.Empty:
-                return c
-            kind = cmd[0]
-            if kind == "paused":
-                c.paused, c.toggle = cmd[1], 0
-            elif kind == "toggle":
-                c.toggle += 1
-            elif kind == "speed":
-                c.speed.append(cmd[1])
-            elif kind == "seek":
-                c.seek, c.step = cmd[1], 0
-            elif kind == "step":
-                c.step += cmd[1]
-            elif kind == "calibrate":
-                c.calibrate = True
-            elif kind == "record":
-                c.record.append(cmd[1])
+                return merge_requests(requests)
+
+    def _carry_out(self, plan: Plan) -> None:
+        if plan.calibrate:
+            self._pipeline.calibrate_now()
+        if plan.stop_recording:
+            self._stop_recording()
+        if plan.start_recording is not None:
+            self._start_recording(plan.start_recording)
+        if plan.seek is not None:
+            self._seek(plan.seek)
+        if plan.announce:
+            self._announce()
+
+    def _seek(self, seek: Seek) -> None:
+        """Move the source and restart the analysis there with a fresh pipeline (the engine is kept)."""
+        try:
+            if seek.renew:
+                self.source.seek(seek.index)
+                self._pipeline = self.factory.renew(self._pipeline)
+            self._playback.seeked(seek.index)
+        except SourceError as exc:
+            self.failed.emit(self._error("source", exc, fatal=False))
+
+    def _advance(self) -> str | None:
+        """One step: a frame read, analysed and shown (paced at the replay speed), a "camera lost"
+        tick, nothing yet (a live poll), or the end. Returns why the session ends, else None."""
+        src, playback = self.source, self._playback
+        s = session.step(src, self._pipeline, report_lost=False)
+        r = s.result
+        if r is None and src.is_live and not src.ended:  # no frame this poll; the source reconnects
+            if not playback.lost_due(time.perf_counter()):
+                return None
+            r = self._pipeline.process(None)  # no frame for read_timeout_s: camera lost, said as such
+        if r is None:
+            return self._end()
+        plan = FramePlan()
+        if r.camera_ok:
+            # when the frame arrived: the read began at read_at and waited / decoded this long
+            received = s.read_at + float(r.timings_ms.get("decode", 0.0)) / 1e3
+            plan = playback.on_frame(r.index, r.time_s, received=received, now=time.perf_counter())
+        if plan.delay_s > 0:
+            self._stop.wait(plan.delay_s)
+        self._emit(r, s.read_at)
+        if plan.announce:
+            self._announce()
+        return None
+
+    def _end(self) -> str | None:
+        """The source has no more frames: close the open events; a file waits at its end, paused."""
+        if self.source.error:
+            self.failed.emit(WorkerError("source", self.source.error, "SourceError", True, fatal=False))
+        plan = self._playback.on_end()
+        if plan.finish:
+            self.events.emit(list(self._pipeline.finish()))
+        if plan.announce:
+            self._announce()
+        return "the live source was lost and did not come back" if plan.stop else None
+
+    def _emit(self, r: FrameResult, read_at: float) -> None:
+        self.frames_processed += 1
+        if self._recorder is not None:
+            self._recorder.write(r)
+        self.result.emit(r, read_at)
+
+    def _announce(self) -> None:
+        self.playback.emit(self._playback.state)
+
+    def _emit_stats(self, force: bool = False) -> None:
+        """A live source's counts (frames dropped for a newer one, reconnects) when they changed,
+        looked at every STATS_INTERVAL_S."""
+        if not self.source.is_live:
+            return
+        now = time.perf_counter()
+        if not force and now - self._stats_at < STATS_INTERVAL_S:
+            return
+        self._stats_at = now
+        stats = session.source_stats(self.source)
+        if stats != self._last_stats:
+            self._last_stats = stats
+            self.stats.emit(stats)
+
+    # -------------------------------------------------------------- recording (worker thread)
+
+    def _start_recording(self, target: RecordTarget) -> None:
+        try:
+            self._recorder = session.Recorder(
+                target.out_dir, self.cfg, emotion_names=tuple(self._pipeline.emotion_names),
+                au_names=tuple(self._pipeline.au_names), video_fps=self.source.fps if target.video else None)
+        except BaseException as exc:  # noqa: BLE001 - shown, the session goes on
+            self.failed.emit(self._error("record", exc, fatal=False))
+            return
+        self._playback.recording_started(str(self._recorder.out_dir))
+
+    def _stop_recording(self) -> None:
+        """Close the recording: the rows written, summary.json with the source's counts."""
+        recorder, self._recorder = self._recorder, None
+        if self._playback is not None:
+            self._playback.recording_stopped()
+        if recorder is None:
+            return
+        summary: dict[str, Any] = {"recorded_from": "dashboard", "complete": True}
+        try:
+            summary.update(session.source_stats(self.source), backend=self._pipeline.backend_description)
+        finally:
+            recorder.close(summary)  # written even when the source could not say more
+
+    def _close(self) -> None:
+        """Close the recording, the source and the pipeline (the engine with it); each one is tried."""
+        for closer in (self._stop_recording,
+                       lambda: self.source.close() if self.source is not None else None,
+                       lambda: self.factory.close(self._pipeline)):
+            try:
+                closer()
+            except BaseException:  # noqa: BLE001 - closing must finish
+                pass
 
     def _error(self, stage: str, exc: BaseException, fatal: bool = True) -> WorkerError:
         user = isinstance(exc, DriverMonitorError)
@@ -272,178 +397,6 @@ class SessionWorker(QObject):
         return WorkerError(stage=stage, message=msg, error_type=type(exc).__name__,
                            is_source_error=isinstance(exc, SourceError), fatal=fatal,
                            details="" if user else traceback.format_exc())
-
-    def run(self) -> None:  # noqa: C901 - one loop, kept readable by the comments
-        self.running = True
-        pipeline = None
-        source = None
-        writer = None
-        video_writer = None
-        reason = "stopped"
-        try:
-            try:
-                capture_cfg = self.cfg.capture
-                if capture_cfg.read_timeout_s > LIVE_POLL_S:
-                    capture_cfg = dataclasses.replace(capture_cfg, read_timeout_s=LIVE_POLL_S)
-                source = self._open_source(self.source_spec, capture_cfg)
-                self.source = source
-                pipeline = self.factory.create()
-            except BaseException as exc:  # noqa: BLE001 - every failure reaches the UI
-                self.failed.emit(self._error("open", exc))
-                reason = f"could not start: {exc}"
-                return
-            live = bool(source.is_live)
-            self.opened.emit(SessionInfo(
-                source=source.description, is_live=live, fps=float(source.fps), frame_count=source.frame_count,
-                backend=pipeline.backend_description, emotion_names=tuple(pipeline.emotion_names),
-                au_names=tuple(pipeline.au_names), selection=getattr(self.factory, "selection", None)))
-            paused = self._start_paused and not live
-            speed = self._speed
-            pacer = _Pacer()
-            next_index = 0
-            last_index = -1
-            at_end = False
-            finished = False
-            # process one frame even while paused: after a seek, and at a paused start (the first
-            # frame and its results are shown, then the replay waits for play / step)
-            show_one = paused
-            steps = 0
-            last_frame_wall = time.monotonic()
-            lost_after_s = self.cfg.capture.read_timeout_s
-
-            def announce() -> None:
-                rec = str(writer.out_dir) if writer is not None else None
-                self.playback.emit(PlaybackState(paused, at_end, speed, last_index, rec))
-
-            announce()
-            while not self._stop.is_set():
-                c = self._drain()
-                changed = False
-                if c.paused is not None and c.paused != paused:
-                    paused, changed = c.paused, True
-                if c.toggle % 2:
-                    paused, changed = not paused, True
-                if c.speed:
-                    speed, changed = c.speed[-1], True
-                if changed:
-                    pacer.reset()
-                if c.calibrate:
-                    pipeline.calibrate_now()
-                for target in c.record:
-                    if writer is not None:
-                        writer.close({"source": source.description, "backend": pipeline.backend_description,
-                                      "complete": True, "recorded_from": "dashboard",
-                                      "annotated_video": video_writer.path.name if video_writer else None})
-                        writer = None
-                    if video_writer is not None:
-                        video_writer.close()
-                        video_writer = None
-                    if target is not None:
-                        out_dir, with_video = target
-                        try:
-                            from ..recording import ResultWriter
-
-                            writer = ResultWriter(out_dir, self.cfg, emotion_names=pipeline.emotion_names,
-                                                  au_names=pipeline.au_names)
-                            if with_video:
-                                from ..annotate import AnnotatedVideoWriter
-
-                                video_writer = AnnotatedVideoWriter(writer.out_dir / "annotated.mp4", source.fps)
-                        except BaseException as exc:  # noqa: BLE001
-                            self.failed.emit(self._error("record", exc, fatal=False))
-                    changed = True
-                if c.step < 0 and not live:
-                    c.seek = max(0, last_index + c.step)
-                elif c.step > 0:
-                    steps += c.step
-                    paused, changed = True, True
-                if c.seek is not None and not live:
-                    target = max(0, c.seek)
-                    if source.frame_count:
-                        target = min(target, source.frame_count - 1)
-                    try:
-                        if target != next_index or at_end:
-                            source.seek(target)
-                            pipeline = self.factory.renew(pipeline)
-                            finished = False
-                        next_index, at_end, show_one = target, False, True
-                    except SourceError as exc:
-                        self.failed.emit(self._error("source", exc, fatal=False))
-                    pacer.reset()
-                    changed = True
-                if changed:
-                    announce()
-                if (paused or at_end) and not show_one and steps == 0:
-                    self._wake.wait(0.05)
-                    self._wake.clear()
-                    continue
-
-                t_read = time.perf_counter()
-                frame = source.read()
-                decode_ms = (time.perf_counter() - t_read) * 1e3
-                if frame is None:
-                    if live and not source.ended:  # camera lost: say so, the source reconnects
-                        if time.monotonic() - last_frame_wall < lost_after_s:
-                            continue  # a short poll, not yet read_timeout_s without a frame
-                        r = pipeline.process(None)
-                        self._emit(r, t_read, writer, video_writer)
-                        continue
-                    if source.error:
-                        self.failed.emit(WorkerError("source", source.error, "SourceError", True, fatal=False))
-                    if not finished:
-                        self.events.emit(list(pipeline.finish()))
-                        finished = True
-                    if live:
-                        reason = "the live source was lost and did not come back"
-                        break
-                    at_end, show_one, steps, paused = True, False, 0, True  # seeking back shows a frame, paused
-                    announce()
-                    continue
-                last_frame_wall = time.monotonic()
-                r = pipeline.process(frame, decode_ms=decode_ms)
-                next_index = last_index = frame.index
-                next_index += 1
-                if not live and not show_one and steps == 0:
-                    delay = pacer.delay(frame.time_s, speed)
-                    if delay > 0:
-                        self._stop.wait(delay)
-                self._emit(r, t_read, writer, video_writer)
-                if show_one or steps:
-                    if show_one:  # the frame asked for by a seek / the paused start; steps go on from it
-                        show_one = False
-                    else:
-                        steps -= 1
-                    pacer.reset()
-                    announce()
-        except BaseException as exc:  # noqa: BLE001 - a worker exception must reach the UI
-            self.failed.emit(self._error("run", exc))
-            reason = f"stopped by an error: {exc}"
-        finally:
-            for closer in (lambda: writer.close({"source": getattr(source, "description", ""), "complete": True,
-                                                 "recorded_from": "dashboard"}) if writer is not None else None,
-                           lambda: video_writer.close() if video_writer is not None else None):
-                try:
-                    closer()
-                except BaseException:  # noqa: BLE001 - closing must finish
-                    pass
-            for closer in (lambda: source.close() if source is not None else None,
-                           lambda: self.factory.close(pipeline)):
-                try:
-                    closer()
-                except BaseException:  # noqa: BLE001 - closing must finish
-                    pass
-            self.running = False
-            self.stopped.set()
-            self.ended.emit(reason)
-
-    def _emit(self, r: FrameResult, t_read: float, writer: Any, video_writer: Any = None) -> None:
-        self.frames_processed += 1
-        if writer is not None:
-            writer.write(r)
-        if video_writer is not None:
-            video_writer.write(r)
-        self.result.emit(r, t_read)
-
 
 def start_worker(worker: SessionWorker) -> QThread:
     """Move ``worker`` to a new QThread, run it there and return the (started) thread."""

@@ -426,7 +426,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DriverMonitorError(f"bench --out {str(out)!r} cannot be created ({exc}); pass a writable folder") from None
+        raise DriverMonitorError(f"bench --out {str(out)!r} cannot be created ({exc}); "
+                                 f"pass a writable folder") from None
     paths = {"json": out / "bench.json", "markdown": out / "bench.md"}
     paths["json"].write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     paths["markdown"].write_text(to_markdown(report) + "\n", encoding="utf-8")

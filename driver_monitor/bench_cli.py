@@ -44,7 +44,8 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
         raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
                                  f"../shared/data/videos/driver_eyes_closed_glasses.mp4")
     _check_out(args.out)
-    command = "driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "driver-monitor bench"
+    command = ("driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:]
+               else "driver-monitor bench")
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
                        e2e_backends=args.e2e_backends, skip_engines=args.no_engines,

@@ -368,7 +368,8 @@ def markdown(summary: Mapping[str, Any], command: str, truth: str, extra: Iterab
     out += list(extra)
     verdict = "every scenario passed" if summary["passed"] else "SOME SCENARIOS FAILED"
     out += [f"**Result: {verdict}.**", "", "## By scenario type", "",
-            "| scenario | intervals | passed | detected / expected | median latency (s) | max latency (s) | false alerts |",
+            "| scenario | intervals | passed | detected / expected | median latency (s) | max latency (s) "
+            "| false alerts |",
             "|---|---|---|---|---|---|---|"]
     for label, s in summary["scenarios"].items():
         def f(v: Any) -> str:

@@ -121,7 +121,8 @@ class AlignedFace:
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 2 or self.image.shape[0] != self.image.shape[1]:
-            raise ValueError(f"AlignedFace.image must be square (S, S) uint8, got {self.image.shape} {self.image.dtype}")
+            raise ValueError(f"AlignedFace.image must be square (S, S) uint8, "
+                             f"got {self.image.shape} {self.image.dtype}")
         _check_array("AlignedFace.matrix", self.matrix, (2, 3), np.float32)
 
 

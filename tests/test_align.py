@@ -19,25 +19,25 @@ def _apply(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 def _eyes_in_crop(face, size=S, margin=MARGIN):
     al = align_face(np.zeros((400, 640, 3), np.uint8), face, size, margin)
-    r, l = eye_centres(face)
-    return al, _apply(al.matrix, r), _apply(al.matrix, l)
+    right, left = eye_centres(face)
+    return al, _apply(al.matrix, right), _apply(al.matrix, left)
 
 
 @pytest.mark.parametrize("roll", [-30.0, -10.0, 0.0, 12.0, 35.0])
 def test_eye_line_is_level_and_placed_like_ferplus(roll: float) -> None:
-    al, r, l = _eyes_in_crop(make_face(roll=roll))
-    assert r[1] == pytest.approx(l[1], abs=1e-3)                    # level
-    assert (r[1] + l[1]) / 2 == pytest.approx(EYE_Y * S, abs=1e-3)  # at FERPlus eye height
-    assert (r[0] + l[0]) / 2 == pytest.approx(S / 2, abs=1e-3)      # centred
-    assert r[0] < l[0]                                               # not flipped
-    assert al.angle_deg == pytest.approx(roll, abs=0.5)             # clockwise roll -> positive angle
+    al, right, left = _eyes_in_crop(make_face(roll=roll))
+    assert right[1] == pytest.approx(left[1], abs=1e-3)                    # level
+    assert (right[1] + left[1]) / 2 == pytest.approx(EYE_Y * S, abs=1e-3)  # at FERPlus eye height
+    assert (right[0] + left[0]) / 2 == pytest.approx(S / 2, abs=1e-3)      # centred
+    assert right[0] < left[0]                                              # not flipped
+    assert al.angle_deg == pytest.approx(roll, abs=0.5)                    # clockwise roll -> positive angle
 
 
 @pytest.mark.parametrize("scale", [0.6, 1.0, 2.5])
 def test_crop_scale_follows_face_size(scale: float) -> None:
     # the face width (234-454 = 140 mm) fills 1 / (1 + 2 margin) of the side, whatever its pixel size
-    _, r, l = _eyes_in_crop(make_face(scale=scale))
-    eye_dist_frac = (l[0] - r[0]) / S
+    _, right, left = _eyes_in_crop(make_face(scale=scale))
+    eye_dist_frac = (left[0] - right[0]) / S
     assert eye_dist_frac == pytest.approx(64.0 / 140.0 / (1 + 2 * MARGIN), rel=1e-3)
 
 
@@ -50,8 +50,8 @@ def test_turned_head_is_not_zoomed_in() -> None:
 
 @pytest.mark.parametrize("margin", [0.0, 0.14, 0.5])
 def test_margin_widens_the_crop(margin: float) -> None:
-    _, r, l = _eyes_in_crop(make_face(), margin=margin)
-    assert (l[0] - r[0]) / S == pytest.approx(64.0 / 140.0 / (1 + 2 * margin), rel=1e-3)
+    _, right, left = _eyes_in_crop(make_face(), margin=margin)
+    assert (left[0] - right[0]) / S == pytest.approx(64.0 / 140.0 / (1 + 2 * margin), rel=1e-3)
 
 
 @pytest.mark.parametrize("colour", [True, False])
@@ -66,13 +66,13 @@ def test_pixels_follow_the_matrix() -> None:
     # paint two bright discs on the eyes of a tilted face: in the crop they sit level where the matrix says
     face = make_face(roll=20.0, scale=2.0)
     img = np.zeros((400, 640, 3), np.uint8)
-    r, l = eye_centres(face)
-    for c in (r, l):
+    right, left = eye_centres(face)
+    for c in (right, left):
         cv2.circle(img, (int(round(c[0])), int(round(c[1]))), 6, (255, 255, 255), -1)
     al = align_face(img, face, 96, MARGIN)
     ys, xs = np.nonzero(al.image > 128)
     left_blob, right_blob = xs < 48, xs >= 48
-    for mask, c in ((left_blob, r), (right_blob, l)):
+    for mask, c in ((left_blob, right), (right_blob, left)):
         want = _apply(al.matrix, c)
         assert xs[mask].mean() == pytest.approx(want[0], abs=1.0)
         assert ys[mask].mean() == pytest.approx(want[1], abs=1.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver_monitor.capture import FileSource, LiveSource, open_source
+from driver_monitor.capture import open_source
 from driver_monitor.config import CaptureConfig
 from driver_monitor.errors import SourceError
 

@@ -115,11 +115,14 @@ def test_truth_file_errors_name_the_clip_and_interval(tmp_path: Path):
         ("clips: []", "non-empty 'clips'"),
         ("clips:\n  - {video: a.mp4, intervals: [[dozing, 0, 1]]}", "clip 'a' interval 1: label 'dozing'"),
         ("clips:\n  - {video: a.mp4, intervals: [[attentive, 2, 1]]}", "0 <= start_s < end_s"),
-        ("clips:\n  - {video: a.mp4, intervals: [[attentive, 0, 1]]}\n  - {video: a.mp4, intervals: [[attentive, 0, 1]]}",
+        ("clips:\n  - {video: a.mp4, intervals: [[attentive, 0, 1]]}"
+         "\n  - {video: a.mp4, intervals: [[attentive, 0, 1]]}",
          "unique"),
-        ("clips:\n  - {video: a.mp4, intervals: [{label: yawn, start_s: 0, end_s: 1, expect: {alert: sleepy, within_s: 1}}]}",
+        ("clips:\n  - {video: a.mp4, intervals: "
+         "[{label: yawn, start_s: 0, end_s: 1, expect: {alert: sleepy, within_s: 1}}]}",
          "alert 'sleepy'"),
-        ("clips:\n  - {video: a.mp4, set: [calibration.mount=roof], intervals: [[attentive, 0, 1]]}", "calibration.mount"),
+        ("clips:\n  - {video: a.mp4, set: [calibration.mount=roof], intervals: [[attentive, 0, 1]]}",
+         "calibration.mount"),
     ]
     for text, needle in cases:
         with pytest.raises(ConfigError) as err:
@@ -171,7 +174,8 @@ def test_every_scenario_of_the_shared_clips_passes(shared_eval):
 def test_a_regression_fails_the_evaluation(shared_eval, tmp_path: Path, capsys):
     # a microsleep threshold of 4 s misses the 3.9 s closure in yawn_in_car.mp4
     rc = main(["evaluate", str(TRUTH), "--out", str(tmp_path), "--video-dir", str(need_data("videos")),
-               "--clip", "yawn_in_car", "--set", "drowsiness.microsleep_s=4", "--set", "drowsiness.long_closure_critical_s=5"])
+               "--clip", "yawn_in_car", "--set", "drowsiness.microsleep_s=4",
+               "--set", "drowsiness.long_closure_critical_s=5"])
     out = capsys.readouterr().out
     assert rc == 1 and "FAILED eyes_closed 2.90-6.83" in out and "some scenarios FAILED" in out
     # --reuse scores what is there without analysing again

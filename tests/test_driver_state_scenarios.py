@@ -148,7 +148,8 @@ def test_off_axis_camera_beyond_the_relaxed_limit_is_learned_within_seconds():
 def test_off_axis_camera_a_glance_to_the_passenger_side_is_distraction():
     cfg = load_config(overrides=["calibration.mount=mirror"])
     road = MOUNTS["mirror"]
-    fn = settle(0.0, lambda t: sig(yaw=road[0], pitch=road[1]) if not 8.0 <= t < 12.0 else sig(yaw=-15.0, pitch=road[1]))
+    fn = settle(0.0, lambda t: sig(yaw=road[0], pitch=road[1]) if not 8.0 <= t < 12.0
+                else sig(yaw=-15.0, pitch=road[1]))
     _, _, first = drive(fn, 14.0, cfg=cfg)
     assert first["distraction"] == pytest.approx(8.0 + 3.5 + 0.2, abs=1.5 / FPS)
 
@@ -237,7 +238,8 @@ def yawn_drive(peak_mar: float, open_s: float, jaw: float | None):
             return 0.04
         return peak_mar * min(1.0, d / 0.3, (open_s + 0.6 - d) / 0.3)
     fn = lambda t: sig(mar=mar(t))  # noqa: E731
-    aus = (lambda t: {"au26": 0.03 + (jaw - 0.03) * min(1.0, mar(t) / peak_mar)}) if jaw is not None else (lambda t: None)
+    aus = ((lambda t: {"au26": 0.03 + (jaw - 0.03) * min(1.0, mar(t) / peak_mar)}) if jaw is not None
+           else (lambda t: None))
     return fn, aus
 
 

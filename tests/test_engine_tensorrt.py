@@ -262,9 +262,10 @@ def test_backend_code_paths_with_stand_in_runtime(models, reference, fake_trt, t
     info = model_for_precision(fp32, precision, cache)
     logs: list[str] = []
     eng = trt_b.open_engine(info, device="cuda", max_batch=8, cache_dir=tmp_path, log=logs.append)
-    assert eng.built and eng.plan_path.name.startswith(f"m.{precision}.") and eng.description == f"tensorrt CUDA {precision}"
+    assert eng.built and eng.plan_path.name.startswith(f"m.{precision}.")
+    assert eng.description == f"tensorrt CUDA {precision}"
     assert "create_network(32)" in fake_trt  # 1 << STRONGLY_TYPED
-    assert f"set_shape(face,(1, 1, 48, 48),(1, 1, 48, 48),(8, 1, 48, 48))" in fake_trt
+    assert "set_shape(face,(1, 1, 48, 48),(1, 1, 48, 48),(8, 1, 48, 48))" in fake_trt
     out = eng.infer(crops)  # 10 crops: runs of 8 and 2
     assert fake_trt.count("execute_async_v3") == 2
     np.testing.assert_allclose(out.emotion_probs, ref.emotion_probs, atol=TOL[precision])
@@ -310,7 +311,8 @@ def test_parser_errors_are_reported(models, monkeypatch, tmp_path):
     calls: list[str] = []
     for name, mod in _fake_runtime(calls, parse_ok=False).items():
         monkeypatch.setitem(sys.modules, name, mod)
-    with pytest.raises(ModelError, match=r"could not parse .*Unsupported operator FancyOp \(node /head/FancyOp FancyOp"):
+    with pytest.raises(ModelError,
+                       match=r"could not parse .*Unsupported operator FancyOp \(node /head/FancyOp FancyOp"):
         trt_b.open_engine(read_model_info(models[0]), device="cuda", max_batch=8, cache_dir=tmp_path)
 
 

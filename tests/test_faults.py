@@ -258,7 +258,8 @@ def test_engines_actions_take_the_common_options(tmp_path, capsys):
     rc, out, _ = run_cli(["engines", "list", "--set", f"engine.cache_dir={tmp_path / 'c'}"], capsys)
     assert rc == 0 and str(tmp_path / "c") in out
     (tmp_path / "file").write_text("x")
-    rc, _, err = run_cli(["engines", "build", "--set", f"engine.cache_dir={tmp_path / 'file'}", "--plans", "no"], capsys)
+    rc, _, err = run_cli(["engines", "build", "--set", f"engine.cache_dir={tmp_path / 'file'}", "--plans", "no"],
+                         capsys)
     assert rc == 2 and "is not a writable folder" in last_line(err) and "Traceback" not in err
 
 

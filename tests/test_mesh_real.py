@@ -262,9 +262,11 @@ def report(names: list[str]) -> None:
             vr = np.nanpercentile(r.vis_ratio, [1, 50, 99])
             st = np.nanmedian(r.ms[f, 1:], axis=0)
             row = (f"{e[0]:.3f}/{e[1]:.3f}/{e[2]:.3f} | {np.nanmedian(s[:, MAR]):.2f}/{np.nanmax(s[:, MAR]):.2f} | "
-                   f"{np.nanmin(s[:, YAW]):.0f}/{np.nanmax(s[:, YAW]):.0f} | {np.nanmin(s[:, PITCH]):.0f}/{np.nanmax(s[:, PITCH]):.0f} | "
+                   f"{np.nanmin(s[:, YAW]):.0f}/{np.nanmax(s[:, YAW]):.0f} | "
+                   f"{np.nanmin(s[:, PITCH]):.0f}/{np.nanmax(s[:, PITCH]):.0f} | "
                    f"{np.nanmin(s[:, ROLL]):.0f}/{np.nanmax(s[:, ROLL]):.0f} | {r.visible[f].mean():.0%} | "
-                   f"{vr[0]:.2f}/{vr[1]:.2f}/{vr[2]:.2f} | {np.median(r.ms[:, 0]):.1f} | {st[0]:.2f} / {st[1]:.2f} / {st[2]:.2f}")
+                   f"{vr[0]:.2f}/{vr[1]:.2f}/{vr[2]:.2f} | {np.median(r.ms[:, 0]):.1f} | "
+                   f"{st[0]:.2f} / {st[1]:.2f} / {st[2]:.2f}")
         else:
             row = "- | - | - | - | - | - | - | " + f"{np.median(r.ms[:, 0]):.1f} | -"
         print(f"| {name} | {len(f)} | {f.mean():.0%} | {row} |")

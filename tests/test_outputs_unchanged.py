@@ -94,7 +94,8 @@ def compare(name: str, want: dict, got: dict) -> list[str]:
     we, ge = want["events"], got["events"]
     same = len(we) == len(ge) and all(
         x["type"] == y["type"] and x["level"] == y["level"]
-        and all(abs((x[k] or math.inf) - (y[k] or math.inf)) <= EVENT_TIME_TOL_S or x[k] == y[k] for k in ("start_s", "end_s"))
+        and all(abs((x[k] or math.inf) - (y[k] or math.inf)) <= EVENT_TIME_TOL_S or x[k] == y[k]
+                for k in ("start_s", "end_s"))
         for x, y in zip(we, ge))
     if not same:
         gone = [e for e in we if e not in ge][:3]

@@ -370,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             if private.any() and not private.all():
                 sub = ds.subset(np.flatnonzero(private))
                 rep_p, _, _ = eval_emotions(predict, sub, "fer2013_privatetest_8to7", out,
-                                            "FER2013 PrivateTest only, 7 classes, FERPlus-trained model, contempt dropped")
+                                            "FER2013 PrivateTest only, 7 classes, FERPlus-trained model, "
+                                            "contempt dropped")
                 res["emotion"]["fer2013_privatetest_8to7"] = rep_p
                 s["fer2013_privatetest_accuracy_ferplus_model_8to7"] = rep_p["accuracy"]
             if args.fer2013_model:
@@ -398,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                 ref = aus_from_mediapipe(z["blendshapes"], z["landmarks"].astype(np.float32), z["found"])
                 ref = np.nan_to_num(ref, nan=0.0)
                 res["aus"]["ckplus_mediapipe_pseudo_labels"] = eval_aus(ref, ds, args.au_threshold)
-                s["ckplus_au_macro_roc_auc_pseudo_labels"] = res["aus"]["ckplus_mediapipe_pseudo_labels"]["macro_roc_auc_disfa12"]
+                s["ckplus_au_macro_roc_auc_pseudo_labels"] = (
+                    res["aus"]["ckplus_mediapipe_pseudo_labels"]["macro_roc_auc_disfa12"])
         if args.onnx and args.latency_runs:
             res["latency"] = {"default_threads": latency(Path(args.onnx), args.latency_runs, 0),
                               "one_thread": latency(Path(args.onnx), args.latency_runs, 1)}

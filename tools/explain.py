@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="+", help="face crop images")
     ap.add_argument("--checkpoint", default="engines/emotion_au.pt")
-    ap.add_argument("--target", default=None, help=f"emotion to explain (default: the predicted one); one of {EMOTIONS}")
+    ap.add_argument("--target", default=None,
+                    help=f"emotion to explain (default: the predicted one); one of {EMOTIONS}")
     ap.add_argument("--patch", type=int, default=8, help="occlusion patch side (px of the model input)")
     ap.add_argument("--stride", type=int, default=4)
     ap.add_argument("--out", default="results/explain")

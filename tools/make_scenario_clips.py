@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs = label_runs(labels, fps)
                 glances = [r for r in runs if r[0] == "looking_aside"]
                 total = sum(b - a for _, a, b in glances)
-                if total < cfg.distraction.time_sharing_s or max(b - a for _, a, b in glances) >= cfg.distraction.warning_s:
+                if (total < cfg.distraction.time_sharing_s
+                        or max(b - a for _, a, b in glances) >= cfg.distraction.warning_s):
                     raise DriverMonitorError("the time-sharing recipe must mark over time_sharing_s of short glances")
                 start, end = glances[0][1], glances[-1][2]
                 within = round(end - start + cfg.alerts.raise_after_s + 0.5, 2)

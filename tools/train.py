@@ -46,7 +46,7 @@ from driver_monitor.errors import DatasetError, DriverMonitorError, report  # no
 from driver_monitor.model.checkpoint import (  # noqa: E402
     build_model, default_meta, read_checkpoint, save_checkpoint,
 )
-from driver_monitor.model.metrics import classification_report, roc_auc  # noqa: E402
+from driver_monitor.model.metrics import classification_report  # noqa: E402
 from driver_monitor.model.network import NetConfig, count_parameters, grow_from  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec  # noqa: E402
 
@@ -479,7 +479,8 @@ def run(args: argparse.Namespace) -> int:
             "train_loss": sums[0] / n_seen, "train_emo_loss": sums[1] / n_seen,
             "train_au_loss": sums[2] / n_seen, "train_acc": sums[3] / n_seen,
             "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"], "val_nll": val["nll"],
-            "val_au_mae": val["au_mae"], "val_acc_raw": val_raw["accuracy"], "epoch_s": ep_s, "images_per_s": n_seen / ep_s,
+            "val_au_mae": val["au_mae"], "val_acc_raw": val_raw["accuracy"], "epoch_s": ep_s,
+            "images_per_s": n_seen / ep_s,
         }
         with open(csv_path, "a", newline="") as fh:
             csv.writer(fh).writerow([f"{row[f]:.5g}" if isinstance(row[f], float) else row[f] for f in fields])
@@ -522,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-split", default="valid",
                     help="validation split, or holdout:0.1 = a seeded 10%% of the training split "
                          "(FER2013 Kaggle folders have no validation split)")
-    ap.add_argument("--aus-dir", default=None, help="folder with <kind>_<split>.npz AU pseudo-labels (tools/label_aus.py)")
+    ap.add_argument("--aus-dir", default=None,
+                    help="folder with <kind>_<split>.npz AU pseudo-labels (tools/label_aus.py)")
     ap.add_argument("--out", required=True, help="run folder: metrics.csv, last.pt, best.pt")
     ap.add_argument("--arch", default=None, choices=sorted(ARCHS),
                     help="network preset (default small); with --init: grow the checkpoint's network into "
@@ -546,7 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
                          "and validate / save that as best.pt; 0 = off")
     ap.add_argument("--init", default=None, help="checkpoint to fine-tune from (transfer learning)")
-    ap.add_argument("--freeze", default="", help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")
+    ap.add_argument("--freeze", default="",
+                    help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     ap.add_argument("--patience", type=int, default=6, help="early stopping patience (epochs)")
     ap.add_argument("--time-budget-min", type=float, default=0.0,

@@ -112,14 +112,16 @@ def cmd_engines_list(args: argparse.Namespace, cfg: Config) -> int:
         except ModelError as exc:
             print(f"  {p} copy: {path} STALE: {exc}")
     version, gpu, problem = _trt_here()
-    print(f"tensorrt here: {version} on {gpu[0]} (sm {gpu[1]})" if problem is None else f"tensorrt here: no ({problem})")
+    print(f"tensorrt here: {version} on {gpu[0]} (sm {gpu[1]})" if problem is None
+          else f"tensorrt here: no ({problem})")
     plans = [e for e in list_cache(cache) if e.kind != "onnx"]
     if not plans:
         print(f"plans in {cache}: none")
     for e in plans:
         size = f"{e.size / 1e6:.1f} MB"
         if e.key is not None:
-            print(f"  {e.path.name} [{size}]: {_describe_key(e.key)}" + (f"; PROBLEM: {e.problem}" if e.problem else ""))
+            print(f"  {e.path.name} [{size}]: {_describe_key(e.key)}"
+                  + (f"; PROBLEM: {e.problem}" if e.problem else ""))
         else:
             print(f"  {e.path.name} [{size}]: {e.kind}, {e.problem}")
     return 0
@@ -168,7 +170,8 @@ def _positive(text: str) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    e = subparsers.add_parser("engines", help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
+    e = subparsers.add_parser("engines",
+                              help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
     esub = e.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
     b = esub.add_parser("build", help="make the fp16 / int8 ONNX copies and (with TensorRT) the plans")
     b.add_argument("--precision", action="append", choices=PRECISIONS,

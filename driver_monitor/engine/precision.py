@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from ..errors import DatasetError, ModelError
 from ..preprocess import InputSpec, to_input
-from .contract import INPUT_NAME, ModelInfo, file_sha256, read_model_info
+from .contract import INPUT_NAME, ModelInfo, read_model_info
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -74,7 +74,7 @@ class BlendshapeExtractor:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError as err:  # pragma: no cover - mediapipe is a dependency
-            raise ModelError(f"mediapipe is needed for AU labelling ({err}); pip install mediapipe==0.10.21")
+            raise ModelError(f"mediapipe is needed for AU labelling ({err}); pip install mediapipe==0.10.21") from None
         self._mp = mp
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(path)),

@@ -74,7 +74,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ModelError(f"checkpoint {path} could not be read ({err}); is it a driver-monitor .pt?") from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(
-            f"checkpoint {path} is not a {FORMAT} file (format={blob.get('format') if isinstance(blob, dict) else type(blob).__name__})"
+            f"checkpoint {path} is not a {FORMAT} file "
+            f"(format={blob.get('format') if isinstance(blob, dict) else type(blob).__name__})"
         )
     return blob
 

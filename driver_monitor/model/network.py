@@ -17,7 +17,7 @@ softmax and sigmoid applied (the ONNX contract), averaged with the mirrored crop
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn

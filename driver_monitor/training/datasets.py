@@ -280,7 +280,7 @@ def load_ferplus(
             except ValueError:
                 if lineno == 1:  # a header row
                     continue
-                raise DatasetError(f"FERPlus: {label_csv} line {lineno} has non-numeric votes: {row[2:]}")
+                raise DatasetError(f"FERPlus: {label_csv} line {lineno} has non-numeric votes: {row[2:]}") from None
             names.append(row[0].strip())
     if not names:
         raise DatasetError(f"FERPlus: {label_csv} has no rows")
@@ -404,7 +404,7 @@ def load_class_folders(
             try:
                 mapping[d] = canonical_class(d.name)
             except DatasetError as err:
-                raise DatasetError(f"{what}: folder {d} is not an emotion class ({err}); {_hint_for(what)}")
+                raise DatasetError(f"{what}: folder {d} is not an emotion class ({err}); {_hint_for(what)}") from None
     found = set(mapping.values())
     if class_names is None:
         class_names = tuple(e for e in EMOTIONS if e in found)
@@ -467,8 +467,8 @@ def load_ckplus(root: str | os.PathLike, *, size: int = 48) -> FaceDataset:
         groups.append(row["video"].split("_")[0])  # subject id, e.g. S014
         try:
             aus.append([float(row[c]) for c in au_cols])
-        except ValueError:
-            raise DatasetError(f"CK+: {label_csv} row {i + 2} has a non-numeric AU value")
+        except ValueError as err:
+            raise DatasetError(f"CK+: {label_csv} row {i + 2} has a non-numeric AU value") from err
     return FaceDataset(
         name="ckplus", images=_stack(images, size), labels=np.asarray(labels, np.int64),
         class_names=CKPLUS_CLASSES, files=tuple(files), aus=np.asarray(aus, np.float32),

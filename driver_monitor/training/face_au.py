@@ -14,9 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..face.landmarker import BLENDSHAPES, BlendshapeExtractor, MediapipeFaceReadout  # noqa: F401 - the labeller's API
+from ..preprocess import AUS
 
 _BS = {n: i for i, n in enumerate(BLENDSHAPES)}
-from ..preprocess import AUS
 
 # Landmark indices of the MediaPipe 478-point mesh used by the geometric AU cues.
 _EYE_R = (33, 133)      # outer, inner corner of the subject's right eye (image left)

@@ -44,7 +44,7 @@ def test_au_label(name, label):
 
 
 def test_emotion_and_au_panels_show_no_engine_then_values(qtbot):
-    emo, au = EmotionPanel(), AUPanel()
+    emo, au = EmotionPanel(EMOTIONS), AUPanel(AUS)  # the names the model carries
     qtbot.addWidget(emo)
     qtbot.addWidget(au)
     r = make_result()
@@ -221,7 +221,7 @@ def test_default_plots_are_few_tall_and_labelled_beside_the_traces(qtbot):
 
 
 def test_plot_selector_shows_and_hides_plots_keeping_their_samples(qtbot):
-    p = SignalPlots(Config())
+    p = SignalPlots(Config(), EMOTIONS)
     qtbot.addWidget(p)
     p.resize(1000, 380)
     p.show()

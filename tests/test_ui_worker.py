@@ -479,3 +479,88 @@ def test_a_new_session_drops_the_old_sessions_late_results(qtbot):
     assert all(r.time_s == pytest.approx(r.index / 10.0) for r in w.session_results.values())
     assert len(w.plots.buffer) == 10 and w.info.source == "file fake.mp4" and w.info.fps == 10.0
     assert sources["a.mp4"].closed
+
+
+# -------------------------------------------------------------------------- the model's names
+
+
+class LargeFakeSource(FakeSource):
+    """A file of (240, 320) frames, room for the stand-in face of test_ui_alerts.make_face."""
+
+    def read(self):
+        f = super().read()
+        return None if f is None else Frame(np.full((240, 320, 3), 90, np.uint8), f.index, f.time_s)
+
+
+class OneFace:
+    """A face detector that finds the same face in every frame."""
+
+    def detect(self, image):
+        from .test_ui_alerts import make_face
+
+        return [make_face()]
+
+    def close(self) -> None:
+        pass
+
+
+def named_engine_factory(cfg, emotion_names, au_names):
+    """The real pipeline with a stand-in engine carrying these names (None: no engine): the first
+    name the most likely emotion, the last AU the strongest."""
+    from driver_monitor.engine.base import Engine
+    from driver_monitor.preprocess import DEFAULT_INPUT
+    from driver_monitor.ui.worker import PipelineFactory
+
+    class NamedEngine(Engine):
+        name = "stub"
+
+        def _run(self, x):
+            probs = np.full(len(self.emotion_names), 0.1 / max(1, len(self.emotion_names) - 1), np.float32)
+            probs[0] = 0.9
+            aus = np.linspace(0.1, 0.8, len(self.au_names)).astype(np.float32)
+            return np.tile(probs, (x.shape[0], 1)), np.tile(aus, (x.shape[0], 1))
+
+    def make_engine(c):
+        if emotion_names is None:
+            return None, {"backend": "none", "reason": "test"}
+        return NamedEngine(DEFAULT_INPUT, emotion_names, au_names), {"backend": "stub", "reason": "test"}
+
+    return PipelineFactory(cfg, make_engine=make_engine, detector_factory=OneFace)
+
+
+def test_panels_and_plots_show_the_names_the_loaded_model_carries(qtbot, tmp_path):
+    from driver_monitor.preprocess import AUS, EMOTIONS
+    from driver_monitor.ui.panels import au_label
+    from driver_monitor.ui.plots import FIXED_COLUMNS
+
+    emotions, aus = ("calm", "drowsy", "irritated"), ("AU6", "AU43")  # not the shipped model's
+    models = iter([(emotions, aus), (None, None)])
+    w = MainWindow(Config(), "a.mp4", factory_maker=lambda c: named_engine_factory(c, *next(models)),
+                   open_source=lambda spec, ccfg: LargeFakeSource(n=6), speed=None)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 6, timeout=10000)
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)
+    assert w.info.emotion_names == emotions and w.info.au_names == aus
+    assert tuple(w.emotion_panel.bars) == emotions and not set(w.emotion_panel.bars) & set(EMOTIONS)
+    assert [w.emotion_panel.labels[n].text() for n in emotions] == list(emotions)
+    assert w.emotion_panel.dominant == "calm" and w.emotion_panel.bars["calm"].value() == pytest.approx(900, abs=2)
+    assert tuple(w.au_panel.bars) == aus and not set(w.au_panel.bars) - set(aus) and "AU12" not in w.au_panel.bars
+    assert [w.au_panel.labels[n].text() for n in aus] == ["AU6 cheek raiser", "AU43"]
+    assert w.au_panel.headline.text().startswith("strongest: AU43") and set(AUS) & set(aus) == {"AU6"}
+    assert sorted(k for k in w.plots.curves if k.startswith("emo_")) == sorted(f"emo_{n}" for n in emotions)
+    assert "irritated" in w.plots.emotion_legend.text and "happiness" not in w.plots.emotion_legend.text
+    t, v = w.plots.buffer.view()
+    assert v.shape[1] == FIXED_COLUMNS + 3 and np.allclose(v[:, FIXED_COLUMNS], 0.9, atol=1e-3)
+    w.export_results(tmp_path / "out")
+    with open(tmp_path / "out" / "frames.csv", encoding="utf-8") as fh:
+        assert fh.readline().strip().split(",") == frame_columns(emotions, aus)
+
+    w.start_session("b.mp4")  # a session without an engine: no bars, no emotion curves
+    qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 6, timeout=10000)
+    qtbot.waitUntil(lambda: w.displayed is w.latest, timeout=2000)
+    assert w.info.emotion_names == () and w.info.backend == "none"
+    assert w.emotion_panel.bars == {} and w.au_panel.bars == {}
+    assert w.emotion_panel.headline.text() == "no engine" and w.au_panel.headline.text() == "no engine"
+    assert not any(k.startswith("emo_") for k in w.plots.curves) and w.plots.buffer.width == FIXED_COLUMNS
+    w.close()

@@ -27,18 +27,32 @@ def _stats(values) -> str:
     return f"mean {a.mean():.1f} ms, median {np.median(a):.1f} ms, p95 {np.percentile(a, 95):.1f} ms (n={a.size})"
 
 
-def bench_plots(cfg, app, redraws: int = 300, plots=None) -> str:
-    """``plots``: the plots shown (default: the dashboard's default ones)."""
+def model_emotion_names(cfg) -> tuple[str, ...]:
+    """The emotion names the configured model carries (none when it cannot be read: no engine)."""
+    from ..config import PROJECT_ROOT
+    from ..engine.base import resolve_model_path
+    from ..engine.contract import read_model_info
+    from ..errors import DriverMonitorError
+
+    try:
+        return read_model_info(resolve_model_path(cfg.engine, PROJECT_ROOT)).emotion_names
+    except DriverMonitorError:
+        return ()
+
+
+def bench_plots(cfg, app, redraws: int = 300, plots=None, emotion_names=None) -> str:
+    """``plots``: the plots shown (default: the dashboard's default ones); ``emotion_names``: the
+    emotion curves (default: the configured model's)."""
     import numpy as np
 
-    from ..preprocess import EMOTIONS
     from ..types import DriverState, Frame, FrameResult, Signals
     from .plots import DEFAULT_PLOTS, SignalPlots
 
-    p = SignalPlots(cfg, visible=DEFAULT_PLOTS if plots is None else plots)
+    names = model_emotion_names(cfg) if emotion_names is None else tuple(emotion_names)
+    p = SignalPlots(cfg, names, visible=DEFAULT_PLOTS if plots is None else plots)
     p.resize(1000, 380)
     p.show()
-    probs = {n: 1.0 / len(EMOTIONS) for n in EMOTIONS}
+    probs = {n: 1.0 / len(names) for n in names}
     img = np.zeros((2, 2), np.uint8)
 
     def result(i: int) -> FrameResult:

@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         self.video = VideoView()
         self.state_panel = DriverStatePanel()
         self.state_panel.calibrateRequested.connect(self.calibrate_now)
-        self.emotion_panel = EmotionPanel()
+        self.emotion_panel = EmotionPanel()  # names and bars come with the session's model
         self.au_panel = AUPanel()
         self.event_list = EventList()
         self.event_list.eventActivated.connect(self.jump_to_event)
@@ -294,6 +294,9 @@ class MainWindow(QMainWindow):
         self.sound.reset()
         self.ended_reason = None
         self._arrivals.clear()
+        self.emotion_panel.set_names(())
+        self.au_panel.set_names(())
+        self.plots.set_emotion_names(())
         self.status_source.setText(f"opening {source}")
         factory = self._factory_maker(self.cfg) if self._factory_maker else None
         paused = self._start_paused if start_paused is None else start_paused
@@ -350,6 +353,9 @@ class MainWindow(QMainWindow):
         reason = sel.get("reason") if isinstance(sel, dict) else getattr(sel, "reason", None)
         self.status_backend.setToolTip(f"why this backend: {reason}" if reason else "")
         self._set_replay_enabled(not info.is_live)
+        self.emotion_panel.set_names(info.emotion_names)
+        self.au_panel.set_names(info.au_names)
+        self.plots.set_emotion_names(info.emotion_names)
         if info.frame_count:
             self.slider.setRange(0, max(0, info.frame_count - 1))
         self.record_action.setEnabled(True)

@@ -1,5 +1,8 @@
 """Side panels: driver state (levels, PERCLOS, blink rate, timers, calibration), emotions, AUs.
 
+The emotion and AU panels show the names the loaded model carries (``set_names``, from
+:class:`~driver_monitor.ui.worker.SessionInfo`), none without an engine.
+
 Each panel has ``show_result(result)`` and keeps what it displays in plain attributes / widget
 text, so tests read the panel rather than pixels.
 """
@@ -12,7 +15,7 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton,
                              QVBoxLayout)
 
-from ..preprocess import AU_DESCRIPTIONS, AUS, EMOTIONS
+from ..preprocess import AU_DESCRIPTIONS
 from ..types import FrameResult, Level, Status
 from .alerts_ui import LEVEL_COLOURS, level_colour
 
@@ -148,29 +151,53 @@ class DriverStatePanel(QGroupBox):
 
 
 class _BarsPanel(QGroupBox):
-    """A titled column of named 0..1 bars with a 'no engine' note when there are no values."""
+    """A titled column of named 0..1 bars with a 'no engine' note when there are no values.
 
-    def __init__(self, title: str, names: Sequence[str], labels: Sequence[str], parent=None) -> None:
+    The bars are the names the loaded model carries (``set_names``); none without an engine.
+    """
+
+    def __init__(self, title: str, names: Sequence[str] = (), parent=None) -> None:
         super().__init__(title, parent)
         lay = QVBoxLayout(self)
         self.headline = QLabel("no engine")
         self.headline.setStyleSheet("font-weight: bold;")
         lay.addWidget(self.headline)
-        grid = QGridLayout()
-        lay.addLayout(grid)
+        self._grid = QGridLayout()
+        lay.addLayout(self._grid)
+        self.names: tuple[str, ...] = ()
         self.bars: dict[str, QProgressBar] = {}
-        for i, (name, label) in enumerate(zip(names, labels)):
-            grid.addWidget(QLabel(label), i, 0)
+        self.labels: dict[str, QLabel] = {}
+        self.values: dict[str, float] | None = None
+        self.no_engine_text = "no engine"
+        self.set_names(names)
+
+    def label(self, name: str) -> str:
+        """The text beside a bar."""
+        return name
+
+    def set_names(self, names: Sequence[str]) -> None:
+        """Show one bar per name, in this order, in place of the bars shown (and their values)."""
+        names = tuple(names)
+        if names == self.names:
+            return
+        for widget in [*self.labels.values(), *self.bars.values()]:
+            self._grid.removeWidget(widget)
+            widget.deleteLater()
+        self.labels, self.bars = {}, {}
+        for i, name in enumerate(names):
+            self.labels[name] = QLabel(self.label(name))
+            self._grid.addWidget(self.labels[name], i, 0)
             bar = QProgressBar()
             bar.setRange(0, 1000)
             bar.setValue(0)
             bar.setTextVisible(True)
             bar.setFormat("–")
             bar.setMaximumHeight(16)
-            grid.addWidget(bar, i, 1)
+            self._grid.addWidget(bar, i, 1)
             self.bars[name] = bar
-        self.values: dict[str, float] | None = None
-        self.no_engine_text = "no engine"
+        self.names = names
+        self.values = None
+        self.headline.setText(self.no_engine_text)
 
     def _set_values(self, values: Mapping[str, float] | None) -> None:
         if not values:
@@ -195,8 +222,8 @@ class _BarsPanel(QGroupBox):
 class EmotionPanel(_BarsPanel):
     """Smoothed emotion probabilities with the dominant emotion."""
 
-    def __init__(self, names: Sequence[str] = EMOTIONS, parent=None) -> None:
-        super().__init__("Emotion", names, names, parent)
+    def __init__(self, names: Sequence[str] = (), parent=None) -> None:
+        super().__init__("Emotion", names, parent)
         self.dominant: str | None = None
 
     def show_result(self, r: FrameResult | None, engine_running: bool = True) -> None:
@@ -212,8 +239,11 @@ class EmotionPanel(_BarsPanel):
 class AUPanel(_BarsPanel):
     """Action-unit intensities named with their FACS descriptions ("AU12 lip corner puller")."""
 
-    def __init__(self, names: Sequence[str] = AUS, parent=None) -> None:
-        super().__init__("Action units", names, [au_label(n) for n in names], parent)
+    def __init__(self, names: Sequence[str] = (), parent=None) -> None:
+        super().__init__("Action units", names, parent)
+
+    def label(self, name: str) -> str:
+        return au_label(name)
 
     def show_result(self, r: FrameResult | None, engine_running: bool = True) -> None:
         if r is None:

@@ -23,7 +23,6 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from ..config import Config
-from ..preprocess import EMOTIONS
 from ..types import FrameResult
 
 EMOTION_COLOURS = ("#9e9e9e", "#ffd54f", "#4fc3f7", "#5c6bc0", "#e53935", "#8bc34a", "#ab47bc", "#ff8a65")
@@ -91,6 +90,13 @@ PLOT_MIN_PX = 80          # a plot is never squeezed below this (its title and t
 TIME_AXIS_PX = 46         # the time axis row: tick labels and "time (s)"
 RIGHT_AXIS_PX = 92        # room for the threshold labels, the same in every plot so they align
 MERGED_COLOUR = "#d0d0d0"
+_TOGGLE_STYLE = ("QToolButton { padding: 1px 8px; } QToolButton:checked { background: palette(highlight); "
+                 "color: palette(highlighted-text); border: 1px solid palette(highlight); border-radius: 3px; }")
+
+
+def _coloured(*parts: tuple[str, str]) -> str:
+    """An axis title in its curves' colours: ``_coloured(("yaw", "#81c784"), ("pitch", "#f06292"))``."""
+    return ", ".join(f"<span style='color:{c}'>{t}</span>" for t, c in parts)
 
 
 def x_range(t_first: float, t_last: float, window_s: float, min_span_s: float = MIN_SPAN_S) -> tuple[float, float]:
@@ -186,14 +192,13 @@ class SignalPlots(QWidget):
     (or the selector's buttons) shows or hides one plot; hidden plots keep their samples.
     """
 
-    def __init__(self, cfg: Config, emotion_names: Sequence[str] = EMOTIONS, parent=None,
+    def __init__(self, cfg: Config, emotion_names: Sequence[str] = (), parent=None,
                  visible: Sequence[str] = DEFAULT_PLOTS) -> None:
         super().__init__(parent)
         self.cfg = cfg
         self.window_s = cfg.ui.plot_window_s
-        self.emotion_names = tuple(emotion_names)
-        # up to 60 samples/s for the window (a 30 fps source uses half)
-        self.buffer = RollingBuffer(int(self.window_s * 60) + 2, FIXED_COLUMNS + len(self.emotion_names))
+        self.emotion_names: tuple[str, ...] = tuple(emotion_names)  # the loaded model's (none: no engine)
+        self.buffer = self._new_buffer()
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("#1b1b1b")
         self.plots: dict[str, pg.PlotItem] = {}
@@ -205,86 +210,116 @@ class SignalPlots(QWidget):
         self.buttons: dict[str, QToolButton] = {}
         self.curve_plot: dict[str, str] = {}  # curve key -> the plot it is in
         self._shown: set[str] = set()
+        self._rows: list = []  # the layout's rows, top down
         d = cfg.drowsiness
         # closed-eye EAR, neutral yaw, neutral pitch, yaw limit, pitch-down limit (the mount's until a result says)
         self._thresholds = (d.closed_ear_max, 0.0, 0.0, cfg.distraction.uncalibrated_yaw_limit_deg,
                             cfg.distraction.uncalibrated_pitch_down_limit_deg)
+        self._build_signal_plots()
+        self._build_emotion_plot()
+        self._build_time_axis()
+        self._build_layout()
+        self._dirty = False
+        self.refreshes = 0
+        self.time_range: tuple[float, float] | None = None  # the x range shown
+        for key in PLOT_KEYS:
+            on = key in visible
+            self.buttons[key].setChecked(on)
+            self.set_plot_visible(key, on)
+        self._set_thresholds(*self._thresholds)
 
-        def plot(key: str, title: str, yrange: tuple[float, float], steps: tuple[float, ...]) -> pg.PlotItem:
-            axis = ThresholdAxis()
-            p = pg.PlotItem(axisItems={"right": axis})
-            self.view.ci.addItem(p, row=len(self._rows), col=0)
-            self._rows.append(p)
-            p.showAxis("right")
-            p.getAxis("left").enableAutoSIPrefix(False)
-            p.setLabel("left", title, color="#cfcfcf", **{"font-size": "8pt"})
-            p.getAxis("left").setWidth(58)
-            p.hideAxis("bottom")
-            p.setMinimumHeight(PLOT_MIN_PX)
-            p.setDownsampling(auto=True, mode="peak")
-            p.setClipToView(True)
-            p.setYRange(*yrange, padding=0.03)
-            p.setMouseEnabled(x=False, y=False)
-            p.hideButtons()
-            # no grid: in Qt's raster painter a translucent grid costs more than all curves together
-            # (full 30 s window, 1000x380 px: ~30 -> ~13 ms per repaint); the threshold lines guide the eye
-            if self.plots:
-                p.setXLink(next(iter(self.plots.values())))
-            self.plots[key] = p
-            self.right_axes[key] = axis
-            self._yranges[key] = yrange
-            self._tick_steps[key] = steps
-            p.getViewBox().sigResized.connect(lambda *_, k=key: self._update_ticks(k))
-            return p
+    def _new_buffer(self) -> RollingBuffer:
+        # up to 60 samples/s for the window (a 30 fps source uses half)
+        return RollingBuffer(int(self.window_s * 60) + 2, FIXED_COLUMNS + len(self.emotion_names))
 
-        def curve(p: pg.PlotItem, key: str, colour: str, width: float = 2) -> None:
-            self.curves[key] = p.plot(pen=pg.mkPen(colour, width=width), connect="finite")
-            self.curve_plot[key] = next(k for k, item in self.plots.items() if item is p)
+    # -------------------------------------------------------------- building
 
-        def hline(p: pg.PlotItem, key: str, y: float, colour: str) -> None:
-            line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
-            p.addItem(line, ignoreBounds=True)
-            self.lines[key] = line
+    def _add_row(self, item) -> None:
+        self.view.ci.addItem(item, row=len(self._rows), col=0)
+        self._rows.append(item)
 
-        def coloured(*parts: tuple[str, str]) -> str:
-            return ", ".join(f"<span style='color:{c}'>{t}</span>" for t, c in parts)
+    def _add_plot(self, key: str, title: str, yrange: tuple[float, float], steps: tuple[float, ...]) -> pg.PlotItem:
+        """A plot in the next row, x-linked to the first, with its threshold axis on the right."""
+        axis = ThresholdAxis()
+        p = pg.PlotItem(axisItems={"right": axis})
+        self._add_row(p)
+        p.showAxis("right")
+        p.getAxis("left").enableAutoSIPrefix(False)
+        p.setLabel("left", title, color="#cfcfcf", **{"font-size": "8pt"})
+        p.getAxis("left").setWidth(58)
+        p.hideAxis("bottom")
+        p.setMinimumHeight(PLOT_MIN_PX)
+        p.setDownsampling(auto=True, mode="peak")
+        p.setClipToView(True)
+        p.setYRange(*yrange, padding=0.03)
+        p.setMouseEnabled(x=False, y=False)
+        p.hideButtons()
+        # no grid: in Qt's raster painter a translucent grid costs more than all curves together
+        # (full 30 s window, 1000x380 px: ~30 -> ~13 ms per repaint); the threshold lines guide the eye
+        if self.plots:
+            p.setXLink(next(iter(self.plots.values())))
+        self.plots[key] = p
+        self.right_axes[key] = axis
+        self._yranges[key] = yrange
+        self._tick_steps[key] = steps
+        p.getViewBox().sigResized.connect(lambda *_, k=key: self._update_ticks(k))
+        return p
 
-        self._rows: list = []
-        p = plot("ear", coloured(("EAR", "#4fc3f7")), (0.0, 0.45), (0.1, 0.2))
-        curve(p, "ear", "#4fc3f7")
-        hline(p, "ear_closed", d.closed_ear_max, "#ff7043")
-        hline(p, "ear_max", d.closed_ear_max, "#9e9e9e")
+    def _add_curve(self, plot_key: str, key: str, colour: str, width: float = 2) -> None:
+        self.curves[key] = self.plots[plot_key].plot(pen=pg.mkPen(colour, width=width), connect="finite")
+        self.curve_plot[key] = plot_key
 
-        p = plot("mar", coloured(("MAR", "#ffb74d")), (0.0, 1.0), (0.25, 0.5, 1.0))
-        curve(p, "mar", "#ffb74d")
-        hline(p, "yawn", d.yawn_mar, "#ff7043")
+    def _add_line(self, plot_key: str, key: str, y: float, colour: str) -> None:
+        line = pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+        self.plots[plot_key].addItem(line, ignoreBounds=True)
+        self.lines[key] = line
 
-        p = plot("perclos", coloured(("PERCLOS", "#ce93d8")), (0.0, max(0.5, d.perclos_critical * 1.5)),
-                 (0.1, 0.25, 0.5))
-        curve(p, "perclos", "#ce93d8")
-        hline(p, "perclos_warning", d.perclos_warning, "#ffc107")
-        hline(p, "perclos_critical", d.perclos_critical, "#ff3b30")
+    def _build_signal_plots(self) -> None:
+        """EAR, MAR, PERCLOS and yaw / pitch, with their threshold lines."""
+        d = self.cfg.drowsiness
+        self._add_plot("ear", _coloured(("EAR", "#4fc3f7")), (0.0, 0.45), (0.1, 0.2))
+        self._add_curve("ear", "ear", "#4fc3f7")
+        self._add_line("ear", "ear_closed", d.closed_ear_max, "#ff7043")
+        self._add_line("ear", "ear_max", d.closed_ear_max, "#9e9e9e")
 
-        p = plot("pose", coloured(("yaw", "#81c784"), ("pitch", "#f06292")) + " (°)", (-60.0, 60.0), (15.0, 30.0, 60.0))
-        curve(p, "yaw", "#81c784")
-        curve(p, "pitch", "#f06292")
-        hline(p, "yaw_hi", 0.0, "#81c784")
-        hline(p, "yaw_lo", 0.0, "#81c784")
-        hline(p, "pitch_lo", 0.0, "#f06292")
+        self._add_plot("mar", _coloured(("MAR", "#ffb74d")), (0.0, 1.0), (0.25, 0.5, 1.0))
+        self._add_curve("mar", "mar", "#ffb74d")
+        self._add_line("mar", "yawn", d.yawn_mar, "#ff7043")
 
-        # the emotion names in their colours, in a row of their own above the plot (not over it)
-        self.emotion_legend = pg.LabelItem(
-            "&nbsp;&nbsp;".join(f"<span style='color:{EMOTION_COLOURS[i % len(EMOTION_COLOURS)]}'>━ {n}</span>"
-                                for i, n in enumerate(self.emotion_names)), size="8pt", justify="left")
-        self.view.ci.addItem(self.emotion_legend, row=len(self._rows), col=0)
-        self._rows.append(self.emotion_legend)
-        p = plot("emotion", "emotion", (0.0, 1.0), (0.5, 1.0))
-        for i, name in enumerate(self.emotion_names):
-            curve(p, f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], width=1)
+        self._add_plot("perclos", _coloured(("PERCLOS", "#ce93d8")), (0.0, max(0.5, d.perclos_critical * 1.5)),
+                       (0.1, 0.25, 0.5))
+        self._add_curve("perclos", "perclos", "#ce93d8")
+        self._add_line("perclos", "perclos_warning", d.perclos_warning, "#ffc107")
+        self._add_line("perclos", "perclos_critical", d.perclos_critical, "#ff3b30")
+
+        self._add_plot("pose", _coloured(("yaw", "#81c784"), ("pitch", "#f06292")) + " (°)", (-60.0, 60.0),
+                       (15.0, 30.0, 60.0))
+        self._add_curve("pose", "yaw", "#81c784")
+        self._add_curve("pose", "pitch", "#f06292")
+        self._add_line("pose", "yaw_hi", 0.0, "#81c784")
+        self._add_line("pose", "yaw_lo", 0.0, "#81c784")
+        self._add_line("pose", "pitch_lo", 0.0, "#f06292")
+
+    def _build_emotion_plot(self) -> None:
+        """The emotion probabilities, their names in their colours in a row of their own above the
+        plot (not over it)."""
+        self.emotion_legend = pg.LabelItem("", size="8pt", justify="left")
+        self._add_row(self.emotion_legend)
+        self._add_plot("emotion", "emotion", (0.0, 1.0), (0.5, 1.0))
         self.right_axes["emotion"].setStyle(showValues=False)
         self.right_axes["emotion"].setTicks([[], []])
-        # the time axis in a row of its own, under whichever plots are shown, so every plot's data
-        # area is as tall as the others'; an empty plot whose side axes keep it aligned with them
+        self._add_emotion_curves()
+
+    def _add_emotion_curves(self) -> None:
+        for i, name in enumerate(self.emotion_names):
+            self._add_curve("emotion", f"emo_{name}", EMOTION_COLOURS[i % len(EMOTION_COLOURS)], width=1)
+        self.emotion_legend.setText(
+            "&nbsp;&nbsp;".join(f"<span style='color:{EMOTION_COLOURS[i % len(EMOTION_COLOURS)]}'>━ {n}</span>"
+                                for i, n in enumerate(self.emotion_names)))
+
+    def _build_time_axis(self) -> None:
+        """The time axis in a row of its own, under whichever plots are shown, so every plot's data
+        area is as tall as the others'; an empty plot whose side axes keep it aligned with them."""
         self.time_axis = pg.PlotItem()
         self.time_axis.setXLink(self.plots["ear"])
         self.time_axis.setMouseEnabled(x=False, y=False)
@@ -298,22 +333,20 @@ class SignalPlots(QWidget):
             ax.setPen(pg.mkPen(0, 0, 0, 0))
             ax.setTicks([[], []])
         self.time_axis.setFixedHeight(TIME_AXIS_PX)
-        self.view.ci.addItem(self.time_axis, row=len(self._rows), col=0)
-        self._rows.append(self.time_axis)
+        self._add_row(self.time_axis)
         self.view.ci.layout.setSpacing(2)
         self.view.ci.layout.setVerticalSpacing(10)  # one plot's bottom tick label clear of the next one's top
         self.view.ci.setContentsMargins(2, 4, 2, 4)
 
-        # the selector: one toggle per plot
+    def _build_layout(self) -> None:
+        """The selector (one toggle per plot) above the plots."""
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 0, 4, 0)
         bar.setSpacing(4)
-        title = QLabel("Plots:")
-        bar.addWidget(title)
+        bar.addWidget(QLabel("Plots:"))
         for key in PLOT_KEYS:
             b = QToolButton()
-            b.setStyleSheet("QToolButton { padding: 1px 8px; } QToolButton:checked { background: palette(highlight); "
-                            "color: palette(highlighted-text); border: 1px solid palette(highlight); border-radius: 3px; }")
+            b.setStyleSheet(_TOGGLE_STYLE)
             b.setText(PLOT_NAMES[key])
             b.setCheckable(True)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -328,14 +361,18 @@ class SignalPlots(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.view, 1)
 
-        self._dirty = False
-        self.refreshes = 0
-        self.time_range: tuple[float, float] | None = None  # the x range shown
-        for key in PLOT_KEYS:
-            on = key in visible
-            self.buttons[key].setChecked(on)
-            self.set_plot_visible(key, on)
-        self._set_thresholds(*self._thresholds)
+    def set_emotion_names(self, names: Sequence[str]) -> None:
+        """Plot the emotions the loaded model names (none: no engine); forgets the samples."""
+        names = tuple(names)
+        if names == self.emotion_names:
+            return
+        for name in self.emotion_names:
+            self.plots["emotion"].removeItem(self.curves.pop(f"emo_{name}"))
+            del self.curve_plot[f"emo_{name}"]
+        self.emotion_names = names
+        self.buffer = self._new_buffer()
+        self._add_emotion_curves()
+        self._dirty = True
 
     # -------------------------------------------------------------- which plots
 

@@ -564,3 +564,53 @@ def test_panels_and_plots_show_the_names_the_loaded_model_carries(qtbot, tmp_pat
     assert w.emotion_panel.headline.text() == "no engine" and w.au_panel.headline.text() == "no engine"
     assert not any(k.startswith("emo_") for k in w.plots.curves) and w.plots.buffer.width == FIXED_COLUMNS
     w.close()
+
+
+# -------------------------------------------------------------------------- a live source's counts
+
+
+class CountingLiveSource(FakeSource):
+    """A live fake whose capture thread would have dropped frames and reconnected: 3 dropped and
+    1 reconnect at first, 7 and 2 from frame 30 on."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(live=True, n=10**9, read_delay=0.01, **kw)
+        self.dropped, self.reconnects = 3, 1
+
+    def read(self):
+        f = super().read()
+        if f is not None and f.index >= 30:
+            self.dropped, self.reconnects = 7, 2
+        return f
+
+
+def test_a_live_sources_dropped_frames_and_reconnects_are_in_the_status_bar_and_the_recording(qtbot, tmp_path):
+    from driver_monitor.ui.main_window import live_stats_text
+
+    src = CountingLiveSource()
+    w, src, factory = make_window(qtbot, src, paused=False)
+    assert w.status_live.isVisible()
+    qtbot.waitUntil(lambda: w.status_live.text() == "3 frames dropped, 1 reconnect", timeout=3000)
+    w.worker.start_recording(str(tmp_path), video=False)
+    qtbot.waitUntil(lambda: w.playback_state.recording == str(tmp_path), timeout=3000)
+    qtbot.waitUntil(lambda: w.status_live.text() == "7 frames dropped, 2 reconnects", timeout=5000)
+    w.worker.stop_recording()
+    qtbot.waitUntil(lambda: w.playback_state.recording is None, timeout=3000)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["source_dropped"] == 7 and summary["source_reconnects"] == 2
+    assert summary["source"] == "camera 0" and summary["recorded_from"] == "dashboard"
+    assert w.source_stats["source_dropped"] == 7
+    assert live_stats_text({"source_dropped": 1, "source_reconnects": 0}) == "1 frame dropped, 0 reconnects"
+
+
+def test_a_file_has_no_live_counts(qtbot, tmp_path):
+    w, src, factory = make_window(qtbot, paused=True)
+    w.worker.start_recording(str(tmp_path), video=False)
+    qtbot.waitUntil(lambda: w.playback_state.recording == str(tmp_path), timeout=3000)
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
+    w.worker.stop_recording()
+    qtbot.waitUntil(lambda: w.playback_state.recording is None, timeout=3000)
+    assert not w.status_live.isVisible() and w.status_live.text() == "" and w.source_stats is None
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "source_dropped" not in summary and summary["source"] == "file fake.mp4"

@@ -54,6 +54,18 @@ def speed_label(speed: float | None) -> str:
     return "max" if speed is None else f"{speed:g}x"
 
 
+LIVE_COUNTS = ("source_dropped", "source_reconnects")  # what session.source_stats counts for a live source
+LIVE_STATS_TIP = ("Frames the live source delivered that a newer frame replaced before the pipeline took them "
+                  "(the pipeline is slower than the camera), and times the source was reopened after it dropped")
+
+
+def live_stats_text(stats: dict) -> str:
+    """The status bar's text for a live source's counts: '12 frames dropped, 1 reconnect'."""
+    dropped, reconnects = int(stats.get("source_dropped", 0)), int(stats.get("source_reconnects", 0))
+    return (f"{dropped} frame{'' if dropped == 1 else 's'} dropped, "
+            f"{reconnects} reconnect{'' if reconnects == 1 else 's'}")
+
+
 class EventSlider(QSlider):
     """Seek slider with the session's events marked as coloured ticks above the groove."""
 
@@ -117,6 +129,7 @@ class MainWindow(QMainWindow):
         self.session_results: dict[int, FrameResult] = {}
         self.session_events: dict[tuple[str, float], Event] = {}
         self.errors: list[WorkerError] = []
+        self.source_stats: dict | None = None  # a live source's counts (session.source_stats), latest
         self.ended_reason: str | None = None
         self._arrivals: deque[float] = deque(maxlen=60)
         self._old_workers: list[SessionWorker] = []
@@ -216,12 +229,15 @@ class MainWindow(QMainWindow):
 
         sb = self.statusBar()
         self.status_source = QLabel("no source")
+        self.status_live = QLabel("")  # a live source's dropped frames and reconnects
+        self.status_live.setToolTip(LIVE_STATS_TIP)
+        self.status_live.setVisible(False)
         self.status_backend = QLabel("backend: –")
         self.status_fps = QLabel("– fps")
         self.status_latency = QLabel("latency – ms")
         self.status_sound = QLabel("")
         self.status_record = QLabel("")
-        for w in (self.status_source, self.status_backend, self.status_fps, self.status_latency,
+        for w in (self.status_source, self.status_live, self.status_backend, self.status_fps, self.status_latency,
                   self.status_sound, self.status_record):
             sb.addPermanentWidget(w)
         self._set_replay_enabled(False)
@@ -293,10 +309,13 @@ class MainWindow(QMainWindow):
         self.plots.reset()
         self.sound.reset()
         self.ended_reason = None
+        self.source_stats = None
         self._arrivals.clear()
         self.emotion_panel.set_names(())
         self.au_panel.set_names(())
         self.plots.set_emotion_names(())
+        self.status_live.setText("")
+        self.status_live.setVisible(False)
         self.status_source.setText(f"opening {source}")
         factory = self._factory_maker(self.cfg) if self._factory_maker else None
         paused = self._start_paused if start_paused is None else start_paused
@@ -307,6 +326,7 @@ class MainWindow(QMainWindow):
         self.worker.events.connect(self._on_events)
         self.worker.failed.connect(self._on_failed)
         self.worker.playback.connect(self._on_playback)
+        self.worker.stats.connect(self._on_stats)
         self.worker.ended.connect(self._on_ended)
         self.thread = start_worker(self.worker)
 
@@ -353,6 +373,7 @@ class MainWindow(QMainWindow):
         reason = sel.get("reason") if isinstance(sel, dict) else getattr(sel, "reason", None)
         self.status_backend.setToolTip(f"why this backend: {reason}" if reason else "")
         self._set_replay_enabled(not info.is_live)
+        self.status_live.setVisible(info.is_live)
         self.emotion_panel.set_names(info.emotion_names)
         self.au_panel.set_names(info.au_names)
         self.plots.set_emotion_names(info.emotion_names)
@@ -416,6 +437,12 @@ class MainWindow(QMainWindow):
         self.play_button.setText("Play" if (st.paused or st.at_end) else "Pause")
         self.status_record.setText(f"● recording to {st.recording}" if st.recording else "")
         self.record_action.setText("Stop recording" if st.recording else "Record results to folder…")
+
+    def _on_stats(self, stats: dict) -> None:
+        if not self._current():
+            return
+        self.source_stats = stats
+        self.status_live.setText(live_stats_text(stats))
 
     def _on_ended(self, reason: str) -> None:
         if not self._current():
@@ -601,5 +628,6 @@ class MainWindow(QMainWindow):
             "complete": complete,
             **({} if complete else {"reason": f"the session analysed {n} of "
                                               f"{info.frame_count if info and info.frame_count else 'unknown'} frames"}),
+            **{k: v for k, v in (self.source_stats or {}).items() if k in LIVE_COUNTS},
             "config": self.cfg.to_dict(),
         })

@@ -163,8 +163,20 @@ class MainWindow(QMainWindow):
         self.event_list.eventActivated.connect(self.jump_to_event)
         self.plots = SignalPlots(cfg)
         self.sound = AlertSound(enabled=cfg.ui.sound)
+        left_split = QSplitter(Qt.Orientation.Vertical)
+        left_split.addWidget(self._build_view_column())
+        left_split.addWidget(self.plots)
+        left_split.setSizes([520, 380])
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(left_split)
+        main.addWidget(self._build_side_column())
+        main.setSizes([1000, 400])
+        self.setCentralWidget(main)
+        self._build_status_bar()
+        self._set_replay_enabled(False)
 
-        # replay controls
+    def _build_replay_bar(self) -> QHBoxLayout:
+        """Play / pause, previous / next frame, the seek slider, time and speed."""
         self.play_button = QPushButton("Play")
         self.play_button.clicked.connect(self.toggle_pause)
         self.back_button = QPushButton("◀|")
@@ -194,14 +206,20 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.time_label)
         controls.addWidget(QLabel("speed"))
         controls.addWidget(self.speed_box)
+        return controls
 
+    def _build_view_column(self) -> QWidget:
+        """The banner, the live view and the replay bar."""
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addWidget(self.banner)
         lv.addWidget(self.video, 1)
-        lv.addLayout(controls)
+        lv.addLayout(self._build_replay_bar())
+        return left
 
+    def _build_side_column(self) -> QWidget:
+        """The driver state panel over the tabs: emotion and AUs, events."""
         tabs = QTabWidget()
         face_tab = QWidget()
         fv = QVBoxLayout(face_tab)
@@ -216,17 +234,9 @@ class MainWindow(QMainWindow):
         rv.addWidget(self.state_panel)
         rv.addWidget(tabs, 1)
         self.tabs = tabs
+        return right
 
-        left_split = QSplitter(Qt.Orientation.Vertical)
-        left_split.addWidget(left)
-        left_split.addWidget(self.plots)
-        left_split.setSizes([520, 380])
-        main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(left_split)
-        main.addWidget(right)
-        main.setSizes([1000, 400])
-        self.setCentralWidget(main)
-
+    def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.status_source = QLabel("no source")
         self.status_live = QLabel("")  # a live source's dropped frames and reconnects
@@ -240,7 +250,6 @@ class MainWindow(QMainWindow):
         for w in (self.status_source, self.status_live, self.status_backend, self.status_fps, self.status_latency,
                   self.status_sound, self.status_record):
             sb.addPermanentWidget(w)
-        self._set_replay_enabled(False)
 
     def _build_actions(self) -> None:
         def act(menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,

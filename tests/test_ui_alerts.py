@@ -35,7 +35,8 @@ def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, ey
 
 @pytest.mark.parametrize("kwargs, colour, needle", [
     (dict(), "ok", "driver attentive"),
-    (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info", "learning the driver's road pose (40%); alerts active"),
+    (dict(status=Status.CALIBRATING, calibration_progress=0.4), "info",
+     "learning the driver's road pose (40%); alerts active"),
     (dict(face=False, status=Status.DRIVER_ABSENT), "degraded", "driver not visible"),
     (dict(face=False), "info", "looking for the driver's face"),  # before driver_absent_s has passed
     (dict(camera_ok=False, face=False, status=Status.CAMERA_LOST), "degraded", "camera lost"),

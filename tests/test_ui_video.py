@@ -61,7 +61,8 @@ def test_panels_update_from_a_real_video(qtbot):
     if w.info.backend == "none":
         assert w.emotion_panel.headline.text() == "no engine" and w.emotion_panel.values is None
     else:
-        assert w.emotion_panel.dominant in EMOTIONS and math.isclose(sum(w.emotion_panel.values.values()), 1, abs_tol=1e-3)
+        assert w.emotion_panel.dominant in w.info.emotion_names
+        assert math.isclose(sum(w.emotion_panel.values.values()), 1, abs_tol=1e-3)
         assert set(w.au_panel.values) == set(w.info.au_names)
     assert w.status_source.text() == "file single_face.mp4"
     assert w.status_backend.text() == f"backend: {w.info.backend}"
@@ -120,7 +121,7 @@ def test_seeking_moves_the_replay_to_the_right_frame(qtbot):
     w = open_window(qtbot, "head_turns.mp4", paused=True)
     for target in (300, 120):
         w.seek(target)
-        qtbot.waitUntil(lambda: w.latest is not None and w.latest.index == target, timeout=10000)
+        qtbot.waitUntil(lambda t=target: w.latest is not None and w.latest.index == t, timeout=10000)
         want = _decode(path, target)
         got = w.latest.frame.image
         assert got.shape == want.shape

@@ -530,7 +530,6 @@ def named_engine_factory(cfg, emotion_names, au_names):
 
 def test_panels_and_plots_show_the_names_the_loaded_model_carries(qtbot, tmp_path):
     from driver_monitor.preprocess import AUS, EMOTIONS
-    from driver_monitor.ui.panels import au_label
     from driver_monitor.ui.plots import FIXED_COLUMNS
 
     emotions, aus = ("calm", "drowsy", "irritated"), ("AU6", "AU43")  # not the shipped model's

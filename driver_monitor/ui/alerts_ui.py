@@ -86,7 +86,8 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
         if st.distraction > Level.NONE:
             why = ""
             if st.off_road_s > 0:
-                why = f" (eyes off road {st.off_road_s:.1f} s" + (", face lost" if "face_lost" in st.off_road_reason else "") + ")"
+                lost = ", face lost" if "face_lost" in st.off_road_reason else ""
+                why = f" (eyes off road {st.off_road_s:.1f} s{lost})"
             elif st.time_sharing_s > 0:
                 why = f" (glances away {st.time_sharing_s:.0f} s with no 2 s back on the road)"
             parts.append(f"DISTRACTION {str(st.distraction).upper()}{why}")

@@ -23,7 +23,7 @@ def run_gui(cfg: Config, source: Any = None, *, start_paused: bool = False) -> i
     code = int(app.exec())
     from .main_window import _STRAGGLERS
 
-    for worker, thread in list(_STRAGGLERS):  # a worker still inside a slow call (engine build, read)
+    for _worker, thread in list(_STRAGGLERS):  # a worker still inside a slow call (engine build, read)
         if not thread.wait(10_000):
             # exiting with a running QThread aborts the process; the results written so far are flushed
             print("driver-monitor: the worker did not stop within 10 s; exiting without it", file=sys.stderr)

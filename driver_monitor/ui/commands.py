@@ -17,7 +17,8 @@ def _source(text: str):
 
 _QT_LIBS_HINT = ("install the system libraries the dashboard needs, e.g. on Debian / Ubuntu: sudo apt-get install "
                  "libegl1 libgl1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
-                 "libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libpulse0 (README: Install)")
+                 "libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libpulse0 "
+                 "(README: Install)")
 _HEADLESS_HINT = "or use `driver-monitor analyze FILE --out DIR` headless"
 
 
@@ -48,7 +49,8 @@ def display_problem(env: dict | None = None) -> str | None:
         return (f"the dashboard cannot open a window: {which}; run it on a desktop session, over ssh -X, or "
                 f"under xvfb-run (apt-get install xvfb), {_HEADLESS_HINT}")
     if "platform plugin" in err or "xcb" in err:
-        return f"the dashboard cannot open a window: Qt could not load its xcb platform plugin; {_QT_LIBS_HINT}, {_HEADLESS_HINT}"
+        return (f"the dashboard cannot open a window: Qt could not load its xcb platform plugin; "
+                f"{_QT_LIBS_HINT}, {_HEADLESS_HINT}")
     last = next((line.strip() for line in reversed(err.splitlines()) if line.strip()), f"exit code {r.returncode}")
     return f"the dashboard cannot open a window ({last[:200]}); {_QT_LIBS_HINT}, {_HEADLESS_HINT}"
 

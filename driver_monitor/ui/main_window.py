@@ -426,7 +426,8 @@ class MainWindow(QMainWindow):
             box = QMessageBox(QMessageBox.Icon.Warning, "Camera not available",
                               f"{err.message}\n\nOpen a recorded video file instead?",
                               QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel, self)
-            box.finished.connect(lambda code: self.open_file_dialog() if code == QMessageBox.StandardButton.Open else None)
+            box.finished.connect(
+                lambda code: self.open_file_dialog() if code == QMessageBox.StandardButton.Open else None)
             box.open()
             self.offer_file_box = box
             return
@@ -496,7 +497,8 @@ class MainWindow(QMainWindow):
         self.processing_fps = (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else math.nan
         pipe = r.timings_ms.get("total")
         cap = f" (pipeline {pipe:.0f} ms = {1000.0 / pipe:.0f} fps max)" if pipe else ""
-        self.status_fps.setText(f"{self.processing_fps:.1f} fps{cap}" if not math.isnan(self.processing_fps) else "– fps")
+        fps = self.processing_fps
+        self.status_fps.setText(f"{fps:.1f} fps{cap}" if not math.isnan(fps) else "– fps")
         self.status_latency.setText(f"latency {self.latency_ms:.0f} ms")
         self.redraw_ms.append((time.perf_counter() - t0) * 1e3)
 
@@ -629,14 +631,14 @@ class MainWindow(QMainWindow):
         writer.write_events(ended)
         n = len(self.session_results)
         complete = bool(info and info.frame_count and n >= info.frame_count)
+        of = info.frame_count if info and info.frame_count else "unknown"
         return writer.close({
             "source": info.source if info else str(self.source_spec),
             "source_fps": info.fps if info else None,
             "backend": info.backend if info else "none",
             "exported_from": "dashboard session",
             "complete": complete,
-            **({} if complete else {"reason": f"the session analysed {n} of "
-                                              f"{info.frame_count if info and info.frame_count else 'unknown'} frames"}),
+            **({} if complete else {"reason": f"the session analysed {n} of {of} frames"}),
             **{k: v for k, v in (self.source_stats or {}).items() if k in LIVE_COUNTS},
             "config": self.cfg.to_dict(),
         })

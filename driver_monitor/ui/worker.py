@@ -1,11 +1,15 @@
-"""The dashboard's worker: source.read() -> pipeline.process() on a QThread, results by signal.
+"""The dashboard's worker: one session's frames read and analysed on a QThread, results by signal.
 
-The worker owns the source and the pipeline; the window never calls them. The window talks to
-the worker only through thread-safe requests (``play``, ``pause``, ``seek``, ``step``,
+The worker owns the source, the pipeline and a recording; the window never calls them. The window
+talks to the worker only through thread-safe requests (``play``, ``pause``, ``seek``, ``step``,
 ``set_speed``, ``calibrate_now``, ``start_recording`` / ``stop_recording``, ``request_stop``),
-which go into a queue the worker loop drains between frames, and gets back immutable
+which go into a queue the worker drains between frames, and gets back immutable
 :class:`~driver_monitor.types.FrameResult` objects through ``result``. Errors never escape the
 thread: they come back as a :class:`WorkerError` through ``failed``.
+
+The worker keeps the thread, the queue and the signals; what to do next is decided by the pure
+:class:`~driver_monitor.ui.playback.Playback` controller, frames are read and analysed by
+:func:`driver_monitor.session.step` and a recording is a :class:`driver_monitor.session.Recorder`.
 
 Replay (files): paced to the file's timestamps at ``speed`` (0.25x..4x), or as fast as possible
 (``speed=None``); a seek restarts the analysis at the new frame with a fresh pipeline (face
@@ -14,8 +18,10 @@ drive before a jump says nothing about the frames after it. At the end of a file
 stays alive and paused, so the user can seek back. Started paused (``start_paused``), a file
 shows its first frame, analysed, and waits. Live sources: every newest frame; no frame
 within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects. The
-worker opens live sources with reads of at most ``LIVE_POLL_S`` and keeps the lost-camera clock
-itself, so a stop request is seen within 0.2 s even while the camera is gone (closing within 2 s).
+worker opens live sources with reads of at most ``LIVE_POLL_S`` and the controller keeps the
+lost-camera clock, so a stop request is seen within 0.2 s even while the camera is gone (closing
+within 2 s). A live source's counts (frames dropped for a newer one, reconnects) come through
+``stats`` when they change.
 """
 from __future__ import annotations
 

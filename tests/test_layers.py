@@ -60,3 +60,41 @@ def test_engine_package_imports_nothing_above_it(above):
     offenders = [str(p.relative_to(PACKAGE.parent)) for p in _modules("engine")
                  if any(n == above or n.startswith(above + ".") for n in _imports(p))]
     assert offenders == []
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_in_the_package_is_longer_than_60_lines():
+    long = []
+    for path in _modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, long
+
+
+def test_no_import_cycle_between_modules():
+    grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter (the dev extra)")
+    graph = grimp.build_graph("driver_monitor")
+    modules = sorted(graph.modules)
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in graph.find_modules_directly_imported_by(m):
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n in graph.modules and n not in state:
+                visit(n, stack)
+        stack.pop()
+        state[m] = 2
+
+    for m in modules:
+        if m not in state:
+            visit(m, [])
+    assert not cycles, [" -> ".join(c) for c in cycles]

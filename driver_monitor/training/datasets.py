@@ -238,30 +238,24 @@ def ferplus_targets(
     return keep, label, soft
 
 
-def load_ferplus(
-    root: str | os.PathLike, split: str = "train", *, size: int = 48, protocol: str = "plurality"
-) -> FaceDataset:
-    """FERPlus split ("train" | "valid" | "test", or a folder that holds label.csv).
-
-    protocol: which images are kept and how they are labelled (:data:`FERPLUS_PROTOCOLS`);
-    "plurality" is what training uses, "authors_majority" the FERPlus paper's test protocol.
-    """
-    if protocol not in FERPLUS_PROTOCOLS:
-        raise DatasetError(f"FERPlus protocol {protocol!r} is not one of {sorted(FERPLUS_PROTOCOLS)}")
-    root = Path(root)
+def _ferplus_split_dir(root: Path, split: str) -> Path:
+    """The folder of a FERPlus split: ``root`` itself when it holds label.csv, else its split folder."""
     if (root / "label.csv").is_file():
-        split_dir = root
-    else:
-        if split not in FERPLUS_SPLITS:
-            raise DatasetError(f"FERPlus split {split!r} is not one of {sorted(FERPLUS_SPLITS)}")
-        _need_dir(root, "FERPlus")
-        split_dir = root / FERPLUS_SPLITS[split]
-        if not split_dir.is_dir():
-            present = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise DatasetError(
-                f"FERPlus: {split_dir} is missing (found folders {present}); {_hint_for('FERPlus')}"
-            )
-    label_csv = split_dir / "label.csv"
+        return root
+    if split not in FERPLUS_SPLITS:
+        raise DatasetError(f"FERPlus split {split!r} is not one of {sorted(FERPLUS_SPLITS)}")
+    _need_dir(root, "FERPlus")
+    split_dir = root / FERPLUS_SPLITS[split]
+    if not split_dir.is_dir():
+        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DatasetError(
+            f"FERPlus: {split_dir} is missing (found folders {present}); {_hint_for('FERPlus')}"
+        )
+    return split_dir
+
+
+def _read_ferplus_votes(label_csv: Path) -> tuple[list[str], list[list[float]]]:
+    """Image names and their 10 vote counts from a FERPlus label.csv (a header row is skipped)."""
     if not label_csv.is_file():
         raise DatasetError(f"FERPlus: {label_csv} is missing; {_hint_for('FERPlus')}")
     names: list[str] = []
@@ -284,6 +278,22 @@ def load_ferplus(
             names.append(row[0].strip())
     if not names:
         raise DatasetError(f"FERPlus: {label_csv} has no rows")
+    return names, votes
+
+
+def load_ferplus(
+    root: str | os.PathLike, split: str = "train", *, size: int = 48, protocol: str = "plurality"
+) -> FaceDataset:
+    """FERPlus split ("train" | "valid" | "test", or a folder that holds label.csv).
+
+    protocol: which images are kept and how they are labelled (:data:`FERPLUS_PROTOCOLS`);
+    "plurality" is what training uses, "authors_majority" the FERPlus paper's test protocol.
+    """
+    if protocol not in FERPLUS_PROTOCOLS:
+        raise DatasetError(f"FERPlus protocol {protocol!r} is not one of {sorted(FERPLUS_PROTOCOLS)}")
+    split_dir = _ferplus_split_dir(Path(root), split)
+    label_csv = split_dir / "label.csv"
+    names, votes = _read_ferplus_votes(label_csv)
     v = np.asarray(votes, np.float32)
     _, _, soft = ferplus_targets(v)
     keep, label = ferplus_protocol(v, protocol)

@@ -73,8 +73,9 @@ class FakePipeline:
     emotion_names: tuple[str, ...] = ()
     au_names: tuple[str, ...] = ()
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, end_absent: bool = False) -> None:
         self.fail_at = fail_at
+        self.end_absent = end_absent
         self.calibrations = 0
         self.closed = False
         self.processed: list[int] = []
@@ -103,7 +104,11 @@ class FakePipeline:
         self.calibrations += 1
 
     def finish(self) -> list[Event]:
-        return []
+        if not self.end_absent:
+            return []
+        # what the monitor closes at the end of a drive (an absence still open, say)
+        return [Event("driver_absent", Level.WARNING, self.last_t - 0.5, self.last_t, None, None,
+                      {"ended_by": "end_of_drive"})]
 
     def close(self) -> None:
         self.closed = True
@@ -613,3 +618,17 @@ def test_a_file_has_no_live_counts(qtbot, tmp_path):
     assert not w.status_live.isVisible() and w.status_live.text() == "" and w.source_stats is None
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "source_dropped" not in summary and summary["source"] == "file fake.mp4"
+
+
+def test_a_recording_to_the_end_of_a_file_keeps_the_events_the_end_closed(qtbot, tmp_path):
+    w, src, factory = make_window(qtbot, FakeSource(n=60), paused=True, end_absent=True)
+    out = tmp_path / "rec"
+    w.worker.start_recording(str(out))
+    qtbot.waitUntil(lambda: w.playback_state.recording == str(out), timeout=3000)
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: w.playback_state.at_end, timeout=5000)
+    w.worker.stop_recording()
+    qtbot.waitUntil(lambda: w.playback_state.recording is None, timeout=3000)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert [e["type"] for e in events] == ["microsleep", "driver_absent"]
+    assert events[-1]["details"]["ended_by"] == "end_of_drive"

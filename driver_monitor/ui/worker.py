@@ -334,7 +334,10 @@ class SessionWorker(QObject):
             self.failed.emit(WorkerError("source", self.source.error, "SourceError", True, fatal=False))
         plan = self._playback.on_end()
         if plan.finish:
-            self.events.emit(list(self._pipeline.finish()))
+            ended = list(self._pipeline.finish())
+            if self._recorder is not None:  # a recording keeps the events the end of the drive closed
+                self._recorder.results.write_events(ended)
+            self.events.emit(ended)
         if plan.announce:
             self._announce()
         return "the live source was lost and did not come back" if plan.stop else None

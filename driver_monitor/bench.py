@@ -133,12 +133,6 @@ def _stats(times_s: Sequence[float], batch: int) -> dict[str, float]:
     }
 
 
-def time_engine(engine: Any, batch: int, *, iters: int = 300, warmup: int = 30, max_seconds: float = 20.0,
-                seed: int = 0) -> dict[str, float]:
-    """Latency of ``engine.infer`` on ``batch`` crops: p50 / p95 / mean ms and faces per second."""
-    return time_engines([engine], batch, iters=iters, warmup=warmup, max_seconds=max_seconds, seed=seed)[0]
-
-
 def time_engines(engines: Sequence[Any], batch: int, *, iters: int = 300, warmup: int = 30,
                  max_seconds: float = 20.0, rounds: int = 10, seed: int = 0) -> list[dict[str, float]]:
     """Time several engines on the same crops, interleaved in ``rounds`` chunks.

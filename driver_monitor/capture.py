@@ -46,7 +46,7 @@ _LIVE_READ_FAILS = 5
 class CaptureLike(Protocol):
     """The part of ``cv2.VideoCapture`` we use (fakes implement the same)."""
 
-    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool: ...
     def read(self) -> tuple[bool, Any]: ...
     def get(self, prop: int) -> float: ...
     def set(self, prop: int, value: float) -> bool: ...
@@ -294,7 +294,7 @@ class LiveSource(VideoSource):
     def _open(self) -> CaptureLike | None:
         try:
             cap = self._factory(self._target)
-        except Exception:  # noqa: BLE001 - a backend that throws on open = not opened
+        except Exception:
             return None
         if cap is None or not cap.isOpened():
             if cap is not None:
@@ -312,7 +312,7 @@ class LiveSource(VideoSource):
         if cap is not None:
             try:
                 cap.release()
-            except Exception:  # noqa: BLE001 - releasing a dead device must not kill the thread
+            except Exception:
                 pass
 
     def _publish(self, img: np.ndarray) -> None:
@@ -351,7 +351,7 @@ class LiveSource(VideoSource):
                     break
                 try:
                     ok, img = cap.read()
-                except Exception:  # noqa: BLE001 - a backend error is a dropped device
+                except Exception:
                     ok, img = False, None
                 img = _as_image(img) if ok else None
                 # an all-black frame from a dropping driver is not a picture of the cab
@@ -469,7 +469,7 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
             # replayed like a file, never reopened from the start as if a camera dropped
             try:
                 cap = stream_factory(text)
-            except Exception:  # noqa: BLE001 - a backend that throws on open = not opened
+            except Exception:
                 cap = None
             if cap is not None and cap.isOpened():
                 count = cap.get(_PROP_FRAME_COUNT)

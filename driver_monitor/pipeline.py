@@ -145,7 +145,7 @@ class Pipeline:
         return smoothed
 
     def _run_engine(self, aligned: AlignedFace, t_s: float):
-        out = self.engine.infer(aligned.image[None])  # type: ignore[union-attr]
+        out = self.engine.infer(aligned.image[None])
         probs = self.prob_smoother.update(out.emotion_probs[0], t_s)
         aus = self.au_smoother.update(out.aus[0], t_s)
         total = float(probs.sum())

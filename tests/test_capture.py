@@ -35,7 +35,7 @@ class FakeCapture:
         self.released = threading.Event()
         self.reads = 0
 
-    def isOpened(self):  # noqa: N802
+    def isOpened(self):
         return self.opened and not self.released.is_set()
 
     def read(self):
@@ -289,10 +289,10 @@ def _serve(folder: Path):
     hits: list[str] = []
 
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):  # noqa: D102 - keep the test output clean
+        def log_message(self, *args):
             pass
 
-        def do_GET(self):  # noqa: N802 - the handler's name
+        def do_GET(self):
             hits.append(self.path)
             super().do_GET()
 

@@ -81,7 +81,7 @@ def test_config_file_errors_are_clear(tmp_path: Path) -> None:
 def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.drowsiness.microsleep_s = 3.0  # type: ignore[misc]
+        cfg.drowsiness.microsleep_s = 3.0
 
 
 def test_parse_override_parses_yaml_values() -> None:

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
 
-from driver_monitor.types import DriverState, Event, Face, Frame, FrameResult, Level, Signals, Status  # noqa: E402
-from driver_monitor.ui.alerts_ui import (AlertBanner, AlertSound, BannerSpec, EventList,  # noqa: E402
+from driver_monitor.types import DriverState, Event, Face, Frame, FrameResult, Level, Signals, Status
+from driver_monitor.ui.alerts_ui import (AlertBanner, AlertSound, BannerSpec, EventList,
                                          backend_note, banner_for)
 
 pytestmark = pytest.mark.ui

@@ -13,16 +13,16 @@ import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
 
-from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtCore import Qt
 
-from driver_monitor.config import Config, load_config  # noqa: E402
-from driver_monitor.preprocess import EMOTIONS  # noqa: E402
-from driver_monitor.recording import frame_columns  # noqa: E402
-from driver_monitor.types import Level  # noqa: E402
-from driver_monitor.ui.main_window import MainWindow  # noqa: E402
-from driver_monitor.ui.plots import FIXED_COLUMNS  # noqa: E402
+from driver_monitor.config import Config, load_config
+from driver_monitor.preprocess import EMOTIONS
+from driver_monitor.recording import frame_columns
+from driver_monitor.types import Level
+from driver_monitor.ui.main_window import MainWindow
+from driver_monitor.ui.plots import FIXED_COLUMNS
 
-from .conftest import need_data  # noqa: E402
+from .conftest import need_data
 
 pytestmark = [pytest.mark.ui, pytest.mark.data]
 

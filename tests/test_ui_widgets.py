@@ -8,17 +8,17 @@ import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
 
-from driver_monitor.config import Config  # noqa: E402
-from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
-from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status  # noqa: E402
-from driver_monitor.ui.main_window import strip_for_export  # noqa: E402
-from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label  # noqa: E402
-from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,  # noqa: E402
+from driver_monitor.config import Config
+from driver_monitor.preprocess import AUS, EMOTIONS
+from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status
+from driver_monitor.ui.main_window import strip_for_export
+from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label
+from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,
                                      SignalPlots, merge_marks, tick_values, x_range)
-from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,  # noqa: E402
+from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,
                                           head_pose_axes, over, qimage_view)
 
-from .test_ui_alerts import make_result  # noqa: E402
+from .test_ui_alerts import make_result
 
 pytestmark = pytest.mark.ui
 

@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("PyQt6.QtWidgets")
 
-from PyQt6.QtCore import Qt  # noqa: E402
+from PyQt6.QtCore import Qt
 
-from driver_monitor.config import CaptureConfig, Config  # noqa: E402
-from driver_monitor.errors import SourceError  # noqa: E402
-from driver_monitor.recording import frame_columns  # noqa: E402
-from driver_monitor.types import DriverState, Event, Frame, FrameResult, Level, Status  # noqa: E402
-from driver_monitor.ui.main_window import MainWindow  # noqa: E402
+from driver_monitor.config import CaptureConfig, Config
+from driver_monitor.errors import SourceError
+from driver_monitor.recording import frame_columns
+from driver_monitor.types import DriverState, Event, Frame, FrameResult, Level, Status
+from driver_monitor.ui.main_window import MainWindow
 
 pytestmark = pytest.mark.ui
 
@@ -319,7 +319,7 @@ class FakeCamera:
         self.reads = 0
         self.released = False
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:
         return self.opens
 
     def read(self):

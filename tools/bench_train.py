@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, report
 
 
 def time_steps(arch: str, amp: str, *, batch: int, steps: int, threads: int) -> dict:

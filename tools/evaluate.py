@@ -51,12 +51,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.training.datasets import (  # noqa: E402
+from driver_monitor.training.datasets import (
     FERPLUS_PROTOCOLS, FaceDataset, load_ckplus, load_fer2013, load_ferplus,
 )
-from driver_monitor.errors import DriverMonitorError, ModelError, report  # noqa: E402
-from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
-from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, ModelError, report
+from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc
+from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input
 
 DISFA_AUS = AUS[:12]
 #: FERPlus test protocols: (ferplus_protocol name, metrics.json key = summary key prefix, report title).

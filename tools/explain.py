@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.training.datasets import read_grey  # noqa: E402
-from driver_monitor.errors import DatasetError, DriverMonitorError, report  # noqa: E402
-from driver_monitor.preprocess import EMOTIONS, InputSpec, to_input  # noqa: E402
+from driver_monitor.training.datasets import read_grey
+from driver_monitor.errors import DatasetError, DriverMonitorError, report
+from driver_monitor.preprocess import EMOTIONS, InputSpec, to_input
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.errors import DriverMonitorError, ModelError, report  # noqa: E402
+from driver_monitor.errors import DriverMonitorError, ModelError, report
 
 
 def main(argv: list[str] | None = None) -> int:

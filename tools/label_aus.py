@@ -23,10 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from driver_monitor.training.datasets import load_dataset  # noqa: E402
-from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
-from driver_monitor.face.landmarker import BLENDSHAPES, LANDMARKER_URL  # noqa: E402
-from driver_monitor.preprocess import AUS  # noqa: E402
+from driver_monitor.training.datasets import load_dataset
+from driver_monitor.errors import DriverMonitorError, report
+from driver_monitor.face.landmarker import BLENDSHAPES, LANDMARKER_URL
+from driver_monitor.preprocess import AUS
 
 
 def label(args: argparse.Namespace) -> int:

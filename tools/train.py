@@ -38,17 +38,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import torch
+from torch.nn import functional as F
 
-from driver_monitor.training.datasets import FaceDataset, load_dataset  # noqa: E402
-from driver_monitor.errors import DatasetError, DriverMonitorError, report  # noqa: E402
-from driver_monitor.model.checkpoint import (  # noqa: E402
+from driver_monitor.training.datasets import FaceDataset, load_dataset
+from driver_monitor.errors import DatasetError, DriverMonitorError, report
+from driver_monitor.model.checkpoint import (
     build_model, default_meta, read_checkpoint, save_checkpoint,
 )
-from driver_monitor.model.metrics import classification_report  # noqa: E402
-from driver_monitor.model.network import NetConfig, count_parameters, grow_from  # noqa: E402
-from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec  # noqa: E402
+from driver_monitor.model.metrics import classification_report
+from driver_monitor.model.network import NetConfig, count_parameters, grow_from
+from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 
 ARCHS: dict[str, NetConfig] = {
     # name: architecture presets (see docs/model.md for the measured speed / accuracy trade-off)

@@ -104,7 +104,7 @@ class OnnxRuntimeEngine(Engine):
         return probs, aus
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        self._session = None
         super().close()
 
 

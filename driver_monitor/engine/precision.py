@@ -68,8 +68,8 @@ def model_for_precision(fp32_path: str | Path, precision: str, cache_dir: str | 
 
 def _toposort(graph: "object") -> None:
     """Reorder ``graph.node`` in place so every node comes after the producers of its inputs."""
-    nodes = list(graph.node)  # type: ignore[attr-defined]
-    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}  # type: ignore[attr-defined]
+    nodes = list(graph.node)
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
     ordered, pending = [], nodes
     while pending:
         rest = []
@@ -83,17 +83,17 @@ def _toposort(graph: "object") -> None:
             raise ModelError("the fp16 conversion produced a graph with a cycle or a missing input "
                              f"({rest[0].op_type} {rest[0].name!r}); report this with the model file")
         pending = rest
-    del graph.node[:]  # type: ignore[attr-defined]
-    graph.node.extend(ordered)  # type: ignore[attr-defined]
+    del graph.node[:]
+    graph.node.extend(ordered)
 
 
 def _set_metadata(model: "object", source: ModelInfo, precision: str) -> None:
     props = dict(source.metadata)
     props.update({"dm.precision": precision, "dm.source_sha256": source.sha256,
                   "dm.source_file": source.path.name})
-    del model.metadata_props[:]  # type: ignore[attr-defined]
+    del model.metadata_props[:]
     for k, v in sorted(props.items()):
-        entry = model.metadata_props.add()  # type: ignore[attr-defined]
+        entry = model.metadata_props.add()
         entry.key, entry.value = k, v
 
 

@@ -146,7 +146,7 @@ class ClosureTracker:
 
     def _escalate(self, t_s: float, frame: int | None) -> tuple[Level, list[Event]]:
         """Open / escalate eyes_closed and microsleep for the current closure lasting until t_s."""
-        onset, onset_frame, _ = self._closure  # type: ignore[misc]
+        onset, onset_frame, _ = self._closure
         duration = t_s - onset
         level = self._level(duration)
         out: list[Event] = []
@@ -158,7 +158,7 @@ class ClosureTracker:
 
     def _end(self, t_s: float, frame: int | None) -> list[Event]:
         """The eyes opened at t_s: the closure lasted from its first closed frame to this frame."""
-        onset, onset_frame, onset_seen = self._closure  # type: ignore[misc]
+        onset, onset_frame, onset_seen = self._closure
         duration = t_s - onset
         out: list[Event] = []
         if duration <= self.cfg.blink_max_s + _EPS:
@@ -307,7 +307,7 @@ class DrowsinessDetector:
         the closure events it ends). ``jaw_drop``: AU26 above the driver's baseline, or None."""
         wide = mouth_wide(self.cfg, mar, jaw_drop)
         measurable = ear is not None and math.isfinite(ear)
-        closed = bool(measurable and ear < closed_threshold)  # type: ignore[operator]
+        closed = bool(measurable and ear < closed_threshold)
         closure_level, out = self._closures.update(t_s, closed if measurable else None, frame,
                                                    yawning=wide, unread=unread)
         self._count_blinks(out)
@@ -336,4 +336,4 @@ class DrowsinessDetector:
         for ev in events:
             if ev.type == "blink":
                 self.blink_count += 1
-                self._perclos.add_blink(ev.end_s)  # type: ignore[arg-type]
+                self._perclos.add_blink(ev.end_s)

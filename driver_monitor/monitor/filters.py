@@ -117,7 +117,7 @@ class OneEuroFilter(_ScalarFilter):
         self._dx = 0.0
 
     def _step(self, x: float, dt: float) -> float:
-        prev = float(self._x)  # type: ignore[arg-type]  # set by __call__ before _step
+        prev = float(self._x)  # set by __call__ before _step
         raw_dx = (x - prev) / dt
         a_d = _alpha(self.d_cutoff_hz, dt)
         self._dx = a_d * raw_dx + (1.0 - a_d) * self._dx
@@ -139,7 +139,7 @@ class EmaFilter(_ScalarFilter):
 
     def _step(self, x: float, dt: float) -> float:
         a = self.alpha if self.alpha is not None else 1.0 - math.exp(-dt / float(self.tau_s))
-        return a * x + (1.0 - a) * float(self._x)  # type: ignore[arg-type]
+        return a * x + (1.0 - a) * float(self._x)
 
 
 class _Identity(_ScalarFilter):

@@ -108,7 +108,7 @@ class DriverMonitor:
         if not camera_ok:
             signals = None
         face = signals is not None
-        eyes_visible = bool(face and signals.eyes_visible and math.isfinite(signals.ear))  # type: ignore[union-attr]
+        eyes_visible = bool(face and signals.eyes_visible and math.isfinite(signals.ear))
         events += self._degraded_events(t_s, frame_index, camera_ok, face, eyes_visible)
 
         # the reference pose, then the eyelids: read only with the head in its usual pitch
@@ -117,8 +117,8 @@ class DriverMonitor:
         lids = self._read_lids(t_s, signals, eyes_visible, cal.open_ear, lim)
         au26 = _finite(aus.get("au26")) if aus else None
         jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
-        mar = signals.mar if face and math.isfinite(signals.mar) else None  # type: ignore[union-attr]
-        drowsy, ev = self.drowsiness.update(t_s, signals.ear if lids.read else None, mar,  # type: ignore[union-attr]
+        mar = signals.mar if face and math.isfinite(signals.mar) else None
+        drowsy, ev = self.drowsiness.update(t_s, signals.ear if lids.read else None, mar,
                                             lids.threshold, frame_index, jaw_drop=jaw_drop,
                                             unread="eyes_not_measurable" if not eyes_visible else "head_pose")
         events += ev
@@ -166,7 +166,7 @@ class DriverMonitor:
         in_pose = False
         if signals is not None and math.isfinite(signals.pitch_deg):
             in_pose = abs(signals.pitch_deg - lim.ref_pitch_deg) <= lim.lids_pitch_deg
-        closed_now = eyes_visible and signals.ear < threshold  # type: ignore[union-attr]
+        closed_now = eyes_visible and signals.ear < threshold
         if in_pose or not closed_now:
             self._nod_off = False
         elif not self._nod_off:

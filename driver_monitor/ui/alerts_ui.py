@@ -141,10 +141,10 @@ class AlertBanner(QLabel):
         self.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; padding: 6px; border-radius: 4px; }}")
         self.setToolTip(spec.text if self.displayed_text() != spec.text else "")
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def minimumSizeHint(self) -> QSize:
         return QSize(self.MIN_WIDTH, super().minimumSizeHint().height())
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         hint = super().sizeHint()
         return QSize(min(hint.width(), self.MAX_HINT), hint.height())
 
@@ -153,11 +153,11 @@ class AlertBanner(QLabel):
         return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
                                              max(0, self.contentsRect().width()))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self.setToolTip(self.text() if self.displayed_text() != self.text() else "")
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event) -> None:
         shown = self.displayed_text()
         if shown == self.text():
             super().paintEvent(event)

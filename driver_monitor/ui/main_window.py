@@ -78,7 +78,7 @@ class EventSlider(QSlider):
         self.marks = marks
         self.update()
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         super().paintEvent(event)
         if not self.marks or self.maximum() <= self.minimum():
             return
@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
         self.worker = self.thread = None
         return ok
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.timer.stop()
         self.stop_session(2.0)
         super().closeEvent(event)
@@ -609,7 +609,7 @@ class MainWindow(QMainWindow):
         if path:
             try:
                 summary = self.export_results(path)
-            except Exception as exc:  # noqa: BLE001 - shown, not raised into Qt
+            except Exception as exc:
                 QMessageBox.warning(self, "Export failed", str(exc))
                 return
             self.statusBar().showMessage(f"exported {summary.get('frames', 0)} frames to {path}", 8000)

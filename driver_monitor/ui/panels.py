@@ -77,7 +77,7 @@ class FittingProgressBar(QProgressBar):
         if fmt != self.format():
             self.setFormat(fmt)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit()
 

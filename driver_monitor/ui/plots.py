@@ -175,7 +175,7 @@ class ThresholdAxis(pg.AxisItem):
     def labels(self) -> list[str]:
         return [m.text for m in self.marks]
 
-    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:  # noqa: N802 - pyqtgraph's name
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:
         super().drawPicture(p, axisSpec, tickSpecs, [])
         colours = {m.text: m.colour for m in self.marks}
         if self.style["tickFont"] is not None:

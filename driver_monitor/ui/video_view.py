@@ -141,7 +141,7 @@ class VideoView(QWidget):
         dw, dh = w * scale, h * scale
         return QRectF((self.width() - dw) / 2, (self.height() - dh) / 2, dw, dh)
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor("#111111"))
         if self._qimage is None:

@@ -226,7 +226,7 @@ class SessionWorker(QObject):
         try:
             failure = self._open()
             reason = failure if failure is not None else self._loop()
-        except BaseException as exc:  # noqa: BLE001 - a worker exception must reach the UI
+        except BaseException as exc:
             self.failed.emit(self._error("run", exc))
             reason = f"stopped by an error: {exc}"
         finally:
@@ -244,7 +244,7 @@ class SessionWorker(QObject):
                 capture_cfg = dataclasses.replace(capture_cfg, read_timeout_s=LIVE_POLL_S)
             self.source = self._open_source(self.source_spec, capture_cfg)
             self._pipeline = self.factory.create()
-        except BaseException as exc:  # noqa: BLE001 - every failure reaches the UI
+        except BaseException as exc:
             self.failed.emit(self._error("open", exc))
             return f"could not start: {exc}"
         src, pipeline = self.source, self._pipeline
@@ -372,7 +372,7 @@ class SessionWorker(QObject):
             self._recorder = session.Recorder(
                 target.out_dir, self.cfg, emotion_names=tuple(self._pipeline.emotion_names),
                 au_names=tuple(self._pipeline.au_names), video_fps=self.source.fps if target.video else None)
-        except BaseException as exc:  # noqa: BLE001 - shown, the session goes on
+        except BaseException as exc:
             self.failed.emit(self._error("record", exc, fatal=False))
             return
         self._playback.recording_started(str(self._recorder.out_dir))
@@ -397,7 +397,7 @@ class SessionWorker(QObject):
                        lambda: self.factory.close(self._pipeline)):
             try:
                 closer()
-            except BaseException:  # noqa: BLE001 - closing must finish
+            except BaseException:
                 pass
 
     def _error(self, stage: str, exc: BaseException, fatal: bool = True) -> WorkerError:

@@ -39,7 +39,7 @@ def machine_description() -> dict[str, Any]:
 def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: bool | None = None,
             max_frames: int | None = None, engine: Any = None, selection: dict | None = None,
             detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-            overwrite: bool = True, verbose: bool = False) -> dict[str, Any]:
+            overwrite: bool = True, verbose: bool = False, keep_models: bool = False) -> dict[str, Any]:
     """Analyse ``source`` into ``out_dir``; returns the summary (also written to summary.json).
 
     Raises SourceError when the source cannot be opened, OutputError when ``out_dir`` already holds
@@ -47,6 +47,8 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     says incomplete). A source that ends early (truncated file, camera gone for good) still writes
     everything analysed and returns a summary with ``complete: false`` and the reason;
     KeyboardInterrupt (Ctrl-C, and SIGTERM / SIGHUP as :class:`Terminated`) does the same and re-raises.
+    ``keep_models``: the ``engine`` and ``detector`` passed in stay open for the next drive (a fleet
+    worker loads them once); the caller resets the detector between drives and closes them.
     """
     from .capture import open_source
     from .pipeline import Pipeline
@@ -91,7 +93,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
                                          events=pipeline.finish())
         finally:  # the source and the engine are released whatever the writing did
             src.close()
-            if pipeline is not None:
+            if pipeline is not None and not keep_models:
                 pipeline.close()
     if interrupted:
         raise interrupted

@@ -1,4 +1,4 @@
-"""``driver-monitor`` command line: gui (default), analyze, evaluate, bench, engines.
+"""``driver-monitor`` command line: gui (default), analyze, evaluate, batch, bench, engines.
 
 Common options: ``--config FILE``, ``--set KEY=VALUE`` (repeatable), ``--backend NAME``.
 User errors print one line (``error: ...``) and exit non-zero; no tracebacks.
@@ -148,6 +148,22 @@ def _handle_termination() -> None:
                 pass
 
 
+def cmd_batch(args: argparse.Namespace, cfg: Config) -> int:
+    from .fleet import BatchOptions, run_batch
+
+    base = list(args.overrides or [])
+    if args.backend:
+        base.append(f"engine.backend={args.backend}")
+    opts = BatchOptions(config=args.config, overrides=tuple(base), address=args.address, workers=args.workers,
+                        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+                        retries=args.retries, force=args.force, progress=args.progress)
+    stats = run_batch(args.drives, args.out, opts)
+    print(f"{stats['drives']} drives: {stats['ok']} analysed, {stats['incomplete']} incomplete, {stats['failed']} "
+          f"failed, {stats['skipped']} already complete; {stats['frames']} frames in {stats['seconds']:.1f} s "
+          f"({stats['fps']} frames/s, {stats['workers']} workers); report: {args.out}/fleet.csv, fleet.html")
+    return 0 if stats["failed"] == 0 else 9
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driver-monitor",
@@ -184,6 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(e.g. docs/dms_eval.md)")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("batch", help="analyse a folder or manifest of recorded drives on Ray (local or a cluster)")
+    p.add_argument("drives", help="folder of videos, or a manifest (.csv / .jsonl: path, driver_id, vehicle_id, "
+                                  "start_time)")
+    p.add_argument("--out", required=True, type=_out_dir, metavar="DIR",
+                   help="results: drives/<id>/ as analyze writes them, fleet.jsonl, fleet.csv, fleet.html")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="Ray cluster to use: auto (a running local cluster) or ray://HOST:10001; "
+                        "default: start Ray on this machine")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="workers (default: as many as the CPUs allow)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="K", help="CPUs per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0)")
+    p.add_argument("--retries", type=int, default=2, metavar="R", help="times a drive is retried when its worker "
+                                                                      "dies (default 2)")
+    p.add_argument("--force", action="store_true", help="analyse again the drives already complete in --out")
+    bprog = p.add_mutually_exclusive_group()
+    bprog.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bprog.add_argument("--no-progress", dest="progress", action="store_false")
+    _common(p)
+    p.set_defaults(func=cmd_batch)
 
     for module in ("driver_monitor.ui.commands", "driver_monitor.bench_cli", "driver_monitor.engine.commands"):
         try:

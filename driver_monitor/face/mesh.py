@@ -82,6 +82,11 @@ class FaceMeshDetector:
         found = result.multi_face_landmarks or []
         return [_landmarks_to_face(lm, w, h) for lm in found]
 
+    def reset(self) -> None:
+        """Forget the tracked faces: the next frame starts a new stream, as with a new detector."""
+        if self._mesh is not None:
+            self._mesh.reset()
+
     def close(self) -> None:
         if self._mesh is not None:
             self._mesh.close()

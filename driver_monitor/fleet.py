@@ -1,0 +1,346 @@
+"""Fleet analysis on Ray: many recorded drives across cores and machines, each exactly as ``analyze``.
+
+    driver-monitor batch DRIVES_DIR_OR_MANIFEST --out results/ [--address auto|ray://HOST:10001] [--workers N]
+
+* Ray does the scheduling: one actor per worker (:class:`DriveAnalyzer`) holds the engine and the
+  face mesh, created inside the actor (never in the driver process, never across a fork), and
+  analyses one drive at a time, in order, with the same :func:`~driver_monitor.analyze.analyze`
+  as the command line; ``ray.util.ActorPool`` hands the drives out. Local by default
+  (``ray.init()`` on this machine), a running cluster with ``--address``.
+* A drive is written into a temporary folder and renamed when its analysis ends, so a crash leaves
+  no half-written drive; a drive already complete is skipped (``--force`` redoes it). A drive that
+  cannot be read fails alone and ``fleet.jsonl`` says why; a worker killed mid-drive is restarted by
+  Ray and the drive retried (``--retries``). Ctrl-C keeps every completed drive.
+* The report (``fleet.csv``, ``fleet_drivers.csv``, ``fleet.html``) is built from the drive folders
+  by :mod:`driver_monitor.fleet_report`.
+
+Ray is imported only when a batch runs (``pip install -e ".[fleet]"``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .config import PROJECT_ROOT, load_config
+from .errors import ConfigError, DriverMonitorError
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True, slots=True)
+class Drive:
+    """One recorded drive: ``id`` names its results folder; the rest comes from a manifest."""
+
+    id: str
+    path: str
+    driver_id: str = ""
+    vehicle_id: str = ""
+    start_time: str = ""
+
+
+# --------------------------------------------------------------------------- the drives
+
+
+def _unique_ids(paths: Sequence[Path], root: Path | None) -> list[str]:
+    """Folder names for the drives: the path below ``root`` without extension, '/' as '__'."""
+    ids, seen = [], set()
+    for p in paths:
+        rel = p.relative_to(root) if root is not None and p.is_relative_to(root) else Path(p.name)
+        base = "__".join(rel.with_suffix("").parts) or p.stem
+        name, k = base, 2
+        while name in seen:
+            name, k = f"{base}-{k}", k + 1
+        seen.add(name)
+        ids.append(name)
+    return ids
+
+
+def _manifest_rows(path: Path) -> list[dict[str, str]]:
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"manifest {path} line {n} is not JSON ({exc.msg}); one object per line, "
+                                      f"e.g. {{\"path\": \"drive1.mp4\", \"driver_id\": \"d7\"}}") from None
+        return rows
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_drives(spec: str | os.PathLike) -> list[Drive]:
+    """The drives of a folder (every video below it, sorted) or of a manifest (CSV with a header, or
+    JSONL: ``path`` and optional ``driver_id``, ``vehicle_id``, ``start_time``; relative paths are
+    relative to the manifest)."""
+    p = Path(spec)
+    if p.is_dir():
+        videos = sorted(v for v in p.rglob("*") if v.is_file() and v.suffix.lower() in VIDEO_EXTS
+                        and not any(part.startswith(".") for part in v.relative_to(p).parts))
+        if not videos:
+            raise ConfigError(f"{str(p)!r} holds no video files ({', '.join(VIDEO_EXTS)}); give a folder of "
+                              f"recorded drives or a manifest (CSV / JSONL with a path column)")
+        return [Drive(i, str(v)) for i, v in zip(_unique_ids(videos, p), videos)]
+    if not p.is_file():
+        raise ConfigError(f"{str(p)!r} does not exist; give a folder of recorded drives or a manifest file")
+    if p.suffix.lower() not in (".csv", ".jsonl"):
+        raise ConfigError(f"{str(p)!r} is neither a folder nor a manifest (.csv or .jsonl)")
+    rows = _manifest_rows(p)
+    if not rows or any(not str(r.get("path") or "").strip() for r in rows):
+        raise ConfigError(f"manifest {str(p)!r} needs a non-empty 'path' on every row "
+                          f"(columns: path, driver_id, vehicle_id, start_time)")
+    paths = [Path(str(r["path"]).strip()) for r in rows]
+    paths = [q if q.is_absolute() else p.parent / q for q in paths]
+    ids = _unique_ids(paths, p.parent)
+    return [Drive(i, str(q), str(r.get("driver_id") or ""), str(r.get("vehicle_id") or ""),
+                  str(r.get("start_time") or "")) for i, q, r in zip(ids, paths, rows)]
+
+
+def drive_folder(out: str | os.PathLike, drive: Drive) -> Path:
+    return Path(out) / "drives" / drive.id
+
+
+def is_complete(folder: Path) -> bool:
+    """A drive folder whose analysis ended (its summary.json is the final one, not the marker)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return "frames" in summary and "machine" in summary and (folder / "frames.csv").is_file()
+
+
+def clean_stale(out: str | os.PathLike) -> list[Path]:
+    """Remove temporary drive folders left by a run that was killed; returns them."""
+    root = Path(out) / "drives"
+    stale = sorted(root.glob(TMP_PREFIX + "*")) if root.is_dir() else []
+    for d in stale:
+        shutil.rmtree(d, ignore_errors=True)
+    return stale
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+class DriveAnalyzer:
+    """One fleet worker: the engine and the face mesh, loaded once, analyse drive after drive.
+
+    Created inside a Ray actor process. ``threads``: the CPUs Ray gave the actor; OpenCV and ONNX
+    Runtime are told so (Ray sets OMP_NUM_THREADS, which OpenCV ignores)."""
+
+    def __init__(self, config: str | None, overrides: Sequence[str], threads: int = 1) -> None:
+        import cv2
+
+        from .engine.select import open_engine_or_none
+        from .face.mesh import FaceMeshDetector
+
+        threads = max(1, int(threads))
+        cv2.setNumThreads(threads)
+        self.cfg = load_config(config, [*overrides, f"engine.cpu_threads={threads}"])
+        self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
+        self.detector = FaceMeshDetector(self.cfg.face)
+        self.pid = os.getpid()
+
+    def analyze(self, drive: dict[str, Any], out: str) -> dict[str, Any]:
+        """Analyse one drive into ``out/drives/<id>`` (via a temporary folder); never raises for a
+        bad drive: the outcome says ``ok``, ``incomplete`` (the source ended early) or ``failed``."""
+        from .analyze import analyze
+
+        d = Drive(**drive)
+        final = drive_folder(out, d)
+        tmp = final.parent / f"{TMP_PREFIX}{d.id}-{uuid.uuid4().hex[:8]}"
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"drive": d.id, "path": d.path, "worker": self.pid}
+        try:
+            self.detector.reset()  # a new stream: nothing tracked from the previous drive
+            summary = analyze(d.path, tmp, self.cfg, progress=False, engine=self.engine, selection=self.selection,
+                              detector=self.detector, log=lambda m: None, keep_models=True)
+        except DriverMonitorError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return {**outcome, "status": "failed", "reason": str(exc),
+                    "seconds": round(time.perf_counter() - started, 3)}
+        (tmp / "drive.json").write_text(json.dumps(asdict(d), indent=2) + "\n", encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return {**outcome, "status": "ok" if summary.get("complete") else "incomplete",
+                **({"reason": summary["reason"]} if summary.get("reason") else {}),
+                "frames": summary.get("frames"), "duration_s": summary.get("duration_s"),
+                "seconds": round(time.perf_counter() - started, 3)}
+
+    def close(self) -> None:
+        self.detector.close()
+        if self.engine is not None:
+            self.engine.close()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise DriverMonitorError('batch runs on Ray, which is not installed; pip install -e ".[fleet]"') from None
+    return ray
+
+
+def _connect(ray: Any, address: str | None) -> None:
+    import logging
+
+    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                              ignore_reinit_error=True)
+    try:
+        ray.init(address=address, **kw)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise DriverMonitorError(f"cannot start or reach {where} ({str(exc).splitlines()[0]}); check --address "
+                                 f"(auto, or ray://HOST:10001) and that the cluster is up") from None
+
+
+def _worker_count(ray: Any, workers: int | None, cpus: float, gpus: float) -> int:
+    if workers is not None:
+        return workers
+    res = ray.cluster_resources()
+    n = int(res.get("CPU", 1) // max(cpus, 1e-9))
+    if gpus > 0:
+        n = min(n, int(res.get("GPU", 0) // gpus))
+    if n < 1:
+        raise DriverMonitorError(f"the cluster has {res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs: not "
+                                 f"enough for one worker of {cpus:g} CPUs / {gpus:g} GPUs; lower "
+                                 f"--cpus-per-worker / --gpus-per-worker")
+    return n
+
+
+@dataclass
+class BatchOptions:
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    retries: int = 2
+    force: bool = False
+    progress: bool | None = None
+
+
+def run_batch(spec: str | os.PathLike, out: str | os.PathLike, opts: BatchOptions,
+              log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+    """Analyse every drive of ``spec`` into ``out`` on Ray; write fleet.jsonl and the report.
+    Returns the run's summary (counts, frames, seconds, frames per second)."""
+    drives = read_drives(spec)
+    out = Path(out)
+    (out / "drives").mkdir(parents=True, exist_ok=True)
+    stale = clean_stale(out)
+    if stale:
+        log(f"batch: removed {len(stale)} half-written drive folder(s) of an interrupted run")
+    done = {d.id for d in drives if not opts.force and is_complete(drive_folder(out, d))}
+    todo = [d for d in drives if d.id not in done]
+    outcomes: dict[str, dict[str, Any]] = {d: {"drive": d, "status": "skipped", "reason": "complete from an "
+                                               "earlier run (--force redoes it)"} for d in done}
+    started = time.perf_counter()
+    stats = {"drives": len(drives), "skipped": len(done), "workers": 0, "ray_start_s": 0.0}
+    interrupted = None
+    if todo:
+        try:
+            _analyze_on_ray(todo, out, opts, outcomes, stats, log)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        clean_stale(out)  # what a killed (and retried) worker or Ctrl-C left half-written
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    _write_outcomes(out, drives, outcomes)
+    from .fleet_report import write_report
+
+    stats.update(write_report(out, drives))
+    frames = sum(int(o.get("frames") or 0) for o in outcomes.values() if o.get("status") in ("ok", "incomplete"))
+    counts = {k: sum(1 for o in outcomes.values() if o.get("status") == k) for k in ("ok", "incomplete", "failed")}
+    stats.update(frames=frames, fps=round(frames / stats["seconds"], 2) if stats["seconds"] > 0 else None, **counts)
+    (out / "batch.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    if interrupted is not None:
+        raise interrupted
+    return stats
+
+
+def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: dict[str, dict[str, Any]],
+                    stats: dict[str, Any], log: Callable[[str], None]) -> None:
+    ray = _ray()
+    from ray.util import ActorPool
+
+    t0 = time.perf_counter()
+    ours = not ray.is_initialized()  # a Ray the caller started (a notebook, the tests) stays up
+    actors: list[Any] = []
+    if ours:
+        _connect(ray, opts.address)
+    try:
+        n = min(_worker_count(ray, opts.workers, opts.cpus_per_worker, opts.gpus_per_worker), len(todo))
+        # a worker that dies is restarted without limit; a drive is retried ``retries`` times
+        actor = ray.remote(num_cpus=opts.cpus_per_worker, num_gpus=opts.gpus_per_worker, max_restarts=-1,
+                           max_task_retries=opts.retries)(DriveAnalyzer)
+        threads = max(1, int(round(opts.cpus_per_worker)))
+        actors = [actor.remote(opts.config, list(opts.overrides), threads) for _ in range(n)]
+        pool = ActorPool(actors)
+        stats.update(workers=n, ray_start_s=round(time.perf_counter() - t0, 3))
+        for d in todo:
+            pool.submit(lambda a, dv: a.analyze.remote(dv, str(out)), asdict(d))
+        _collect(pool, todo, outcomes, opts, log)
+    finally:
+        for a in actors:  # their CPUs go back to the cluster
+            ray.kill(a)
+        if ours:
+            ray.shutdown()
+
+
+def _collect(pool: Any, todo: list[Drive], outcomes: dict[str, dict[str, Any]], opts: BatchOptions,
+             log: Callable[[str], None]) -> None:
+    """Outcomes as the drives finish, with a progress bar over drives and the frames per second."""
+    bar = _bar(len(todo), opts.progress)
+    errors: list[str] = []
+    frames, t0 = 0, time.perf_counter()
+    while pool.has_next():
+        try:
+            o = pool.get_next_unordered()
+        except Exception as exc:  # a worker that died more than --retries times
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+            o = None
+        if o is not None:
+            outcomes[o["drive"]] = o
+            frames += int(o.get("frames") or 0)
+            if o["status"] == "failed":
+                log(f"batch: {o['drive']} failed: {o['reason']}")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{frames / max(time.perf_counter() - t0, 1e-9):.0f} frames/s")
+    if bar is not None:
+        bar.close()
+    for d in todo:  # a drive whose worker kept dying has no outcome: say so
+        if d.id not in outcomes:
+            outcomes[d.id] = {"drive": d.id, "path": d.path, "status": "failed",
+                              "reason": f"the worker analysing it died {opts.retries + 1} times "
+                                        f"({'; '.join(errors[:2]) or 'no error reported'})"}
+
+
+def _bar(total: int, progress: bool | None) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="drive", desc="drives", dynamic_ncols=True, file=sys.stderr)
+
+
+def _write_outcomes(out: Path, drives: Iterable[Drive], outcomes: dict[str, dict[str, Any]]) -> None:
+    """fleet.jsonl: one line per drive of the input, in its order: ok / incomplete / failed / skipped."""
+    lines = [json.dumps(outcomes.get(d.id, {"drive": d.id, "path": d.path, "status": "not run",
+                                            "reason": "interrupted before it started"})) for d in drives]
+    (out / "fleet.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .config import PROJECT_ROOT, load_config
 from .errors import ConfigError, DriverMonitorError
+from .fleet_report import write_metrics, write_report
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
 TMP_PREFIX = ".tmp-"
@@ -169,6 +170,7 @@ class DriveAnalyzer:
             return {**outcome, "status": "failed", "reason": str(exc),
                     "seconds": round(time.perf_counter() - started, 3)}
         (tmp / "drive.json").write_text(json.dumps(asdict(d), indent=2) + "\n", encoding="utf-8")
+        write_metrics(tmp)  # the report's row, made where the frames are (the report then reads no frames.csv)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -259,8 +261,6 @@ def run_batch(spec: str | os.PathLike, out: str | os.PathLike, opts: BatchOption
         clean_stale(out)  # what a killed (and retried) worker or Ctrl-C left half-written
     stats["seconds"] = round(time.perf_counter() - started, 3)
     _write_outcomes(out, drives, outcomes)
-    from .fleet_report import write_report
-
     stats.update(write_report(out, drives))
     frames = sum(int(o.get("frames") or 0) for o in outcomes.values() if o.get("status") in ("ok", "incomplete"))
     counts = {k: sum(1 for o in outcomes.values() if o.get("status") == k) for k in ("ok", "incomplete", "failed")}

@@ -72,6 +72,23 @@ def drive_row(folder: Path) -> dict[str, Any]:
     return out
 
 
+def write_metrics(folder: Path) -> dict[str, Any]:
+    """Compute a drive's row once, where its results are, and keep it as metrics.json."""
+    row = drive_row(folder)
+    (folder / "metrics.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    return row
+
+
+def read_row(folder: Path) -> dict[str, Any]:
+    """A drive's row: its metrics.json (named after the folder it is in now), else computed."""
+    try:
+        row = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return drive_row(folder)
+    row["drive"] = folder.name
+    return {k: (math.nan if v is None else v) for k, v in row.items()}
+
+
 def driver_rows(drive_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per driver id: drives, hours, events per hour over all their driving, worst drive values."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -173,7 +190,7 @@ def write_report(out: str | Path, drives: Sequence[Any] | None = None) -> dict[s
     order = [root / d.id for d in drives] if drives is not None else sorted(root.iterdir())
     folders = [f for f in order if f.is_dir() and not f.name.startswith(".") and (f / "summary.json").is_file()
                and (f / "frames.csv").is_file()]
-    rows = [drive_row(f) for f in folders]
+    rows = [read_row(f) for f in folders]
     _write_csv(out / "fleet.csv", rows)
     _write_csv(out / "fleet_drivers.csv", driver_rows(rows))
     write_html(out / "fleet.html", rows)

@@ -170,6 +170,13 @@ def test_manifest_with_drivers_groups_the_report(tmp_path):
     assert stats["ok"] == 3
     rows = {r["drive"]: r for r in csv.DictReader(open(out / "fleet.csv"))}
     assert rows["yawn_in_car"]["driver_id"] == "ben" and rows["single_face"]["start_time"] == "2026-11-01T08:00"
+    # each worker left the drive's row beside its results; the report read those, not the frames
+    from driver_monitor.fleet_report import drive_row
+
+    kept = json.loads((out / "drives" / "yawn_in_car" / "metrics.json").read_text())
+    fresh = drive_row(out / "drives" / "yawn_in_car")
+    assert json.dumps({k: v for k, v in kept.items() if k != "drive"}, sort_keys=True) == \
+        json.dumps({k: v for k, v in fresh.items() if k != "drive"}, sort_keys=True)  # NaN == NaN as text
     drivers = {r["driver_id"]: r for r in csv.DictReader(open(out / "fleet_drivers.csv"))}
     assert drivers["anna"]["drives"] == "2" and drivers["ben"]["drives"] == "1"
     assert float(drivers["anna"]["hours"]) == pytest.approx((2.367 + 3.971) / 3600, abs=1e-4)

@@ -53,10 +53,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     from .capture import open_source
     from .pipeline import Pipeline
 
-    found = existing_results(out_dir)
-    if found and not overwrite:
-        raise OutputError(f"{str(out_dir)!r} already holds results ({', '.join(found)}); pass --overwrite to "
-                          f"replace them, or give another --out")
+    _refuse_earlier_results(out_dir, overwrite)
     if engine is None and selection is None:
         engine, selection = open_engine_or_none(cfg.engine, PROJECT_ROOT, warn=log, verbose=verbose)
     src = open_source(source, cfg.capture)
@@ -98,6 +95,13 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     if interrupted:
         raise interrupted
     return summary
+
+
+def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None:
+    found = existing_results(out_dir)
+    if found and not overwrite:
+        raise OutputError(f"{str(out_dir)!r} already holds results ({', '.join(found)}); pass --overwrite to "
+                          f"replace them, or give another --out")
 
 
 def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, started: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .config import Config, load_config
@@ -164,6 +164,28 @@ def cmd_batch(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if stats["failed"] == 0 else 9
 
 
+def _add_batch(sub: Any) -> None:
+    p = sub.add_parser("batch", help="analyse a folder or manifest of recorded drives on Ray (local or a cluster)")
+    p.add_argument("drives", help="folder of videos, or a manifest (.csv / .jsonl: path, driver_id, vehicle_id, "
+                                  "start_time)")
+    p.add_argument("--out", required=True, type=_out_dir, metavar="DIR",
+                   help="results: drives/<id>/ as analyze writes them, fleet.jsonl, fleet.csv, fleet.html")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="Ray cluster to use: auto (a running local cluster) or ray://HOST:10001; "
+                        "default: start Ray on this machine")
+    p.add_argument("--workers", type=_positive_int, metavar="N", help="workers (default: as many as the CPUs allow)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="K", help="CPUs per worker (default 1)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0)")
+    p.add_argument("--retries", type=int, default=2, metavar="R", help="times a drive is retried when its worker "
+                                                                      "dies (default 2)")
+    p.add_argument("--force", action="store_true", help="analyse again the drives already complete in --out")
+    bprog = p.add_mutually_exclusive_group()
+    bprog.add_argument("--progress", dest="progress", action="store_true", default=None)
+    bprog.add_argument("--no-progress", dest="progress", action="store_false")
+    _common(p)
+    p.set_defaults(func=cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driver-monitor",
@@ -201,25 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("batch", help="analyse a folder or manifest of recorded drives on Ray (local or a cluster)")
-    p.add_argument("drives", help="folder of videos, or a manifest (.csv / .jsonl: path, driver_id, vehicle_id, "
-                                  "start_time)")
-    p.add_argument("--out", required=True, type=_out_dir, metavar="DIR",
-                   help="results: drives/<id>/ as analyze writes them, fleet.jsonl, fleet.csv, fleet.html")
-    p.add_argument("--address", default=None, metavar="ADDR",
-                   help="Ray cluster to use: auto (a running local cluster) or ray://HOST:10001; "
-                        "default: start Ray on this machine")
-    p.add_argument("--workers", type=_positive_int, metavar="N", help="workers (default: as many as the CPUs allow)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="K", help="CPUs per worker (default 1)")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0)")
-    p.add_argument("--retries", type=int, default=2, metavar="R", help="times a drive is retried when its worker "
-                                                                      "dies (default 2)")
-    p.add_argument("--force", action="store_true", help="analyse again the drives already complete in --out")
-    bprog = p.add_mutually_exclusive_group()
-    bprog.add_argument("--progress", dest="progress", action="store_true", default=None)
-    bprog.add_argument("--no-progress", dest="progress", action="store_false")
-    _common(p)
-    p.set_defaults(func=cmd_batch)
+    _add_batch(sub)
 
     for module in ("driver_monitor.ui.commands", "driver_monitor.bench_cli", "driver_monitor.engine.commands"):
         try:

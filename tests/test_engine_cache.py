@@ -31,6 +31,8 @@ def make_key(**changes) -> PlanKey:
     {"max_batch": 16},
     {"opt_batch": 4},
     {"min_batch": 2},
+    {"workspace_bytes": 1 << 28},
+    {"opt_level": 5},
 ])
 def test_key_changes_when_any_part_changes(tmp_path, change):
     a, b = make_key(), make_key(**change)
@@ -114,10 +116,67 @@ def test_plan_that_does_not_deserialize_is_rebuilt(tmp_path):
     assert any("does not deserialize" in m for m in logs)
 
 
-def test_fresh_plan_that_does_not_deserialize_is_an_error(tmp_path):
+def test_fresh_plan_that_does_not_deserialize_is_an_error_and_not_stored(tmp_path):
     rt = FakeRuntime(payload=b"BROKEN")
-    with pytest.raises(ModelError, match="freshly built plan .* does not deserialize"):
+    with pytest.raises(ModelError, match="freshly built plan .* does not deserialize .*not stored"):
         load_or_build(tmp_path, "m", make_key(), build=rt.build, deserialize=rt.deserialize)
+    assert list(tmp_path.iterdir()) == []  # the next start builds again instead of loading it
+
+
+def test_plan_metadata_of_the_previous_schema_is_rebuilt(tmp_path):
+    key = make_key()
+    path = write_plan(tmp_path, "m", key, b"PLAN-v1")
+    meta = json.loads(meta_path(path).read_text())
+    del meta["key"]["workspace_bytes"], meta["key"]["opt_level"]
+    meta_path(path).write_text(json.dumps(meta))
+    assert "lacks ['opt_level', 'workspace_bytes']" in check_plan(path, key)
+    assert [e.problem for e in list_cache(tmp_path)] == ["plan metadata lacks ['opt_level', 'workspace_bytes']"]
+
+
+def test_plans_are_readable_by_other_users(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = write_plan(tmp_path, "m", make_key(), b"PLAN")
+    for p in (path, meta_path(path)):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+
+def test_folder_that_cannot_be_written_uses_the_plan_uncached(tmp_path, monkeypatch):
+    """A shared cache folder owned by someone else: the plan runs, the log says it was not stored."""
+    from driver_monitor.engine import cache
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache, "_write_atomic", refuse)
+    rt, logs = FakeRuntime(), []
+    obj, path, built = load_or_build(tmp_path, "m", make_key(), build=rt.build, deserialize=rt.deserialize,
+                                     log=logs.append)
+    assert built and obj == ("engine", b"PLAN-v1") and not path.exists()
+    assert any("could not store" in m and "PermissionError: Permission denied" in m and "this run only" in m
+               for m in logs)
+
+
+def test_plan_that_cannot_be_read_is_rebuilt(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    key = make_key()
+    path = write_plan(tmp_path, "m", key, b"PLAN-v1")
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert check_plan(path, key) == "it cannot be read (PermissionError: Permission denied)"
+    rt, logs = FakeRuntime(), []
+    _, _, built = load_or_build(tmp_path, "m", key, build=rt.build, deserialize=rt.deserialize, log=logs.append)
+    assert built and any("rebuilding" in m and "cannot be read" in m for m in logs)
 
 
 def test_empty_build_is_an_error(tmp_path):

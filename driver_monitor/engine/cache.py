@@ -1,13 +1,17 @@
 """Cache of built TensorRT plans: keyed by everything that makes a plan invalid.
 
 A plan is only valid for the exact ONNX bytes, TensorRT version, GPU (name and compute
-capability), precision, input shape and optimisation profile it was built for. The key is the
-sha256 of those fields; the plan is stored as ``<stem>.<precision>.<key16>.plan`` with
-``<...>.plan.json`` beside it holding the fields, the plan's own sha256 and size. Both files are written
-to a temporary name and renamed, so a crash never leaves a half plan under the real name.
+capability), precision, input shape, optimisation profile and builder settings (workspace pool,
+optimisation level) it was built for. The key is the sha256 of those fields; the plan is stored
+as ``<stem>.<precision>.<key16>.plan`` with ``<...>.plan.json`` beside it holding the fields, the
+plan's own sha256 and size. Both files are written to a temporary name and renamed, so a crash
+never leaves a half plan under the real name; they get the usual permissions for new files
+(0666 less the umask), so a folder shared between users can be read by all of them.
 
 A plan whose metadata is missing, does not match, whose bytes do not hash to the recorded
-sha256, or that does not deserialize is rebuilt with a message, never used silently.
+sha256, that cannot be read, or that does not deserialize is rebuilt with a message, never used
+silently. A freshly built plan is stored only after it deserialized; when the folder cannot be
+written, the plan is used for this run and the message says it was not stored.
 
 Pure logic (no TensorRT import): the TensorRT backend passes in build / deserialize callables,
 so all of this is tested without a GPU.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,7 +31,8 @@ from ..errors import ModelError
 
 PLAN_SUFFIX = ".plan"
 META_SUFFIX = ".json"
-SCHEMA = 1
+TMP_SUFFIX = ".tmp"
+SCHEMA = 2  # 2: builder settings (workspace_bytes, opt_level) in the key
 
 T = TypeVar("T")
 
@@ -37,7 +42,8 @@ class PlanKey:
     """What a TensorRT plan depends on.
 
     input_shape: ``(C, H, W)`` of one face. min/opt/max_batch: the optimisation profile's batch range.
-    compute_capability: ``"8.6"``-style string.
+    compute_capability: ``"8.6"``-style string. workspace_bytes: the builder's workspace pool limit;
+    opt_level: the builder optimisation level (both change which kernels the plan holds).
     """
 
     onnx_sha256: str
@@ -49,6 +55,8 @@ class PlanKey:
     min_batch: int = 1
     opt_batch: int = 1
     max_batch: int = 8
+    workspace_bytes: int = 1 << 30
+    opt_level: int = 3
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,9 +93,22 @@ def meta_path(plan: str | Path) -> Path:
     return Path(str(plan) + META_SUFFIX)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def new_temp_file(path: str | Path) -> tuple[int, Path]:
+    """``(fd, name)`` of a new, empty temporary file beside ``path`` (``.<name>.<random>.tmp``), opened
+    for writing with the permissions of any new file (0666 less the umask; ``tempfile`` would give
+    0600, which other users sharing the folder cannot read after the rename)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = new_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -95,8 +116,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_plan(cache_dir: str | Path, stem: str, key: PlanKey, plan: bytes, *,
@@ -145,7 +166,10 @@ def check_plan(plan: str | Path, key: PlanKey) -> str | None:
     diffs = key.differences(stored)
     if diffs:
         return "built for something else (" + "; ".join(diffs) + ")"
-    data = p.read_bytes()
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        return f"it cannot be read ({exc.__class__.__name__}: {exc.strerror or exc})"
     if len(data) != meta.get("plan_bytes") or hashlib.sha256(data).hexdigest() != meta.get("plan_sha256"):
         return (f"plan bytes do not match the metadata ({len(data)} bytes, expected {meta.get('plan_bytes')}): "
                 f"truncated or overwritten")
@@ -158,11 +182,12 @@ def load_or_build(cache_dir: str | Path, stem: str, key: PlanKey, *,
                   log: Callable[[str], None] | None = None,
                   force: bool = False,
                   extra: dict[str, Any] | None = None) -> tuple[T, Path, bool]:
-    """Load the cached plan for ``key``, or build, store and load it.
+    """Load the cached plan for ``key``, or build, load and store it.
 
-    Returns ``(deserialized, plan_path, built)``. A cached plan that does not match or does not
-    deserialize is rebuilt and the reason logged. A freshly built plan that does not
-    deserialize raises ModelError.
+    Returns ``(deserialized, plan_path, built)``. A cached plan that does not match, cannot be read
+    or does not deserialize is rebuilt and the reason logged. A freshly built plan that does not
+    deserialize raises ModelError and is not stored; one that cannot be stored (a read-only or
+    foreign folder) is used anyway and the reason logged.
     """
     log = log or (lambda msg: None)
     path = plan_path(cache_dir, stem, key)
@@ -171,7 +196,7 @@ def load_or_build(cache_dir: str | Path, stem: str, key: PlanKey, *,
         if problem is None:
             try:
                 obj = deserialize(path.read_bytes())
-            except Exception as exc:  # runtime-specific errors
+            except Exception as exc:  # runtime-specific errors, OSError
                 obj, problem = None, f"it does not deserialize ({exc.__class__.__name__}: {exc})"
             if obj is not None:
                 return obj, path, False
@@ -187,14 +212,20 @@ def load_or_build(cache_dir: str | Path, stem: str, key: PlanKey, *,
     plan = build()
     if not plan:
         raise ModelError(f"TensorRT returned an empty plan for {stem} ({key.precision}); see the build log above")
-    path = write_plan(cache_dir, stem, key, bytes(plan), extra=extra)
+    plan = bytes(plan)
     try:
-        obj = deserialize(bytes(plan))
+        obj = deserialize(plan)
     except Exception as exc:
         raise ModelError(f"the freshly built plan {path.name} does not deserialize "
-                         f"({exc.__class__.__name__}: {exc})") from None
+                         f"({exc.__class__.__name__}: {exc}); it was not stored") from exc
     if obj is None:
-        raise ModelError(f"the freshly built plan {path.name} does not deserialize")
+        raise ModelError(f"the freshly built plan {path.name} does not deserialize; it was not stored")
+    try:
+        write_plan(cache_dir, stem, key, plan, extra=extra)
+    except OSError as exc:
+        log(f"engine cache: could not store {path.name} in {str(Path(cache_dir))!r} "
+            f"({exc.__class__.__name__}: {exc.strerror or exc}); using it for this run only, it will be "
+            f"built again next time (set engine.cache_dir to a folder you can write to)")
     return obj, path, True
 
 
@@ -232,7 +263,7 @@ def list_cache(cache_dir: str | Path) -> list[CacheEntry]:
         elif p.name.endswith(PLAN_SUFFIX + META_SUFFIX) and not p.with_suffix("").exists() \
                 and _looks_like_plan_meta(p):
             out.append(CacheEntry(p, "orphan", p.stat().st_size, None, "metadata without a plan"))
-        elif p.name.endswith(".tmp"):
+        elif p.name.endswith(TMP_SUFFIX):
             out.append(CacheEntry(p, "orphan", p.stat().st_size, None, "temporary file of an interrupted write"))
         elif p.suffix == ".onnx" and p.stem.rsplit(".", 1)[-1] in ("fp16", "int8"):
             out.append(CacheEntry(p, "onnx", p.stat().st_size, None, None,

@@ -15,7 +15,7 @@ import pytest
 
 from driver_monitor.engine.contract import read_model_info
 from driver_monitor.engine.onnxruntime_backend import OnnxRuntimeEngine
-from driver_monitor.engine.precision import build_copy, model_for_precision
+from driver_monitor.engine.precision import COPY_RECIPES, build_copy, model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine
 from driver_monitor.errors import DatasetError, ModelError
 
@@ -79,19 +79,73 @@ def test_copies_keep_float32_io_and_metadata(models, precision):
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ format for TensorRT
 
 
-def test_int8_copy_is_symmetric(models):
-    """TensorRT's explicit quantisation needs zero points of 0 (symmetric int8)."""
+def test_int8_copy_is_symmetric_with_float_bias_and_heads(models):
+    """What TensorRT's explicit quantisation builds: every zero point 0 (symmetric int8), no
+    DequantizeLinear of an int32 initializer (its dequantize layer takes int8 / fp8 / int4 / fp4
+    inputs only), and the heads' logits computed in float (no Q/DQ between them and Softmax / Sigmoid)."""
     import onnx
     from onnx import numpy_helper
 
     info = model_for_precision(models["fp32"], "int8", models["cache"])
     m = onnx.load(str(info.path))
-    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    zps = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2
-           and n.input[2] in inits]
-    assert zps, "no zero points found"
+    inits = {i.name: i for i in m.graph.initializer}
+    qdq = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    zps = [numpy_helper.to_array(inits[n.input[2]]) for n in qdq if len(n.input) > 2 and n.input[2]]
+    assert zps and len(zps) == len(qdq), "every Q/DQ carries an int8 zero point"
     for zp in zps:
         assert zp.dtype == np.int8 and not zp.any()
+    int32_dq = [n.name for n in qdq if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                and inits[n.input[0]].data_type != onnx.TensorProto.INT8]
+    assert int32_dq == []
+    producer = {o: n for n in m.graph.node for o in n.output}
+    for out in ("emotion_probs", "au_intensity"):
+        act = producer[out]
+        assert act.op_type in ("Softmax", "Sigmoid")
+        head = producer[act.input[0]]
+        assert head.op_type == "Gemm"  # fed directly, not through a DequantizeLinear
+        assert all(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in head.input[1:])
+    assert info.metadata and dict(info.metadata)["dm.copy_recipe"] == COPY_RECIPES["int8"]
+
+
+def test_copy_of_an_older_recipe_is_stale(models, tmp_path):
+    """A copy made by an older recipe (no dm.copy_recipe, or another version) is refused with the
+    command that rebuilds it; an fp16 copy without the key is recipe 1, still current."""
+    import shutil
+
+    import onnx
+
+    fp32 = tmp_path / "m.onnx"
+    shutil.copy(models["fp32"], fp32)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for precision, recipe in (("int8", None), ("int8", "1"), ("fp16", None)):
+        m = onnx.load(str(models["cache"] / f"m.{precision}.onnx"))
+        props = [(p.key, p.value) for p in m.metadata_props if p.key != "dm.copy_recipe"]
+        if recipe is not None:
+            props.append(("dm.copy_recipe", recipe))
+        del m.metadata_props[:]
+        for k, v in props:
+            e = m.metadata_props.add()
+            e.key, e.value = k, v
+        onnx.save(m, str(cache / f"m.{precision}.onnx"))
+        if precision == "fp16":
+            assert model_for_precision(fp32, "fp16", cache).precision == "fp16"
+        else:
+            with pytest.raises(ModelError, match=r"made by copy recipe 1, this version makes recipe 2; it is stale: "
+                                                 r"rebuild it with `driver-monitor engines build --precision int8"):
+                model_for_precision(fp32, "int8", cache)
+
+
+def test_copies_are_readable_by_other_users(models, tmp_path):
+    """Copies get a new file's usual permissions (0666 less the umask), not a temporary file's 0600."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out = build_copy(models["fp32"], "fp16", tmp_path / "shared")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
 
 
 @pytest.mark.parametrize("n", [1, 3, 8, 9, 17])

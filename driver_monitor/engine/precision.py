@@ -9,29 +9,41 @@ everywhere.
 * fp16: ``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=True)``;
   inputs and outputs stay float32.
 * int8: ``onnxruntime.quantization.quantize_static`` in QDQ format with symmetric int8
-  activations and weights (what TensorRT's explicit quantization reads), calibrated on a folder
-  of aligned grey face crops (PNG / JPG). Inputs and outputs stay float32.
+  activations and weights (zero points 0, what TensorRT's explicit quantization reads), float
+  biases (``QuantizeBias: False``: TensorRT dequantizes int8 / fp8 / int4 / fp4 tensors only, an
+  int32 bias would stop the build) and unquantized heads (the Gemm / MatMul nodes feeding the
+  Softmax / Sigmoid outputs run in float32), calibrated on a folder of aligned grey face crops
+  (PNG / JPG). Inputs and outputs stay float32.
 
 Copies are written to the engine cache folder as ``<stem>.fp16.onnx`` / ``<stem>.int8.onnx``
-and carry the source's ``dm.*`` metadata plus ``dm.precision`` and ``dm.source_sha256``; a copy
-whose source hash does not match the current fp32 model is refused as stale.
+and carry the source's ``dm.*`` metadata plus ``dm.precision``, ``dm.source_sha256`` and
+``dm.copy_recipe`` (:data:`COPY_RECIPES`); a copy whose source hash does not match the current
+fp32 model, or that an older recipe made, is refused as stale with the command that rebuilds it.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import DatasetError, ModelError
 from ..preprocess import InputSpec, to_input
+from .cache import new_temp_file
 from .contract import INPUT_NAME, ModelInfo, read_model_info
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: How each copy is made, as a version stored in the copy's ``dm.copy_recipe``; a copy made by
+#: another version is stale. A copy without the key was made by version 1.
+#: fp16 1: convert_float_to_float16(keep_io_types) + topological sort.
+#: int8 1: symmetric QDQ with int32 biases and int8-quantized head inputs (TensorRT refuses the
+#: int32 bias dequantization); int8 2: float biases, unquantized heads.
+COPY_RECIPES: dict[str, str] = {"fp16": "1", "int8": "2"}
+RECIPE_KEY = "dm.copy_recipe"
 
 
 def copy_path(fp32_path: str | Path, precision: str, cache_dir: str | Path) -> Path:
@@ -63,7 +75,16 @@ def model_for_precision(fp32_path: str | Path, precision: str, cache_dir: str | 
         raise ModelError(f"the {precision} copy {str(path)!r} was made from another model "
                          f"(source sha256 {str(info.source_sha256)[:12]}, current {fp32.sha256[:12]}); "
                          f"it is stale: rebuild it with {build}")
+    recipe = copy_recipe(info)
+    if recipe != COPY_RECIPES[precision]:
+        raise ModelError(f"the {precision} copy {str(path)!r} was made by copy recipe {recipe}, this version makes "
+                         f"recipe {COPY_RECIPES[precision]}; it is stale: rebuild it with {build}")
     return info
+
+
+def copy_recipe(info: ModelInfo) -> str:
+    """The recipe version a copy was made with (``dm.copy_recipe``; "1" when absent)."""
+    return dict(info.metadata).get(RECIPE_KEY, "1")
 
 
 def _toposort(graph: "object") -> None:
@@ -90,7 +111,7 @@ def _toposort(graph: "object") -> None:
 def _set_metadata(model: "object", source: ModelInfo, precision: str) -> None:
     props = dict(source.metadata)
     props.update({"dm.precision": precision, "dm.source_sha256": source.sha256,
-                  "dm.source_file": source.path.name})
+                  "dm.source_file": source.path.name, RECIPE_KEY: COPY_RECIPES[precision]})
     del model.metadata_props[:]
     for k, v in sorted(props.items()):
         entry = model.metadata_props.add()
@@ -98,17 +119,17 @@ def _set_metadata(model: "object", source: ModelInfo, precision: str) -> None:
 
 
 def _save_atomic(model: "object", out_path: Path) -> None:
+    """Write to a temporary file beside ``out_path`` (permissions of a new file) and rename."""
     import onnx
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    fd, tmp = new_temp_file(out_path)
     os.close(fd)
     try:
-        onnx.save(model, tmp)
+        onnx.save(model, str(tmp))
         os.replace(tmp, out_path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
 
 
 def make_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
@@ -172,12 +193,36 @@ class _CropReader:
 
 
 CALIB_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+#: what the int8 copy quantizes (their inputs and outputs get Q/DQ pairs), except the heads
+INT8_OP_TYPES: tuple[str, ...] = ("Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool",
+                                  "GlobalAveragePool", "Relu", "Clip", "Concat", "Reshape", "Flatten")
+_HEAD_ACTIVATIONS = ("Softmax", "Sigmoid", "LogSoftmax")
+_HEAD_LAYERS = ("Gemm", "MatMul", "Add")
+
+
+def head_nodes(model: Any) -> list[str]:
+    """Names of the layers that compute the outputs' logits: from each graph output produced by a
+    Softmax / Sigmoid, back through the Gemm, or MatMul + bias Add, that feeds it."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    heads: list[str] = []
+    for output in model.graph.output:
+        act = producer.get(output.name)
+        if act is None or act.op_type not in _HEAD_ACTIVATIONS:
+            continue
+        node = producer.get(act.input[0])
+        while node is not None and node.op_type in _HEAD_LAYERS and node.name not in heads:
+            heads.append(node.name)
+            if node.op_type != "Add":
+                break
+            node = next((producer[i] for i in node.input if i in producer), None)
+    return heads
 
 
 def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path, *,
               limit: int = 1000, seed: int = 0, method: str = "minmax",
               log: Callable[[str], None] | None = None) -> Path:
-    """Write a symmetric QDQ INT8 copy calibrated on up to ``limit`` crops from ``calib_dir``.
+    """Write a symmetric QDQ INT8 copy calibrated on up to ``limit`` crops from ``calib_dir``
+    (recipe :data:`COPY_RECIPES` ``["int8"]``: float biases, unquantized heads).
 
     method: activation-range calibration, ``minmax`` (full observed range), ``percentile``
     (99.999th percentile: clips rare outliers) or ``entropy`` (KL-divergence thresholds).
@@ -213,6 +258,9 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
         except Exception as exc:  # pre-processing is an optimisation; quantise the raw model if it fails
             log(f"int8: pre-processing skipped ({exc.__class__.__name__}: {exc})")
             source = Path(fp32_path)
+        import onnx
+
+        heads = head_nodes(onnx.load(str(source), load_external_data=False))
         q = Path(tmpdir) / "q.onnx"
         quantize_static(
             str(source), str(q), Reader(crops, src.spec),
@@ -221,14 +269,17 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
             weight_type=QuantType.QInt8,
             per_channel=True,
             calibrate_method=calib_method,
-            # the heads' Softmax / Sigmoid stay float: they are cheap and quantising [0, 1]
-            # probabilities to int8 costs accuracy for nothing
-            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool",
-                                  "GlobalAveragePool", "Relu", "Clip", "Concat", "Reshape", "Flatten"],
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            op_types_to_quantize=list(INT8_OP_TYPES),
+            # the heads (logits -> Softmax / Sigmoid) stay float32: two small layers, and the
+            # outputs are then closer to fp32 than with int8 logits (docs/engines.md)
+            nodes_to_exclude=heads,
+            extra_options={
+                "ActivationSymmetric": True, "WeightSymmetric": True,  # zero points 0
+                # float biases: TensorRT's dequantize layer takes int8 / fp8 / int4 / fp4 inputs
+                # only, so an int32 bias behind a DequantizeLinear stops the build
+                "QuantizeBias": False,
+            },
         )
-        import onnx
-
         model = onnx.load(str(q))
         _set_metadata(model, src, "int8")
         _save_atomic(model, out)

@@ -218,6 +218,27 @@ def head_nodes(model: Any) -> list[str]:
     return heads
 
 
+def _calibration_crops(calib_dir: str | Path, spec: Any, limit: int, seed: int) -> Any:
+    """Up to ``limit`` crops from ``calib_dir``, a seeded random choice when there are more."""
+    files = list_calibration_images(calib_dir)
+    if len(files) > limit:
+        rng = np.random.default_rng(seed)
+        files = [files[i] for i in sorted(rng.choice(len(files), size=limit, replace=False))]
+    return load_crops(files, spec)
+
+
+def _pre_processed(fp32_path: str | Path, pre: Path, log: Callable[[str], None]) -> Path:
+    """ONNX Runtime's quantisation pre-processing of the model into ``pre``; the model itself when it fails."""
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        return pre
+    except Exception as exc:  # pre-processing is an optimisation; quantise the raw model if it fails
+        log(f"int8: pre-processing skipped ({exc.__class__.__name__}: {exc})")
+        return Path(fp32_path)
+
+
 def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path, *,
               limit: int = 1000, seed: int = 0, method: str = "minmax",
               log: Callable[[str], None] | None = None) -> Path:
@@ -236,11 +257,7 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
     calib_method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                     "entropy": CalibrationMethod.Entropy}[method]
     src = read_model_info(fp32_path)
-    files = list_calibration_images(calib_dir)
-    if len(files) > limit:
-        rng = np.random.default_rng(seed)
-        files = [files[i] for i in sorted(rng.choice(len(files), size=limit, replace=False))]
-    crops = load_crops(files, src.spec)
+    crops = _calibration_crops(calib_dir, src.spec, limit, seed)
     log(f"int8: calibrating ({method}) on {len(crops)} crops from {calib_dir}")
 
     class Reader(_CropReader, CalibrationDataReader):
@@ -249,15 +266,7 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
-        pre = Path(tmpdir) / "pre.onnx"
-        try:
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-            source = pre
-        except Exception as exc:  # pre-processing is an optimisation; quantise the raw model if it fails
-            log(f"int8: pre-processing skipped ({exc.__class__.__name__}: {exc})")
-            source = Path(fp32_path)
+        source = _pre_processed(fp32_path, Path(tmpdir) / "pre.onnx", log)
         import onnx
 
         heads = head_nodes(onnx.load(str(source), load_external_data=False))

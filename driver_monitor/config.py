@@ -52,6 +52,9 @@ class CaptureConfig:
 @dataclass(frozen=True, slots=True)
 class FaceConfig:
     max_faces: int = _f(3, ge=1, le=10)
+    # with one face in view, track it alone and count the faces this often (video time); 0 = follow
+    # max_faces faces on every frame (MediaPipe then runs its face detector on every frame)
+    search_interval_s: float = _f(0.5, "s", ge=0, le=10)
     min_detection_confidence: float = _f(0.5, ge=0, le=1)
     min_tracking_confidence: float = _f(0.5, ge=0, le=1)
     driver_rule: str = _f("largest", choices=("largest", "seat_region"))
@@ -175,6 +178,8 @@ class EngineConfig:
     precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)
     cache_dir: str = _f("engines", "path")
+    # run the network on every k-th frame of a face, holding its smoothed outputs between
+    stride: int = _f(1, "frames", ge=1, le=30)
 
 
 @dataclass(frozen=True, slots=True)

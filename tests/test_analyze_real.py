@@ -96,7 +96,7 @@ def test_head_turns_span_and_sign_convention(analysed) -> None:
         frames.append(img)
         ok, img = cap.read()
     cap.release()
-    det = FaceMeshDetector(cfg.face)
+    det = FaceMeshDetector(cfg.face, static_image_mode=True)  # frames far apart: no tracking
     try:
         def nose_offsets(i: int) -> tuple[float, float]:
             lm = det.detect(frames[i])[0].landmarks

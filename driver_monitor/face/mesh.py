@@ -7,13 +7,14 @@ scale as x, i.e. a fraction of the image width).
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..config import FaceConfig
-from ..errors import ModelError
+from ..errors import ModelError, SourceError
 from ..types import NUM_LANDMARKS, Face
 
 
@@ -52,6 +53,16 @@ class FaceMeshDetector:
     """478-point face mesh on BGR or grey uint8 frames; ``detect(image) -> list[Face]``.
 
     One instance per video stream (it tracks); call ``close()`` (or use ``with``) when done.
+
+    Tracking mode tracks the driver alone and looks for other faces on a schedule: a mesh that
+    tracks ``max_faces`` faces runs MediaPipe's face detector on every frame while fewer are in
+    view (the common case: one driver), which costs about a third of the frame rate. So, with
+    ``search_interval_s`` > 0 and ``max_faces`` > 1, one face is tracked per frame and a face
+    detector counts the faces every ``search_interval_s`` of video time and when the tracked face
+    is found again after a loss. While it sees more than one face the detector follows all of them
+    on every frame (as with the interval at 0), until a search sees one again. The face count is
+    therefore exact on every frame with several faces in view, and a second face that enters is
+    counted within ``search_interval_s``.
     """
 
     def __init__(self, cfg: FaceConfig, *, static_image_mode: bool = False) -> None:
@@ -60,40 +71,125 @@ class FaceMeshDetector:
         except ImportError as exc:  # pragma: no cover - mediapipe is a core dependency
             raise ModelError(f"mediapipe is not installed ({exc}); install the project with pip install -e .") from None
         self.cfg = cfg
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode,
-            max_num_faces=int(cfg.max_faces),
-            refine_landmarks=True,
-            min_detection_confidence=float(cfg.min_detection_confidence),
-            min_tracking_confidence=float(cfg.min_tracking_confidence),
-        )
+        self._mp = mp
+        self._static = static_image_mode
+        self._interval = float(getattr(cfg, "search_interval_s", 0.0))
+        self._scheduled = not static_image_mode and self._interval > 0 and int(cfg.max_faces) > 1
+        self._all = self._face_mesh(int(cfg.max_faces))  # follows every face (up to max_faces)
+        self._one = self._face_mesh(1) if self._scheduled else None  # follows the driver alone
+        self._finder: Any = None  # the face detector that counts faces, made on the first search
+        self._following_all = not self._scheduled
+        self._next_search: float | None = None
+        self._had_face = False
+        self._calls = 0
+        self.searches = 0  # how many times the faces were counted (tests, benchmarks)
         self._cv2 = __import__("cv2")
 
-    def detect(self, image: NDArray[np.uint8]) -> list[Face]:
-        """Faces in a BGR ``(H, W, 3)`` or grey ``(H, W)`` uint8 image (may be empty)."""
-        if self._mesh is None:
+    def _face_mesh(self, max_faces: int) -> Any:
+        return self._mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=self._static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=float(self.cfg.min_detection_confidence),
+            min_tracking_confidence=float(self.cfg.min_tracking_confidence),
+        )
+
+    def detect(self, image: NDArray[np.uint8], t_s: float | None = None) -> list[Face]:
+        """Faces in a BGR ``(H, W, 3)`` or grey ``(H, W)`` uint8 image (may be empty). ``t_s``: the
+        frame's video time, for the search schedule (default: frames at 30 fps)."""
+        if self._all is None:
             raise ModelError("FaceMeshDetector.detect() called after close(); create a new detector")
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f"image must be (H, W) or (H, W, 3) uint8, got {getattr(image, 'shape', image)!r}")
         cv2 = self._cv2
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
-        result = self._mesh.process(rgb)
-        found = result.multi_face_landmarks or []
+        t = self._calls / 30.0 if t_s is None else float(t_s)
+        self._calls += 1
+        found = self._run(rgb, t)
+        self._had_face = bool(found)
         return [_landmarks_to_face(lm, w, h) for lm in found]
+
+    def _run(self, rgb: NDArray[np.uint8], t: float) -> list[Any]:
+        """The landmarks of this frame, from the mesh that follows one face or the one that follows all."""
+        due = self._next_search is None or t >= self._next_search
+        if not self._following_all:
+            found = self._one.process(rgb).multi_face_landmarks or []
+            if not (due or (found and not self._had_face)):
+                return list(found)
+            if self._count_faces(rgb, t) <= 1:
+                return list(found)
+            self._following_all = True  # several faces: follow them all from this frame on
+            self._all.reset()
+            return list(self._all.process(rgb).multi_face_landmarks or [])
+        found = self._all.process(rgb).multi_face_landmarks or []
+        if self._scheduled and due:
+            self._next_search = t + self._interval
+            if len(found) <= 1:  # one face again: the next frame tracks it alone
+                self._following_all = False
+                self._one.reset()
+        return list(found)
+
+    def _count_faces(self, rgb: NDArray[np.uint8], t: float) -> int:
+        if self._finder is None:
+            self._finder = self._mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=float(self.cfg.min_detection_confidence))
+        self.searches += 1
+        self._next_search = t + self._interval
+        return len(self._finder.process(rgb).detections or [])
+
+    @property
+    def following_all(self) -> bool:
+        """True while every face in view is followed on every frame (several faces, or no schedule)."""
+        return self._following_all
 
     def reset(self) -> None:
         """Forget the tracked faces: the next frame starts a new stream, as with a new detector."""
-        if self._mesh is not None:
-            self._mesh.reset()
+        if self._all is None:
+            return
+        self._all.reset()
+        if self._one is not None:
+            self._one.reset()
+        self._following_all = not self._scheduled
+        self._next_search = None
+        self._had_face = False
+        self._calls = 0
 
     def close(self) -> None:
-        if self._mesh is not None:
-            self._mesh.close()
-            self._mesh = None
+        for m in (self._all, self._one, self._finder):
+            if m is not None:
+                m.close()
+        self._all = self._one = self._finder = None
 
     def __enter__(self) -> "FaceMeshDetector":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def bare_mesh_loop(path: str, *, max_frames: int | None = None) -> tuple[int, float]:
+    """Decode a video and run MediaPipe FaceMesh (one face, refined landmarks, tracking) on every
+    frame, and nothing else: the floor cost of any MediaPipe-based monitor, the reference of
+    ``driver-monitor bench --side-by-side``. Returns (frames, seconds); the mesh is made before
+    the clock starts."""
+    import cv2
+    import mediapipe as mp
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise SourceError(f"{path!r} cannot be read as a video; pass a video file")
+    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True)
+    frames = 0
+    try:
+        t0 = time.perf_counter()
+        while max_frames is None or frames < max_frames:
+            ok, image = cap.read()
+            if not ok:
+                break
+            mesh.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            frames += 1
+        return frames, time.perf_counter() - t0
+    finally:
+        mesh.close()
+        cap.release()

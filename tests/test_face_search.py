@@ -1,0 +1,70 @@
+"""The face mesh tracks one face and counts the faces on a schedule (face.search_interval_s):
+two faces in view are both followed from the search that sees them, a lone face is tracked alone
+again after a search, and the interval 0 follows every face on every frame."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from driver_monitor.config import load_config
+from tests.conftest import need_data
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Frames of single_face.mp4 (one face) and the same frames beside their mirror (two faces)."""
+    cap = cv2.VideoCapture(str(need_data("videos/single_face.mp4")))
+    one = []
+    while len(one) < 60:
+        ok, img = cap.read()
+        if not ok:
+            break
+        one.append(img)
+    cap.release()
+    assert len(one) >= 40
+    pad = [np.hstack([img, np.zeros_like(img)]) for img in one]  # the same size as the pairs
+    two = [np.hstack([img, img[:, ::-1]]) for img in one]
+    return pad, two
+
+
+def _detector(interval: float):
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    face = dataclasses.replace(load_config(None).face, search_interval_s=interval)
+    return FaceMeshDetector(face)
+
+
+def test_one_face_is_tracked_alone_between_searches(frames) -> None:
+    pad, _ = frames
+    with _detector(0.5) as det:
+        counts = [len(det.detect(img, t_s=i / 30)) for i, img in enumerate(pad[:40])]
+        assert counts == [1] * 40
+        assert not det.following_all
+        assert det.searches == 3  # at 0 s, 0.5 s, 1.0 s: 40 frames at 30 fps
+
+
+def test_a_second_face_is_followed_from_the_next_search(frames) -> None:
+    pad, two = frames
+    with _detector(0.5) as det:
+        seq = pad[:20] + two[20:40]  # the second face enters at 0.667 s
+        counts = [len(det.detect(img, t_s=i / 30)) for i, img in enumerate(seq)]
+        assert counts[:20] == [1] * 20
+        first_two = counts.index(2)
+        assert 20 <= first_two <= 20 + 15  # within one interval (15 frames)
+        assert counts[first_two:] == [2] * (40 - first_two)
+        assert det.following_all
+        # the second face leaves: a search sees one face and tracking goes back to one face
+        counts = [len(det.detect(img, t_s=(40 + i) / 30)) for i, img in enumerate(pad[40:60])]
+        assert counts == [1] * len(counts)
+        assert not det.following_all
+
+
+def test_interval_zero_follows_every_face_on_every_frame(frames) -> None:
+    _, two = frames
+    with _detector(0.0) as det:
+        counts = [len(det.detect(img, t_s=i / 30)) for i, img in enumerate(two[:10])]
+        assert counts == [2] * 10
+        assert det.following_all and det.searches == 0

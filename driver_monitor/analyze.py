@@ -39,7 +39,8 @@ def machine_description() -> dict[str, Any]:
 def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: bool | None = None,
             max_frames: int | None = None, engine: Any = None, selection: dict | None = None,
             detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-            overwrite: bool = True, verbose: bool = False, keep_models: bool = False) -> dict[str, Any]:
+            overwrite: bool = True, verbose: bool = False, keep_models: bool = False,
+            overlap: bool = True) -> dict[str, Any]:
     """Analyse ``source`` into ``out_dir``; returns the summary (also written to summary.json).
 
     Raises SourceError when the source cannot be opened, OutputError when ``out_dir`` already holds
@@ -49,6 +50,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     KeyboardInterrupt (Ctrl-C, and SIGTERM / SIGHUP as :class:`Terminated`) does the same and re-raises.
     ``keep_models``: the ``engine`` and ``detector`` passed in stay open for the next drive (a fleet
     worker loads them once); the caller resets the detector between drives and closes them.
+    ``overlap``: the frame loop's two stages (session.run_frames); False runs it on one thread.
     """
     from .capture import open_source
     from .pipeline import Pipeline
@@ -59,20 +61,17 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     src = open_source(source, cfg.capture)
     if src.warning:
         log(f"warning: {src.warning}")
-    pipeline = None
-    recorder = None
+    pipeline = recorder = None
     started = time.time()
     reason = None
+    loop: list[float] = []  # perf_counter() when the frame loop started and ended
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
         pipeline = Pipeline(cfg, engine, detector=detector)
         recorder = Recorder(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names)
         bar = _progress_bar(src, source, progress)
-        for result in run_frames(src, pipeline, max_frames=max_frames):
-            recorder.write(result)
-            if bar is not None and result.camera_ok:
-                bar.update(1)
+        _write_frames(src, pipeline, recorder, bar, loop, max_frames=max_frames, overlap=overlap)
         reason = end_reason(src)
     except KeyboardInterrupt as exc:
         interrupted = exc
@@ -86,7 +85,9 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         summary: dict[str, Any] = {}
         try:
             if recorder is not None and pipeline is not None:
-                summary = recorder.close(_summary(src, pipeline, cfg, selection, started, reason),
+                loop.append(time.perf_counter())
+                summary = recorder.close({**_summary(src, pipeline, cfg, selection, started, reason),
+                                          **_loop_figures(loop, recorder.frames_written)},
                                          events=pipeline.finish())
         finally:  # the source and the engine are released whatever the writing did
             src.close()
@@ -102,6 +103,24 @@ def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None
     if found and not overwrite:
         raise OutputError(f"{str(out_dir)!r} already holds results ({', '.join(found)}); pass --overwrite to "
                           f"replace them, or give another --out")
+
+
+def _write_frames(src: Any, pipeline: Any, recorder: Recorder, bar: Any, loop: list[float], *,
+                  max_frames: int | None, overlap: bool) -> None:
+    """The frame loop: every result written as it comes; ``loop`` gets the start time."""
+    loop.append(time.perf_counter())
+    for result in run_frames(src, pipeline, max_frames=max_frames, overlap=overlap):
+        recorder.write(result)
+        if bar is not None and result.camera_ok:
+            bar.update(1)
+
+
+def _loop_figures(loop: list[float], frames: int) -> dict[str, Any]:
+    """The frame loop's wall time (start-up excluded) and frames per second over it."""
+    if len(loop) < 2:
+        return {}
+    seconds = loop[-1] - loop[0]
+    return {"loop_s": round(seconds, 3), "loop_fps": round(frames / seconds, 2) if seconds > 0 and frames else None}
 
 
 def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, started: float,

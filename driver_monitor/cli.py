@@ -71,7 +71,7 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     summary = analyze(args.source, args.out, cfg, progress=None if args.progress is None else args.progress,
                       max_frames=args.max_frames, overwrite=args.overwrite, verbose=getattr(args, "verbose", False))
     frames = summary.get("frames", 0)
-    fps = summary.get("processing_fps")
+    fps = summary.get("loop_fps") or summary.get("processing_fps")  # the loop's rate, start-up excluded
     events = summary.get("events", {})
     ev = ", ".join(f"{k}: {v}" for k, v in events.items()) or "none"
     print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video) at "

@@ -7,7 +7,9 @@ measured instead of timing it from outside.
 """
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -31,6 +33,15 @@ class FaceDetector(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """The face mesh's result for frame ``index``: the faces and the milliseconds it took."""
+
+    index: int
+    faces: tuple[Face, ...]
+    mesh_ms: float
+
+
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
 
 
@@ -50,6 +61,8 @@ class Pipeline:
 
             detector = FaceMeshDetector(cfg.face)
         self.detector = detector
+        # a detector that schedules its search for other faces wants the frame's video time
+        self._detect_takes_time = "t_s" in inspect.signature(detector.detect).parameters
         self.spec = engine.spec if engine is not None else DEFAULT_INPUT
         self.smoother = SignalSmoother(cfg.smoothing)
         self.prob_smoother = ProbSmoother(cfg.smoothing)
@@ -60,6 +73,8 @@ class Pipeline:
         self._first_wall: float | None = None  # when the first tick came (a source may never deliver)
         self._last_t: float | None = None      # time of the last tick, lost ones included
         self._had_face = False
+        self._held: tuple | None = None  # the engine's last smoothed outputs (engine.stride > 1)
+        self._since_engine = 0             # frames of the face since the engine last ran
 
     # ------------------------------------------------------------------ info
 
@@ -79,9 +94,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ per frame
 
+    def detect(self, frame: Frame) -> Detected:
+        """The first stage: the face mesh on one frame. Touches nothing but the detector, so it may
+        run on another thread than :meth:`process`, one frame ahead (frames in order)."""
+        t0 = time.perf_counter()
+        if self._detect_takes_time:
+            faces = self.detector.detect(frame.image, t_s=frame.time_s)
+        else:
+            faces = self.detector.detect(frame.image)
+        return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3)
+
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
-                t_s: float | None = None) -> FrameResult:
-        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick."""
+                t_s: float | None = None, detected: Detected | None = None) -> FrameResult:
+        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick.
+        ``detected``: the frame's :meth:`detect` result when the mesh already ran (two stages)."""
         if self._first_wall is None:
             self._first_wall = time.monotonic()
         if frame is None:
@@ -90,10 +116,12 @@ class Pipeline:
         timings: dict[str, float] = {}
         if decode_ms is not None:
             timings["decode"] = float(decode_ms)
-
-        t0 = time.perf_counter()
-        faces = self.detector.detect(frame.image)
-        timings["mesh"] = (time.perf_counter() - t0) * 1e3
+        if detected is None or detected.index != frame.index:
+            detected = self.detect(frame)
+        else:  # the mesh ran on the other thread: its time counts, not the wait for it
+            t_start -= detected.mesh_ms / 1e3
+        faces = list(detected.faces)
+        timings["mesh"] = detected.mesh_ms
 
         driver_idx = pick_driver(faces, frame.image.shape[:2], self.cfg.face) if faces else None
         face = faces[driver_idx] if driver_idx is not None else None
@@ -127,8 +155,13 @@ class Pipeline:
         emotion_probs = aus = None
         if self.engine is not None:
             t0 = time.perf_counter()
-            emotion_probs, aus = self._run_engine(aligned, frame.time_s)
-            timings["engine"] = (time.perf_counter() - t0) * 1e3
+            if self._held is None or self._since_engine + 1 >= self.cfg.engine.stride:
+                emotion_probs, aus = self._held = self._run_engine(aligned, frame.time_s)
+                self._since_engine = 0
+                timings["engine"] = (time.perf_counter() - t0) * 1e3
+            else:  # engine.stride: this frame holds the last outputs
+                emotion_probs, aus = self._held
+                self._since_engine += 1
         return signals, aligned, emotion_probs, aus
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
@@ -141,6 +174,7 @@ class Pipeline:
         if not has_face and self._had_face:
             self.prob_smoother.reset()
             self.au_smoother.reset()
+            self._held = None
         self._had_face = has_face
         return smoothed
 
@@ -166,6 +200,7 @@ class Pipeline:
         frame = Frame(image=_LOST_IMAGE, index=index, time_s=float(t_s))
         self.smoother.reset()
         self._had_face = False
+        self._held = None
         state, events = self.monitor.update(float(t_s), None, camera_ok=False, frame_index=index)
         return FrameResult(frame=frame, camera_ok=False, state=state, events=tuple(events))
 

@@ -12,6 +12,8 @@ controls, and a fleet worker runs it per drive.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +52,22 @@ def step(src: "VideoSource", pipeline: "Pipeline", *, report_lost: bool = True) 
 
 
 def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | None = None,
-               should_stop: Callable[[], bool] = lambda: False) -> Iterator[FrameResult]:
+               should_stop: Callable[[], bool] = lambda: False, overlap: bool = True) -> Iterator[FrameResult]:
     """Every result of a drive, in order: all frames of a file, the newest frames of a live source
     (with camera-lost ticks while it delivers nothing), until the source ends, ``max_frames``
     frames were analysed or ``should_stop()``. The caller finishes the pipeline (closing the open
-    events) and closes the source."""
+    events) and closes the source.
+
+    ``overlap`` (default): two stages on two threads: decoding and the face mesh of frame n+1 run
+    while the rest of frame n (alignment, engine, smoothing, state, and the caller's writing) does;
+    the hand-off holds at most ``_HANDOFF`` frames, the order is kept and a file loses no frame, so
+    the results are those of one thread (``overlap=False``). A live source keeps only the newest
+    frame: a frame the second stage has not taken yet is replaced by a newer one. An error in the
+    first stage is raised here; stopping early (``max_frames``, ``should_stop``, an exception in
+    the caller) ends the first stage before this returns."""
+    if overlap:
+        yield from _two_stages(src, pipeline, max_frames, should_stop)
+        return
     n = 0
     while (max_frames is None or n < max_frames) and not should_stop():
         s = step(src, pipeline)
@@ -63,6 +76,83 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
         yield s.result
         if s.result.camera_ok:
             n += 1
+
+
+_HANDOFF = 2  # frames between the two stages
+_END = object()
+
+
+def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event) -> None:
+    """Read, time the decode, run the mesh; hand (frame, decode_ms, detected) on, in order."""
+    try:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            frame = src.read()
+            decode_ms = (time.perf_counter() - t0) * 1e3
+            if frame is None:
+                if src.is_live and not src.ended:
+                    item: Any = None  # a camera-lost tick
+                else:
+                    break
+            else:
+                item = (frame, decode_ms, pipeline.detect(frame))
+            if src.is_live:
+                _put_newest(hand, item)
+                continue
+            while not stop.is_set():
+                try:
+                    hand.put(item, timeout=0.05)
+                    break
+                except queue.Full:
+                    pass
+    except BaseException as exc:  # reaches the second stage, which raises it
+        item = exc
+        hand.put(item)
+        return
+    hand.put(_END)
+
+
+def _put_newest(hand: "queue.Queue[Any]", item: Any) -> None:
+    """A live source's frame never waits: when the hand-off is full its oldest frame gives way
+    (this thread alone puts, so there is room after one is taken)."""
+    try:
+        hand.put_nowait(item)
+    except queue.Full:
+        try:
+            hand.get_nowait()
+        except queue.Empty:
+            pass
+        hand.put_nowait(item)
+
+
+def _two_stages(src: "VideoSource", pipeline: "Pipeline", max_frames: int | None,
+                should_stop: Callable[[], bool]) -> Iterator[FrameResult]:
+    hand: queue.Queue[Any] = queue.Queue(maxsize=_HANDOFF)
+    stop = threading.Event()
+    first = threading.Thread(target=_first_stage, args=(src, pipeline, hand, stop), name="mesh-stage", daemon=True)
+    first.start()
+    n = 0
+    try:
+        while (max_frames is None or n < max_frames) and not should_stop():
+            item = hand.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                yield pipeline.process(None)
+                continue
+            frame, decode_ms, detected = item
+            yield pipeline.process(frame, decode_ms=decode_ms, detected=detected)
+            n += 1
+    finally:
+        stop.set()
+        while first.is_alive():  # unblock a first stage waiting to hand a frame on
+            try:
+                hand.get_nowait()
+            except queue.Empty:
+                pass
+            first.join(0.05)
 
 
 def end_reason(src: "VideoSource") -> str | None:

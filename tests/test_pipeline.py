@@ -111,3 +111,27 @@ def test_no_engine_still_aligns_for_display(real_face) -> None:
     assert r.emotion_probs is None and r.aus is None and r.aligned is not None
     assert "engine" not in r.timings_ms and pipe.backend_description == "none"
     assert r.state.drowsiness == Level.NONE
+
+
+def test_engine_stride_runs_every_kth_frame_and_holds_between(real_face) -> None:
+    img, face = real_face
+    cfg = load_config(None, ["engine.stride=3"])
+    engine = FakeEngine()
+    script = [[face]] * 7 + [[]] + [[face]] * 2
+    with Pipeline(cfg, engine, detector=ScriptedDetector(script)) as pipe:
+        results = [pipe.process(Frame(img, i, i / 30)) for i in range(len(script))]
+    ran = [i for i, r in enumerate(results) if "engine" in r.timings_ms]
+    assert ran == [0, 3, 6, 8]  # every 3rd frame of the face; the face's return runs it at once
+    assert len(engine.batches) == 4
+    for i in (1, 2, 4, 5):  # held frames carry the last outputs
+        assert results[i].emotion_probs == results[i - 1].emotion_probs and results[i].aus is not None
+    assert results[7].emotion_probs is None  # no face, nothing held
+
+
+def test_engine_stride_one_is_every_frame(real_face) -> None:
+    img, face = real_face
+    engine = FakeEngine()
+    with Pipeline(load_config(None), engine, detector=ScriptedDetector([[face]] * 5)) as pipe:
+        for i in range(5):
+            pipe.process(Frame(img, i, i / 30))
+    assert engine.batches == [1] * 5

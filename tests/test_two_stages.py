@@ -1,0 +1,134 @@
+"""The frame loop's two stages (session.run_frames, overlap on): the same results as one thread,
+in order, every frame of a file; errors of the first stage reach the caller; stopping early ends
+the first stage's thread; a live source keeps the newest frames."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from driver_monitor.capture import CaptureConfig, VideoSource, open_source
+from driver_monitor.config import load_config
+from driver_monitor.errors import SourceError
+from driver_monitor.pipeline import Pipeline
+from driver_monitor.session import run_frames
+from driver_monitor.types import Frame
+from tests.conftest import need_data
+
+
+class Frames(VideoSource):
+    """A file-like source of grey frames; ``fail_at`` raises there, ``live`` makes it a live one."""
+
+    description = "test frames"
+
+    def __init__(self, n: int, *, fail_at: int | None = None, live: bool = False, delay_s: float = 0.0):
+        super().__init__()
+        self.n, self.fail_at, self.i, self.delay_s = n, fail_at, 0, delay_s
+        self.is_live = live
+
+    def read(self):
+        if self.i == self.fail_at:
+            raise SourceError("the test source broke")
+        if self.i >= self.n:
+            self.ended = True
+            return None
+        time.sleep(self.delay_s)
+        f = Frame(np.full((8, 8), self.i % 256, np.uint8), self.i, self.i / 30)
+        self.i += 1
+        return f
+
+    def close(self):
+        pass
+
+
+class NoFaces:
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self.seen: list[int] = []
+
+    def detect(self, image):
+        time.sleep(self.delay_s)
+        self.seen.append(int(image[0, 0]))
+        return []
+
+    def close(self):
+        pass
+
+
+def _stage_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "mesh-stage"]
+
+
+def test_every_frame_in_order() -> None:
+    cfg = load_config(None, ["engine.enabled=false"])
+    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+        got = [r.frame.index for r in run_frames(Frames(50), pipe)]
+    assert got == list(range(50))
+    assert not _stage_threads()
+
+
+def test_a_first_stage_error_reaches_the_caller_after_the_frames_before_it() -> None:
+    cfg = load_config(None, ["engine.enabled=false"])
+    got = []
+    with Pipeline(cfg, None, detector=NoFaces()) as pipe, pytest.raises(SourceError, match="broke"):
+        for r in run_frames(Frames(50, fail_at=20), pipe):
+            got.append(r.frame.index)
+    assert got == list(range(20))
+    assert not _stage_threads()
+
+
+@pytest.mark.parametrize("how", ["max_frames", "should_stop", "caller_breaks"])
+def test_stopping_early_ends_the_first_stage(how: str) -> None:
+    cfg = load_config(None, ["engine.enabled=false"])
+    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+        got = []
+        if how == "max_frames":
+            got = [r.frame.index for r in run_frames(Frames(500), pipe, max_frames=7)]
+        elif how == "should_stop":
+            for r in run_frames(Frames(500), pipe, should_stop=lambda: len(got) >= 7):
+                got.append(r.frame.index)
+        else:
+            for r in run_frames(Frames(500), pipe):
+                got.append(r.frame.index)
+                if len(got) == 7:
+                    break
+    assert got == list(range(7))
+    time.sleep(0.2)
+    assert not _stage_threads()
+
+
+def test_a_live_source_keeps_the_newest_frames() -> None:
+    """The second stage is slow (20 ms a frame), frames come every 2 ms: older ones are dropped,
+    the order stays."""
+    cfg = load_config(None, ["engine.enabled=false"])
+
+    class SlowPipeline(Pipeline):
+        def process(self, frame, **kw):
+            time.sleep(0.02)
+            return super().process(frame, **kw)
+
+    with SlowPipeline(cfg, None, detector=NoFaces()) as pipe:
+        got = [r.frame.index for r in run_frames(Frames(200, live=True, delay_s=0.002), pipe) if r.camera_ok]
+    assert got == sorted(got) and len(set(got)) == len(got)
+    assert len(got) < 150 and got[-1] >= 190
+
+
+def test_two_stages_give_the_results_of_one_thread() -> None:
+    """Real face mesh, real clip: every frame's faces, signals, state and events are identical."""
+    path = str(need_data("videos/yawn_in_car.mp4"))
+    cfg = load_config(None, ["engine.enabled=false"])
+    runs = []
+    for overlap in (False, True):
+        with open_source(path, CaptureConfig()) as src, Pipeline(cfg, None) as pipe:
+            runs.append(list(run_frames(src, pipe, max_frames=150, overlap=overlap)))
+    one, two = runs
+    assert len(one) == len(two) == 150
+    for a, b in zip(one, two):
+        assert a.frame.index == b.frame.index and a.faces_count == b.faces_count
+        assert (a.face is None) == (b.face is None)
+        if a.face is not None:
+            np.testing.assert_array_equal(a.face.landmarks, b.face.landmarks)
+        assert a.signals == b.signals and a.smoothed == b.smoothed
+        assert a.state == b.state and a.events == b.events

@@ -37,6 +37,18 @@ def _check_out(out_arg: str) -> None:
                                  f"pass --out with a folder you can write to") from None
 
 
+def cmd_side_by_side(args: argparse.Namespace, cfg: Config, command: str) -> int:
+    from .throughput import side_by_side
+
+    report = side_by_side(cfg, args.side_by_side, repeats=args.repeats, out_dir=args.out, command=command, log=_err)
+    for clip in report["clips"]:
+        runs = (f"{r['run']} {r['fps_median']:.0f} fps ({r['ratio_to_mesh_median']:.2f}x)" for r in clip["runs"])
+        print(f"{clip['video']}: " + ", ".join(runs))
+    for k, v in report["files"].items():
+        print(f"{k}: {v}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from .bench import run_bench
 
@@ -46,6 +58,8 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     _check_out(args.out)
     command = ("driver-monitor " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:]
                else "driver-monitor bench")
+    if args.side_by_side:
+        return cmd_side_by_side(args, cfg, command)
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
                        e2e_backends=args.e2e_backends, skip_engines=args.no_engines,
@@ -92,6 +106,10 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
                    help="engines for the end-to-end runs, besides the run without engine (default: auto)")
     p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
+    p.add_argument("--side-by-side", nargs="+", metavar="VIDEO",
+                   help="instead: analyze against the bare decode + face mesh loop on these clips, interleaved "
+                        "and repeated; ratios and per-stage ms to throughput.json / throughput.md in --out")
+    p.add_argument("--repeats", type=_positive, default=3, help="--side-by-side: repeats per clip (default 3)")
     p.add_argument("--out", default="results/bench", metavar="DIR",
                    help="output folder (default results/bench in the current folder)")
     p.set_defaults(func=cmd_bench)

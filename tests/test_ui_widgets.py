@@ -319,3 +319,11 @@ def test_strip_for_export_keeps_what_the_csv_needs():
     assert s.smoothed == r.smoothed and s.state == r.state and s.aligned is None
     grey = FrameResult(frame=Frame(np.zeros((10, 12), np.uint8), 3, 0.1), camera_ok=True, state=DriverState(0.1))
     assert strip_for_export(grey).frame.width == 12
+
+
+def test_status_bar_frame_rate_is_held_against_the_sources() -> None:
+    from driver_monitor.ui.main_window import fps_text
+
+    assert fps_text(29.84, 30.0) == "29.8 of 30 fps"
+    assert fps_text(120.0, None, " (pipeline 6 ms = 167 fps max)") == "120.0 fps (pipeline 6 ms = 167 fps max)"
+    assert fps_text(float("nan"), 30.0) == "– fps"

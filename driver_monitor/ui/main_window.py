@@ -50,6 +50,14 @@ def strip_for_export(r: FrameResult) -> FrameResult:
     return dataclasses.replace(r, frame=frame, face=face, aligned=None)
 
 
+def fps_text(fps: float, target: float | None, cap: str = "") -> str:
+    """The frame rate held against the one the source asks for: ``29.8 of 30 fps``."""
+    if math.isnan(fps):
+        return "– fps"
+    of = f" of {target:.0f}" if target else ""
+    return f"{fps:.1f}{of} fps{cap}"
+
+
 def speed_label(speed: float | None) -> str:
     return "max" if speed is None else f"{speed:g}x"
 
@@ -497,10 +505,18 @@ class MainWindow(QMainWindow):
         self.processing_fps = (len(a) - 1) / (a[-1] - a[0]) if len(a) > 1 and a[-1] > a[0] else math.nan
         pipe = r.timings_ms.get("total")
         cap = f" (pipeline {pipe:.0f} ms = {1000.0 / pipe:.0f} fps max)" if pipe else ""
-        fps = self.processing_fps
-        self.status_fps.setText(f"{fps:.1f} fps{cap}" if not math.isnan(fps) else "– fps")
+        self.status_fps.setText(fps_text(self.processing_fps, self.source_rate(), cap))
         self.status_latency.setText(f"latency {self.latency_ms:.0f} ms")
         self.redraw_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def source_rate(self) -> float | None:
+        """Frames per second the source asks for: a camera's rate, a replay's at its speed (None: as
+        fast as it goes)."""
+        if self.info is None:
+            return None
+        if self.info.is_live:
+            return self.info.fps
+        return self.info.fps * self.speed if self.speed else None
 
     def _update_marks(self) -> None:
         self._marks_dirty = False

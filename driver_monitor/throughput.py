@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .analyze import analyze, machine_description
+from .bench import _loadavg
 from .config import Config
 from .errors import DriverMonitorError
 
@@ -148,13 +148,6 @@ def side_by_side(cfg: Config, videos: Sequence[str | Path], *, repeats: int = 3,
     (out / "throughput.md").write_text(markdown(report), encoding="utf-8")
     report["files"] = {"json": str(out / "throughput.json"), "markdown": str(out / "throughput.md")}
     return report
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def markdown(report: dict[str, Any]) -> str:

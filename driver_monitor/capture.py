@@ -316,7 +316,7 @@ class LiveSource(VideoSource):
                 pass
 
     def _publish(self, img: np.ndarray) -> None:
-        frame = Frame(img, self._index, self._clock() - self._t0)
+        frame = Frame(img, self._index, self._clock() - self._t0, captured_at=time.perf_counter())
         self._index += 1
         try:  # keep only the newest: drop the unread one
             self._queue.get_nowait()

@@ -56,11 +56,14 @@ class Frame:
     image: ``(H, W, 3)`` BGR uint8 or ``(H, W)`` grey uint8 (IR cameras).
     index: 0-based frame number in the source (replay: position in the file).
     time_s: seconds since the start of the source.
+    captured_at: a live frame's arrival, ``time.perf_counter()`` (the latency from capture); None
+    for a file.
     """
 
     image: NDArray[np.uint8]
     index: int
     time_s: float
+    captured_at: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, np.ndarray) or self.image.dtype != np.uint8:

@@ -124,6 +124,7 @@ def test_file_seek_restarts_numbering(tmp_path: Path) -> None:
     src.seek(2)
     f = src.read()
     assert f.index == 2 and f.time_s == pytest.approx(2 / 25.0)
+    assert f.captured_at is None  # a file's frames were not captured now
     assert cap.props[1] == 2.0
     with pytest.raises(SourceError, match="seek"):
         src.seek(99)
@@ -173,8 +174,10 @@ def test_live_keeps_only_newest_frame() -> None:
         deadline = time.monotonic() + 3
         while cap.reads < 60 and time.monotonic() < deadline:
             time.sleep(0.01)
+        before = time.perf_counter()
         f = src.read()
         assert int(f.image[0, 0, 0]) == 59 and f.index == 58   # the newest, not the oldest
+        assert f.captured_at is not None and f.captured_at <= before  # when it arrived, for the latency
         assert src.dropped >= 50
         assert src._queue.maxsize == 1
     finally:

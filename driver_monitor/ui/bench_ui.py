@@ -4,7 +4,10 @@
    default plots and all five;
 2. with ``--video``: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
    (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown; then
-   the time from a seek to the target frame on screen.
+   the time from a seek to the target frame on screen;
+3. with ``--live``: the file played as a camera (a live source whose capture thread gets the
+   file's frames at its frame rate): the latency from a frame's capture to its result drawn, the
+   frames drawn and those the source dropped for a newer one.
 
 Prints one line per measurement (figures for docs/ui.md), with the machine's load average, since
 on a shared machine the load moves these numbers more than the code does.
@@ -104,6 +107,66 @@ def bench_replay(cfg, app, video: str, speed: float | None) -> list[str]:
     return out
 
 
+class _PacedFile:
+    """A camera stand-in: the frames of a video file, each delivered when it is due at the file's
+    frame rate, once (then reads fail, as an unplugged camera's do)."""
+
+    def __init__(self, path: str) -> None:
+        import cv2
+
+        self._cap = cv2.VideoCapture(path)
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 30.0)
+        self._start: float | None = None
+        self._n = 0
+
+    def isOpened(self) -> bool:  # the cv2.VideoCapture interface
+        return self._cap.isOpened()
+
+    def get(self, prop: int) -> float:
+        return self._cap.get(prop)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def read(self):
+        if self._start is None:
+            self._start = time.perf_counter()
+        wait = self._start + self._n / self.fps - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        self._n += 1
+        return self._cap.read()
+
+    def release(self) -> None:
+        pass
+
+
+def bench_live(cfg, app, video: str) -> list[str]:
+    """``video`` played as a camera: capture -> drawn latency (the status bar's, for a live source)."""
+    from ..capture import LiveSource
+    from .main_window import MainWindow
+
+    camera = _PacedFile(video)
+    name = os.path.basename(video)
+    duration = (camera.get(7) or 0) / camera.fps  # 7: CAP_PROP_FRAME_COUNT
+
+    def open_camera(spec, capture_cfg):
+        return LiveSource(video, f"camera (simulated from {name})", capture_cfg, lambda target: camera)
+
+    w = MainWindow(cfg, video, open_source=open_camera, speed=1.0)
+    w.resize(1400, 900)
+    w.show()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duration + 0.5 and not w.errors:
+        app.processEvents()
+        time.sleep(0.002)
+    out = [f"{name} as a camera at {camera.fps:g} fps: {len(w.session_results)} frames analysed, "
+           f"{w.video.frames_drawn} drawn; backend {w.info.backend if w.info else '?'}",
+           f"  latency frame captured -> drawn: {_stats(w.latencies_ms)}"]
+    w.close()
+    return out
+
+
 def bench_seek(cfg, app, video: str, targets=(300, 100, 500, 20, 400, 200)) -> str:
     """Paused replay: time from a seek request to the target frame's result in the window."""
     from .main_window import MainWindow
@@ -131,6 +194,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", action="append", default=[], help="replay this file too (repeatable)")
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed, 0 = as fast as possible")
+    ap.add_argument("--live", action="append", default=[], metavar="VIDEO",
+                    help="play this file as a camera and measure capture -> drawn (repeatable)")
     ap.add_argument("--config", default=None)
     ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     args = ap.parse_args(argv)
@@ -151,6 +216,9 @@ def main(argv=None) -> int:
         for line in bench_replay(cfg, app, video, None if args.speed == 0 else args.speed):
             print(line)
         print(bench_seek(cfg, app, video))
+    for video in args.live:
+        for line in bench_live(cfg, app, video):
+            print(line)
     return 0
 
 

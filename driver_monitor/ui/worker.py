@@ -323,7 +323,8 @@ class SessionWorker(QObject):
             plan = playback.on_frame(r.index, r.time_s, received=received, now=time.perf_counter())
         if plan.delay_s > 0:
             self._stop.wait(plan.delay_s)
-        self._emit(r, s.read_at)
+        # the latency runs from the frame's capture (live) or from its read (a file)
+        self._emit(r, r.frame.captured_at if r.frame.captured_at is not None else s.read_at)
         if plan.announce:
             self._announce()
         return None

@@ -18,6 +18,24 @@ keeps an exponential moving average of the weights; that average is what is vali
 as ``best.pt`` (``metrics.csv`` then also logs the raw iterate's ``val_acc_raw``). Uses CUDA when
 available (``--device``).
 
+Occlusion-aware training: ``--occlusion-p 0.5`` draws a random occluder (sunglasses, eye bands,
+masks, hands, phones / cups, patches, blur, low light, IR look; ``training/occlusion_aug.py``) on
+that share of the augmented crops (it replaces the random erasing) and validates on a fixed
+occluded copy of the validation split too (``val_acc_occ``; ``--select clean+occluded`` picks
+``best.pt`` by the mean of both). ``--teacher CKPT`` distils from a frozen network: the teacher
+reads the clean augmented crop, the student the occluded one, and ``--distill-weight`` x KL on the
+emotion distribution + ``--distill-au-weight`` x binary KL on the AU intensities pull the student
+towards the teacher (without ``--aus-dir`` the teacher's AU outputs are the AU head's only target,
+and ``val_au_mae`` is measured against the teacher's on the clean validation crops).
+``--region-attention`` trains the region-attention variant (``network.RegionAttention``; with
+``--init`` of a plain checkpoint its weights are kept and the region layers start fresh) with a
+``--visibility-weight`` x BCE of its region-visibility output against the regions the occluder
+covered. Fine-tuning the shipped model for occlusion:
+
+    python tools/train.py --data /work/cache/ferplus --out runs/occ --init engines/emotion_au.pt \
+        --teacher engines/emotion_au.pt --occlusion-p 0.5 --epochs 40 --lr 1e-3 --ema 0.999 \
+        --select clean+occluded --time-budget-min 75
+
 Dataset kinds: ferplus (soft labels from votes), fer2013 (folders or csv), folders (RAF-DB-like).
 """
 from __future__ import annotations
@@ -44,10 +62,13 @@ from torch.nn import functional as F
 from driver_monitor.training.datasets import FaceDataset, load_dataset
 from driver_monitor.errors import DatasetError, DriverMonitorError, report
 from driver_monitor.model.checkpoint import (
-    build_model, default_meta, read_checkpoint, save_checkpoint,
+    build_model, default_meta, load_checkpoint, read_checkpoint, save_checkpoint,
 )
 from driver_monitor.model.metrics import classification_report
-from driver_monitor.model.network import NetConfig, count_parameters, grow_from
+from driver_monitor.model.network import (
+    NetConfig, count_parameters, grow_from, load_plain_weights, with_region_attention,
+)
+from driver_monitor.training.occlusion_aug import OCCLUDER_WEIGHTS, OccluderGenerator
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 
 ARCHS: dict[str, NetConfig] = {
@@ -147,8 +168,12 @@ def class_weights(hard: np.ndarray, power: float, cap: float) -> np.ndarray:
 # augmentation (batch-wise, on tensors)
 # ----------------------------------------------------------------------------------------------
 
-def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: (N, 1, S, S) float in [0, 1]. Returns (augmented x, flipped mask (N,) bool)."""
+def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0,
+            erase: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: (N, 1, S, S) float in [0, 1]. Returns (augmented x, flipped mask (N,) bool).
+
+    erase: the random erasing step (off when the occluder generator runs after this: then the
+    clean crop is the teacher's input and the generator's patches take the erasing's place)."""
     n = x.shape[0]
     dev = x.device
 
@@ -180,7 +205,7 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> tuple
     # random erasing (occlusion) on 25 % of the batch: one rectangle 10-30 % of the side
     s = x.shape[-1]
     er = torch.rand(n, generator=g).to(dev) < 0.25
-    if er.any():
+    if erase and er.any():
         h = (u(0.1, 0.3) * s).long()
         w = (u(0.1, 0.3) * s).long()
         y0 = (u(0, 1) * (s - h)).long()
@@ -218,6 +243,100 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (loss * mask).sum() / mask.sum()
 
 
+def distill_loss(emo_logits: torch.Tensor, au_logits: torch.Tensor, t_probs: torch.Tensor,
+                 t_au: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distillation towards a teacher's outputs (``--teacher``): (KL(teacher || student) over the
+    emotion distribution, mean binary KL between the teacher's AU intensities and the student's).
+    Both are 0 when the student matches the teacher and have the gradients of the cross-entropy /
+    BCE against the teacher's soft targets (the teacher's entropy is a constant)."""
+    logp = F.log_softmax(emo_logits, dim=1)
+    kl_emo = (t_probs * (torch.log(t_probs.clamp_min(1e-8)) - logp)).sum(1).mean()
+    t = t_au.clamp(1e-6, 1.0 - 1e-6)
+    entropy = -(t * torch.log(t) + (1.0 - t) * torch.log1p(-t)).mean()
+    kl_au = F.binary_cross_entropy_with_logits(au_logits, t_au) - entropy
+    return kl_emo, kl_au
+
+
+def visibility_loss(vis_logits: torch.Tensor, coverage: torch.Tensor) -> torch.Tensor:
+    """BCE of the region-visibility logits against ``1 - covered fraction`` of each region."""
+    return F.binary_cross_entropy_with_logits(vis_logits, 1.0 - coverage.clamp(0.0, 1.0))
+
+
+def load_teacher(path: str, device: torch.device) -> torch.nn.Module:
+    """The frozen teacher network (eval mode, no gradients) for ``--teacher``."""
+    teacher, meta = load_checkpoint(path, map_location="cpu")
+    teacher.to(device).to(memory_format=torch.channels_last).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    print(f"teacher: {path} (model {meta.get('model_version', '?')}, {teacher.cfg.variant})")
+    return teacher
+
+
+@torch.no_grad()
+def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor,
+                    amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        p, a = teacher(x.contiguous(memory_format=torch.channels_last))
+    return p.float(), a.float()
+
+
+def make_occluder(args: argparse.Namespace, size: int) -> OccluderGenerator | None:
+    """``--occlusion-p`` / ``--occlusion-kinds`` -> the training occluder generator (None when off)."""
+    if args.occlusion_p <= 0:
+        return None
+    if args.occlusion_p > 1:
+        raise DriverMonitorError(f"--occlusion-p is a probability in [0, 1], got {args.occlusion_p}")
+    kinds = None
+    if args.occlusion_kinds:
+        names = [k.strip() for k in args.occlusion_kinds.split(",") if k.strip()]
+        unknown = sorted(set(names) - set(OCCLUDER_WEIGHTS))
+        if unknown:
+            raise DriverMonitorError(f"--occlusion-kinds: unknown kind(s) {unknown}; known: {list(OCCLUDER_WEIGHTS)}")
+        kinds = {k: OCCLUDER_WEIGHTS[k] for k in names}
+    return OccluderGenerator(size, kinds)
+
+
+def batch_inputs(x01: torch.Tensor, g: torch.Generator, args: argparse.Namespace,
+                 occluder: OccluderGenerator | None, spec: InputSpec) -> tuple[torch.Tensor, torch.Tensor,
+                                                                              torch.Tensor | None]:
+    """Augmented batch -> (student input, clean input for the teacher, covered fraction of each
+    region (N, R) or None). Without an occluder the student reads the clean crop too. The occluder
+    draws from a numpy generator seeded from ``g``, so a run (and --resume) stays reproducible."""
+    if occluder is None:
+        x, _ = augment(x01, g, args.aug_strength)
+        x = normalise(x, spec)
+        return x, x, None
+    clean, _ = augment(x01, g, args.aug_strength, erase=False)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    occ, cover, _ = occluder.batch(clean[:, 0].cpu().numpy(), np.random.default_rng(seed), args.occlusion_p)
+    student = torch.from_numpy(occ)[:, None].to(x01.device)
+    return normalise(student, spec), normalise(clean, spec), torch.from_numpy(cover).to(x01.device)
+
+
+def batch_loss(model: torch.nn.Module, teacher: torch.nn.Module | None, x: torch.Tensor, clean: torch.Tensor,
+               cover: torch.Tensor | None, tgt: torch.Tensor, sw: torch.Tensor, aus: torch.Tensor,
+               args: argparse.Namespace,
+               amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, list[float], torch.Tensor]:
+    """-> (total loss, [emotion, AU, emotion distillation, AU distillation, visibility] terms,
+    emotion logits). Terms that do not apply are 0."""
+    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        emo_logits, au_logits, _, vis_logits = model.forward_logits_all(x.contiguous(memory_format=torch.channels_last))
+    emo_logits, au_logits = emo_logits.float(), au_logits.float()
+    l_emo = soft_ce(emo_logits, tgt, sw)
+    l_au = masked_bce(au_logits, aus)
+    loss = args.emo_weight * l_emo + args.au_weight * l_au
+    zero = emo_logits.new_zeros(())
+    kd_emo = kd_au = l_vis = zero
+    if teacher is not None:
+        t_probs, t_au = teacher_outputs(teacher, clean, amp_dtype)
+        kd_emo, kd_au = distill_loss(emo_logits, au_logits, t_probs, t_au)
+        loss = loss + args.distill_weight * kd_emo + args.distill_au_weight * kd_au
+    if vis_logits is not None and args.visibility_weight > 0:
+        l_vis = visibility_loss(vis_logits.float(), cover if cover is not None else torch.zeros_like(vis_logits))
+        loss = loss + args.visibility_weight * l_vis
+    return loss, [t.item() for t in (l_emo, l_au, kd_emo, kd_au, l_vis)], emo_logits
+
+
 def freeze(model: torch.nn.Module, prefixes: list[str]) -> list[str]:
     """Freeze parameters whose name starts with one of ``prefixes``; returns the frozen names."""
     frozen = []
@@ -239,22 +358,41 @@ def set_frozen_bn_eval(model: torch.nn.Module, prefixes: list[str]) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, images: np.ndarray, hard: np.ndarray, aus: np.ndarray, spec: InputSpec,
-             device: torch.device, batch: int = 512) -> dict:
+def predict(model, images: np.ndarray, spec: InputSpec, device: torch.device,
+            batch: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """uint8 crops (N, S, S) -> (emotion probs, AU intensities, region visibility or None)."""
     model.eval()
-    probs, au_out = [], []
+    regions = getattr(model, "regions", None) is not None
+    outs: list[list[np.ndarray]] = [[], [], []]
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i:i + batch]).to(device).float().div_(255.0)[:, None]
-        p, a = model(normalise(x, spec))
-        probs.append(p.cpu().numpy())
-        au_out.append(a.cpu().numpy())
-    probs_np = np.concatenate(probs)
-    au_np = np.concatenate(au_out)
+        x = normalise(torch.from_numpy(images[i:i + batch]).to(device).float().div_(255.0)[:, None], spec)
+        res = model.forward_regions(x) if regions else model(x)
+        outs[0].append(res[0].cpu().numpy())
+        outs[1].append(res[1].cpu().numpy())
+        if regions:
+            outs[2].append(res[3].cpu().numpy())
+    return np.concatenate(outs[0]), np.concatenate(outs[1]), np.concatenate(outs[2]) if regions else None
+
+
+def evaluate(model, images: np.ndarray, hard: np.ndarray, aus: np.ndarray, spec: InputSpec,
+             device: torch.device, batch: int = 512, cover: np.ndarray | None = None) -> dict:
+    """Accuracy, macro F1, NLL, AU mean absolute error against ``aus`` (NaN = no label) and, for the
+    region-attention network with ``cover`` (N, R) given, the visibility output's mean absolute
+    error against ``1 - cover``."""
+    probs_np, au_np, vis = predict(model, images, spec, device, batch)
     rep = classification_report(hard, probs_np.argmax(1), EMOTIONS)
     nll = float(-np.log(np.maximum(probs_np[np.arange(len(hard)), hard], 1e-7)).mean())
     m = ~np.isnan(aus)
     au_mae = float(np.abs(au_np - np.nan_to_num(aus))[m].mean()) if m.any() else float("nan")
-    return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "nll": nll, "au_mae": au_mae}
+    vis_mae = float(np.abs(vis - (1.0 - cover)).mean()) if vis is not None and cover is not None else float("nan")
+    return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "nll": nll, "au_mae": au_mae,
+            "vis_mae": vis_mae}
+
+
+def occluded_copy(images: np.ndarray, occluder: OccluderGenerator, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed, seeded occluded copy of uint8 crops (every crop occluded): (uint8 crops, coverage)."""
+    occ, cover, _ = occluder.batch(images.astype(np.float32) / 255.0, np.random.default_rng(seed), p=1.0)
+    return np.clip(np.round(occ * 255.0), 0, 255).astype(np.uint8), cover
 
 
 class WeightEMA:
@@ -299,6 +437,46 @@ def _np_state() -> dict:
             "has_gauss": int(has_gauss), "cached": float(cached)}
 
 
+def build_network(args: argparse.Namespace, out: Path) -> tuple[torch.nn.Module, dict | None]:
+    """The network to train and, with --resume, the saved training state.
+
+    --resume: <out>/last.pt as saved. --init alone: the checkpoint's network (turned into the
+    region-attention variant of the same preset with --region-attention: the checkpoint's weights,
+    new region layers). --init with --arch: the checkpoint grown into that preset. Otherwise a
+    fresh --arch preset."""
+    if args.resume and (out / "last.pt").is_file():
+        blob = read_checkpoint(out / "last.pt")
+        model = build_model(blob["net_config"])
+        model.load_state_dict(blob["state_dict"])
+        train_state = blob.get("train_state")
+        print(f"resuming from {out / 'last.pt'} (epoch {train_state['epoch'] if train_state else '?'})")
+        return model, train_state
+    if args.init and not args.arch:
+        blob = read_checkpoint(args.init)
+        cfg = NetConfig.from_dict(blob["net_config"])
+        if args.region_attention and not cfg.region_names:
+            model = build_model(with_region_attention(cfg))
+            new = load_plain_weights(model, blob["state_dict"])
+            print(f"fine-tuning from {args.init} with region attention ({len(new)} new tensors: {new})")
+            return model, None
+        model = build_model(cfg)
+        model.load_state_dict(blob["state_dict"])
+        print(f"fine-tuning from {args.init} ({cfg.variant})")
+        return model, None
+    cfg = ARCHS[args.arch or "small"]
+    cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
+    model = build_model(cfg)
+    if args.init:
+        # grow the checkpoint's network into a wider preset, computing the same function
+        grow_from(model, read_checkpoint(args.init)["state_dict"])
+        print(f"grown from {args.init} into --arch {args.arch}")
+    if args.region_attention:
+        plain = model
+        model = build_model(with_region_attention(cfg))
+        load_plain_weights(model, plain.state_dict())
+    return model, None
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
@@ -337,26 +515,7 @@ def run(args: argparse.Namespace) -> int:
           f"{(~np.isnan(tr_aus[:, 0])).sum()} train images; loaded in {time.perf_counter() - t_load:.1f}s")
     print("class weights:", {e: round(float(w), 2) for e, w in zip(EMOTIONS, cw)})
 
-    train_state = None
-    if args.resume and (out / "last.pt").is_file():
-        blob = read_checkpoint(out / "last.pt")
-        model = build_model(blob["net_config"])
-        model.load_state_dict(blob["state_dict"])
-        train_state = blob.get("train_state")
-        print(f"resuming from {out / 'last.pt'} (epoch {train_state['epoch'] if train_state else '?'})")
-    elif args.init and not args.arch:
-        blob = read_checkpoint(args.init)
-        model = build_model(blob["net_config"])
-        model.load_state_dict(blob["state_dict"])
-        print(f"fine-tuning from {args.init}")
-    else:
-        cfg = ARCHS[args.arch or "small"]
-        cfg = NetConfig.from_dict({**cfg.to_dict(), "dropout": args.dropout})
-        model = build_model(cfg)
-        if args.init:
-            # grow the checkpoint's network into a wider preset, computing the same function
-            grow_from(model, read_checkpoint(args.init)["state_dict"])
-            print(f"grown from {args.init} into --arch {args.arch}")
+    model, train_state = build_network(args, out)
     model.to(device)
     # channels-last: the memory layout oneDNN's CPU convolutions and tensor cores are fastest in
     model.to(memory_format=torch.channels_last)
@@ -368,6 +527,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {n_params} parameters, {len(frozen)} frozen tensors, device {device}, "
           f"autocast {amp_dtype or 'off (float32)'}")
 
+    teacher = load_teacher(args.teacher, device) if args.teacher else None
+    occluder = make_occluder(args, spec.size)
+    if teacher is not None and np.isnan(va_aus).all():
+        # no AU labels: the teacher's AU intensities on the clean validation crops are the reference
+        # (val_au_mae: how far the student is from the teacher; val_au_mae_occ: the same, occluded)
+        va_aus = predict(teacher, val_ds.images, spec, device)[1]
+    # a fixed occluded copy of the validation split (val_acc_occ); its own seed, not the training's
+    val_occ = occluded_copy(val_ds.images, occluder, args.seed + 1_000_003) if occluder is not None else None
+    if args.select != "clean" and val_occ is None:
+        raise DriverMonitorError(f"--select {args.select} needs the occluded validation copy: set --occlusion-p")
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(train_ds) / args.batch)
@@ -412,15 +581,18 @@ def run(args: argparse.Namespace) -> int:
     meta_base = default_meta(
         input_size=spec.size, input_mean=spec.mean, input_std=spec.std,
         training_data=args.training_data or f"{train_ds.name} ({len(train_ds)} images)"
-        + (", AU pseudo-labels from MediaPipe Face Landmarker blendshapes" if aus_dir else ""),
+        + (", AU pseudo-labels from MediaPipe Face Landmarker blendshapes" if aus_dir else "")
+        + (f", distilled from {Path(args.teacher).name} (teacher on the clean crop)" if teacher is not None else "")
+        + (f", random occluders on {args.occlusion_p:.0%} of the crops" if occluder is not None else ""),
         train_args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         seed=args.seed, parameters=n_params, hardware=f"{platform.processor() or platform.machine()} "
         f"({os.cpu_count()} CPUs), torch {torch.__version__}, device {device}",
     )
 
     csv_path = out / "metrics.csv"
-    fields = ["epoch", "lr", "train_loss", "train_emo_loss", "train_au_loss", "train_acc",
-              "val_acc", "val_macro_f1", "val_nll", "val_au_mae", "val_acc_raw", "epoch_s", "images_per_s"]
+    fields = ["epoch", "lr", "train_loss", "train_emo_loss", "train_au_loss", "train_kd_emo", "train_kd_au",
+              "train_vis_loss", "train_acc", "val_acc", "val_macro_f1", "val_nll", "val_au_mae", "val_acc_raw",
+              "val_acc_occ", "val_au_mae_occ", "val_vis_mae_occ", "epoch_s", "images_per_s"]
     if not csv_path.exists() or start_epoch == 0:
         with open(csv_path, "w", newline="") as fh:
             csv.writer(fh).writerow(fields)
@@ -433,15 +605,14 @@ def run(args: argparse.Namespace) -> int:
         set_frozen_bn_eval(model, frozen_prefixes)
         perm = torch.randperm(len(train_ds), generator=g)
         t0 = time.perf_counter()
-        sums = np.zeros(4)
+        sums = np.zeros(7)
         n_seen = 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", mininterval=10,
                    disable=args.no_progress)
         for b in bar:
             idx = perm[b * args.batch:(b + 1) * args.batch]
-            x = images[idx].float().div_(255.0)[:, None].to(device)
-            x, _ = augment(x, g, args.aug_strength)
-            x = normalise(x, spec)
+            x, clean, cover = batch_inputs(images[idx].float().div_(255.0)[:, None].to(device), g, args,
+                                           occluder, spec)
             tgt = soft_t[idx].to(device)
             sw = (w_t[hard_t[idx]]).to(device)
             wall_now = wall_before + time.perf_counter() - t_run
@@ -451,12 +622,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             for pg in opt.param_groups:
                 pg["lr"] = lr_at(step, wall_now)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                emo_logits, au_logits = model.forward_logits(x.contiguous(memory_format=torch.channels_last))
-            emo_logits, au_logits = emo_logits.float(), au_logits.float()
-            l_emo = soft_ce(emo_logits, tgt, sw)
-            l_au = masked_bce(au_logits, aus_t[idx].to(device))
-            loss = args.emo_weight * l_emo + args.au_weight * l_au
+            loss, terms, emo_logits = batch_loss(model, teacher, x, clean, cover, tgt, sw, aus_t[idx].to(device),
+                                                 args, amp_dtype)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -466,33 +633,40 @@ def run(args: argparse.Namespace) -> int:
             k = len(idx)
             n_seen += k
             acc = (emo_logits.argmax(1).cpu() == hard_t[idx]).float().mean().item()
-            sums += np.array([loss.item(), l_emo.item(), l_au.item(), acc]) * k
-            bar.set_postfix(loss=f"{sums[0] / n_seen:.3f}", acc=f"{sums[3] / n_seen:.3f}")
+            sums += np.array([loss.item(), *terms, acc]) * k
+            bar.set_postfix(loss=f"{sums[0] / n_seen:.3f}", acc=f"{sums[6] / n_seen:.3f}")
         ep_s = time.perf_counter() - t0
         if n_seen == 0:
             break
         # with --ema the averaged weights are the model: validated, selected and saved as best.pt
+        net = ema.module if ema is not None else model
         val_raw = evaluate(model, val_ds.images, va_hard, va_aus, spec, device)
-        val = evaluate(ema.module, val_ds.images, va_hard, va_aus, spec, device) if ema is not None else val_raw
+        val = evaluate(net, val_ds.images, va_hard, va_aus, spec, device) if ema is not None else val_raw
+        nan = {"accuracy": float("nan"), "au_mae": float("nan"), "vis_mae": float("nan")}
+        occ = evaluate(net, val_occ[0], va_hard, va_aus, spec, device, cover=val_occ[1]) if val_occ else nan
         row = {
             "epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
             "train_loss": sums[0] / n_seen, "train_emo_loss": sums[1] / n_seen,
-            "train_au_loss": sums[2] / n_seen, "train_acc": sums[3] / n_seen,
+            "train_au_loss": sums[2] / n_seen, "train_kd_emo": sums[3] / n_seen, "train_kd_au": sums[4] / n_seen,
+            "train_vis_loss": sums[5] / n_seen, "train_acc": sums[6] / n_seen,
             "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"], "val_nll": val["nll"],
-            "val_au_mae": val["au_mae"], "val_acc_raw": val_raw["accuracy"], "epoch_s": ep_s,
+            "val_au_mae": val["au_mae"], "val_acc_raw": val_raw["accuracy"], "val_acc_occ": occ["accuracy"],
+            "val_au_mae_occ": occ["au_mae"], "val_vis_mae_occ": occ["vis_mae"], "epoch_s": ep_s,
             "images_per_s": n_seen / ep_s,
         }
         with open(csv_path, "a", newline="") as fh:
             csv.writer(fh).writerow([f"{row[f]:.5g}" if isinstance(row[f], float) else row[f] for f in fields])
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         wall = wall_before + time.perf_counter() - t_run
-        improved = val["accuracy"] > best_acc
+        score = val["accuracy"] if args.select == "clean" else 0.5 * (val["accuracy"] + occ["accuracy"])
+        improved = score > best_acc
         if improved:
-            best_acc = val["accuracy"]
+            best_acc = score
             bad_epochs = 0
-            save_checkpoint(out / "best.pt", ema.module if ema is not None else model, {
+            save_checkpoint(out / "best.pt", net, {
                 **meta_base, "epoch": epoch + 1, "train_wall_s": wall,
-                "metrics": {f"{val_ds.name}_accuracy": val["accuracy"], f"{val_ds.name}_macro_f1": val["macro_f1"]},
+                "metrics": {f"{val_ds.name}_accuracy": val["accuracy"], f"{val_ds.name}_macro_f1": val["macro_f1"],
+                            **({f"{val_ds.name}_occluded_accuracy": occ["accuracy"]} if val_occ else {})},
             })
         else:
             bad_epochs += 1
@@ -547,6 +721,30 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
                          "and validate / save that as best.pt; 0 = off")
+    ap.add_argument("--occlusion-p", type=float, default=0.0,
+                    help="occlude this share of the training crops with random occluders (sunglasses, masks, "
+                         "hands, objects, patches, blur, low light, IR look; training/occlusion_aug.py), e.g. 0.5; "
+                         "replaces the random erasing; also validates on a fixed occluded copy (val_acc_occ)")
+    ap.add_argument("--occlusion-kinds", default="",
+                    help="comma-separated occluder kinds to draw from (default: all, " +
+                         ",".join(OCCLUDER_WEIGHTS) + ")")
+    ap.add_argument("--teacher", default=None,
+                    help="frozen teacher checkpoint (e.g. engines/emotion_au.pt): it reads the clean augmented "
+                         "crop, the student the occluded one, and the student is pulled towards the teacher's "
+                         "emotion probabilities and AU intensities (the AU head's only target without --aus-dir)")
+    ap.add_argument("--distill-weight", type=float, default=1.0,
+                    help="weight of the KL term towards the teacher's emotion probabilities (with --teacher)")
+    ap.add_argument("--distill-au-weight", type=float, default=1.0,
+                    help="weight of the binary KL term towards the teacher's AU intensities (with --teacher)")
+    ap.add_argument("--region-attention", action="store_true",
+                    help="train the region-attention variant (region features of eyes, nose, mouth, cheeks and "
+                         "the whole face, learned attention weights, region visibility); with --init of a plain "
+                         "checkpoint its weights are kept and the region layers are new")
+    ap.add_argument("--visibility-weight", type=float, default=0.2,
+                    help="weight of the region-visibility BCE (region-attention network only)")
+    ap.add_argument("--select", default="clean", choices=["clean", "clean+occluded"],
+                    help="best.pt = best validation accuracy (clean) or best mean of the clean and the occluded "
+                         "validation accuracy (needs --occlusion-p)")
     ap.add_argument("--init", default=None, help="checkpoint to fine-tune from (transfer learning)")
     ap.add_argument("--freeze", default="",
                     help="comma-separated parameter prefixes to freeze, e.g. stem,trunk.0,trunk.1")

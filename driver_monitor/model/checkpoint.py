@@ -2,10 +2,15 @@
 
 Layout (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
 
-    {"format": "driver-monitor/emotion-au/1", "net_config": {...}, "state_dict": {...},
+    {"format": "driver-monitor/emotion-au/1", "variant": "plain" | "region_attention",
+     "net_config": {...}, "state_dict": {...},
      "meta": {"emotion_names": [...], "au_names": [...], "input_size": 48, "input_mean": 0.5,
               "input_std": 0.5, "model_version": "...", "training_data": "...", "metrics": {...}, ...},
      "train_state": {...}}          # optional: optimiser / scheduler / epoch, for --resume only
+
+``net_config`` is what rebuilds the network, the variant included (``region_names`` /
+``region_boxes``; ``variant`` repeats it for people and tools reading the file). Checkpoints that
+predate a ``NetConfig`` field (and ``variant``) load with that field's default: the plain network.
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     blob: dict[str, Any] = {
         "format": FORMAT,
+        "variant": model.cfg.variant,
         "net_config": model.cfg.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta),
@@ -88,7 +94,10 @@ def load_checkpoint(
     try:
         model = build_model(blob["net_config"])
         model.load_state_dict(blob["state_dict"])
-    except (KeyError, RuntimeError, TypeError) as err:
+    except (KeyError, RuntimeError, TypeError, ModelError) as err:
         raise ModelError(f"checkpoint {path} does not match the network definition: {err}") from err
+    if blob.get("variant", model.cfg.variant) != model.cfg.variant:
+        raise ModelError(f"checkpoint {path} says it is the {blob['variant']!r} network but its net_config "
+                         f"builds the {model.cfg.variant!r} one; the file was edited or is damaged")
     model.to(map_location).eval()
     return model, dict(blob.get("meta", {}))

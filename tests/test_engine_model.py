@@ -113,6 +113,45 @@ def tiny_with_copies(d: Path, *, n_calib: int = 48, seed: int = 1) -> dict[str, 
     build_copy(fp32, "int8", cache, calib_dir=calib)
     return {"fp32": fp32, "calib": calib, "cache": cache}
 
+
+def tiny_region_net(seed: int = 0, *, flip_tta: bool = False):
+    """A tiny randomly initialised region-attention EmotionAUNet (the product's network class)
+    whose attention and visibility depend on the crop (random region weights) and whose batch-norm
+    statistics are not the identity."""
+    from driver_monitor.model.network import EmotionAUNet, NetConfig, with_region_attention
+
+    cfg = with_region_attention(NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4,
+                                          flip_tta=flip_tta))
+    torch.manual_seed(seed)
+    net = EmotionAUNet(cfg)
+    with torch.no_grad():
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+        net.regions.att_weight.normal_(0, 0.5)
+        net.regions.vis_weight.normal_(0, 2.0)
+        net.regions.vis_bias.normal_(0, 1.0)
+        net.emotion.weight.mul_(8.0)
+        net.au.weight.mul_(8.0)
+    return net.eval()
+
+
+def export_tiny_regions(path: Path, *, seed: int = 0, flip_tta: bool = False, version: str = "tiny-regions"):
+    """``tiny_region_net(seed)`` exported to ``path`` by the product's exporter with its region
+    metadata, and its checkpoint beside it (``<stem>.pt``, named by dm.torch_checkpoint) for the
+    torch backend. Returns (path, the network)."""
+    from driver_monitor.engine.contract import model_metadata
+    from driver_monitor.model.checkpoint import default_meta, save_checkpoint
+    from driver_monitor.model.export import export_onnx
+    from driver_monitor.model.regions import AU_REGIONS
+
+    net = tiny_region_net(seed, flip_tta=flip_tta)
+    meta = default_meta(model_version=version, training_data="none (test model)")
+    pt = save_checkpoint(path.with_suffix(".pt"), net, meta)
+    props = model_metadata(meta, torch_checkpoint=pt.name, regions=net.region_names, au_regions=AU_REGIONS)
+    return export_onnx(net, path, props), net
+
 # --------------------------------------------------------------------------- tests
 
 

@@ -307,17 +307,19 @@ def test_a_variant_that_contradicts_the_config_is_refused(tmp_path):
         load_checkpoint(path)
 
 
-def test_region_variant_exports_the_two_output_contract(tmp_path):
+def test_region_variant_exports_the_two_outputs_and_the_region_outputs(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     import onnx
 
-    from driver_monitor.engine.contract import OUTPUT_NAMES
+    from driver_monitor.engine.contract import OUTPUT_NAMES, REGION_OUTPUT_NAMES, model_metadata
     from driver_monitor.model.export import check_parity, export_onnx
 
     model = _net(TINY_RA, seed=5)
-    path = export_onnx(model, tmp_path / "ra.onnx", {"dm.test": "1"})
-    assert [o.name for o in onnx.load(str(path)).graph.output] == list(OUTPUT_NAMES)
+    props = model_metadata(default_meta(), torch_checkpoint="ra.pt", regions=model.region_names,
+                           au_regions=AU_REGIONS)
+    path = export_onnx(model, tmp_path / "ra.onnx", props)
+    assert [o.name for o in onnx.load(str(path)).graph.output] == [*OUTPUT_NAMES, *REGION_OUTPUT_NAMES]
     assert check_parity(model, path) < 1e-4
 
 

@@ -7,7 +7,9 @@
 
 Writes the ONNX file (opset 17, dynamic batch axis "N", metadata ``dm.*`` inside the file), a
 slim copy of the checkpoint (weights + meta, no optimiser state) beside it, and checks that ONNX
-Runtime matches PyTorch within 1e-4 (exit code 4 if not).
+Runtime matches PyTorch within 1e-4 (exit code 4 if not). A region-attention checkpoint also
+exports ``region_attention`` and ``region_visibility`` with ``dm.regions`` / ``dm.au_regions``
+(its regions and ``model.regions.AU_REGIONS``); a plain one exports the two outputs as before.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
         from driver_monitor.engine.contract import model_metadata
         from driver_monitor.model.export import check_parity, export_onnx
+        from driver_monitor.model.regions import AU_REGIONS
 
         model, meta = load_checkpoint(args.checkpoint)
         if args.flip_tta:
@@ -54,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.training_data:
             meta["training_data"] = args.training_data
         save_checkpoint(pt_out, model, meta)
-        props = model_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics)
+        props = model_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics,
+                               regions=model.region_names, au_regions=AU_REGIONS)
         export_onnx(model, out, props, input_size=int(meta["input_size"]))
         err = check_parity(model, out, input_size=int(meta["input_size"]), atol=args.atol)
+        regions = f"; regions {', '.join(model.region_names)}" if model.region_names else ""
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {pt_out} "
-              f"({pt_out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff {err:.2e}")
+              f"({pt_out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff {err:.2e}{regions}")
         return 0
     except DriverMonitorError as err:
         return report(err)

@@ -62,14 +62,14 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     if src.warning:
         log(f"warning: {src.warning}")
     pipeline = recorder = None
-    started = time.time()
-    reason = None
+    started, reason = time.time(), None
     loop: list[float] = []  # perf_counter() when the frame loop started and ended
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
         pipeline = Pipeline(cfg, engine, detector=detector)
-        recorder = Recorder(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names)
+        recorder = Recorder(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names,
+                            region_names=pipeline.region_names)
         bar = _progress_bar(src, source, progress)
         _write_frames(src, pipeline, recorder, bar, loop, max_frames=max_frames, overlap=overlap)
         reason = end_reason(src)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -42,6 +42,38 @@ class Detected:
     mesh_ms: float
 
 
+class EngineReading(NamedTuple):
+    """The engine's smoothed outputs for the driver's face (see FrameResult for each field)."""
+
+    emotion_probs: dict[str, float] | None = None
+    aus: dict[str, float] | None = None
+    regions: dict[str, float] | None = None
+    region_attention: dict[str, float] | None = None
+    aus_hidden: tuple[str, ...] = ()
+
+    def visible_aus(self) -> dict[str, float] | None:
+        """The AUs the driver state may use: a hidden one's intensity is a guess."""
+        if self.aus is None or not self.aus_hidden:
+            return self.aus
+        return {k: v for k, v in self.aus.items() if k not in self.aus_hidden}
+
+
+_NO_READING = EngineReading()
+
+
+def hidden_aus(au_names: Sequence[str], au_regions: Mapping[str, Sequence[str]], visibility: Mapping[str, float],
+               threshold: float) -> tuple[str, ...]:
+    """The AUs none of whose regions is visible (visibility below ``threshold``); an AU read from
+    several regions (AU6: eyes and either cheek) stays visible while any of them is. An AU without
+    regions is never hidden."""
+    hidden = []
+    for au in au_names:
+        regions = [r for r in au_regions.get(au, ()) if r in visibility]
+        if regions and max(visibility[r] for r in regions) < threshold:
+            hidden.append(au)
+    return tuple(hidden)
+
+
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
 
 
@@ -67,13 +99,14 @@ class Pipeline:
         self.smoother = SignalSmoother(cfg.smoothing)
         self.prob_smoother = ProbSmoother(cfg.smoothing)
         self.au_smoother = ProbSmoother(cfg.smoothing)
+        self.region_smoother = ProbSmoother(cfg.smoothing)
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
         self._last_wall: float | None = None
         self._first_wall: float | None = None  # when the first tick came (a source may never deliver)
         self._last_t: float | None = None      # time of the last tick, lost ones included
         self._had_face = False
-        self._held: tuple | None = None  # the engine's last smoothed outputs (engine.stride > 1)
+        self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
         self._since_engine = 0             # frames of the face since the engine last ran
 
     # ------------------------------------------------------------------ info
@@ -85,6 +118,11 @@ class Pipeline:
     @property
     def au_names(self) -> tuple[str, ...]:
         return tuple(self.engine.au_names) if self.engine is not None else ()
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        """The face regions a region-attention model reports on (``()`` otherwise)."""
+        return tuple(getattr(self.engine, "region_names", ())) if self.engine is not None else ()
 
     @property
     def backend_description(self) -> str:
@@ -125,14 +163,15 @@ class Pipeline:
 
         driver_idx = pick_driver(faces, frame.image.shape[:2], self.cfg.face) if faces else None
         face = faces[driver_idx] if driver_idx is not None else None
-        signals = aligned = emotion_probs = aus = None
+        signals = aligned = None
+        reading = _NO_READING
         if face is not None:
-            signals, aligned, emotion_probs, aus = self._read_face(frame, face, timings)
+            signals, aligned, reading = self._read_face(frame, face, timings)
 
         t0 = time.perf_counter()
         smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
-                                            aus=aus)
+                                            aus=reading.visible_aus())
         timings["state"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 
@@ -142,7 +181,9 @@ class Pipeline:
         return FrameResult(
             frame=frame, camera_ok=True, state=state, face=face, faces_count=len(faces),
             signals=signals, smoothed=smoothed, aligned=aligned,
-            emotion_probs=emotion_probs, aus=aus, events=tuple(events), timings_ms=timings,
+            emotion_probs=reading.emotion_probs, aus=reading.aus, regions=reading.regions,
+            region_attention=reading.region_attention, aus_hidden=reading.aus_hidden,
+            events=tuple(events), timings_ms=timings,
         )
 
     def _read_face(self, frame: Frame, face: Face, timings: dict[str, float]):
@@ -152,17 +193,17 @@ class Pipeline:
         signals = measure(face, self.cfg.face, eye_visibility=vis)
         aligned = align_face(frame.image, face, self.spec.size, self.cfg.face.align_margin)
         timings["align"] = (time.perf_counter() - t0) * 1e3
-        emotion_probs = aus = None
+        reading = _NO_READING
         if self.engine is not None:
             t0 = time.perf_counter()
             if self._held is None or self._since_engine + 1 >= self.cfg.engine.stride:
-                emotion_probs, aus = self._held = self._run_engine(aligned, frame.time_s)
+                reading = self._held = self._run_engine(aligned, frame.time_s)
                 self._since_engine = 0
                 timings["engine"] = (time.perf_counter() - t0) * 1e3
             else:  # engine.stride: this frame holds the last outputs
-                emotion_probs, aus = self._held
+                reading = self._held
                 self._since_engine += 1
-        return signals, aligned, emotion_probs, aus
+        return signals, aligned, reading
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""
@@ -174,19 +215,28 @@ class Pipeline:
         if not has_face and self._had_face:
             self.prob_smoother.reset()
             self.au_smoother.reset()
+            self.region_smoother.reset()
             self._held = None
         self._had_face = has_face
         return smoothed
 
-    def _run_engine(self, aligned: AlignedFace, t_s: float):
+    def _run_engine(self, aligned: AlignedFace, t_s: float) -> EngineReading:
         out = self.engine.infer(aligned.image[None])
         probs = self.prob_smoother.update(out.emotion_probs[0], t_s)
         aus = self.au_smoother.update(out.aus[0], t_s)
         total = float(probs.sum())
         if total > 0:
             probs = probs / total
-        return (dict(zip(out.emotion_names, (float(v) for v in probs))),
-                dict(zip(out.au_names, (float(v) for v in aus))))
+        reading = EngineReading(dict(zip(out.emotion_names, (float(v) for v in probs))),
+                                dict(zip(out.au_names, (float(v) for v in aus))))
+        if out.region_visibility is None:
+            return reading
+        vis = self.region_smoother.update(out.region_visibility[0], t_s)
+        regions = dict(zip(out.region_names, (float(v) for v in vis)))
+        return reading._replace(
+            regions=regions, region_attention=dict(zip(out.region_names, (float(v) for v in out.region_attention[0]))),
+            aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions,
+                                  self.cfg.engine.min_region_visibility))
 
     def _lost(self, t_s: float | None) -> FrameResult:
         last = self._last_frame

@@ -31,13 +31,20 @@ BASE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def frame_columns(emotion_names: Sequence[str] = (), au_names: Sequence[str] = ()) -> list[str]:
-    """The header of frames.csv for an engine with these class and AU names (none: no engine)."""
+def frame_columns(emotion_names: Sequence[str] = (), au_names: Sequence[str] = (),
+                  region_names: Sequence[str] = ()) -> list[str]:
+    """The header of frames.csv for an engine with these class and AU names (none: no engine) and,
+    for a region-attention model, regions: ``vis_<region>`` (probability the region is visible),
+    ``att_<region>`` (its attention weight) and ``aus_hidden`` (the AUs whose regions are hidden,
+    space-separated)."""
     cols = list(BASE_COLUMNS)
     if emotion_names:
         cols.append("emotion")
         cols += [f"p_{name}" for name in emotion_names]
     cols += [name.lower() for name in au_names]  # AU12 -> au12
+    if region_names:
+        cols += [f"vis_{name}" for name in region_names] + [f"att_{name}" for name in region_names]
+        cols.append("aus_hidden")
     cols += [f"ms_{stage}" for stage in STAGES]
     return cols
 
@@ -52,7 +59,7 @@ def _num(value: float | None, decimals: int) -> str:
 
 
 def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Sequence[str],
-              decimals: int = 4) -> dict[str, Any]:
+              decimals: int = 4, region_names: Sequence[str] = ()) -> dict[str, Any]:
     """One frames.csv row (strings and ints) for a FrameResult."""
     s, raw, st = result.smoothed, result.signals, result.state
     n = lambda v: _num(v, decimals)  # noqa: E731
@@ -99,6 +106,11 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
     aus = result.aus or {}
     for name in au_names:
         row[name.lower()] = n(aus.get(name)) if aus else ""
+    if region_names:
+        vis, att = result.regions or {}, result.region_attention or {}
+        row.update({f"vis_{r}": n(vis.get(r)) if vis else "" for r in region_names})
+        row.update({f"att_{r}": n(att.get(r)) if att else "" for r in region_names})
+        row["aus_hidden"] = " ".join(au.lower() for au in result.aus_hidden)
     for stage in STAGES:
         ms = result.timings_ms.get(stage)
         row[f"ms_{stage}"] = _num(ms, 3) if ms is not None else ""
@@ -128,7 +140,8 @@ class ResultWriter:
     """
 
     def __init__(self, out_dir: str | os.PathLike, cfg: Config | None = None, *,
-                 emotion_names: Sequence[str] = (), au_names: Sequence[str] = ()) -> None:
+                 emotion_names: Sequence[str] = (), au_names: Sequence[str] = (),
+                 region_names: Sequence[str] = ()) -> None:
         self.out_dir = Path(out_dir)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +152,8 @@ class ResultWriter:
         self.cfg = cfg or Config()
         self.emotion_names = tuple(emotion_names)
         self.au_names = tuple(au_names)
-        self.columns = frame_columns(self.emotion_names, self.au_names)
+        self.region_names = tuple(region_names)
+        self.columns = frame_columns(self.emotion_names, self.au_names, self.region_names)
         self._decimals = self.cfg.output.decimals
         self._flush_every = self.cfg.output.flush_every
         self.frames_written = 0
@@ -188,7 +202,8 @@ class ResultWriter:
         if self._closed:
             raise OutputError(f"the results in {str(self.out_dir)!r} are closed; nothing more can be written")
         try:
-            self._csv.writerow(frame_row(result, self.emotion_names, self.au_names, self._decimals))
+            self._csv.writerow(frame_row(result, self.emotion_names, self.au_names, self._decimals,
+                                         self.region_names))
             self.frames_written += 1
             if self._first_t is None:
                 self._first_t = result.time_s

@@ -183,8 +183,10 @@ class Recorder:
     """
 
     def __init__(self, out_dir: str | Path, cfg: Config, *, emotion_names: tuple[str, ...] = (),
-                 au_names: tuple[str, ...] = (), video_fps: float | None = None) -> None:
-        self.results = ResultWriter(out_dir, cfg, emotion_names=emotion_names, au_names=au_names)
+                 au_names: tuple[str, ...] = (), region_names: tuple[str, ...] = (),
+                 video_fps: float | None = None) -> None:
+        self.results = ResultWriter(out_dir, cfg, emotion_names=emotion_names, au_names=au_names,
+                                    region_names=region_names)
         self.out_dir = self.results.out_dir
         self.video = None
         if video_fps is not None:

@@ -160,16 +160,29 @@ class EngineOutput:
 
     emotion_probs: ``(N, C)`` float32, rows sum to 1, C = len(emotion_names).
     aus: ``(N, K)`` float32 intensities in [0, 1], K = len(au_names).
+    region_names: a region-attention model's face regions (``()`` for a plain model); then
+    region_attention / region_visibility: ``(N, R)`` float32 in [0, 1], R = len(region_names):
+    how much each region weighed in the reading, and the probability that it is visible.
     """
 
     emotion_probs: NDArray[np.float32]
     aus: NDArray[np.float32]
     emotion_names: tuple[str, ...]
     au_names: tuple[str, ...]
+    region_names: tuple[str, ...] = ()
+    region_attention: NDArray[np.float32] | None = None
+    region_visibility: NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         _check_array("EngineOutput.emotion_probs", self.emotion_probs, (None, len(self.emotion_names)), np.float32)
-        _check_array("EngineOutput.aus", self.aus, (self.emotion_probs.shape[0], len(self.au_names)), np.float32)
+        n = self.emotion_probs.shape[0]
+        _check_array("EngineOutput.aus", self.aus, (n, len(self.au_names)), np.float32)
+        for name in ("region_attention", "region_visibility"):
+            arr = getattr(self, name)
+            if (arr is None) != (not self.region_names):
+                raise ValueError(f"EngineOutput.{name} must be given exactly when region_names is")
+            if arr is not None:
+                _check_array(f"EngineOutput.{name}", arr, (n, len(self.region_names)), np.float32)
 
     def __len__(self) -> int:
         return int(self.emotion_probs.shape[0])
@@ -285,6 +298,10 @@ class FrameResult:
     signals: raw geometry of the driver's face; smoothed: after the configured filters.
     emotion_probs / aus: smoothed engine outputs for the driver keyed by class / AU name
         (None when no engine runs or no face).
+    regions / region_attention: with a region-attention model, the smoothed probability that each
+        face region is visible and the weight the reading gave it, keyed by region name (else None).
+    aus_hidden: the AUs none of whose regions is visible (``engine.min_region_visibility``): their
+        intensity is a guess, shown greyed and left out of the driver state; ``()`` when all are seen.
     events: events that started or ended on this frame (ended ones have end_s set).
     timings_ms: per-stage milliseconds, e.g. ``{"decode": 1.2, "mesh": 4.1, "align": 0.2,
         "engine": 1.0, "state": 0.1, "total": 6.8}``.
@@ -300,6 +317,9 @@ class FrameResult:
     aligned: AlignedFace | None = None
     emotion_probs: Mapping[str, float] | None = None
     aus: Mapping[str, float] | None = None
+    regions: Mapping[str, float] | None = None
+    region_attention: Mapping[str, float] | None = None
+    aus_hidden: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 

@@ -870,6 +870,29 @@ def test_input_shapes_follow_the_plan_profile(models, fake_trt, tmp_path):
     fake_trt.assert_clean()
 
 
+def test_region_model_binds_and_returns_its_region_outputs(fake_trt, tmp_path):
+    """A region-attention model's plan has four outputs: every one gets a buffer (TensorRT runs
+    only when every I/O tensor has an address) and comes back, in the contract's order."""
+    import torch
+
+    from driver_monitor.preprocess import to_input
+
+    from .test_engine_model import export_tiny_regions
+
+    path, net = export_tiny_regions(tmp_path / "ra.onnx", seed=2)
+    eng = trt_b.open_engine(read_model_info(path), device="cuda", max_batch=4, cache_dir=tmp_path)
+    crops = random_crops(6)
+    out = eng.infer(crops)  # 4 + 2
+    with torch.no_grad():
+        ref = [t.numpy() for t in net.forward_regions(torch.from_numpy(to_input(crops)))]
+    for got, want in zip((out.emotion_probs, out.aus, out.region_attention, out.region_visibility), ref):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    assert out.region_names == eng.region_names and len(eng.region_names) == 6
+    eng.close()
+    assert fake_trt.calls.count("free") == 5 and fake_trt.calls.count("free_host") == 5
+    fake_trt.assert_clean()
+
+
 # --------------------------------------------------------------------------- smaller things
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +46,9 @@ class Engine(ABC):
     ``infer`` takes ``(N, S, S)`` uint8 grey aligned crops (S = ``spec.size``) and returns an
     :class:`EngineOutput`; batches larger than ``max_batch`` are split into several runs.
     Subclasses implement ``_run(x)`` on the normalised ``(n, 1, S, S)`` float32 input and return
-    ``(emotion_probs (n, C), aus (n, K))`` as numpy float32.
+    ``(emotion_probs (n, C), aus (n, K))`` as numpy float32, followed by ``(region_attention (n, R),
+    region_visibility (n, R))`` when the model has regions (``region_names``, from ``dm.regions``;
+    ``au_regions``: AU name -> the regions it is read from).
     """
 
     name: str = "engine"
@@ -54,12 +56,15 @@ class Engine(ABC):
     precision: str = "fp32"
 
     def __init__(self, spec: InputSpec, emotion_names: Sequence[str], au_names: Sequence[str],
-                 max_batch: int = 8) -> None:
+                 max_batch: int = 8, *, region_names: Sequence[str] = (),
+                 au_regions: Mapping[str, Sequence[str]] | None = None) -> None:
         if max_batch < 1:
             raise ConfigError(f"engine max_batch must be >= 1, got {max_batch}")
         self.spec = spec
         self.emotion_names = tuple(emotion_names)
         self.au_names = tuple(au_names)
+        self.region_names = tuple(region_names)
+        self.au_regions = {au: tuple(rs) for au, rs in (au_regions or {}).items()} if self.region_names else {}
         self.max_batch = int(max_batch)
         self._closed = False
 
@@ -74,21 +79,27 @@ class Engine(ABC):
         if arr.dtype != np.uint8:
             raise ValueError(f"crops must be uint8, got {arr.dtype}")
         x = to_input(arr, self.spec)  # checks the (N, S, S) shape
-        n = x.shape[0]
-        if n == 0:
-            return EngineOutput(np.zeros((0, len(self.emotion_names)), np.float32),
-                                np.zeros((0, len(self.au_names)), np.float32),
-                                self.emotion_names, self.au_names)
-        probs, aus = [], []
-        for start in range(0, n, self.max_batch):
-            p, a = self._run(np.ascontiguousarray(x[start:start + self.max_batch]))
-            probs.append(np.asarray(p, dtype=np.float32).reshape(-1, len(self.emotion_names)))
-            aus.append(np.asarray(a, dtype=np.float32).reshape(-1, len(self.au_names)))
-        return EngineOutput(np.concatenate(probs), np.concatenate(aus), self.emotion_names, self.au_names)
+        widths = [len(self.emotion_names), len(self.au_names)]
+        if self.region_names:
+            widths += [len(self.region_names)] * 2
+        parts: list[list[NDArray[np.float32]]] = [[np.zeros((0, w), np.float32)] for w in widths]
+        for start in range(0, x.shape[0], self.max_batch):
+            outs = self._run(np.ascontiguousarray(x[start:start + self.max_batch]))
+            if len(outs) != len(widths):
+                raise ModelError(f"{self.description} engine returned {len(outs)} outputs, expected {len(widths)}")
+            for part, out, w in zip(parts, outs, widths):
+                part.append(np.asarray(out, dtype=np.float32).reshape(-1, w))
+        arrays = [np.concatenate(part) for part in parts]
+        regions = {}
+        if self.region_names:
+            regions = {"region_names": self.region_names, "region_attention": arrays[2],
+                       "region_visibility": arrays[3]}
+        return EngineOutput(arrays[0], arrays[1], self.emotion_names, self.au_names, **regions)
 
     @abstractmethod
-    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """``(n, 1, S, S)`` float32 with 1 <= n <= max_batch -> (probs (n, C), aus (n, K))."""
+    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+        """``(n, 1, S, S)`` float32 with 1 <= n <= max_batch -> (probs (n, C), aus (n, K)), then
+        (region attention (n, R), region visibility (n, R)) when the model has regions."""
 
     def close(self) -> None:
         self._closed = True

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from ..errors import BackendUnavailableError, ModelError
 from .backends import install_hint
 from .base import Engine
-from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, ModelInfo
+from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -72,7 +72,8 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, model: ModelInfo, device: str = "cpu", max_batch: int = 8,
                  threads: int | None = None) -> None:
-        super().__init__(model.spec, model.emotion_names, model.au_names, max_batch)
+        super().__init__(model.spec, model.emotion_names, model.au_names, max_batch,
+                         region_names=model.region_names, au_regions=model.au_region_map())
         problem = probe(device)
         if problem is not None:
             raise BackendUnavailableError(f"onnxruntime on {device.upper()} cannot run here: {problem}. "
@@ -93,15 +94,14 @@ class OnnxRuntimeEngine(Engine):
             raise BackendUnavailableError(
                 f"onnxruntime did not start {_PROVIDERS[device]} (active: {active}); refusing to run on "
                 f"another device silently. To fix: {install_hint('onnxruntime', device)}")
-        self._outputs = [OUTPUT_PROBS, OUTPUT_AUS]
+        self._outputs = [OUTPUT_PROBS, OUTPUT_AUS, *(REGION_OUTPUT_NAMES if self.region_names else ())]
 
     @property
     def providers(self) -> list[str]:
         return list(self._session.get_providers())
 
-    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        probs, aus = self._session.run(self._outputs, {INPUT_NAME: x})
-        return probs, aus
+    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+        return tuple(self._session.run(self._outputs, {INPUT_NAME: x}))
 
     def close(self) -> None:
         self._session = None

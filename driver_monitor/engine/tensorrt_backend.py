@@ -49,7 +49,7 @@ from ..errors import BackendUnavailableError, DriverMonitorError, ModelError
 from .backends import install_hint
 from .base import Engine
 from .cache import PlanKey, load_or_build
-from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, ModelInfo
+from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
 
 WORKSPACE_BYTES = 1 << 30
 OPT_LEVEL = 3  # TensorRT's default builder optimisation level, set explicitly: it is part of the plan key
@@ -261,7 +261,8 @@ class TensorRTEngine(Engine):
 
     def __init__(self, model: ModelInfo, *, cache_dir: Path, max_batch: int = 8,
                  log: Callable[[str], None] | None = None, force_rebuild: bool = False) -> None:
-        super().__init__(model.spec, model.emotion_names, model.au_names, max_batch)
+        super().__init__(model.spec, model.emotion_names, model.au_names, max_batch,
+                         region_names=model.region_names, au_regions=model.au_region_map())
         self.precision = model.precision
         self.model = model
         self._ctx: Any = None
@@ -273,7 +274,9 @@ class TensorRTEngine(Engine):
         self._stream: Any = None
         self._host: dict[str, np.ndarray] = {}
         self._dev: dict[str, Any] = {}
-        self._widths = {OUTPUT_PROBS: len(self.emotion_names), OUTPUT_AUS: len(self.au_names)}
+        # every output of the plan, in the order _run returns them (the region outputs last)
+        self._widths = {OUTPUT_PROBS: len(self.emotion_names), OUTPUT_AUS: len(self.au_names),
+                        **{name: len(self.region_names) for name in REGION_OUTPUT_NAMES if self.region_names}}
         problem = probe("cuda")
         if problem is not None:
             raise BackendUnavailableError(f"tensorrt cannot run here: {problem}. "
@@ -335,7 +338,7 @@ class TensorRTEngine(Engine):
                              + ("; ".join(self._logger.last(3)) or "no details"))
         self._stream = cuda.Stream()
         s = model.spec.size
-        for name in (INPUT_NAME, OUTPUT_PROBS, OUTPUT_AUS):
+        for name in (INPUT_NAME, *self._widths):
             shape = (self.max_batch, 1, s, s) if name == INPUT_NAME else (self.max_batch, self._widths[name])
             self._host[name] = cuda.pagelocked_empty(shape, np.float32)
             self._dev[name] = cuda.mem_alloc(self._host[name].nbytes)
@@ -347,7 +350,7 @@ class TensorRTEngine(Engine):
         engine, plan, s = self._engine, self.plan_path.name, self.model.spec.size
         rebuild = "rebuild it with `driver-monitor engines build --force`"
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        expected = {INPUT_NAME, OUTPUT_PROBS, OUTPUT_AUS}
+        expected = {INPUT_NAME, *self._widths}
         if set(names) != expected or len(names) != len(expected):
             raise ModelError(f"plan {plan} has I/O tensors {names}; expected {sorted(expected)}")
         for name in names:
@@ -373,7 +376,7 @@ class TensorRTEngine(Engine):
             raise ModelError(f"plan {plan}'s profile takes {INPUT_NAME!r} from {lo} to {hi}; this engine needs "
                              f"batch 1..{self.max_batch} of (1, {s}, {s}); {rebuild}")
 
-    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
         cuda = self._cuda
         n = x.shape[0]
         with self._lock, self._pushed():
@@ -392,10 +395,10 @@ class TensorRTEngine(Engine):
                 cuda.memcpy_htod_async(self._dev[INPUT_NAME], h_in[:n], self._stream)
                 if not self._context.execute_async_v3(stream_handle=self._stream.handle):
                     raise ModelError("TensorRT execute_async_v3 failed: " + "; ".join(self._logger.last(3)))
-                for name in (OUTPUT_PROBS, OUTPUT_AUS):
+                for name in self._widths:
                     cuda.memcpy_dtoh_async(self._host[name][:n], self._dev[name], self._stream)
                 self._stream.synchronize()
-                return self._host[OUTPUT_PROBS][:n].copy(), self._host[OUTPUT_AUS][:n].copy()
+                return tuple(self._host[name][:n].copy() for name in self._widths)
             except DriverMonitorError:
                 raise
             except Exception as exc:  # pycuda / TensorRT errors

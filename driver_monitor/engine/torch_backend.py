@@ -7,7 +7,7 @@ ONNX file's ``dm.torch_checkpoint`` metadata (beside the fp32 ONNX), loaded with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,14 +35,17 @@ def probe(device: str) -> str | None:
 
 
 class TorchEngine(Engine):
-    """Eager torch inference of a module with ``forward(x) -> (emotion_probs, au_intensity)``."""
+    """Eager torch inference of a module with ``forward(x) -> (emotion_probs, au_intensity)``; a
+    region-attention network (``region_names`` set) runs ``forward_regions`` for its four outputs."""
 
     name = "torch"
     precision = "fp32"
 
     def __init__(self, module: Any, spec: InputSpec, emotion_names: Sequence[str], au_names: Sequence[str],
-                 *, device: str = "cpu", max_batch: int = 8) -> None:
-        super().__init__(spec, emotion_names, au_names, max_batch)
+                 *, device: str = "cpu", max_batch: int = 8,
+                 au_regions: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(spec, emotion_names, au_names, max_batch,
+                         region_names=tuple(getattr(module, "region_names", ()) or ()), au_regions=au_regions)
         problem = probe(device)
         if problem is not None:
             raise BackendUnavailableError(f"torch on {device.upper()} cannot run here: {problem}. "
@@ -53,12 +56,12 @@ class TorchEngine(Engine):
         self.device = device
         self._module = module.to(device).eval()
 
-    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(x).to(self.device)
-            probs, aus = self._module(t)
-            return (probs.float().cpu().numpy(), aus.float().cpu().numpy())
+            outs = self._module.forward_regions(t) if self.region_names else self._module(t)
+            return tuple(o.float().cpu().numpy() for o in outs)
 
     def close(self) -> None:
         self._module = None
@@ -95,5 +98,10 @@ def open_engine(model: ModelInfo, *, device: str, max_batch: int, fp32_path: Pat
 
         torch.set_num_threads(cpu_threads)  # process-wide: torch has no per-module thread pool
     module, meta = load_checkpoint(ckpt, map_location="cpu")
-    return TorchEngine(module, model.spec, model.emotion_names, model.au_names, device=device,
-                       max_batch=max_batch)
+    engine = TorchEngine(module, model.spec, model.emotion_names, model.au_names, device=device,
+                         max_batch=max_batch, au_regions=model.au_region_map())
+    if engine.region_names != model.region_names:
+        raise ModelError(f"torch checkpoint {str(ckpt)!r} has regions {list(engine.region_names)} but "
+                         f"{model.path.name} lists {list(model.region_names)}; re-export both with "
+                         f"tools/export_onnx.py")
+    return engine

@@ -640,7 +640,8 @@ class MainWindow(QMainWindow):
 
         info = self.info
         writer = ResultWriter(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
-                              au_names=info.au_names if info else ())
+                              au_names=info.au_names if info else (),
+                              region_names=info.region_names if info else ())
         for idx in sorted(self.session_results):
             writer.write(dataclasses.replace(self.session_results[idx], events=()))
         ended = sorted((e for e in self.session_events.values() if e.end_s is not None), key=lambda e: e.start_s)

@@ -236,11 +236,29 @@ class EmotionPanel(_BarsPanel):
             self.headline.setText(f"dominant: {r.emotion} ({r.emotion_probs[r.emotion]:.0%})")
 
 
+def region_text(attention: Mapping[str, float], visibility: Mapping[str, float], threshold: float = 0.5) -> str:
+    """'relied on: face 0.92, eyes 0.71 · hidden: mouth' (regions by attention, highest first;
+    hidden: visibility below ``threshold``)."""
+    order = sorted(attention.items(), key=lambda kv: -kv[1])
+    text = "relied on: " + ", ".join(f"{name.replace('_', ' ')} {w:.2f}" for name, w in order[:3])
+    hidden = [name.replace("_", " ") for name, v in visibility.items() if v < threshold]
+    return text + (f" · hidden: {', '.join(hidden)}" if hidden else "")
+
+
 class AUPanel(_BarsPanel):
-    """Action-unit intensities named with their FACS descriptions ("AU12 lip corner puller")."""
+    """Action-unit intensities named with their FACS descriptions ("AU12 lip corner puller").
+
+    With a region-attention model, an AU whose face regions are hidden (``FrameResult.aus_hidden``:
+    sunglasses over AU45, a mask over AU12) is greyed out and its value marked "hidden": it is a
+    guess, and the strongest AU is chosen among the visible ones."""
 
     def __init__(self, names: Sequence[str] = (), parent=None) -> None:
         super().__init__("Action units", names, parent)
+        self.hidden: frozenset[str] = frozenset()
+        self.regions_label = QLabel("")  # which face regions the reading relied on; which are hidden
+        self.regions_label.setWordWrap(True)
+        self.layout().insertWidget(1, self.regions_label)
+        self.regions_label.hide()
 
     def label(self, name: str) -> str:
         return au_label(name)
@@ -250,9 +268,29 @@ class AUPanel(_BarsPanel):
             return
         self.no_engine_text = "no face" if engine_running else "no engine"
         self._set_values(r.aus)
-        if r.aus:
-            top = max(r.aus.items(), key=lambda kv: kv[1])
+        self._grey(frozenset(r.aus_hidden) if r.aus else frozenset())
+        seen = {k: v for k, v in (r.aus or {}).items() if k not in self.hidden}
+        if seen:
+            top = max(seen.items(), key=lambda kv: kv[1])
             self.headline.setText(f"strongest: {au_label(top[0])} ({top[1]:.2f})")
+        elif r.aus:
+            self.headline.setText("every AU's face region is hidden")
+        self.regions_label.setVisible(bool(r.region_attention))
+        if r.region_attention:
+            self.regions_label.setText(region_text(r.region_attention, r.regions or {}))
+
+    def _grey(self, hidden: frozenset[str]) -> None:
+        """Grey out the hidden AUs' labels and bars (and mark their values); restore the others."""
+        for name, bar in self.bars.items():
+            off = name in hidden
+            if off and self.values is not None and name in self.values:
+                bar.setFormat(f"{self.values[name]:.2f} hidden")
+            if off != (name in self.hidden) or off:
+                bar.setEnabled(not off)
+                self.labels[name].setEnabled(not off)
+                self.labels[name].setToolTip("its face region is hidden: the value is a guess" if off else "")
+        self.hidden = hidden
 
 
-__all__ = ["DriverStatePanel", "EmotionPanel", "AUPanel", "LevelLabel", "au_label", "LEVEL_COLOURS"]
+__all__ = ["DriverStatePanel", "EmotionPanel", "AUPanel", "LevelLabel", "au_label", "region_text",
+           "LEVEL_COLOURS"]

@@ -123,6 +123,7 @@ class SessionInfo:
     emotion_names: tuple[str, ...] = ()
     au_names: tuple[str, ...] = ()
     selection: Any = None
+    region_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,8 @@ class SessionWorker(QObject):
         self.opened.emit(SessionInfo(
             source=src.description, is_live=bool(src.is_live), fps=float(src.fps), frame_count=src.frame_count,
             backend=pipeline.backend_description, emotion_names=tuple(pipeline.emotion_names),
-            au_names=tuple(pipeline.au_names), selection=getattr(self.factory, "selection", None)))
+            au_names=tuple(pipeline.au_names), selection=getattr(self.factory, "selection", None),
+            region_names=tuple(getattr(pipeline, "region_names", ()))))
         self._playback = Playback(live=bool(src.is_live), frame_count=src.frame_count,
                                   start_paused=self._start_paused, speed=self._speed,
                                   lost_after_s=self.cfg.capture.read_timeout_s, now=time.perf_counter())
@@ -372,7 +374,9 @@ class SessionWorker(QObject):
         try:
             self._recorder = session.Recorder(
                 target.out_dir, self.cfg, emotion_names=tuple(self._pipeline.emotion_names),
-                au_names=tuple(self._pipeline.au_names), video_fps=self.source.fps if target.video else None)
+                au_names=tuple(self._pipeline.au_names),
+                region_names=tuple(getattr(self._pipeline, "region_names", ())),
+                video_fps=self.source.fps if target.video else None)
         except BaseException as exc:
             self.failed.emit(self._error("record", exc, fatal=False))
             return

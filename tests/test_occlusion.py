@@ -366,3 +366,41 @@ def test_the_tool_end_to_end_on_fake_data(tmp_path, tool, capsys):
 def test_the_tool_says_what_is_missing(tool, capsys):
     assert tool.main(["--ferplus", "x"]) != 0
     assert "no model" in capsys.readouterr().err
+
+
+def test_the_tool_reads_a_region_models_visibility(tmp_path, tool):
+    """A region model's visibility per condition and the AUs it would grey out, checked against the
+    model run directly (ONNX file and checkpoint alike)."""
+    import torch
+
+    from driver_monitor.model.regions import AU_REGIONS
+    from driver_monitor.pipeline import hidden_aus
+    from driver_monitor.preprocess import AUS, to_input
+
+    from .test_engine_model import export_tiny_regions
+
+    path, net = export_tiny_regions(tmp_path / "ra.onnx", seed=9)
+    crops = np.stack([synthetic_face(seed=i, skin=120 + 3 * i) for i in range(12)])
+    fake_ferplus(tmp_path / "ferplus", crops, np.arange(12) % 8)
+    ck_crops, _ = fake_ckplus(tmp_path / "ckplus", 7)
+    out = tmp_path / "out"
+    assert tool.main(["--onnx", str(path), "--checkpoint", str(path.with_suffix(".pt")), "--ferplus",
+                      str(tmp_path / "ferplus"), "--ckplus", str(tmp_path / "ckplus"), "--min-visibility", "0.4",
+                      "--conditions", "clean", "mask", "--out", str(out)]) == 0
+    res = json.loads((out / "occlusion.json").read_text())
+    names = list(net.region_names)
+    for m in res["models"]:
+        for cond in ("clean", "mask"):
+            with torch.no_grad():
+                vis = net.forward_regions(torch.from_numpy(to_input(occlude_all(crops, cond))))[3].numpy()
+                ck_vis = net.forward_regions(torch.from_numpy(to_input(occlude_all(ck_crops, cond))))[3].numpy()
+            r = m["conditions"][cond]
+            for i, name in enumerate(names):
+                assert r["regions"][name]["mean_visibility"] == pytest.approx(vis[:, i].mean(), abs=1e-4)
+                assert r["regions"][name]["hidden_share"] == pytest.approx((vis[:, i] < 0.4).mean(), abs=0.09)
+            hidden = [set(hidden_aus(AUS, AU_REGIONS, dict(zip(names, v)), 0.4)) for v in ck_vis]
+            assert r["ckplus"]["hidden_aus"]["all_aus"] == pytest.approx(np.mean([len(h) / 13 for h in hidden]),
+                                                                         abs=0.02)
+    md = (out / "occlusion.md").read_text()
+    assert "What `ra.onnx` says it sees" in md and "What `ra.pt` says it sees" in md
+    assert "| mask | " in md.split("What `ra.onnx` says it sees")[1]

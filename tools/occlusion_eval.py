@@ -28,6 +28,13 @@ seeded by its index, so every run and every model sees byte-identical crops). Sc
   difference between the network's AU intensities and these clean pseudo-labels (what the AU head
   was trained to reproduce), and the readout's own FACS ROC AUC once, as a clean-image reference.
 
+A region-attention model (ONNX outputs ``region_visibility`` / a checkpoint with regions) is also
+read for what it says it sees: per condition, each region's mean visibility on FERPlus test and the
+share of crops where it counts as hidden (below ``--min-visibility``, the dashboard's
+``engine.min_region_visibility``), and on CK+ the share of the mouth AUs, eye AUs and all AUs that
+would be greyed out (``pipeline.hidden_aus``). A visibility head is right when the region a condition
+covers drops and the others stay.
+
 Runs on the CPU with one ONNX Runtime / torch thread.
 """
 from __future__ import annotations
@@ -93,6 +100,64 @@ def load_models(onnx: list[str], checkpoints: list[str], flip_tta: bool) -> list
     return [(name, predict, spec.size) for name, predict, spec in models]
 
 
+def region_predictor(name: str, onnx: bool, flip_tta: bool = False) -> tuple[Callable, tuple[str, ...]] | None:
+    """crops -> region visibility ``(N, R)`` for a region-attention model and its region names; None
+    for a plain one."""
+    from driver_monitor.preprocess import to_input
+
+    if onnx:
+        import onnxruntime as ort
+
+        from driver_monitor.engine.contract import OUTPUT_REGION_VISIBILITY, read_model_info
+
+        info = read_model_info(name)
+        if not info.region_names:
+            return None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(name, so, providers=["CPUExecutionProvider"])
+        return (lambda crops: sess.run([OUTPUT_REGION_VISIBILITY], {"face": to_input(crops, info.spec)})[0],
+                info.region_names)
+    import torch
+
+    from driver_monitor.model.checkpoint import load_checkpoint
+    from driver_monitor.preprocess import InputSpec
+
+    model, meta = load_checkpoint(name)
+    if not model.region_names:
+        return None
+    model.set_flip_tta(flip_tta)
+    spec = InputSpec(int(meta["input_size"]), float(meta["input_mean"]), float(meta["input_std"]))
+
+    def visibility(crops: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.forward_regions(torch.from_numpy(to_input(crops, spec)))[3].numpy()
+
+    return visibility, tuple(model.region_names)
+
+
+def _visibility_all(predict: Callable, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([predict(images[i:i + batch]) for i in range(0, len(images), batch)])
+
+
+def score_regions(vis: np.ndarray, names: tuple[str, ...], threshold: float) -> dict:
+    """Each region's mean visibility and the share of crops where it is hidden (< threshold)."""
+    return {name: {"mean_visibility": float(vis[:, i].mean()), "hidden_share": float((vis[:, i] < threshold).mean())}
+            for i, name in enumerate(names)}
+
+
+def score_hidden_aus(vis: np.ndarray, names: tuple[str, ...], threshold: float) -> dict:
+    """The share of AUs the dashboard would grey out: mouth AUs, eye AUs (AU45, AU5) and all 13."""
+    from driver_monitor.model.regions import AU_REGIONS
+    from driver_monitor.pipeline import hidden_aus
+    from driver_monitor.preprocess import AUS
+
+    groups = {"mouth_aus": [a for a in AUS if AU_REGIONS.get(a) == ("mouth",)],
+              "eye_aus": [a for a in AUS if AU_REGIONS.get(a) == ("eyes",)], "all_aus": list(AUS)}
+    hidden = [set(hidden_aus(AUS, AU_REGIONS, dict(zip(names, map(float, row))), threshold)) for row in vis]
+    return {g: float(np.mean([len(h & set(aus)) / len(aus) for h in hidden])) for g, aus in groups.items()}
+
+
 def load_ferplus_test(root: str, size: int) -> tuple[FaceDataset, dict[str, np.ndarray]]:
     """FERPlus test under the plurality protocol (the superset) and, per protocol key, the rows of it
     that protocol keeps (the authors' majority set is a subset with the same labels; checked)."""
@@ -146,25 +211,36 @@ def score_ckplus(probs: np.ndarray, aus: np.ndarray, clean_aus: np.ndarray, ds: 
 
 
 def run_model(predict: Callable, conditions: list[str], ferplus: tuple | None, ckplus: FaceDataset | None,
-              readout: tuple | None, threshold: float, name: str) -> dict:
-    """Every condition's scores for one model; the clean condition runs first (the others are read against it)."""
+              readout: tuple | None, threshold: float, name: str, regions: tuple | None = None,
+              min_visibility: float = 0.5) -> dict:
+    """Every condition's scores for one model; the clean condition runs first (the others are read against
+    it). ``regions``: a region model's (visibility predictor, region names), scored under ``regions``."""
     res: dict = {}
     clean: dict = {}
     for cond in ["clean", *(c for c in conditions if c != "clean")]:
         r: dict = {}
         if ferplus is not None:
             ds, rows = ferplus
-            probs, _ = ev.predict_all(predict, occlude_all(ds.images, cond))
+            crops = occlude_all(ds.images, cond)
+            probs, _ = ev.predict_all(predict, crops)
             clean.setdefault("ferplus_top1", probs.argmax(1))
             r.update(score_ferplus(probs, clean["ferplus_top1"], ds, rows))
+            if regions is not None:
+                r["regions"] = score_regions(_visibility_all(regions[0], crops), regions[1], min_visibility)
         if ckplus is not None:
-            probs, aus = ev.predict_all(predict, occlude_all(ckplus.images, cond))
+            crops = occlude_all(ckplus.images, cond)
+            probs, aus = ev.predict_all(predict, crops)
             clean.setdefault("ckplus_aus", aus)
             r["ckplus"] = score_ckplus(probs, aus, clean["ckplus_aus"], ckplus, readout, threshold)
+            if regions is not None:
+                r["ckplus"]["hidden_aus"] = score_hidden_aus(_visibility_all(regions[0], crops), regions[1],
+                                                             min_visibility)
         res[cond] = r
-        _log(f"{name}: {cond}: " + ", ".join(f"{k} {v['accuracy']:.2%}" for k, v in r.items()))
+        _log(f"{name}: {cond}: " + ", ".join(f"{k} {v['accuracy']:.2%}" for k, v in r.items() if k != "regions"))
     for r in res.values():  # points against clean
         for key, rep in r.items():
+            if key == "regions":
+                continue
             rep["delta_vs_clean_points"] = round(100 * (rep["accuracy"] - res["clean"][key]["accuracy"]), 2)
         if "ckplus" in r:
             au, au0 = r["ckplus"]["aus"], res["clean"]["ckplus"]["aus"]
@@ -274,6 +350,33 @@ def per_au_tables(res: dict) -> list[str]:
     return lines
 
 
+def region_tables(res: dict) -> list[str]:
+    """A region model's visibility per condition: mean (share hidden) per region, and the AUs it hides."""
+    lines: list[str] = []
+    for m in res["models"]:
+        first = m["conditions"][res["conditions"][0]]
+        if "regions" not in first:
+            continue
+        names = list(first["regions"])
+        ck = "hidden_aus" in first.get("ckplus", {})
+        lines += ["", f"What `{Path(m['model']).name}` says it sees: each region's mean visibility on FERPlus test "
+                  f"(in brackets the share of crops where it counts as hidden, below {res['min_visibility']})"
+                  + ("; on CK+ the share of the mouth AUs, eye AUs and all AUs the dashboard would grey out" if ck
+                     else "") + ".", "",
+                  "| condition | " + " | ".join(n.replace("_", " ") for n in names)
+                  + (" | CK+ mouth AUs hidden | eye AUs hidden | all AUs hidden" if ck else "") + " |",
+                  "|---" * (len(names) + 1 + 3 * ck) + "|"]
+        for cond in res["conditions"]:
+            r = m["conditions"][cond]
+            cells = [f"{r['regions'][n]['mean_visibility']:.2f} ({100 * r['regions'][n]['hidden_share']:.0f} %)"
+                     for n in names]
+            if ck:
+                h = r["ckplus"]["hidden_aus"]
+                cells += [f"{100 * h[g]:.0f} %" for g in ("mouth_aus", "eye_aus", "all_aus")]
+            lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(res: dict) -> str:
     lines = ["# Occlusion benchmark of the emotion + AU model", "",
              f"Command: `{res['command']}`", "", f"Date: {res['date']}. Machine: {res['machine']}.", "",
@@ -304,6 +407,7 @@ def markdown(res: dict) -> str:
         lines += ["", "The MediaPipe readout itself (clean CK+ images) against the FACS labels: macro ROC AUC "
                   f"{res['readout_reference']['macro_roc_auc_disfa12']:.3f} (as `tools/evaluate.py` reports it)."]
     lines += per_au_tables(res)
+    lines += region_tables(res)
     lines += ["", "## Conditions", "", "| condition | what it does (benchmark parameters in `occlusion.json`) |",
               "|---|---|"]
     lines += [f"| {c} | {CONDITION_TEXT.get(c, '')} |" for c in res["conditions"]]
@@ -356,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), metavar="C",
                     help=f"conditions to run (default: all: {' '.join(CONDITIONS)})")
     ap.add_argument("--au-threshold", type=float, default=0.5)
+    ap.add_argument("--min-visibility", type=float, default=0.5,
+                    help="region models: a region below this visibility is hidden (engine.min_region_visibility)")
     ap.add_argument("--out", default="results/occlusion")
     args = ap.parse_args(argv)
     try:
@@ -385,9 +491,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         "params": {c: None if DEFAULT_PARAMS[c] is None else asdict(DEFAULT_PARAMS[c]) for c in conditions},
         "ferplus_n": {k: len(v) for k, v in ferplus[1].items()} if ferplus else {},
         "readout_reference": readout[2] if readout else None,
-        "models": [{"model": name, "conditions": run_model(predict, conditions, ferplus, ckplus, readout,
-                                                           args.au_threshold, name)}
-                   for name, predict, _ in models],
+        "min_visibility": args.min_visibility,
+        "models": [{"model": name, "conditions": run_model(
+            predict, conditions, ferplus, ckplus, readout, args.au_threshold, name,
+            region_predictor(name, name in args.onnx, args.flip_tta), args.min_visibility)}
+            for name, predict, _ in models],
     }
     (out / "occlusion.json").write_text(json.dumps(res, indent=1, default=float))
     (out / "occlusion.md").write_text(markdown(res))

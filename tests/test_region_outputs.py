@@ -207,3 +207,29 @@ def test_au_panel_greys_out_hidden_aus(real_face):  # noqa: F811
     panel.show_result(results[2])  # the hand is gone
     assert panel.bars["AU12"].isEnabled() and panel.labels["AU12"].isEnabled()
     assert not panel.bars["AU12"].format().endswith("hidden")
+
+
+def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsys):  # noqa: F811
+    import importlib.util
+
+    img, face = real_face
+    _, results = _run_pipeline(img, face, [0.9, 0.1, 0.1, 0.9])
+    w = ResultWriter(tmp_path / "drive", Config(), emotion_names=EMOTIONS, au_names=AUS, region_names=REGIONS)
+    for r in results:
+        w.write(r)
+    w.close({})
+    tool_path = Path(__file__).resolve().parent.parent / "tools" / "visibility_report.py"
+    spec = importlib.util.spec_from_file_location("dm_tools_visibility_report", tool_path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.main([str(tmp_path / "drive"), "--json", str(tmp_path / "v.json")]) == 0
+    (res,) = __import__("json").loads((tmp_path / "v.json").read_text())
+    assert res["frames"] == 4 and res["regions"]["mouth"]["hidden_share"] == 0.5
+    assert res["regions"]["eyes"]["hidden_share"] == 0 and res["aus_hidden"]["au12"] == 0.5
+    assert "| drive | 4 |" in capsys.readouterr().out
+    plain = tmp_path / "plain"
+    w = ResultWriter(plain, Config(), emotion_names=EMOTIONS, au_names=AUS)
+    w.write(results[0])
+    w.close({})
+    assert tool.main([str(plain)]) != 0
+    assert "no vis_* columns" in capsys.readouterr().err

@@ -115,7 +115,7 @@ class DriverMonitor:
         cal = self.calibrator.result
         lim = pose_limits(self.cfg.distraction, self.cfg.calibration, cal)
         lids = self._read_lids(t_s, signals, eyes_visible, cal.open_ear, lim)
-        au26 = _finite(aus.get("au26")) if aus else None
+        au26 = _finite(aus.get("AU26")) if aus else None
         jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
         mar = signals.mar if face and math.isfinite(signals.mar) else None
         drowsy, ev = self.drowsiness.update(t_s, signals.ear if lids.read else None, mar,

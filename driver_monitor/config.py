@@ -180,9 +180,9 @@ class EngineConfig:
     cache_dir: str = _f("engines", "path")
     # run the network on every k-th frame of a face, holding its smoothed outputs between
     stride: int = _f(1, "frames", ge=1, le=30)
-    # a region-attention model: an AU none of whose face regions is at least this likely visible is
-    # hidden (greyed, left out of the driver state); 0.5 = more likely hidden than seen
-    min_region_visibility: float = _f(0.5, "probability", gt=0, lt=1)
+    # a region-attention model: an AU none of whose face regions shows at least this fraction uncovered
+    # is hidden (greyed, left out of the driver state); 0.8 = a fifth of the region covered
+    min_region_visibility: float = _f(0.8, "fraction", gt=0, lt=1)
 
 
 @dataclass(frozen=True, slots=True)

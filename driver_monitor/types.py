@@ -162,7 +162,7 @@ class EngineOutput:
     aus: ``(N, K)`` float32 intensities in [0, 1], K = len(au_names).
     region_names: a region-attention model's face regions (``()`` for a plain model); then
     region_attention / region_visibility: ``(N, R)`` float32 in [0, 1], R = len(region_names):
-    how much each region weighed in the reading, and the probability that it is visible.
+    how much each region weighed in the reading, and the fraction of it the network sees uncovered.
     """
 
     emotion_probs: NDArray[np.float32]
@@ -298,8 +298,8 @@ class FrameResult:
     signals: raw geometry of the driver's face; smoothed: after the configured filters.
     emotion_probs / aus: smoothed engine outputs for the driver keyed by class / AU name
         (None when no engine runs or no face).
-    regions / region_attention: with a region-attention model, the smoothed probability that each
-        face region is visible and the weight the reading gave it, keyed by region name (else None).
+    regions / region_attention: with a region-attention model, the smoothed visible (uncovered) fraction
+        of each face region and the weight the reading gave it, keyed by region name (else None).
     aus_hidden: the AUs none of whose regions is visible (``engine.min_region_visibility``): their
         intensity is a guess, shown greyed and left out of the driver state; ``()`` when all are seen.
     events: events that started or ended on this frame (ended ones have end_s set).

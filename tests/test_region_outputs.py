@@ -233,3 +233,8 @@ def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsy
     w.close({})
     assert tool.main([str(plain)]) != 0
     assert "no vis_* columns" in capsys.readouterr().err
+    empty = tmp_path / "no_face"  # a region model's drive without a face: a row of its own, no error
+    w = ResultWriter(empty, Config(), emotion_names=EMOTIONS, au_names=AUS, region_names=REGIONS)
+    w.close({})
+    assert tool.main([str(empty), str(tmp_path / "drive")]) == 0
+    assert "| no_face | 0 |" in capsys.readouterr().out

@@ -158,12 +158,12 @@ def score_hidden_aus(vis: np.ndarray, names: tuple[str, ...], threshold: float) 
     return {g: float(np.mean([len(h & set(aus)) / len(aus) for h in hidden])) for g, aus in groups.items()}
 
 
-def load_ferplus_test(root: str, size: int) -> tuple[FaceDataset, dict[str, np.ndarray]]:
+def load_ferplus_test(root: str, size: int, split: str = "test") -> tuple[FaceDataset, dict[str, np.ndarray]]:
     """FERPlus test under the plurality protocol (the superset) and, per protocol key, the rows of it
     that protocol keeps (the authors' majority set is a subset with the same labels; checked)."""
-    full = load_ferplus(root, "test", size=size, protocol="plurality")
+    full = load_ferplus(root, split, size=size, protocol="plurality")
     rows = {PROTOCOL_KEYS["plurality"]: np.arange(len(full))}
-    sub = load_ferplus(root, "test", size=size, protocol="authors_majority")
+    sub = load_ferplus(root, split, size=size, protocol="authors_majority")
     pos = {f: i for i, f in enumerate(full.files)}
     missing = [f for f in sub.files if f not in pos]
     idx = np.array([pos.get(f, -1) for f in sub.files], np.int64)
@@ -380,6 +380,8 @@ def region_tables(res: dict) -> list[str]:
 def markdown(res: dict) -> str:
     lines = ["# Occlusion benchmark of the emotion + AU model", "",
              f"Command: `{res['command']}`", "", f"Date: {res['date']}. Machine: {res['machine']}.", "",
+             *([f"**FERPlus split: {res['ferplus_split']}**: every \"FERPlus test\" below reads this split.", ""]
+               if res.get("ferplus_split", "test") != "test" else []),
              "The same test faces under each condition of `driver_monitor.training.occlusion` (deterministic: "
              "a crop's random parts are seeded by its index, its row in the plurality set of FERPlus test "
              "(label.csv order) or in CK+'s labels.csv, so every run and every model sees the same crops). "
@@ -455,12 +457,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", action="append", default=[], help="torch checkpoint; repeat to compare")
     ap.add_argument("--flip-tta", action="store_true", help="torch checkpoints: mirror-image averaging")
     ap.add_argument("--ferplus", help="FERPlus root (with FER2013Test/)")
+    ap.add_argument("--ferplus-split", default="test", choices=["test", "valid"],
+                    help="FERPlus split to occlude (valid: to choose a setting off the test set)")
     ap.add_argument("--ckplus", help="CK+ folder with labels.csv")
     ap.add_argument("--ckplus-aus", help="MediaPipe readout of the clean CK+ images (tools/label_aus.py)")
     ap.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), metavar="C",
                     help=f"conditions to run (default: all: {' '.join(CONDITIONS)})")
     ap.add_argument("--au-threshold", type=float, default=0.5)
-    ap.add_argument("--min-visibility", type=float, default=0.5,
+    ap.add_argument("--min-visibility", type=float, default=0.8,
                     help="region models: a region below this visibility is hidden (engine.min_region_visibility)")
     ap.add_argument("--out", default="results/occlusion")
     args = ap.parse_args(argv)
@@ -481,7 +485,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     models = load_models(args.onnx, args.checkpoint, args.flip_tta)
     size = models[0][2]
-    ferplus = load_ferplus_test(args.ferplus, size) if args.ferplus else None
+    ferplus = load_ferplus_test(args.ferplus, size, args.ferplus_split) if args.ferplus else None
     ckplus = load_ckplus(args.ckplus, size=size) if args.ckplus else None
     readout = readout_reference(args.ckplus_aus, ckplus) if args.ckplus_aus else None
     conditions = list(dict.fromkeys(args.conditions))
@@ -491,7 +495,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
         "params": {c: None if DEFAULT_PARAMS[c] is None else asdict(DEFAULT_PARAMS[c]) for c in conditions},
         "ferplus_n": {k: len(v) for k, v in ferplus[1].items()} if ferplus else {},
         "readout_reference": readout[2] if readout else None,
-        "min_visibility": args.min_visibility,
+        "min_visibility": args.min_visibility, "ferplus_split": args.ferplus_split,
         "models": [{"model": name, "conditions": run_model(
             predict, conditions, ferplus, ckplus, readout, args.au_threshold, name,
             region_predictor(name, name in args.onnx, args.flip_tta), args.min_visibility)}

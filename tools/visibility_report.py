@@ -4,7 +4,7 @@
 those frames where it was hidden, and how often each AU was greyed out.
 
     driver-monitor evaluate scenarios/shared_clips.yaml --out /tmp/clips
-    python tools/visibility_report.py /tmp/clips/*/ --min-visibility 0.5
+    python tools/visibility_report.py /tmp/clips/*/
 
 Prints a markdown table (one row per folder); ``--json FILE`` also writes the figures.
 """
@@ -29,15 +29,17 @@ def summarise(folder: Path, min_visibility: float) -> dict:
     if not path.is_file():
         raise DriverMonitorError(f"{folder} has no frames.csv; pass analyze output folders")
     with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("face_detected") == "1"]
-    regions = [c[4:] for c in (rows[0] if rows else {}) if c.startswith("vis_")]
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if r.get("face_detected") == "1"]
+    regions = [c[4:] for c in reader.fieldnames or () if c.startswith("vis_")]
     if not regions:
-        raise DriverMonitorError(f"{path} has no vis_* columns (no face, or a model without region outputs)")
+        raise DriverMonitorError(f"{path} has no vis_* columns: it was written without a region-attention model")
     rows = [r for r in rows if r["vis_" + regions[0]] != ""]
     out: dict = {"folder": folder.name, "frames": len(rows), "regions": {}, "aus_hidden": {}}
     for name in regions:
         v = np.array([float(r["vis_" + name]) for r in rows])
-        out["regions"][name] = {"median": float(np.median(v)), "hidden_share": float(np.mean(v < min_visibility))}
+        out["regions"][name] = ({"median": float(np.median(v)), "hidden_share": float(np.mean(v < min_visibility))}
+                                if len(v) else {"median": float("nan"), "hidden_share": float("nan")})
     hidden = [r["aus_hidden"].split() for r in rows]
     for au in sorted({a for h in hidden for a in h}, key=lambda a: int(a[2:])):
         out["aus_hidden"][au] = float(np.mean([au in h for h in hidden]))
@@ -59,7 +61,7 @@ def markdown(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", help="analyze output folders (each with frames.csv)")
-    ap.add_argument("--min-visibility", type=float, default=0.5, help="engine.min_region_visibility of the runs")
+    ap.add_argument("--min-visibility", type=float, default=0.8, help="engine.min_region_visibility of the runs")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
     try:

@@ -13,7 +13,7 @@ tool (to read one):
 
 Optional, a region-attention network only (:data:`REGION_OUTPUT_NAMES`, :data:`REGION_META_KEYS`):
 outputs ``region_attention`` float32 ``(N, R)`` (each region's attention weight, sigmoid, in [0, 1])
-and ``region_visibility`` float32 ``(N, R)`` (probability that the region is visible, in [0, 1]),
+and ``region_visibility`` float32 ``(N, R)`` (the fraction of the region seen uncovered, in [0, 1]),
 with ``dm.regions`` (JSON list: the R region names) and ``dm.au_regions`` (JSON object: AU name ->
 the regions it is read from). Both outputs and both keys, or none of them: a plain model is
 exactly the two-output contract above.
@@ -158,7 +158,7 @@ def _dims(value_info) -> list[int | None]:
 
 
 def _check_contract(p: Path, model, spec: InputSpec, emotion_names: tuple[str, ...],
-                    au_names: tuple[str, ...], meta_regions: tuple[str, ...] = ()) -> None:
+                    au_names: tuple[str, ...], meta_regions: tuple[str, ...] | None = None) -> None:
     """The metadata must describe the graph it travels with: the input size, one emotion name per
     probability and one AU name per intensity, and the region outputs with ``dm.regions`` (one value
     per region) or neither. A mismatch found here is one line when the engine opens, not a crash on
@@ -172,7 +172,8 @@ def _check_contract(p: Path, model, spec: InputSpec, emotion_names: tuple[str, .
         dims = shapes.get(name, [])
         if len(dims) == 2 and dims[1] is not None and dims[1] != len(names):
             problems.append(f"{key} lists {len(names)} names but {name} has {dims[1]} values")
-    problems += _region_problems(shapes, meta_regions)
+    if meta_regions is not None:  # None: the names only (the region map is read after them)
+        problems += _region_problems(shapes, meta_regions)
     if problems:
         raise ModelError(f"model {str(p)!r}: its metadata does not match its graph ({'; '.join(problems)}); "
                          f"re-export it with tools/export_onnx.py")
@@ -241,6 +242,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
     if INPUT_NAME not in inputs or OUTPUT_PROBS not in outputs or OUTPUT_AUS not in outputs:
         raise ModelError(f"model {str(p)!r} has inputs {inputs} and outputs {outputs}; expected input "
                          f"{INPUT_NAME!r} and outputs {OUTPUT_PROBS!r}, {OUTPUT_AUS!r}")
+    _check_contract(p, model, spec, emotion_names, au_names)  # the names first: the region map reads them
     regions, au_regions = _region_meta(meta, p, au_names)
     _check_contract(p, model, spec, emotion_names, au_names, regions)
     return ModelInfo(

@@ -236,7 +236,7 @@ class EmotionPanel(_BarsPanel):
             self.headline.setText(f"dominant: {r.emotion} ({r.emotion_probs[r.emotion]:.0%})")
 
 
-def region_text(attention: Mapping[str, float], visibility: Mapping[str, float], threshold: float = 0.5) -> str:
+def region_text(attention: Mapping[str, float], visibility: Mapping[str, float], threshold: float = 0.8) -> str:
     """'relied on: face 0.92, eyes 0.71 · hidden: mouth' (regions by attention, highest first;
     hidden: visibility below ``threshold``)."""
     order = sorted(attention.items(), key=lambda kv: -kv[1])
@@ -252,9 +252,10 @@ class AUPanel(_BarsPanel):
     sunglasses over AU45, a mask over AU12) is greyed out and its value marked "hidden": it is a
     guess, and the strongest AU is chosen among the visible ones."""
 
-    def __init__(self, names: Sequence[str] = (), parent=None) -> None:
+    def __init__(self, names: Sequence[str] = (), parent=None, *, min_visibility: float = 0.8) -> None:
         super().__init__("Action units", names, parent)
         self.hidden: frozenset[str] = frozenset()
+        self.min_visibility = min_visibility  # engine.min_region_visibility: a region below it is hidden
         self.regions_label = QLabel("")  # which face regions the reading relied on; which are hidden
         self.regions_label.setWordWrap(True)
         self.layout().insertWidget(1, self.regions_label)
@@ -277,7 +278,7 @@ class AUPanel(_BarsPanel):
             self.headline.setText("every AU's face region is hidden")
         self.regions_label.setVisible(bool(r.region_attention))
         if r.region_attention:
-            self.regions_label.setText(region_text(r.region_attention, r.regions or {}))
+            self.regions_label.setText(region_text(r.region_attention, r.regions or {}, self.min_visibility))
 
     def _grey(self, hidden: frozenset[str]) -> None:
         """Grey out the hidden AUs' labels and bars (and mark their values); restore the others."""

@@ -238,7 +238,7 @@ def yawn_drive(peak_mar: float, open_s: float, jaw: float | None):
             return 0.04
         return peak_mar * min(1.0, d / 0.3, (open_s + 0.6 - d) / 0.3)
     fn = lambda t: sig(mar=mar(t))  # noqa: E731
-    aus = ((lambda t: {"au26": 0.03 + (jaw - 0.03) * min(1.0, mar(t) / peak_mar)}) if jaw is not None
+    aus = ((lambda t: {"AU26": 0.03 + (jaw - 0.03) * min(1.0, mar(t) / peak_mar)}) if jaw is not None
            else (lambda t: None))
     return fn, aus
 
@@ -260,7 +260,7 @@ def test_yawns_use_the_jaw_drop_when_the_engine_runs(peak, open_s, jaw, expected
 def test_talking_with_the_jaw_moving_is_no_yawn():
     # chewing / talking: MAR 0.3-0.5 at 3 Hz, AU26 up to 0.2 in the open phases
     fn = lambda t: sig(mar=0.3 + 0.2 * abs(np.sin(3 * np.pi * t)))  # noqa: E731
-    aus = lambda t: {"au26": 0.05 + 0.15 * abs(np.sin(3 * np.pi * t))}  # noqa: E731
+    aus = lambda t: {"AU26": 0.05 + 0.15 * abs(np.sin(3 * np.pi * t))}  # noqa: E731
     _, events, _ = drive(fn, 30.0, aus=aus)
     assert not ended(events, "yawn")
 

@@ -295,7 +295,8 @@ def test_shipped_checkpoint_still_loads():
     if not shipped.is_file():
         pytest.skip("engines/emotion_au.pt is not in this checkout")
     model, meta = load_checkpoint(shipped)
-    assert model.cfg.variant == "plain" and meta["emotion_names"] == list(EMOTIONS)
+    assert model.cfg.variant == "region_attention" and meta["emotion_names"] == list(EMOTIONS)
+    assert model.region_names == REGIONS
 
 
 def test_a_variant_that_contradicts_the_config_is_refused(tmp_path):

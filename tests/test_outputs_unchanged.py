@@ -27,7 +27,8 @@ import pytest
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "outputs.json"
 DISCRETE = ("camera_ok", "face_detected", "faces", "status", "eyes_visible", "eyes_closed", "blinks", "yawning",
-            "yawns", "off_road", "off_road_reason", "drowsiness", "distraction", "alert", "calibrated", "emotion")
+            "yawns", "off_road", "off_road_reason", "drowsiness", "distraction", "alert", "calibrated", "emotion",
+            "aus_hidden")
 MAX_DISCRETE_DIFF = 0.01
 NUM_ABS, NUM_REL = 0.002, 0.002
 EVENT_TIME_TOL_S = 0.1

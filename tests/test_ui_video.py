@@ -153,7 +153,8 @@ def test_export_matches_analyze(qtbot, tmp_path):
     analyze(str(video), tmp_path / "cli", cfg, progress=False, log=lambda m: None)
     ui = list(csv.DictReader(open(tmp_path / "ui" / "frames.csv", encoding="utf-8")))
     cli = list(csv.DictReader(open(tmp_path / "cli" / "frames.csv", encoding="utf-8")))
-    assert list(ui[0]) == list(cli[0]) == frame_columns(w.info.emotion_names, w.info.au_names)
+    assert w.info.region_names  # the shipped model reports its face regions: they are exported too
+    assert list(ui[0]) == list(cli[0]) == frame_columns(w.info.emotion_names, w.info.au_names, w.info.region_names)
     assert len(ui) == len(cli) == 72
     for a, b in zip(ui, cli):
         assert {k: v for k, v in a.items() if not k.startswith("ms_")} == \

@@ -359,7 +359,8 @@ def region_tables(res: dict) -> list[str]:
             continue
         names = list(first["regions"])
         ck = "hidden_aus" in first.get("ckplus", {})
-        lines += ["", f"What `{Path(m['model']).name}` says it sees: each region's mean visibility on FERPlus test "
+        split = res.get("ferplus_split", "test")
+        lines += ["", f"What `{Path(m['model']).name}` says it sees: each region's mean visibility on FERPlus {split} "
                   f"(in brackets the share of crops where it counts as hidden, below {res['min_visibility']})"
                   + ("; on CK+ the share of the mouth AUs, eye AUs and all AUs the dashboard would grey out" if ck
                      else "") + ".", "",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, NamedTuple, Protocol, Sequence
+from typing import TYPE_CHECKING, Collection, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -61,17 +61,30 @@ class EngineReading(NamedTuple):
 _NO_READING = EngineReading()
 
 
+#: a hidden region shows again only once its visibility is this much above engine.min_region_visibility,
+#: so a region hovering at the threshold (sunglasses that let the eyes show through) does not flicker
+REGION_HYSTERESIS = 0.05
+
+
+def hidden_regions(visibility: Mapping[str, float], threshold: float, was_hidden: Collection[str] = (),
+                   margin: float = REGION_HYSTERESIS) -> frozenset[str]:
+    """The regions below ``threshold``; one hidden on the last reading stays hidden until above
+    ``threshold + margin``."""
+    return frozenset(r for r, v in visibility.items() if v < (threshold + margin if r in was_hidden else threshold))
+
+
 def hidden_aus(au_names: Sequence[str], au_regions: Mapping[str, Sequence[str]], visibility: Mapping[str, float],
-               threshold: float) -> tuple[str, ...]:
-    """The AUs none of whose regions is visible (visibility below ``threshold``); an AU read from
-    several regions (AU6: eyes and either cheek) stays visible while any of them is. An AU without
-    regions is never hidden."""
-    hidden = []
+               threshold: float, hidden: Collection[str] | None = None) -> tuple[str, ...]:
+    """The AUs none of whose regions is visible (visibility below ``threshold``, or in ``hidden``
+    when given: :func:`hidden_regions`); an AU read from several regions (AU6: eyes and either
+    cheek) stays visible while any of them is. An AU without regions is never hidden."""
+    gone = set(hidden) if hidden is not None else {r for r, v in visibility.items() if v < threshold}
+    out = []
     for au in au_names:
         regions = [r for r in au_regions.get(au, ()) if r in visibility]
-        if regions and max(visibility[r] for r in regions) < threshold:
-            hidden.append(au)
-    return tuple(hidden)
+        if regions and all(r in gone for r in regions):
+            out.append(au)
+    return tuple(out)
 
 
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
@@ -100,6 +113,7 @@ class Pipeline:
         self.prob_smoother = ProbSmoother(cfg.smoothing)
         self.au_smoother = ProbSmoother(cfg.smoothing)
         self.region_smoother = ProbSmoother(cfg.smoothing)
+        self._hidden_regions: frozenset[str] = frozenset()  # on the last reading (hysteresis)
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
         self._last_wall: float | None = None
@@ -216,6 +230,7 @@ class Pipeline:
             self.prob_smoother.reset()
             self.au_smoother.reset()
             self.region_smoother.reset()
+            self._hidden_regions = frozenset()
             self._held = None
         self._had_face = has_face
         return smoothed
@@ -233,10 +248,11 @@ class Pipeline:
             return reading
         vis = self.region_smoother.update(out.region_visibility[0], t_s)
         regions = dict(zip(out.region_names, (float(v) for v in vis)))
+        threshold = self.cfg.engine.min_region_visibility
+        self._hidden_regions = hidden_regions(regions, threshold, self._hidden_regions)
         return reading._replace(
             regions=regions, region_attention=dict(zip(out.region_names, (float(v) for v in out.region_attention[0]))),
-            aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions,
-                                  self.cfg.engine.min_region_visibility))
+            aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions, threshold, self._hidden_regions))
 
     def _lost(self, t_s: float | None) -> FrameResult:
         last = self._last_frame
@@ -251,6 +267,7 @@ class Pipeline:
         self.smoother.reset()
         self._had_face = False
         self._held = None
+        self._hidden_regions = frozenset()
         state, events = self.monitor.update(float(t_s), None, camera_ok=False, frame_index=index)
         return FrameResult(frame=frame, camera_ok=False, state=state, events=tuple(events))
 

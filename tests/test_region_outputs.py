@@ -238,3 +238,25 @@ def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsy
     w.close({})
     assert tool.main([str(empty), str(tmp_path / "drive")]) == 0
     assert "| no_face | 0 |" in capsys.readouterr().out
+
+
+def test_a_hidden_region_shows_again_only_clearly_above_the_threshold():
+    from driver_monitor.pipeline import REGION_HYSTERESIS, hidden_regions
+
+    thr = 0.8
+    assert hidden_regions({"eyes": 0.79, "mouth": 0.95}, thr) == {"eyes"}
+    assert hidden_regions({"eyes": 0.82}, thr, {"eyes"}) == {"eyes"}  # hovering: stays hidden
+    assert hidden_regions({"eyes": thr + REGION_HYSTERESIS + 0.01}, thr, {"eyes"}) == frozenset()
+    assert hidden_regions({"eyes": 0.82}, thr) == frozenset()  # was seen: seen while above the threshold
+    vis = {r: 0.95 for r in REGIONS}
+    vis["mouth"] = 0.82
+    assert "AU12" in hidden_aus(AUS, AU_REGIONS, vis, thr, hidden_regions(vis, thr, {"mouth"}))
+    assert "AU12" not in hidden_aus(AUS, AU_REGIONS, vis, thr, hidden_regions(vis, thr))
+
+
+def test_pipeline_holds_a_hidden_region_through_a_near_threshold_reading(real_face):  # noqa: F811
+    img, face = real_face
+    _, results = _run_pipeline(img, face, [0.9, 0.1, 0.82, 0.82, 0.9])
+    assert [bool(r.aus_hidden) for r in results] == [False, True, True, True, False]
+    _, results = _run_pipeline(img, face, [0.9, 0.82, 0.82])
+    assert not any(r.aus_hidden for r in results)

@@ -14,6 +14,7 @@ from driver_monitor.model.regions import (
     AU_REGIONS, REGION_BOXES, REGIONS, cell_weights, mirror_index, pixel_masks, region_boxes,
 )
 from driver_monitor.preprocess import AUS, EMOTIONS
+from tests.test_model import _tiny_ferplus
 from driver_monitor.training.occlusion_aug import OCCLUDER_WEIGHTS, PHOTOMETRIC, OccluderGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,28 +383,6 @@ def test_batch_inputs_give_the_teacher_the_clean_crop(train_mod):
     args.occlusion_p = 0.5
     with pytest.raises(Exception, match="umbrella"):
         train_mod.make_occluder(args, 48)
-
-
-def _tiny_ferplus(root: Path, n: int = 48) -> Path:
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for split in ("FER2013Train", "FER2013Valid"):
-        d = root / split
-        d.mkdir(parents=True)
-        rows = []
-        for i in range(n):
-            c = i % 2  # neutral vs happiness: a bright bar at the top or at the bottom
-            img = rng.integers(0, 60, (48, 48)).astype(np.uint8)
-            img[(0 if c else 30):(18 if c else 48)] += 150
-            cv2.imwrite(str(d / f"f{i:03d}.png"), img)
-            votes = [0] * 10
-            votes[c] = 8
-            votes[1 - c] = 2
-            rows.append([f"f{i:03d}.png", "(0, 0, 48, 48)", *votes])
-        with open(d / "label.csv", "w", newline="") as fh:
-            csv.writer(fh).writerows(rows)
-    return root
 
 
 def _rows(path: Path) -> list[dict]:

@@ -157,13 +157,21 @@ def _dims(value_info) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
 
 
-def _check_contract(p: Path, model, spec: InputSpec, emotion_names: tuple[str, ...],
-                    au_names: tuple[str, ...], meta_regions: tuple[str, ...] | None = None) -> None:
-    """The metadata must describe the graph it travels with: the input size, one emotion name per
-    probability and one AU name per intensity, and the region outputs with ``dm.regions`` (one value
-    per region) or neither. A mismatch found here is one line when the engine opens, not a crash on
-    the first face."""
-    shapes = {v.name: _dims(v) for v in [*model.graph.input, *model.graph.output]}
+def _io_shapes(model) -> dict[str, list[int | None]]:
+    return {v.name: _dims(v) for v in [*model.graph.input, *model.graph.output]}
+
+
+def _raise_mismatch(p: Path, problems: list[str]) -> None:
+    """The metadata must describe the graph it travels with: a mismatch found when the model is read
+    is one line when the engine opens, not a crash on the first face."""
+    if problems:
+        raise ModelError(f"model {str(p)!r}: its metadata does not match its graph ({'; '.join(problems)}); "
+                         f"re-export it with tools/export_onnx.py")
+
+
+def _name_problems(shapes: dict[str, list[int | None]], spec: InputSpec, emotion_names: tuple[str, ...],
+                   au_names: tuple[str, ...]) -> list[str]:
+    """The input size, one emotion name per probability and one AU name per intensity."""
     problems = []
     face = shapes.get(INPUT_NAME, [])
     if len(face) == 4 and any(d is not None and d != spec.size for d in face[2:]):
@@ -172,11 +180,7 @@ def _check_contract(p: Path, model, spec: InputSpec, emotion_names: tuple[str, .
         dims = shapes.get(name, [])
         if len(dims) == 2 and dims[1] is not None and dims[1] != len(names):
             problems.append(f"{key} lists {len(names)} names but {name} has {dims[1]} values")
-    if meta_regions is not None:  # None: the names only (the region map is read after them)
-        problems += _region_problems(shapes, meta_regions)
-    if problems:
-        raise ModelError(f"model {str(p)!r}: its metadata does not match its graph ({'; '.join(problems)}); "
-                         f"re-export it with tools/export_onnx.py")
+    return problems
 
 
 def _region_problems(shapes: dict[str, list[int | None]], regions: tuple[str, ...]) -> list[str]:
@@ -242,9 +246,10 @@ def read_model_info(path: str | Path) -> ModelInfo:
     if INPUT_NAME not in inputs or OUTPUT_PROBS not in outputs or OUTPUT_AUS not in outputs:
         raise ModelError(f"model {str(p)!r} has inputs {inputs} and outputs {outputs}; expected input "
                          f"{INPUT_NAME!r} and outputs {OUTPUT_PROBS!r}, {OUTPUT_AUS!r}")
-    _check_contract(p, model, spec, emotion_names, au_names)  # the names first: the region map reads them
+    shapes = _io_shapes(model)
+    _raise_mismatch(p, _name_problems(shapes, spec, emotion_names, au_names))  # first: the region map reads them
     regions, au_regions = _region_meta(meta, p, au_names)
-    _check_contract(p, model, spec, emotion_names, au_names, regions)
+    _raise_mismatch(p, _region_problems(shapes, regions))
     return ModelInfo(
         path=p,
         sha256=file_sha256(p),

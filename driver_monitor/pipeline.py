@@ -50,6 +50,7 @@ class EngineReading(NamedTuple):
     regions: dict[str, float] | None = None
     region_attention: dict[str, float] | None = None
     aus_hidden: tuple[str, ...] = ()
+    regions_hidden: tuple[str, ...] = ()
 
     def visible_aus(self) -> dict[str, float] | None:
         """The AUs the driver state may use: a hidden one's intensity is a guess."""
@@ -113,7 +114,6 @@ class Pipeline:
         self.prob_smoother = ProbSmoother(cfg.smoothing)
         self.au_smoother = ProbSmoother(cfg.smoothing)
         self.region_smoother = ProbSmoother(cfg.smoothing)
-        self._hidden_regions: frozenset[str] = frozenset()  # on the last reading (hysteresis)
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
         self._last_wall: float | None = None
@@ -197,6 +197,7 @@ class Pipeline:
             signals=signals, smoothed=smoothed, aligned=aligned,
             emotion_probs=reading.emotion_probs, aus=reading.aus, regions=reading.regions,
             region_attention=reading.region_attention, aus_hidden=reading.aus_hidden,
+            regions_hidden=reading.regions_hidden,
             events=tuple(events), timings_ms=timings,
         )
 
@@ -230,7 +231,6 @@ class Pipeline:
             self.prob_smoother.reset()
             self.au_smoother.reset()
             self.region_smoother.reset()
-            self._hidden_regions = frozenset()
             self._held = None
         self._had_face = has_face
         return smoothed
@@ -249,10 +249,12 @@ class Pipeline:
         vis = self.region_smoother.update(out.region_visibility[0], t_s)
         regions = dict(zip(out.region_names, (float(v) for v in vis)))
         threshold = self.cfg.engine.min_region_visibility
-        self._hidden_regions = hidden_regions(regions, threshold, self._hidden_regions)
+        was = self._held.regions_hidden if self._held is not None else ()  # the last reading (hysteresis)
+        gone = hidden_regions(regions, threshold, was)
         return reading._replace(
             regions=regions, region_attention=dict(zip(out.region_names, (float(v) for v in out.region_attention[0]))),
-            aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions, threshold, self._hidden_regions))
+            aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions, threshold, gone),
+            regions_hidden=tuple(r for r in out.region_names if r in gone))
 
     def _lost(self, t_s: float | None) -> FrameResult:
         last = self._last_frame
@@ -267,7 +269,6 @@ class Pipeline:
         self.smoother.reset()
         self._had_face = False
         self._held = None
-        self._hidden_regions = frozenset()
         state, events = self.monitor.update(float(t_s), None, camera_ok=False, frame_index=index)
         return FrameResult(frame=frame, camera_ok=False, state=state, events=tuple(events))
 

@@ -210,7 +210,7 @@ def test_au_panel_greys_out_hidden_aus(real_face):  # noqa: F811
 
 
 def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsys):  # noqa: F811
-    import importlib.util
+    from tests.conftest import load_tool
 
     img, face = real_face
     _, results = _run_pipeline(img, face, [0.9, 0.1, 0.1, 0.9])
@@ -218,10 +218,7 @@ def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsy
     for r in results:
         w.write(r)
     w.close({})
-    tool_path = Path(__file__).resolve().parent.parent / "tools" / "visibility_report.py"
-    spec = importlib.util.spec_from_file_location("dm_tools_visibility_report", tool_path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("visibility_report")
     assert tool.main([str(tmp_path / "drive"), "--json", str(tmp_path / "v.json")]) == 0
     (res,) = __import__("json").loads((tmp_path / "v.json").read_text())
     assert res["frames"] == 4 and res["regions"]["mouth"]["hidden_share"] == 0.5
@@ -260,3 +257,19 @@ def test_pipeline_holds_a_hidden_region_through_a_near_threshold_reading(real_fa
     assert [bool(r.aus_hidden) for r in results] == [False, True, True, True, False]
     _, results = _run_pipeline(img, face, [0.9, 0.82, 0.82])
     assert not any(r.aus_hidden for r in results)
+
+
+def test_the_panel_names_the_regions_the_pipeline_hides(real_face):  # noqa: F811
+    """The regions line and the greyed AUs tell the same story, hysteresis included."""
+    pytest.importorskip("PyQt6")
+    from PyQt6.QtWidgets import QApplication
+
+    from driver_monitor.ui.panels import AUPanel
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841
+    img, face = real_face
+    _, results = _run_pipeline(img, face, [0.9, 0.1, 0.82])
+    assert results[2].regions_hidden == ("mouth",) and "AU12" in results[2].aus_hidden
+    panel = AUPanel(AUS)
+    panel.show_result(results[2])  # 0.82: above 0.8, still hidden until above 0.85
+    assert "hidden: mouth" in panel.regions_label.text() and not panel.bars["AU12"].isEnabled()

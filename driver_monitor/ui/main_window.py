@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
         self.state_panel = DriverStatePanel()
         self.state_panel.calibrateRequested.connect(self.calibrate_now)
         self.emotion_panel = EmotionPanel()  # names and bars come with the session's model
-        self.au_panel = AUPanel(min_visibility=cfg.engine.min_region_visibility)
+        self.au_panel = AUPanel()
         self.event_list = EventList()
         self.event_list.eventActivated.connect(self.jump_to_event)
         self.plots = SignalPlots(cfg)

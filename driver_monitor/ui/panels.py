@@ -236,13 +236,13 @@ class EmotionPanel(_BarsPanel):
             self.headline.setText(f"dominant: {r.emotion} ({r.emotion_probs[r.emotion]:.0%})")
 
 
-def region_text(attention: Mapping[str, float], visibility: Mapping[str, float], threshold: float = 0.8) -> str:
-    """'relied on: face 0.92, eyes 0.71 · hidden: mouth' (regions by attention, highest first;
-    hidden: visibility below ``threshold``)."""
+def region_text(attention: Mapping[str, float], hidden: Sequence[str] = ()) -> str:
+    """'relied on: face 0.92, eyes 0.71 · hidden: mouth' (the three regions with the most attention,
+    highest first, and the regions the pipeline calls hidden)."""
     order = sorted(attention.items(), key=lambda kv: -kv[1])
     text = "relied on: " + ", ".join(f"{name.replace('_', ' ')} {w:.2f}" for name, w in order[:3])
-    hidden = [name.replace("_", " ") for name, v in visibility.items() if v < threshold]
-    return text + (f" · hidden: {', '.join(hidden)}" if hidden else "")
+    names = [name.replace("_", " ") for name in hidden]
+    return text + (f" · hidden: {', '.join(names)}" if names else "")
 
 
 class AUPanel(_BarsPanel):
@@ -252,10 +252,9 @@ class AUPanel(_BarsPanel):
     sunglasses over AU45, a mask over AU12) is greyed out and its value marked "hidden": it is a
     guess, and the strongest AU is chosen among the visible ones."""
 
-    def __init__(self, names: Sequence[str] = (), parent=None, *, min_visibility: float = 0.8) -> None:
+    def __init__(self, names: Sequence[str] = (), parent=None) -> None:
         super().__init__("Action units", names, parent)
         self.hidden: frozenset[str] = frozenset()
-        self.min_visibility = min_visibility  # engine.min_region_visibility: a region below it is hidden
         self.regions_label = QLabel("")  # which face regions the reading relied on; which are hidden
         self.regions_label.setWordWrap(True)
         self.layout().insertWidget(1, self.regions_label)
@@ -278,7 +277,7 @@ class AUPanel(_BarsPanel):
             self.headline.setText("every AU's face region is hidden")
         self.regions_label.setVisible(bool(r.region_attention))
         if r.region_attention:
-            self.regions_label.setText(region_text(r.region_attention, r.regions or {}, self.min_visibility))
+            self.regions_label.setText(region_text(r.region_attention, r.regions_hidden))
 
     def _grey(self, hidden: frozenset[str]) -> None:
         """Grey out the hidden AUs' labels and bars (and mark their values); restore the others."""
@@ -286,7 +285,7 @@ class AUPanel(_BarsPanel):
             off = name in hidden
             if off and self.values is not None and name in self.values:
                 bar.setFormat(f"{self.values[name]:.2f} hidden")
-            if off != (name in self.hidden) or off:
+            if off or name in self.hidden:  # hidden now or until now
                 bar.setEnabled(not off)
                 self.labels[name].setEnabled(not off)
                 self.labels[name].setToolTip("its face region is hidden: the value is a guess" if off else "")

@@ -2,26 +2,20 @@
 FERPlus-layout test split, on the tiny model of test_engine_model (labels from torch, not ONNX)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .test_engine_model import export_tiny, random_crops, tiny_module
+from tests.conftest import load_tool
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def evaluate_tool():
-    spec = importlib.util.spec_from_file_location("dm_tools_evaluate", ROOT / "tools" / "evaluate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dm_tools_evaluate"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("evaluate")
 
 
 def _fake_ferplus(root: Path, crops: np.ndarray, labels: np.ndarray) -> Path:

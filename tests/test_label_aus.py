@@ -2,10 +2,7 @@
 labeller on the real CK+ subset (AU presence ranked correctly) when ../shared/data is present."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +11,8 @@ from driver_monitor.errors import ModelError
 from driver_monitor.training.face_au import BLENDSHAPES, aus_from_mediapipe, face_geometry
 from driver_monitor.model.metrics import roc_auc
 from driver_monitor.preprocess import AUS
-from tests.conftest import need_data
+from tests.conftest import load_tool, need_data
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _mesh(lip_gap=0.05, corner_drop=0.0, brow=0.3, lid=0.3, scale=1.0, angle_deg=0.0):
@@ -102,10 +98,7 @@ def ckplus_dir(tmp_path_factory):
 @pytest.mark.data
 def test_label_tool_writes_cache(tmp_path, ckplus_dir):
     model = need_data("models/face_landmarker.task")
-    spec = importlib.util.spec_from_file_location("dm_tools_label_aus", ROOT / "tools" / "label_aus.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dm_tools_label_aus"] = mod
-    spec.loader.exec_module(mod)
+    mod = load_tool("label_aus")
     out = tmp_path / "ck.npz"
     assert mod.main(["--model", str(model), "--dataset", "ckplus", "--root", str(ckplus_dir),
                      "--out", str(out), "--limit", "4"]) == 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +16,14 @@ from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint, save_
 from driver_monitor.model.checkpoint import default_meta, read_checkpoint  # noqa: E402
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
+from tests.conftest import load_tool  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4)
-
-
-def _train_module():
-    spec = importlib.util.spec_from_file_location("dm_tools_train", ROOT / "tools" / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dm_tools_train"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def train_mod():
-    return _train_module()
+    return load_tool("train")
 
 
 @pytest.mark.parametrize("cfg", [TINY, NetConfig(stem=(8, 16), stem_stride=2, widths=(16, 24, 32), extra_blocks=0)])
@@ -425,9 +415,7 @@ def test_amp_choice(train_mod, monkeypatch):
 
 
 def test_bench_train_tool_writes_its_table(tmp_path, train_mod, capsys):
-    spec = importlib.util.spec_from_file_location("dm_tools_bench_train", ROOT / "tools" / "bench_train.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool("bench_train")
     assert mod.main(["--arch", "tiny", "--amp", "off", "--steps", "1", "--batch", "4", "--threads", "1",
                      "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]

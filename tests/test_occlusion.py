@@ -2,9 +2,7 @@
 on synthetic faces (no dataset needed)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,8 +11,8 @@ import pytest
 
 from driver_monitor.training import occlusion as occ
 from driver_monitor.training.occlusion import CONDITIONS, occlude, occlude_all
+from tests.conftest import load_tool
 
-ROOT = Path(__file__).resolve().parent.parent
 S = 48
 
 
@@ -201,11 +199,7 @@ def test_bad_input_is_refused():
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("dm_tools_occlusion_eval", ROOT / "tools" / "occlusion_eval.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dm_tools_occlusion_eval"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool("occlusion_eval")
 
 
 def fake_ferplus(root: Path, crops: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -3,8 +3,6 @@ checkpoints and export, and distillation from a frozen teacher (tiny sizes, synt
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from driver_monitor.model.regions import (
     AU_REGIONS, REGION_BOXES, REGIONS, cell_weights, mirror_index, pixel_masks, region_boxes,
 )
 from driver_monitor.preprocess import AUS, EMOTIONS
+from tests.conftest import load_tool
 from tests.test_model import _tiny_ferplus
 from driver_monitor.training.occlusion_aug import OCCLUDER_WEIGHTS, PHOTOMETRIC, OccluderGenerator
 
@@ -327,17 +326,9 @@ def test_region_variant_exports_the_two_outputs_and_the_region_outputs(tmp_path)
 
 # --------------------------------------------------------------------------------- distillation
 
-def _train_module():
-    spec = importlib.util.spec_from_file_location("dm_tools_train_occ", ROOT / "tools" / "train.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["dm_tools_train_occ"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def train_mod():
-    return _train_module()
+    return load_tool("train")
 
 
 def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it(train_mod):

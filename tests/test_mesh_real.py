@@ -243,9 +243,46 @@ def test_landmark_bytes_reader_matches_protobuf_objects(extra_visibility: bool) 
         msg.landmark.add(x=float(x), y=float(y), z=float(z))
     if extra_visibility:
         msg.landmark[7].visibility = 0.5
-    got = _landmark_array(msg)
     want = np.array([(p.x, p.y, p.z) for p in msg.landmark], np.float32)
-    assert got.shape == (478, 3) and np.array_equal(got, want) and np.array_equal(got, vals)
+    for given in (msg, msg.SerializeToString()):
+        got = _landmark_array(given)
+        assert got.shape == (478, 3) and np.array_equal(got, want) and np.array_equal(got, vals)
+
+
+@pytest.mark.parametrize("max_faces", [1, 3])
+def test_lean_graph_call_gives_what_process_gives(max_faces: int) -> None:
+    """The mesh's direct graph call returns, frame by frame, the very landmarks FaceMesh.process
+    returns (tracking on a clip with turns and a face that leaves), and falls back to process for
+    an object without the graph members."""
+    import cv2
+    import mediapipe as mp
+
+    from driver_monitor.face.mesh import _mesh_landmarks
+
+    def mesh():
+        return mp.solutions.face_mesh.FaceMesh(max_num_faces=max_faces, refine_landmarks=True)
+
+    with open_source(str(need_data("videos/head_turns.mp4")), CaptureConfig()) as src, mesh() as a, mesh() as b:
+        n = 0
+        for frame in src:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            want = [lm.SerializeToString() for lm in (a.process(rgb).multi_face_landmarks or [])]
+            assert _mesh_landmarks(b, rgb) == want, f"frame {frame.index}"
+            n += bool(want)
+            if frame.index >= 150:
+                break
+    assert n > 100
+
+    class Wrapped:  # only process(): the fallback
+        def __init__(self, inner):
+            self.inner = inner
+
+        def process(self, rgb):
+            return self.inner.process(rgb)
+
+    with mesh() as c:
+        got = _mesh_landmarks(Wrapped(c), rgb)
+    assert len(got) == 1 and got[0].landmark[0].x > 0
 
 
 def report(names: list[str]) -> None:

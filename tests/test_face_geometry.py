@@ -229,3 +229,19 @@ def test_eye_visibility_unmeasurable_is_neutral() -> None:
     black = np.zeros((400, 640, 3), np.uint8)
     assert math.isnan(eye_visibility_ratio(black, face))
     assert eye_visibility(black, face) == 1.0
+
+
+def test_eye_patch_luma_is_the_weighted_sum_of_the_channels() -> None:
+    """The patches' grey levels are 0.114 B + 0.587 G + 0.299 R, as a matrix product would give
+    them (computed by hand so no BLAS thread pool wakes beside the face mesh)."""
+    from driver_monitor.face.visibility import _W, _grey_patches
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    pts = np.array([[10, 10, 0], [40, 30, 0], [79, 59, 0]], np.float32)
+    got = _grey_patches(img, pts, (0, 1, 2), 4)
+    want = np.concatenate([img[6:15, 6:15].reshape(-1, 3), img[26:35, 36:45].reshape(-1, 3),
+                           img[55:60, 75:80].reshape(-1, 3)]).astype(np.float64) @ _W.astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
+    grey = img[..., 1]
+    np.testing.assert_array_equal(_grey_patches(grey, pts, (1,), 2), grey[28:33, 38:43].reshape(-1).astype(np.float32))

@@ -48,7 +48,12 @@ def _grey_patches(image: NDArray[np.uint8], pts: NDArray[np.float32], idx: tuple
     if not out:
         return np.empty(0, np.float32)
     allp = np.concatenate(out)
-    return allp.astype(np.float32) @ _W if allp.ndim == 2 else allp.astype(np.float32)
+    if allp.ndim == 1:
+        return allp.astype(np.float32)
+    # the weighted sum by hand, not ``@``: a matrix product goes to the BLAS library, whose
+    # worker threads spin on the core the face mesh runs on (0.4 ms alone, 1.8-3.8 ms beside it)
+    c = allp.astype(np.float32)
+    return c[:, 0] * _W[0] + c[:, 1] * _W[1] + c[:, 2] * _W[2]
 
 
 def eye_visibility_ratio(image: NDArray[np.uint8], face: Face) -> float:

@@ -66,6 +66,23 @@ def _default_factory(target: Any) -> CaptureLike:
     return _cv2().VideoCapture(target)
 
 
+def _file_factory(threads: int) -> CaptureFactory:
+    """OpenCV's own choice of backend with ``threads`` decoder threads when the backend takes the
+    setting (FFmpeg does); otherwise, and with 0, the backend's default (FFmpeg: one per core)."""
+    def make(target: Any) -> CaptureLike:
+        cv2 = _cv2()
+        if threads > 0:
+            try:
+                cap = cv2.VideoCapture(target, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, int(threads)])
+            except cv2.error:  # a backend that refuses the setting: open it as it comes
+                cap = None
+            if cap is not None and cap.isOpened():
+                return cap
+        return cv2.VideoCapture(target)
+
+    return make
+
+
 def _stream_factory(timeout_s: float) -> CaptureFactory:
     """OpenCV's FFmpeg backend with open / read timeouts, so a dead stream cannot block the
     capture thread (or close()) for FFmpeg's default of 30 s or more."""
@@ -484,4 +501,4 @@ def open_source(source: int | str | os.PathLike, cfg: CaptureConfig, *,
                           f"(0, 1, ...) or a stream URL")
     if not path.is_file():
         raise SourceError(f"{str(path)!r} is not a file; give a video file, a camera index or a stream URL")
-    return FileSource(path, cfg, factory)
+    return FileSource(path, cfg, capture_factory or _file_factory(cfg.decode_threads))

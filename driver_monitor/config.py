@@ -47,6 +47,10 @@ class CaptureConfig:
     read_timeout_s: float = _f(2.0, "s", gt=0, le=60)  # live: no frame for this long = camera lost
     reconnect_interval_s: float = _f(1.0, "s", gt=0, le=60)
     reconnect_attempts: int = _f(5, ge=0, le=1000)  # live sources; 0 = never retry
+    # a file's decoder threads (FFmpeg); 0 = the decoder's default, one per core. The frame loop
+    # decodes a file ahead on a thread of its own, where one decoder thread keeps up and leaves
+    # the other cores to the face mesh and the engine
+    decode_threads: int = _f(1, ge=0, le=64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,7 @@ class EngineConfig:
     enabled: bool = _f(True)
     backend: str = _f("auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
     device: str = _f("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when the backend can use it
-    cpu_threads: int = _f(0, ge=0, le=256)  # intra-op threads of CPU engines; 0 = every usable core
+    cpu_threads: int = _f(0, ge=0, le=256)  # CPU engines' intra-op threads; 0 = usable cores less one (the mesh's)
     model: str = _f("engines/emotion_au.onnx", "path")
     precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Collection, Mapping, NamedTuple, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -108,7 +108,10 @@ class Pipeline:
             detector = FaceMeshDetector(cfg.face)
         self.detector = detector
         # a detector that schedules its search for other faces wants the frame's video time
-        self._detect_takes_time = "t_s" in inspect.signature(detector.detect).parameters
+        params = inspect.signature(detector.detect).parameters
+        self._detect_takes_time = "t_s" in params
+        # a detector that converts the frame first may have that done ahead (session's decode thread)
+        self._prepare = getattr(detector, "prepare", None) if "prepared" in params else None
         self.spec = engine.spec if engine is not None else DEFAULT_INPUT
         self.smoother = SignalSmoother(cfg.smoothing)
         self.prob_smoother = ProbSmoother(cfg.smoothing)
@@ -146,14 +149,22 @@ class Pipeline:
 
     # ------------------------------------------------------------------ per frame
 
-    def detect(self, frame: Frame) -> Detected:
-        """The first stage: the face mesh on one frame. Touches nothing but the detector, so it may
-        run on another thread than :meth:`process`, one frame ahead (frames in order)."""
+    def prepare(self, frame: Frame) -> Any:
+        """What the detector makes of the frame before it runs (the mesh: the RGB copy), or None.
+        Touches nothing but the frame, so a decoding thread may do it ahead of :meth:`detect`."""
+        return self._prepare(frame.image) if self._prepare is not None else None
+
+    def detect(self, frame: Frame, prepared: Any = None) -> Detected:
+        """The first stage: the face mesh on one frame (``prepared``: :meth:`prepare`'s result for
+        it, when done ahead). Touches nothing but the detector, so it may run on another thread
+        than :meth:`process`, one frame ahead (frames in order)."""
         t0 = time.perf_counter()
+        kw: dict[str, Any] = {}
         if self._detect_takes_time:
-            faces = self.detector.detect(frame.image, t_s=frame.time_s)
-        else:
-            faces = self.detector.detect(frame.image)
+            kw["t_s"] = frame.time_s
+        if prepared is not None:
+            kw["prepared"] = prepared
+        faces = self.detector.detect(frame.image, **kw)
         return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3)
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,

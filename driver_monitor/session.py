@@ -12,6 +12,7 @@ controls, and a fleet worker runs it per drive.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -59,7 +60,8 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
     events) and closes the source.
 
     ``overlap`` (default): two stages on two threads: decoding and the face mesh of frame n+1 run
-    while the rest of frame n (alignment, engine, smoothing, state, and the caller's writing) does;
+    while the rest of frame n (alignment, engine, smoothing, state, and the caller's writing) does
+    (a file is also decoded up to ``_READ_AHEAD`` frames ahead of the mesh, on a third thread);
     the hand-off holds at most ``_HANDOFF`` frames, the order is kept and a file loses no frame, so
     the results are those of one thread (``overlap=False``). A live source keeps only the newest
     frame: a frame the second stage has not taken yet is replaced by a newer one. An error in the
@@ -79,37 +81,106 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
 
 
 _HANDOFF = 2  # frames between the two stages
+_READ_AHEAD = 3  # a file's frames decoded ahead of the mesh
 _END = object()
 
 
 def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event) -> None:
-    """Read, time the decode, run the mesh; hand (frame, decode_ms, detected) on, in order."""
+    """Read, time the decode, run the mesh; hand (frame, decode_ms, detected) on, in order. A
+    file is decoded ahead on a thread of its own (:class:`_ReadAhead`), so the mesh never waits
+    for the decoder; a live source has its capture thread already."""
+    reader = None if src.is_live else _ReadAhead(src, stop, pipeline.prepare)
     try:
         while not stop.is_set():
-            t0 = time.perf_counter()
-            frame = src.read()
-            decode_ms = (time.perf_counter() - t0) * 1e3
-            if frame is None:
-                if src.is_live and not src.ended:
-                    item: Any = None  # a camera-lost tick
-                else:
+            prepared = None
+            if reader is not None:
+                got = reader.next()
+                if got is None:
                     break
+                frame, decode_ms, prepared = got
             else:
-                item = (frame, decode_ms, pipeline.detect(frame))
+                t0 = time.perf_counter()
+                frame = src.read()
+                decode_ms = (time.perf_counter() - t0) * 1e3
+                if frame is None and src.ended:
+                    break
+            item: Any = None if frame is None else (frame, decode_ms, pipeline.detect(frame, prepared))  # None: lost
             if src.is_live:
                 _put_newest(hand, item)
-                continue
-            while not stop.is_set():
-                try:
-                    hand.put(item, timeout=0.05)
-                    break
-                except queue.Full:
-                    pass
+            else:
+                _put(hand, item, stop)
     except BaseException as exc:  # reaches the second stage, which raises it
-        item = exc
-        hand.put(item)
+        _put(hand, exc, stop)
         return
-    hand.put(_END)
+    finally:
+        if reader is not None:
+            reader.close()
+    _put(hand, _END, stop)
+
+
+def _put(hand: "queue.Queue[Any]", item: Any, stop: threading.Event) -> None:
+    """Hand an item on, waiting for room, unless the loop is stopping."""
+    while not stop.is_set():
+        try:
+            hand.put(item, timeout=0.05)
+            return
+        except queue.Full:
+            pass
+
+
+class _ReadAhead:
+    """A file's frames decoded on their own thread, at most ``_READ_AHEAD`` ahead, in order, each
+    with what ``prepare(frame)`` makes of it for the mesh (its RGB copy). ``next()`` gives
+    (frame, decode_ms, prepared), None at the end, or raises the decoder's error; ``close()``
+    stops the thread and waits for it (the caller may close the source after)."""
+
+    def __init__(self, src: "VideoSource", stop: threading.Event, prepare: Callable[[Any], Any]) -> None:
+        self._src = src
+        self._prepare = prepare
+        self._stop = stop
+        self._done = threading.Event()
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=_READ_AHEAD)
+        self._thread = threading.Thread(target=self._run, name="decode-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not (self._stop.is_set() or self._done.is_set()):
+                t0 = time.perf_counter()
+                frame = self._src.read()
+                if frame is None:
+                    break
+                decode_ms = (time.perf_counter() - t0) * 1e3
+                self._offer((frame, decode_ms, self._prepare(frame)))
+        except BaseException as exc:
+            self._offer(exc)
+            return
+        self._offer(_END)
+
+    def _offer(self, item: Any) -> None:
+        while not (self._stop.is_set() or self._done.is_set()):
+            try:
+                self._q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                pass
+
+    def next(self) -> tuple[Any, float, Any] | None:
+        while not self._stop.is_set():
+            try:
+                item = self._q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return None
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        return None
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _put_newest(hand: "queue.Queue[Any]", item: Any) -> None:
@@ -125,8 +196,32 @@ def _put_newest(hand: "queue.Queue[Any]", item: Any) -> None:
         hand.put_nowait(item)
 
 
+@contextlib.contextmanager
+def _opencv_threads_per_stage() -> Iterator[None]:
+    """While the stages run, OpenCV's own thread pool keeps off the cores the stages use: each
+    stage has a core, and a pool worker woken on the other stage's core only takes turns with it
+    (measured on 2 cores: alignment 0.9 ms alone, 3-4 ms beside the mesh with the pool). The pool
+    gets the cores beyond the two stages, at least one thread, never more than it had."""
+    import cv2
+
+    from .engine.onnxruntime_backend import cpu_threads
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(max(1, min(before, cpu_threads() - 2)))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def _two_stages(src: "VideoSource", pipeline: "Pipeline", max_frames: int | None,
                 should_stop: Callable[[], bool]) -> Iterator[FrameResult]:
+    with _opencv_threads_per_stage():
+        yield from _two_stage_loop(src, pipeline, max_frames, should_stop)
+
+
+def _two_stage_loop(src: "VideoSource", pipeline: "Pipeline", max_frames: int | None,
+                    should_stop: Callable[[], bool]) -> Iterator[FrameResult]:
     hand: queue.Queue[Any] = queue.Queue(maxsize=_HANDOFF)
     stop = threading.Event()
     first = threading.Thread(target=_first_stage, args=(src, pipeline, hand, stop), name="mesh-stage", daemon=True)

@@ -384,3 +384,43 @@ def test_parse_source_refuses_what_is_no_source(bad) -> None:
 
     with pytest.raises(SourceError):
         parse_source(bad)
+
+
+def test_a_file_decodes_with_the_configured_decoder_threads_and_the_same_frames() -> None:
+    """``capture.decode_threads`` (default 1) reaches FFmpeg; the frames are those of the
+    decoder's own default (one thread per core), bit for bit."""
+    import cv2
+
+    path = str(need_data("videos/driver_eyes_closed_glasses.mp4"))
+    frames = {}
+    for threads in (1, 0):
+        src = open_source(path, CaptureConfig(decode_threads=threads))
+        try:
+            if threads:
+                assert src._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+            frames[threads] = [f.image for f in iter(src.read, None)]
+        finally:
+            src.close()
+    assert len(frames[1]) == len(frames[0]) > 200
+    assert all(np.array_equal(a, b) for a, b in zip(frames[1], frames[0]))
+
+
+def test_a_backend_that_refuses_the_decoder_threads_opens_the_file_as_it_comes(monkeypatch, tmp_path) -> None:
+    import cv2
+
+    from driver_monitor import capture
+
+    opened = []
+
+    class Cap(FakeCapture):
+        def __init__(self, target, *args):
+            if args:
+                raise cv2.error("the backend takes no parameters")
+            opened.append(target)
+            super().__init__([1, 2], count=2)
+
+    monkeypatch.setattr(cv2, "VideoCapture", Cap)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"x")
+    src = capture.open_source(str(video), CaptureConfig(decode_threads=1))
+    assert opened == [str(video)] and src.read().image[0, 0, 0] == 1

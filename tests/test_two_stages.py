@@ -58,7 +58,7 @@ class NoFaces:
 
 
 def _stage_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "mesh-stage"]
+    return [t for t in threading.enumerate() if t.name in ("mesh-stage", "decode-ahead")]
 
 
 def test_every_frame_in_order() -> None:
@@ -132,3 +132,66 @@ def test_two_stages_give_the_results_of_one_thread() -> None:
             np.testing.assert_array_equal(a.face.landmarks, b.face.landmarks)
         assert a.signals == b.signals and a.smoothed == b.smoothed
         assert a.state == b.state and a.events == b.events
+
+
+def test_a_file_is_decoded_ahead_of_the_mesh_on_its_own_thread() -> None:
+    """A file's frames are read on the decode-ahead thread, at most a few ahead of the mesh, and
+    the thread is gone when the loop ends; a live source is read by the mesh stage itself."""
+    cfg = load_config(None, ["engine.enabled=false"])
+    readers: set[str] = set()
+
+    class Spy(Frames):
+        def read(self):
+            readers.add(threading.current_thread().name)
+            return super().read()
+
+    class SlowFaces(NoFaces):
+        def __init__(self, src):
+            super().__init__(0.002)
+            self.src = src
+            self.ahead = 0
+
+        def detect(self, image):
+            self.ahead = max(self.ahead, self.src.i - int(image[0, 0]) - 1)
+            return super().detect(image)
+
+    src = Spy(60)
+    det = SlowFaces(src)
+    with Pipeline(cfg, None, detector=det) as pipe:
+        got = [r.frame.index for r in run_frames(src, pipe)]
+    assert got == list(range(60)) and readers == {"decode-ahead"}
+    assert 1 <= det.ahead <= 5  # the read-ahead queue, the frame in hand and the one being offered
+    assert not _stage_threads()
+    readers.clear()
+    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+        list(run_frames(Spy(20, live=True), pipe))
+    assert readers == {"mesh-stage"}
+
+
+def test_opencv_threads_one_per_stage_while_the_stages_run_then_restored() -> None:
+    """OpenCV's pool keeps off the stages' cores while they run (at most the cores beyond the
+    two stages, at least one thread) and gets its setting back afterwards, errors included."""
+    import cv2
+
+    from driver_monitor.engine.onnxruntime_backend import cpu_threads
+
+    cfg = load_config(None, ["engine.enabled=false"])
+    seen: list[int] = []
+
+    class Counting(NoFaces):
+        def detect(self, image):
+            seen.append(cv2.getNumThreads())
+            return []
+
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(4)
+        with Pipeline(cfg, None, detector=Counting()) as pipe:
+            list(run_frames(Frames(10), pipe))
+            assert set(seen) == {max(1, min(4, cpu_threads() - 2))}
+            assert cv2.getNumThreads() == 4
+            with pytest.raises(SourceError):
+                list(run_frames(Frames(10, fail_at=3), pipe))
+            assert cv2.getNumThreads() == 4
+    finally:
+        cv2.setNumThreads(before)

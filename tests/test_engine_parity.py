@@ -221,3 +221,13 @@ def test_int8_calibration_methods(models, reference, tmp_path, method):
 def test_unknown_calibration_method(models, tmp_path):
     with pytest.raises(DatasetError, match="calibration method 'median'"):
         build_copy(models["fp32"], "int8", tmp_path, calib_dir=models["calib"], calib_method="median")
+
+
+def test_default_intra_op_threads_leave_the_face_mesh_a_core(monkeypatch) -> None:
+    from driver_monitor.engine import onnxruntime_backend as ob
+
+    for cores, want in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(ob, "cpu_threads", lambda c=cores: c)
+        assert ob.default_threads() == want
+        assert ob.session_options().intra_op_num_threads == want
+    assert ob.session_options(3).intra_op_num_threads == 3

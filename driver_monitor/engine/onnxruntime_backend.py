@@ -2,7 +2,7 @@
 
 The only module that imports onnxruntime for inference. Session options are set for
 latency at batch 1 on a small CPU: full graph optimisation, intra-op threads = the cores this
-process may use, one inter-op thread, sequential execution.
+process may use less the face mesh's, one inter-op thread, sequential execution.
 """
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """Intra-op threads when none are set (``engine.cpu_threads: 0``): every usable core but one,
+    at least one. The frame loop runs the face mesh of the next frame beside the engine, on a
+    core of its own; an engine thread on that core only takes turns with the mesh."""
+    return max(1, cpu_threads() - 1)
+
+
 def session_options(threads: int | None = None, *, spinning: bool = False) -> Any:
     """Latency-oriented options. ``spinning=False``: worker threads sleep between runs instead of
     busy-waiting, so the CPU stages that run between engine calls (face mesh) keep the cores."""
@@ -60,7 +67,7 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or cpu_threads()
+    so.intra_op_num_threads = threads or default_threads()
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.log_severity_level = 3  # errors only

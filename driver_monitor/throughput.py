@@ -73,7 +73,8 @@ def stride_cost(every: list[dict[str, str]], strided: list[dict[str, str]]) -> d
     """How far the engine stride's held outputs are from running the network on every frame:
     the top emotion's agreement and the mean / largest absolute difference of the emotion
     probabilities and of the action-unit intensities, over the frames both read a face on."""
-    cols = [c for c in (every[0] if every else {}) if c.startswith("p_") or c.startswith("au")]
+    cols = [c for c in (every[0] if every else {})  # the probabilities and the AU intensities (au1, au26)
+            if c.startswith("p_") or (c.startswith("au") and c[2:].isdigit())]
     agree = n = 0
     diffs: dict[str, list[float]] = {"p": [], "au": []}
     for a, b in zip(every, strided):

@@ -9,12 +9,12 @@ from tests.conftest import need_data
 
 
 def test_stride_cost_counts_agreement_and_differences() -> None:
-    every = [{"emotion": "neutral", "p_neutral": "0.9", "au12": "0.1"},
-             {"emotion": "happiness", "p_neutral": "0.2", "au12": "0.8"},
-             {"emotion": "", "p_neutral": "", "au12": ""}]
-    held = [{"emotion": "neutral", "p_neutral": "0.9", "au12": "0.1"},
-            {"emotion": "neutral", "p_neutral": "0.6", "au12": "0.5"},
-            {"emotion": "", "p_neutral": "", "au12": ""}]
+    every = [{"emotion": "neutral", "p_neutral": "0.9", "au12": "0.1", "aus_hidden": "au12 au25"},
+             {"emotion": "happiness", "p_neutral": "0.2", "au12": "0.8", "aus_hidden": ""},
+             {"emotion": "", "p_neutral": "", "au12": "", "aus_hidden": ""}]
+    held = [{"emotion": "neutral", "p_neutral": "0.9", "au12": "0.1", "aus_hidden": "au12"},
+            {"emotion": "neutral", "p_neutral": "0.6", "au12": "0.5", "aus_hidden": ""},
+            {"emotion": "", "p_neutral": "", "au12": "", "aus_hidden": ""}]
     c = stride_cost(every, held)
     assert c["frames"] == 2 and c["emotion_agreement"] == 0.5
     assert abs(c["p_max_abs_diff"] - 0.4) < 1e-9 and abs(c["au_mean_abs_diff"] - 0.15) < 1e-9

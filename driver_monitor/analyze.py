@@ -63,7 +63,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         log(f"warning: {src.warning}")
     pipeline = recorder = None
     started, reason = time.time(), None
-    loop: list[float] = []  # perf_counter() when the frame loop started and ended
+    loop: list[tuple[float, float]] = []  # (perf_counter(), process_time()) when the frame loop started and ended
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
@@ -85,7 +85,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         summary: dict[str, Any] = {}
         try:
             if recorder is not None and pipeline is not None:
-                loop.append(time.perf_counter())
+                loop.append((time.perf_counter(), time.process_time()))
                 summary = recorder.close({**_summary(src, pipeline, cfg, selection, started, reason),
                                           **_loop_figures(loop, recorder.frames_written)},
                                          events=pipeline.finish())
@@ -105,22 +105,24 @@ def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None
                           f"replace them, or give another --out")
 
 
-def _write_frames(src: Any, pipeline: Any, recorder: Recorder, bar: Any, loop: list[float], *,
+def _write_frames(src: Any, pipeline: Any, recorder: Recorder, bar: Any, loop: list[tuple[float, float]], *,
                   max_frames: int | None, overlap: bool) -> None:
-    """The frame loop: every result written as it comes; ``loop`` gets the start time."""
-    loop.append(time.perf_counter())
+    """The frame loop: every result written as it comes; ``loop`` gets the start (wall, CPU) time."""
+    loop.append((time.perf_counter(), time.process_time()))
     for result in run_frames(src, pipeline, max_frames=max_frames, overlap=overlap):
         recorder.write(result)
         if bar is not None and result.camera_ok:
             bar.update(1)
 
 
-def _loop_figures(loop: list[float], frames: int) -> dict[str, Any]:
-    """The frame loop's wall time (start-up excluded) and frames per second over it."""
+def _loop_figures(loop: list[tuple[float, float]], frames: int) -> dict[str, Any]:
+    """The frame loop's wall time (start-up excluded), frames per second over it, and the CPU
+    time the process spent meanwhile (all threads) over that wall time: the cores kept busy."""
     if len(loop) < 2:
         return {}
-    seconds = loop[-1] - loop[0]
-    return {"loop_s": round(seconds, 3), "loop_fps": round(frames / seconds, 2) if seconds > 0 and frames else None}
+    seconds, cpu = loop[-1][0] - loop[0][0], loop[-1][1] - loop[0][1]
+    return {"loop_s": round(seconds, 3), "loop_fps": round(frames / seconds, 2) if seconds > 0 and frames else None,
+            "loop_cpu_s": round(cpu, 3), "loop_cores": round(cpu / seconds, 2) if seconds > 0 else None}
 
 
 def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, started: float,

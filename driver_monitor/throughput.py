@@ -7,7 +7,8 @@ the same process, interleaved run by run and repeated, so a burst of load on a s
 every run alike. Absolute frames per second move with the machine; the ratios move much less.
 
 Runs per clip (each a real ``analyze`` into a scratch folder, CSV and JSONL writing included;
-``loop_fps`` from its summary: the frame loop's wall time, start-up excluded):
+``loop_fps`` and ``loop_cores`` from its summary: the frame loop's wall time, start-up excluded, and
+the CPU time of all threads over it):
 
 * ``mesh``: the bare loop;
 * ``analyze``: the default configuration (engine on, two stages, one face tracked);
@@ -96,11 +97,14 @@ def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -
     from .face.mesh import bare_mesh_loop
 
     fps: dict[str, list[float]] = {"mesh": []}
+    cores: dict[str, list[float]] = {"mesh": []}
     stages: dict[str, list[dict[str, float]]] = {}
     costs: list[dict[str, Any]] = []
     frames = 0
     for rep in range(repeats):
+        cpu0 = time.process_time()
         n, seconds = bare_mesh_loop(str(video))
+        cores["mesh"].append((time.process_time() - cpu0) / seconds)  # the mesh is made before its clock
         frames = n
         fps["mesh"].append(n / seconds)
         outputs: dict[str, list[dict[str, str]]] = {}
@@ -111,6 +115,7 @@ def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -
             if not summary.get("loop_fps"):
                 raise DriverMonitorError(f"bench --side-by-side: {video.name} gave no frames; pass readable videos")
             fps.setdefault(name, []).append(float(summary["loop_fps"]))
+            cores.setdefault(name, []).append(float(summary.get("loop_cores") or 0.0))
             outputs[name] = _read_frames(folder)
             stages.setdefault(name, []).append(_stage_means(outputs[name]))
         costs.append(stride_cost(outputs["analyze"], outputs["analyze, engine stride 3"]))
@@ -123,6 +128,7 @@ def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -
         rows.append({
             "run": name, "fps_median": round(statistics.median(values), 1), "fps": [round(v, 1) for v in values],
             "ratio_to_mesh_median": round(statistics.median(ratios), 3), "ratios": [round(r, 3) for r in ratios],
+            "cores_median": round(statistics.median(cores[name]), 2),
             "stages_ms": {s: round(statistics.median(d[s] for d in per_stage if s in d), 3)
                           for s in STAGES if any(s in d for d in per_stage)},
         })
@@ -158,15 +164,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m.get('cpu_count')} CPUs ({m.get('processor')}); load average {report.get('load_average_start')} at the "
         f"start, {report.get('load_average_end')} at the end; medians of {report['repeats']} interleaved repeats.",
         "",
-        "| clip | run | frames/s | x bare mesh | decode ms | mesh ms | align ms | engine ms | state ms | total ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | run | frames/s | x bare mesh | cores busy | CPU ms a frame | decode ms | mesh ms | align ms "
+        "| engine ms | state ms | total ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for clip in report["clips"]:
         for r in clip["runs"]:
             st = r["stages_ms"]
             cells = " | ".join(f"{st[s]:.2f}" if s in st else "-" for s in STAGES)
+            busy = r.get("cores_median")
+            cpu = f"{1e3 * busy / r['fps_median']:.2f}" if busy and r["fps_median"] else "-"
             lines.append(f"| {clip['video']} ({clip['frames']}) | {r['run']} | {r['fps_median']:.0f} | "
-                         f"{r['ratio_to_mesh_median']:.2f} | {cells} |")
+                         f"{r['ratio_to_mesh_median']:.2f} | {busy if busy else '-'} | {cpu} | {cells} |")
     lines += ["", "Engine stride 3 against the network on every frame (same sitting, last repeat):", "",
               "| clip | frames | top emotion agrees | probabilities: mean / max abs diff | AUs: mean / max abs diff |",
               "|---|---|---|---|---|"]
@@ -177,5 +186,7 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{c.get('p_max_abs_diff')} | {c.get('au_mean_abs_diff')} / {c.get('au_max_abs_diff')} |")
     lines += ["", "Stage milliseconds are per frame as each stage measured itself; with two stages the mesh "
               "of one frame runs while the rest of the previous one does, so they add up to more than the "
-              "wall time per frame. `total` is a frame's time from its read to its result.", ""]
+              "wall time per frame. `total` is a frame's time from its read to its result. `cores busy`: the "
+              "process's CPU time (all threads) over the loop's wall time; `CPU ms a frame` = cores busy x "
+              "1000 / frames/s: with 2 cores, a run cannot go faster than 2000 / that figure frames/s.", ""]
     return "\n".join(lines)

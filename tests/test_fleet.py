@@ -53,7 +53,7 @@ def frames(folder: Path) -> list[dict[str, str]]:
 
 def summary_without_timing(folder: Path) -> dict:
     s = json.loads((folder / "summary.json").read_text())
-    for k in ("wall_time_s", "processing_fps", "loop_s", "loop_fps"):
+    for k in ("wall_time_s", "processing_fps", "loop_s", "loop_fps", "loop_cpu_s", "loop_cores"):
         s.pop(k, None)
     s["config"]["engine"].pop("cpu_threads")  # the worker's CPUs, a timing choice
     return s

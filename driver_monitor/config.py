@@ -59,6 +59,9 @@ class FaceConfig:
     # with one face in view, track it alone and count the faces this often (video time); 0 = follow
     # max_faces faces on every frame (MediaPipe then runs its face detector on every frame)
     search_interval_s: float = _f(0.5, "s", ge=0, le=10)
+    # threads of MediaPipe's graph (its calculators); 0 = MediaPipe's default pool. One keeps the
+    # mesh on one core beside the frame loop's other stage, with the same landmarks
+    mesh_threads: int = _f(1, ge=0, le=64)
     min_detection_confidence: float = _f(0.5, ge=0, le=1)
     min_tracking_confidence: float = _f(0.5, ge=0, le=1)
     driver_rule: str = _f("largest", choices=("largest", "seat_region"))

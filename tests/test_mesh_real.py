@@ -335,3 +335,51 @@ if __name__ == "__main__":
     report(sys.argv[1:] or ["single_face.mp4", "head_turns.mp4", "driver_eyes_closed_glasses.mp4",
                             "yawn_in_car.mp4", "no_face.mp4", "face_then_noface.mov", "noface_then_face.mov",
                             "ir_driver_eyes_closed.avi", "sunglasses_talking_yawns.avi"])
+
+
+def test_graph_threads_set_in_the_executor_or_the_graph() -> None:
+    from mediapipe.framework import calculator_pb2, thread_pool_executor_pb2
+
+    from driver_monitor.face.mesh import _set_graph_threads
+
+    ext = thread_pool_executor_pb2.ThreadPoolExecutorOptions.ext
+    with_pool = calculator_pb2.CalculatorGraphConfig()
+    with_pool.executor.add(name="")
+    with_pool.executor.add(name="gpu_pool", type="ThreadPoolExecutor")
+    _set_graph_threads(with_pool, 1)
+    assert with_pool.executor[0].options.Extensions[ext].num_threads == 1
+    assert with_pool.executor[1].options.Extensions[ext].num_threads == 0  # a named one is left alone
+    assert with_pool.num_threads == 0
+    bare = calculator_pb2.CalculatorGraphConfig()
+    _set_graph_threads(bare, 2)
+    assert bare.num_threads == 2 and not bare.executor
+
+
+def test_one_graph_thread_gives_the_same_faces_and_restores_mediapipe() -> None:
+    """face.mesh_threads 1 (default) and 0 (MediaPipe's pool): the same landmarks and face counts
+    frame by frame on a clip with turns and a search schedule; the graph class is MediaPipe's again
+    after the mesh is built."""
+    from dataclasses import replace
+
+    from mediapipe.python import solution_base
+
+    from driver_monitor.face.mesh import FaceMeshDetector, graph_threads
+
+    build = solution_base.calculator_graph.CalculatorGraph
+    runs = []
+    for threads in (1, 0):
+        out = []
+        with open_source(str(need_data("videos/head_turns.mp4")), CaptureConfig()) as src, \
+                FaceMeshDetector(replace(CFG, mesh_threads=threads)) as det:
+            for frame in src:
+                out.append([f.landmarks for f in det.detect(frame.image, t_s=frame.time_s)])
+                if frame.index >= 120:
+                    break
+            runs.append((out, det.searches))
+    (one, n1), (pool, n0) = runs
+    assert n1 == n0 > 0 and len(one) == len(pool) == 121
+    assert all(len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b)) for a, b in zip(one, pool))
+    assert solution_base.calculator_graph.CalculatorGraph is build
+    with pytest.raises(RuntimeError), graph_threads(1):
+        raise RuntimeError("a failed build")
+    assert solution_base.calculator_graph.CalculatorGraph is build

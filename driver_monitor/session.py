@@ -118,9 +118,9 @@ def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
     _put(hand, _END, stop)
 
 
-def _put(hand: "queue.Queue[Any]", item: Any, stop: threading.Event) -> None:
-    """Hand an item on, waiting for room, unless the loop is stopping."""
-    while not stop.is_set():
+def _put(hand: "queue.Queue[Any]", item: Any, *stops: threading.Event) -> None:
+    """Hand an item on, waiting for room, unless one of ``stops`` is set (the loop is stopping)."""
+    while not any(e.is_set() for e in stops):
         try:
             hand.put(item, timeout=0.05)
             return
@@ -158,12 +158,7 @@ class _ReadAhead:
         self._offer(_END)
 
     def _offer(self, item: Any) -> None:
-        while not (self._stop.is_set() or self._done.is_set()):
-            try:
-                self._q.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                pass
+        _put(self._q, item, self._stop, self._done)
 
     def next(self) -> tuple[Any, float, Any] | None:
         while not self._stop.is_set():

@@ -173,6 +173,7 @@ class FaceMeshDetector:
         self._mp = mp
         self._static = static_image_mode
         self._interval = float(getattr(cfg, "search_interval_s", 0.0))
+        self._graph_threads = int(getattr(cfg, "mesh_threads", 0))  # MediaPipe's graph threads (0: its pool)
         self._scheduled = not static_image_mode and self._interval > 0 and int(cfg.max_faces) > 1
         self._all = self._face_mesh(int(cfg.max_faces))  # follows every face (up to max_faces)
         self._one = self._face_mesh(1) if self._scheduled else None  # follows the driver alone
@@ -185,7 +186,7 @@ class FaceMeshDetector:
         self._cv2 = __import__("cv2")
 
     def _face_mesh(self, max_faces: int) -> Any:
-        with graph_threads(int(getattr(self.cfg, "mesh_threads", 0))):
+        with graph_threads(self._graph_threads):
             return self._mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=self._static,
                 max_num_faces=max_faces,
@@ -239,7 +240,7 @@ class FaceMeshDetector:
 
     def _count_faces(self, rgb: NDArray[np.uint8], t: float) -> int:
         if self._finder is None:
-            with graph_threads(int(getattr(self.cfg, "mesh_threads", 0))):
+            with graph_threads(self._graph_threads):
                 self._finder = self._mp.solutions.face_detection.FaceDetection(
                     model_selection=0, min_detection_confidence=float(self.cfg.min_detection_confidence))
         self.searches += 1

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .config import PROJECT_ROOT, Config
+from .cores import usable_cores
 from .errors import DriverMonitorError
 
 Log = Callable[[str], None]
@@ -93,10 +94,6 @@ def machine_info() -> dict[str, Any]:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
     cuda = None
     try:
         import torch
@@ -107,7 +104,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
-        "usable_cores": cores,
+        "usable_cores": usable_cores(),
         "memory_gib": _memory_gib(),
         "gpus": _gpus(),
         "torch_cuda": cuda,

@@ -62,6 +62,9 @@ class FaceConfig:
     # threads of MediaPipe's graph (its calculators); 0 = MediaPipe's default pool. One keeps the
     # mesh on one core beside the frame loop's other stage, with the same landmarks
     mesh_threads: int = _f(1, ge=0, le=64)
+    # the frame loop's two stages: the mesh's threads (the stage's and MediaPipe's graph) share one
+    # core, the core that stage starts on (Linux); false = the OS places them
+    pin_mesh: bool = _f(True)
     min_detection_confidence: float = _f(0.5, ge=0, le=1)
     min_tracking_confidence: float = _f(0.5, ge=0, le=1)
     driver_rule: str = _f("largest", choices=("largest", "seat_region"))

@@ -146,7 +146,8 @@ class DriveAnalyzer:
 
         threads = max(1, int(threads))
         cv2.setNumThreads(threads)
-        self.cfg = load_config(config, [*overrides, f"engine.cpu_threads={threads}"])
+        # the mesh is not pinned to a core: the workers on a machine would each pick one, unaware of the others
+        self.cfg = load_config(config, ["face.pin_mesh=false", *overrides, f"engine.cpu_threads={threads}"])
         self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
         self.detector = FaceMeshDetector(self.cfg.face)
         self.pid = os.getpid()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from .config import Config
+from .cores import allowed_cores, pin, this_core, usable_cores
 from .recording import ResultWriter
 from .types import FrameResult
 
@@ -91,24 +92,8 @@ def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
     for the decoder; a live source has its capture thread already."""
     reader = None if src.is_live else _ReadAhead(src, stop, pipeline.prepare)
     try:
-        while not stop.is_set():
-            prepared = None
-            if reader is not None:
-                got = reader.next()
-                if got is None:
-                    break
-                frame, decode_ms, prepared = got
-            else:
-                t0 = time.perf_counter()
-                frame = src.read()
-                decode_ms = (time.perf_counter() - t0) * 1e3
-                if frame is None and src.ended:
-                    break
-            item: Any = None if frame is None else (frame, decode_ms, pipeline.detect(frame, prepared))  # None: lost
-            if src.is_live:
-                _put_newest(hand, item)
-            else:
-                _put(hand, item, stop)
+        with _mesh_on_one_core(pipeline):
+            _mesh_frames(src, pipeline, hand, stop, reader)
     except BaseException as exc:  # reaches the second stage, which raises it
         _put(hand, exc, stop)
         return
@@ -116,6 +101,49 @@ def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
         if reader is not None:
             reader.close()
     _put(hand, _END, stop)
+
+
+def _mesh_frames(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event,
+                 reader: "_ReadAhead | None") -> None:
+    while not stop.is_set():
+        prepared = None
+        if reader is not None:
+            got = reader.next()
+            if got is None:
+                return
+            frame, decode_ms, prepared = got
+        else:
+            t0 = time.perf_counter()
+            frame = src.read()
+            decode_ms = (time.perf_counter() - t0) * 1e3
+            if frame is None and src.ended:
+                return
+        item: Any = None if frame is None else (frame, decode_ms, pipeline.detect(frame, prepared))  # None: lost
+        if src.is_live:
+            _put_newest(hand, item)
+        else:
+            _put(hand, item, stop)
+
+
+@contextlib.contextmanager
+def _mesh_on_one_core(pipeline: "Pipeline") -> Iterator[None]:
+    """With ``face.pin_mesh``, the calling thread (the mesh stage) and the threads of the mesh's
+    graphs share the core it runs on, for as long as the block runs. The stage hands each frame to
+    MediaPipe's graph thread and waits for it: on one core the hand-off wakes no other core and the
+    mesh keeps its caches, while the other stage and the decoder have the other cores (on 2 cores
+    +0.03x the bare mesh loop with the engine, +0.07x without: docs/benchmarks.md). The results are
+    the same. Afterwards the graph threads may run anywhere again."""
+    ids = getattr(pipeline.detector, "thread_ids", None)
+    core = this_core() if ids is not None and getattr(pipeline.cfg.face, "pin_mesh", False) else None
+    if core is None:
+        yield
+        return
+    allowed = allowed_cores()
+    pin((0, *ids), {core})  # 0: this thread
+    try:
+        yield
+    finally:
+        pin(pipeline.detector.thread_ids, allowed)  # the face search's graph, made meanwhile, too
 
 
 def _put(hand: "queue.Queue[Any]", item: Any, *stops: threading.Event) -> None:
@@ -199,10 +227,8 @@ def _opencv_threads_per_stage() -> Iterator[None]:
     gets the cores beyond the two stages, at least one thread, never more than it had."""
     import cv2
 
-    from .engine.onnxruntime_backend import cpu_threads
-
     before = cv2.getNumThreads()
-    cv2.setNumThreads(max(1, min(before, cpu_threads() - 2)))
+    cv2.setNumThreads(max(1, min(before, usable_cores() - 2)))
     try:
         yield
     finally:

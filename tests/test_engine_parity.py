@@ -227,7 +227,7 @@ def test_default_intra_op_threads_leave_the_face_mesh_a_core(monkeypatch) -> Non
     from driver_monitor.engine import onnxruntime_backend as ob
 
     for cores, want in ((1, 1), (2, 1), (8, 7)):
-        monkeypatch.setattr(ob, "cpu_threads", lambda c=cores: c)
+        monkeypatch.setattr(ob, "usable_cores", lambda c=cores: c)
         assert ob.default_threads() == want
         assert ob.session_options().intra_op_num_threads == want
     assert ob.session_options(3).intra_op_num_threads == 3

@@ -383,3 +383,29 @@ def test_one_graph_thread_gives_the_same_faces_and_restores_mediapipe() -> None:
     with pytest.raises(RuntimeError), graph_threads(1):
         raise RuntimeError("a failed build")
     assert solution_base.calculator_graph.CalculatorGraph is build
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread ids are read from /proc (Linux)")
+def test_the_detector_knows_its_graph_threads() -> None:
+    """thread_ids: the threads MediaPipe started for this detector's graphs (the two meshes, then
+    the face search's once it has run), none of another detector's; none after close()."""
+    import os
+
+    from driver_monitor.face.mesh import FaceMeshDetector, graph_thread_ids
+
+    def comm(tid: int) -> str:
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            return f.read()
+
+    with FaceMeshDetector(CFG) as other, FaceMeshDetector(CFG) as det:
+        built = set(det.thread_ids)
+        assert built and not built & set(other.thread_ids)
+        assert built <= graph_thread_ids() and all(comm(t).startswith("mediapipe") for t in built)
+        with open_source(str(need_data("videos/head_turns.mp4")), CaptureConfig()) as src:
+            for frame in src:
+                det.detect(frame.image, t_s=frame.time_s)
+                if frame.index >= 5:
+                    break
+        assert det.searches >= 1 and set(det.thread_ids) > built  # the search's graph joined
+        assert all(str(t) in os.listdir("/proc/self/task") for t in det.thread_ids)
+    assert det.thread_ids == () and other.thread_ids == ()

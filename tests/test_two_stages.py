@@ -3,6 +3,7 @@ in order, every frame of a file; errors of the first stage reach the caller; sto
 the first stage's thread; a live source keeps the newest frames."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -173,7 +174,7 @@ def test_opencv_threads_one_per_stage_while_the_stages_run_then_restored() -> No
     two stages, at least one thread) and gets its setting back afterwards, errors included."""
     import cv2
 
-    from driver_monitor.engine.onnxruntime_backend import cpu_threads
+    from driver_monitor.cores import usable_cores
 
     cfg = load_config(None, ["engine.enabled=false"])
     seen: list[int] = []
@@ -188,10 +189,70 @@ def test_opencv_threads_one_per_stage_while_the_stages_run_then_restored() -> No
         cv2.setNumThreads(4)
         with Pipeline(cfg, None, detector=Counting()) as pipe:
             list(run_frames(Frames(10), pipe))
-            assert set(seen) == {max(1, min(4, cpu_threads() - 2))}
+            assert set(seen) == {max(1, min(4, usable_cores() - 2))}
             assert cv2.getNumThreads() == 4
             with pytest.raises(SourceError):
                 list(run_frames(Frames(10, fail_at=3), pipe))
             assert cv2.getNumThreads() == 4
     finally:
         cv2.setNumThreads(before)
+
+
+def _cores_of(tid: int) -> set[int]:
+    return set(os.sched_getaffinity(tid))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning needs Linux and at least 2 usable cores")
+@pytest.mark.parametrize("pin", [True, False])
+def test_the_mesh_and_its_graph_threads_share_one_core_while_the_stages_run(pin: bool) -> None:
+    """face.pin_mesh: the mesh stage and the detector's graph threads run on the core the stage
+    started on while the loop runs, and the graph threads may run anywhere again afterwards;
+    off, nothing is pinned. The main thread (the other stage) is never pinned."""
+    cfg = load_config(None, ["engine.enabled=false", f"face.pin_mesh={str(pin).lower()}"])
+    allowed = _cores_of(0)
+    release = threading.Event()
+    graph = threading.Thread(target=release.wait, name="graph-stand-in")
+    graph.start()
+    seen: list[tuple[set[int], set[int], set[int]]] = []
+
+    class Graphed(NoFaces):
+        @property
+        def thread_ids(self):
+            return (graph.native_id,)
+
+        def detect(self, image):
+            seen.append((_cores_of(0), _cores_of(graph.native_id), _cores_of(main)))
+            return []
+
+    main = threading.get_native_id()
+    try:
+        with Pipeline(cfg, None, detector=Graphed()) as pipe:
+            assert [r.frame.index for r in run_frames(Frames(20), pipe)] == list(range(20))
+        after = _cores_of(graph.native_id)
+    finally:
+        release.set()
+        graph.join()
+    assert len(seen) == 20
+    stage, graph_cores, main_cores = seen[0]
+    assert all(s == seen[0] for s in seen) and main_cores == allowed
+    if pin:
+        assert len(stage) == 1 and graph_cores == stage and stage <= allowed
+    else:
+        assert stage == graph_cores == allowed
+    assert after == allowed
+
+
+def test_a_mesh_without_graph_threads_runs_unpinned_the_same() -> None:
+    """A detector that names no graph threads (tests, other detectors) is left where the OS puts it."""
+    cfg = load_config(None, ["engine.enabled=false"])
+    seen: list[set[int]] = []
+
+    class Plain(NoFaces):
+        def detect(self, image):
+            seen.append(_cores_of(0))
+            return []
+
+    with Pipeline(cfg, None, detector=Plain()) as pipe:
+        assert [r.frame.index for r in run_frames(Frames(5), pipe)] == list(range(5))
+    assert seen == [_cores_of(0)] * 5

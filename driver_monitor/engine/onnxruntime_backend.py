@@ -6,13 +6,13 @@ process may use less the face mesh's, one inter-op thread, sequential execution.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..cores import usable_cores
 from ..errors import BackendUnavailableError, ModelError
 from .backends import install_hint
 from .base import Engine
@@ -45,19 +45,11 @@ def probe(device: str) -> str | None:
     return None
 
 
-def cpu_threads() -> int:
-    """Cores this process may run on (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def default_threads() -> int:
     """Intra-op threads when none are set (``engine.cpu_threads: 0``): every usable core but one,
     at least one. The frame loop runs the face mesh of the next frame beside the engine, on a
     core of its own; an engine thread on that core only takes turns with the mesh."""
-    return max(1, cpu_threads() - 1)
+    return max(1, usable_cores() - 1)
 
 
 def session_options(threads: int | None = None, *, spinning: bool = False) -> Any:

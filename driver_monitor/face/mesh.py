@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import time
 from typing import Any, Iterator
@@ -121,6 +122,28 @@ def graph_threads(threads: int) -> Iterator[None]:
             module.CalculatorGraph = build
 
 
+def _thread_ids() -> set[int]:
+    """Native ids of this process's threads (Linux); empty where they cannot be listed."""
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except (OSError, ValueError):
+        return set()
+
+
+def _is_graph_thread(tid: int) -> bool:
+    """A live MediaPipe graph thread (Linux: MediaPipe names them ``mediapipe/<id>``)."""
+    try:
+        with open(f"/proc/self/task/{tid}/comm", encoding="ascii", errors="replace") as f:
+            return f.read().startswith("mediapipe")
+    except OSError:  # the thread ended
+        return False
+
+
+def graph_thread_ids() -> set[int]:
+    """Native ids of this process's MediaPipe graph threads; empty where threads cannot be listed."""
+    return {t for t in _thread_ids() if _is_graph_thread(t)}
+
+
 def _set_graph_threads(config: Any, threads: int) -> None:
     """The default executor's thread count: in its ThreadPoolExecutor options when the graph
     declares that executor, else the graph's own ``num_threads``."""
@@ -174,6 +197,7 @@ class FaceMeshDetector:
         self._static = static_image_mode
         self._interval = float(getattr(cfg, "search_interval_s", 0.0))
         self._graph_threads = int(getattr(cfg, "mesh_threads", 0))  # MediaPipe's graph threads (0: its pool)
+        self._thread_ids: set[int] = set()  # the native threads of this detector's graphs
         self._scheduled = not static_image_mode and self._interval > 0 and int(cfg.max_faces) > 1
         self._all = self._face_mesh(int(cfg.max_faces))  # follows every face (up to max_faces)
         self._one = self._face_mesh(1) if self._scheduled else None  # follows the driver alone
@@ -186,14 +210,28 @@ class FaceMeshDetector:
         self._cv2 = __import__("cv2")
 
     def _face_mesh(self, max_faces: int) -> Any:
+        return self._graph(functools.partial(
+            self._mp.solutions.face_mesh.FaceMesh,
+            static_image_mode=self._static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=float(self.cfg.min_detection_confidence),
+            min_tracking_confidence=float(self.cfg.min_tracking_confidence),
+        ))
+
+    def _graph(self, make: Any) -> Any:
+        """A MediaPipe solution made with this detector's graph threads; its threads are noted."""
+        before = _thread_ids()
         with graph_threads(self._graph_threads):
-            return self._mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=self._static,
-                max_num_faces=max_faces,
-                refine_landmarks=True,
-                min_detection_confidence=float(self.cfg.min_detection_confidence),
-                min_tracking_confidence=float(self.cfg.min_tracking_confidence),
-            )
+            made = make()
+        self._thread_ids |= _thread_ids() - before  # a new thread names itself a little later
+        return made
+
+    @property
+    def thread_ids(self) -> tuple[int, ...]:
+        """Native ids of the threads this detector's graphs run on (Linux; empty elsewhere), so the
+        frame loop can keep them on the core of the thread that calls :meth:`detect`."""
+        return tuple(sorted(t for t in self._thread_ids if _is_graph_thread(t)))
 
     def prepare(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The RGB copy of a BGR or grey frame the mesh reads; pure, so it may run ahead of
@@ -240,9 +278,9 @@ class FaceMeshDetector:
 
     def _count_faces(self, rgb: NDArray[np.uint8], t: float) -> int:
         if self._finder is None:
-            with graph_threads(self._graph_threads):
-                self._finder = self._mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=float(self.cfg.min_detection_confidence))
+            self._finder = self._graph(functools.partial(
+                self._mp.solutions.face_detection.FaceDetection,
+                model_selection=0, min_detection_confidence=float(self.cfg.min_detection_confidence)))
         self.searches += 1
         self._next_search = t + self._interval
         return len(self._finder.process(rgb).detections or [])
@@ -269,6 +307,7 @@ class FaceMeshDetector:
             if m is not None:
                 m.close()
         self._all = self._one = self._finder = None
+        self._thread_ids.clear()
 
     def __enter__(self) -> "FaceMeshDetector":
         return self

@@ -13,6 +13,8 @@ the CPU time of all threads over it):
 * ``mesh``: the bare loop;
 * ``analyze``: the default configuration (engine on, two stages, one face tracked);
 * ``analyze, no engine``: ``engine.enabled=false``;
+* ``analyze, mesh not pinned`` / ``analyze, no engine, mesh not pinned``: ``face.pin_mesh=false``,
+  the mesh's threads placed by the OS;
 * ``analyze, one thread``: the frame loop on one thread;
 * ``analyze, engine stride 3``: the network on every 3rd frame;
 * ``analyze, former defaults``: one thread and every face followed on every frame
@@ -43,6 +45,8 @@ Log = Callable[[str], None]
 RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze", (), True),
     ("analyze, no engine", (("engine", "enabled", False),), True),
+    ("analyze, mesh not pinned", (("face", "pin_mesh", False),), True),
+    ("analyze, no engine, mesh not pinned", (("engine", "enabled", False), ("face", "pin_mesh", False)), True),
     ("analyze, one thread", (), False),
     ("analyze, engine stride 3", (("engine", "stride", 3),), True),
     ("analyze, former defaults", (("face", "search_interval_s", 0.0),), False),

@@ -40,6 +40,7 @@ def annotate(result: FrameResult, size: tuple[int, int] | None = None) -> np.nda
         lines.append(f"PERCLOS {st.perclos:.0%}")
     if result.emotion:
         lines.append(f"emotion {result.emotion}")
+    lines.extend(_hidden_lines(result))
     scale = max(0.4, out.shape[1] / 1280)
     for i, text in enumerate(lines):
         y = int((22 + 22 * i) * scale * 1.4)
@@ -47,6 +48,17 @@ def annotate(result: FrameResult, size: tuple[int, int] | None = None) -> np.nda
         cv2.putText(out, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale * 1.4,
                     colour if i == 1 else (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def _hidden_lines(result: FrameResult) -> list[str]:
+    """What the network could not see (a region-attention model): the face regions counted as
+    hidden and how many action units were therefore not read, as the dashboard greys them."""
+    if not result.regions_hidden:
+        return []
+    text = f"hidden: {', '.join(r.replace('_', ' ') for r in result.regions_hidden)}"
+    if result.aus_hidden:
+        text += f" ({len(result.aus_hidden)} AUs not read)"
+    return [text]
 
 
 class AnnotatedVideoWriter:

@@ -56,7 +56,7 @@ def summary_without_timing(folder: Path) -> dict:
     for k in ("wall_time_s", "processing_fps", "loop_s", "loop_fps", "loop_cpu_s", "loop_cores"):
         s.pop(k, None)
     s["config"]["engine"].pop("cpu_threads")  # the worker's CPUs, a timing choice
-    s["config"]["face"].pop("pin_mesh")  # the workers leave the mesh where the OS puts it, a timing choice
+    s["config"]["face"].pop("pin_mesh")  # whether the mesh keeps to one core: a timing choice
     return s
 
 
@@ -215,3 +215,31 @@ def test_bad_inputs_are_one_line(tmp_path, content, needle):
         spec.write_text(content)
     with pytest.raises(ConfigError, match=needle):
         read_drives(spec)
+
+
+def test_only_a_single_worker_on_a_ray_started_here_pins_its_mesh() -> None:
+    from driver_monitor.fleet import pin_mesh_in_workers
+
+    assert pin_mesh_in_workers(None, True, 1)
+    assert not pin_mesh_in_workers(None, True, 2)  # each would pick a core unaware of the other
+    assert not pin_mesh_in_workers("auto", True, 1) and not pin_mesh_in_workers("ray://h:10001", True, 1)
+    assert not pin_mesh_in_workers(None, False, 1)  # a Ray the caller started may run other work
+
+
+def test_the_worker_config_pins_as_told_and_a_set_wins(monkeypatch) -> None:
+    import cv2
+
+    import driver_monitor.fleet as fleet
+    from driver_monitor.config import load_config
+
+    monkeypatch.setattr("driver_monitor.engine.select.open_engine_or_none", lambda *a, **k: (None, None))
+    monkeypatch.setattr("driver_monitor.face.mesh.FaceMeshDetector", lambda cfg: cfg)
+    assert fleet.load_config is load_config
+    before = cv2.getNumThreads()  # the worker sets OpenCV's threads for its process
+    try:
+        for pin, sets, want in ((True, [], True), (False, [], False), (True, ["face.pin_mesh=false"], False),
+                                (False, ["face.pin_mesh=true"], True)):
+            worker = fleet.DriveAnalyzer(None, sets, 1, pin)
+            assert worker.cfg.face.pin_mesh is want and worker.detector.pin_mesh is want
+    finally:
+        cv2.setNumThreads(before)

@@ -12,10 +12,7 @@ from typing import Iterable
 
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS has one), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, len(allowed_cores()))
 
 
 def this_core() -> int | None:
@@ -23,7 +20,7 @@ def this_core() -> int | None:
     use more than one core; None otherwise (then nothing should be pinned)."""
     if not hasattr(os, "sched_setaffinity"):
         return None
-    allowed = os.sched_getaffinity(0)
+    allowed = allowed_cores()
     if len(allowed) < 2:
         return None
     try:

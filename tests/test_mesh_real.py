@@ -391,7 +391,7 @@ def test_the_detector_knows_its_graph_threads() -> None:
     the face search's once it has run), none of another detector's; none after close()."""
     import os
 
-    from driver_monitor.face.mesh import FaceMeshDetector, graph_thread_ids
+    from driver_monitor.face.mesh import FaceMeshDetector, _is_graph_thread
 
     def comm(tid: int) -> str:
         with open(f"/proc/self/task/{tid}/comm") as f:
@@ -400,7 +400,8 @@ def test_the_detector_knows_its_graph_threads() -> None:
     with FaceMeshDetector(CFG) as other, FaceMeshDetector(CFG) as det:
         built = set(det.thread_ids)
         assert built and not built & set(other.thread_ids)
-        assert built <= graph_thread_ids() and all(comm(t).startswith("mediapipe") for t in built)
+        graph = {int(t) for t in os.listdir("/proc/self/task") if _is_graph_thread(int(t))}  # live graph threads
+        assert built <= graph and all(comm(t).startswith("mediapipe") for t in built)
         with open_source(str(need_data("videos/head_turns.mp4")), CaptureConfig()) as src:
             for frame in src:
                 det.detect(frame.image, t_s=frame.time_s)

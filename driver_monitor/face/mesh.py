@@ -30,7 +30,7 @@ _WIRE_TAGS = (0x0A, 15, 0x0D, 0x15, 0x1D)
 
 
 _WIRE_WANT = np.array(_WIRE_TAGS, np.uint8)
-_WIRE_TAG_BYTES = (0, 1, 2, 7, 12)  # where the tags sit in a 17-byte record
+_WIRE_TAG_BYTES = [_WIRE_RECORD.fields[name][1] for name in ("tag", "len", "tx", "ty", "tz")]  # their offsets
 
 
 def _landmark_array(landmarks: Any) -> NDArray[np.float32]:
@@ -137,11 +137,6 @@ def _is_graph_thread(tid: int) -> bool:
             return f.read().startswith("mediapipe")
     except OSError:  # the thread ended
         return False
-
-
-def graph_thread_ids() -> set[int]:
-    """Native ids of this process's MediaPipe graph threads; empty where threads cannot be listed."""
-    return {t for t in _thread_ids() if _is_graph_thread(t)}
 
 
 def _set_graph_threads(config: Any, threads: int) -> None:

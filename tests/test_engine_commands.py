@@ -35,6 +35,8 @@ def test_build_list_clean(setup, capsys):
     for p in ("fp16", "int8"):
         assert copy_path(s["model"], p, s["cache"]).is_file()
         assert f"{p}: " in out
+    cpu_copy = copy_path(s["model"], "int8", s["cache"], "cpu")  # int8 also makes the CPU's copy
+    assert cpu_copy.is_file() and f"int8 (CPU): {cpu_copy}" in out
 
     # a plan for an ONNX that no longer exists, and a leftover temp file: stale
     stale = write_plan(s["cache"], "m", PlanKey("0" * 64, "11.0.0", "GPU", "9.0", "fp32", (1, 48, 48)), b"PLAN")
@@ -42,6 +44,7 @@ def test_build_list_clean(setup, capsys):
     assert main([*s["sets"], "engines", "list"]) == 0
     out = capsys.readouterr().out
     assert "fp16 copy:" in out and "(up to date)" in out
+    assert f"int8 (CPU) copy: {cpu_copy} (up to date)" in out
     assert stale.name in out and "TensorRT 11.0.0" in out
 
     assert main([*s["sets"], "engines", "clean", "--dry-run"]) == 0
@@ -57,6 +60,7 @@ def test_build_list_clean(setup, capsys):
     assert "STALE" in capsys.readouterr().out
     assert main([*s["sets"], "engines", "clean"]) == 0
     assert not copy_path(s["model"], "fp16", s["cache"]).exists()
+    assert not cpu_copy.exists()
 
 
 @pytest.mark.parametrize("argv,message", [

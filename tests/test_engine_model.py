@@ -98,7 +98,8 @@ PRECISION_TOL = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
 
 def tiny_with_copies(d: Path, *, n_calib: int = 48, seed: int = 1) -> dict[str, Path]:
     """The tiny fp32 model in ``d``, ``n_calib`` synthetic calibration crops in ``d/calib`` and its
-    fp16 / int8 copies in ``d/cache``: ``{"fp32", "calib", "cache"}``."""
+    fp16 / int8 copies (the int8 one for TensorRT and the one for the CPU) in ``d/cache``:
+    ``{"fp32", "calib", "cache"}``."""
     import cv2
 
     from driver_monitor.engine.precision import build_copy
@@ -111,6 +112,7 @@ def tiny_with_copies(d: Path, *, n_calib: int = 48, seed: int = 1) -> dict[str, 
     cache = d / "cache"
     build_copy(fp32, "fp16", cache)
     build_copy(fp32, "int8", cache, calib_dir=calib)
+    build_copy(fp32, "int8", cache, device="cpu", calib_dir=calib)
     return {"fp32": fp32, "calib": calib, "cache": cache}
 
 

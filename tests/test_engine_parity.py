@@ -19,6 +19,7 @@ from driver_monitor.engine.precision import COPY_RECIPES, build_copy, model_for_
 from driver_monitor.engine.torch_backend import TorchEngine
 from driver_monitor.errors import DatasetError, ModelError
 
+from .conftest import need_data
 from .test_engine_model import PRECISION_TOL, export_tiny, random_crops, tiny_module, tiny_with_copies
 
 TOL = PRECISION_TOL
@@ -231,3 +232,101 @@ def test_default_intra_op_threads_leave_the_face_mesh_a_core(monkeypatch) -> Non
         assert ob.default_threads() == want
         assert ob.session_options().intra_op_num_threads == want
     assert ob.session_options(3).intra_op_num_threads == 3
+
+
+# --------------------------------------------------------------------------- the int8 copy for the CPU
+
+def test_int8_on_the_cpu_is_the_cpu_copy_and_on_a_gpu_the_tensorrt_one(models):
+    cpu = model_for_precision(models["fp32"], "int8", models["cache"], "cpu")
+    gpu = model_for_precision(models["fp32"], "int8", models["cache"], "cuda")
+    assert cpu.path.name == "m.int8cpu.onnx" and gpu.path.name == "m.int8.onnx"
+    assert cpu.precision == gpu.precision == "int8"
+    assert dict(cpu.metadata)["dm.copy_kind"] == "int8cpu"
+    assert dict(cpu.metadata)["dm.copy_recipe"] == COPY_RECIPES["int8cpu"]
+
+
+def test_cpu_int8_copy_matches_torch(models, reference):
+    crops, ref = reference
+    info = model_for_precision(models["fp32"], "int8", models["cache"], "cpu")
+    with OnnxRuntimeEngine(info, device="cpu", max_batch=8) as eng:
+        assert eng.description == "onnxruntime CPU int8"
+        _compare(eng.infer(crops), ref, "int8")
+
+
+def test_cpu_int8_copy_has_uint8_activations_7bit_weights_and_float_heads(models):
+    """What ONNX Runtime's CPU kernels run fast (uint8 activations x int8 weights), with weights in
+    7 bits so that the uint8 x int8 pair sums cannot saturate on CPUs without VNNI."""
+    import onnx
+    from onnx import numpy_helper
+
+    from driver_monitor.engine.precision import head_nodes
+
+    m = onnx.load(str(model_for_precision(models["fp32"], "int8", models["cache"], "cpu").path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    q_zero_points = [inits[n.input[2]] for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
+    assert q_zero_points and all(z.dtype == np.uint8 for z in q_zero_points)
+    weights = [a for a in inits.values() if a.dtype == np.int8 and a.ndim >= 2]
+    # 7 bits, symmetric: |w| <= 64, so a pair of uint8 x int8 products sums to at most 2 x 255 x 64 < 2^15
+    assert weights and all(int(np.abs(a.astype(np.int16)).max()) <= 64 for a in weights)
+    heads = [n for n in m.graph.node if n.name in head_nodes(m)]
+    assert heads
+    for head in heads:  # their weights are float initializers, read as they are
+        assert head.input[1] in inits and inits[head.input[1]].dtype == np.float32, head.name
+
+
+def test_a_tensorrt_int8_copy_in_the_cpu_copys_place_is_refused(models, tmp_path):
+    import shutil
+
+    shutil.copy(models["cache"] / "m.int8.onnx", tmp_path / "m.int8cpu.onnx")
+    with pytest.raises(ModelError, match="expected the int8 copy for the CPU"):
+        model_for_precision(models["fp32"], "int8", tmp_path, "cpu")
+
+
+def test_the_cpu_copy_beside_the_model_is_found_when_the_cache_has_none(models, tmp_path):
+    import shutil
+
+    shutil.copy(models["fp32"], tmp_path / "m.onnx")
+    shutil.copy(models["cache"] / "m.int8cpu.onnx", tmp_path / "m.int8cpu.onnx")
+    info = model_for_precision(tmp_path / "m.onnx", "int8", tmp_path / "empty_cache", "cpu")
+    assert info.path == tmp_path / "m.int8cpu.onnx"
+    with pytest.raises(ModelError, match="does not exist"):  # the TensorRT copy is never looked for there
+        model_for_precision(tmp_path / "m.onnx", "int8", tmp_path / "empty_cache", "cuda")
+
+
+def test_shipped_cpu_int8_copy_is_current_and_reads_as_fp32_does():
+    """engines/emotion_au.int8cpu.onnx, what the app runs on the CPU: made from the shipped model
+    by the current recipe (a stale one is refused), and on real face crops within 0.1 of fp32 with
+    the same top emotion on nearly all (accuracy on whole test sets: docs/engines.md)."""
+    path = _shipped()
+    info = model_for_precision(path, "int8", path.parent / "no-cache-here", "cpu")
+    assert info.path == path.parent / "emotion_au.int8cpu.onnx"
+    crops = _real_crops()
+    with OnnxRuntimeEngine(read_model_info(path)) as ref, OnnxRuntimeEngine(info) as eng:
+        a, b = ref.infer(crops), eng.infer(crops)
+    assert float(np.abs(a.emotion_probs - b.emotion_probs).max()) <= 0.1
+    assert float(np.abs(a.aus - b.aus).max()) <= 0.1
+    assert np.mean(a.emotion_probs.argmax(1) == b.emotion_probs.argmax(1)) >= 0.9
+
+
+def _real_crops():
+    """Aligned crops of the shared clips' faces (a few from each), or a skip without the data."""
+    import cv2
+
+    from driver_monitor.config import load_config
+    from driver_monitor.face.align import align_face
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    cfg = load_config(None)
+    crops = []
+    for name in ("single_face.mp4", "yawn_in_car.mp4", "head_turns.mp4"):
+        cap = cv2.VideoCapture(str(need_data(f"videos/{name}")))
+        with FaceMeshDetector(cfg.face) as det:
+            for i in range(0, 60):
+                ok, img = cap.read()
+                if not ok:
+                    break
+                faces = det.detect(img)
+                if faces and i % 6 == 0:
+                    crops.append(align_face(img, faces[0], 48, cfg.face.align_margin).image)
+        cap.release()
+    return np.stack(crops)

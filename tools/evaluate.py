@@ -26,8 +26,9 @@ Protocols:
   of each predicted intensity against the FACS presence label, and F1 at intensity >= 0.5
   (threshold fixed in advance, not tuned on CK+); macro over the 12 DISFA AUs (AU45 has no CK+ label).
 * Latency: ONNX Runtime CPU, batch 1, median of ``--latency-runs`` after warm-up.
-* Precision copies (``--precision-copies fp16 int8``, with ``--onnx`` and ``--ferplus``): the fp16 / int8
-  ONNX copies of the model that ``driver-monitor engines build`` writes to ``engine.cache_dir``
+* Precision copies (``--precision-copies fp16 int8 int8cpu``, with ``--onnx`` and ``--ferplus``): the fp16 /
+  int8 (TensorRT's) / int8cpu (ONNX Runtime's on the CPU, also found beside the model where it is
+  shipped) ONNX copies of the model that ``driver-monitor engines build`` writes to ``engine.cache_dir``
   (``--cache-dir``), run with ONNX Runtime on the CPU on FERPlus test under both protocols above:
   accuracy, change against fp32 in points, macro F1, top-1 agreement with fp32 and the largest
   difference of the probabilities / AU intensities. In ``metrics.json`` under ``precision_copies``
@@ -35,7 +36,7 @@ Protocols:
   ``driver-monitor bench``'s part.
 
     python tools/evaluate.py --onnx engines/emotion_au.onnx --ferplus /work/cache/ferplus \
-        --precision-copies fp16 int8 --latency-runs 0 --out results/eval_precision
+        --precision-copies fp16 int8 int8cpu --latency-runs 0 --out results/eval_precision
 """
 from __future__ import annotations
 
@@ -204,7 +205,8 @@ def precision_models(onnx: Path, precisions: Sequence[str], cache_dir: Path) -> 
     out: list[tuple[str, Path | None, str]] = []
     for p in ["fp32", *(q for q in dict.fromkeys(precisions) if q != "fp32")]:
         try:
-            out.append((p, model_for_precision(onnx, p, cache_dir).path, ""))
+            precision, device = ("int8", "cpu") if p == "int8cpu" else (p, "cuda")
+            out.append((p, model_for_precision(onnx, precision, cache_dir, device).path, ""))
         except ModelError as exc:
             if p == "fp32":
                 raise
@@ -322,9 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip-tta", action="store_true",
                     help="torch checkpoints: average each crop with its mirror image, as an ONNX file "
                          "exported with tools/export_onnx.py --flip-tta does (ONNX files carry their own setting)")
-    ap.add_argument("--precision-copies", nargs="+", choices=("fp16", "int8"), metavar="P",
-                    help="also score these ONNX copies of --onnx (fp16, int8; made by `driver-monitor engines "
-                         "build`) against it on FERPlus test, both protocols (needs --ferplus)")
+    ap.add_argument("--precision-copies", nargs="+", choices=("fp16", "int8", "int8cpu"), metavar="P",
+                    help="also score these ONNX copies of --onnx (fp16, int8 for TensorRT, int8cpu the one "
+                         "ONNX Runtime runs on the CPU; made by `driver-monitor engines build`) against it on "
+                         "FERPlus test, both protocols (needs --ferplus)")
     ap.add_argument("--cache-dir", metavar="DIR",
                     help="folder holding the copies (default: engine.cache_dir of config.yaml)")
     ap.add_argument("--out", default="results/eval")

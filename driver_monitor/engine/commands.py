@@ -14,7 +14,7 @@ from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
 from .base import resolve_cache_dir, resolve_model_path
 from .contract import file_sha256, read_model_info
-from .precision import CALIB_METHODS, PRECISIONS, build_copy, copy_path, model_for_precision
+from .precision import CALIB_METHODS, PRECISIONS, build_copy, find_copy, model_for_precision
 
 
 def _err(msg: str) -> None:
@@ -22,6 +22,10 @@ def _err(msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- engines
+
+
+#: the copies ``engines list / clean`` look at: (label, precision, device whose copy it is)
+_COPIES = (("fp16", "fp16", "cuda"), ("int8", "int8", "cuda"), ("int8 (CPU)", "int8", "cpu"))
 
 
 def _model_paths(cfg: Config) -> tuple[Path, Path]:
@@ -65,6 +69,10 @@ def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
                           calib_method=args.calib_method, log=_err)
         made.append((p, path))
         print(f"{p}: {path}")
+        if p == "int8":  # and the one ONNX Runtime runs on the CPU
+            path = build_copy(fp32, p, cache, device="cpu", calib_dir=args.calib_dir, calib_limit=args.calib_limit,
+                              calib_method=args.calib_method, log=_err)
+            print(f"int8 (CPU): {path}")
     version, gpu, problem = _trt_here()
     if args.plans == "no" or (args.plans == "auto" and problem is not None):
         if problem is not None:
@@ -101,16 +109,16 @@ def cmd_engines_list(args: argparse.Namespace, cfg: Config) -> int:
         print(f"model: {fp32} (version {info.version or '?'}, sha256 {info.sha256[:12]}, input {info.spec.size}px)")
     except ModelError as exc:
         print(f"model: {exc}")
-    for p in PRECISIONS[1:]:
-        path = copy_path(fp32, p, cache)
+    for label, p, device in _COPIES:
+        path = find_copy(fp32, p, cache, device)
         if not path.exists():
-            print(f"  {p} copy: not built (driver-monitor engines build --precision {p})")
+            print(f"  {label} copy: not built (driver-monitor engines build --precision {p})")
             continue
         try:
-            model_for_precision(fp32, p, cache)
-            print(f"  {p} copy: {path} (up to date)")
+            model_for_precision(fp32, p, cache, device)
+            print(f"  {label} copy: {path} (up to date)")
         except ModelError as exc:
-            print(f"  {p} copy: {path} STALE: {exc}")
+            print(f"  {label} copy: {path} STALE: {exc}")
     version, gpu, problem = _trt_here()
     print(f"tensorrt here: {version} on {gpu[0]} (sm {gpu[1]})" if problem is None
           else f"tensorrt here: no ({problem})")
@@ -135,12 +143,12 @@ def cmd_engines_clean(args: argparse.Namespace, cfg: Config) -> int:
     if fp32.is_file():
         hashes.add(file_sha256(fp32))
     stale_copies = []
-    for p in PRECISIONS[1:]:
-        path = copy_path(fp32, p, cache)
+    for _, p, device in _COPIES:
+        path = find_copy(fp32, p, cache, device)
         if not path.exists():
             continue
         try:
-            hashes.add(model_for_precision(fp32, p, cache).sha256)
+            hashes.add(model_for_precision(fp32, p, cache, device).sha256)
         except ModelError as exc:
             stale_copies.append((path, str(exc)))
     version, gpu, _ = _trt_here()

@@ -185,7 +185,9 @@ class EngineConfig:
     device: str = _f("auto", choices=("auto", "cpu", "cuda"))  # auto: CUDA when the backend can use it
     cpu_threads: int = _f(0, ge=0, le=256)  # CPU engines' intra-op threads; 0 = usable cores less one (the mesh's)
     model: str = _f("engines/emotion_au.onnx", "path")
-    precision: str = _f("fp32", choices=("fp32", "fp16", "int8"))
+    # auto: the int8 copy made for the CPU on ONNX Runtime's CPU provider (shipped; fp32 when it is
+    # missing or stale), fp32 on GPUs; fp16 / int8 on a GPU need `driver-monitor engines build`
+    precision: str = _f("auto", choices=("auto", "fp32", "fp16", "int8"))
     max_batch: int = _f(8, ge=1, le=64)
     cache_dir: str = _f("engines", "path")
     # run the network on every k-th frame of a face, holding its smoothed outputs between

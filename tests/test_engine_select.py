@@ -11,7 +11,7 @@ from driver_monitor.engine.base import Selection
 from driver_monitor.engine.select import create_engine, plan_selection
 from driver_monitor.errors import BackendUnavailableError, ConfigError
 
-from .test_engine_model import export_tiny, random_crops
+from .test_engine_model import export_tiny, random_crops, tiny_with_copies
 
 
 def prober_with(available: set[tuple[str, str]]):
@@ -177,3 +177,46 @@ def test_explicit_backend_that_fails_to_open_is_not_replaced(tiny_cfg, monkeypat
 def test_missing_precision_copy_names_the_build_command(tiny_cfg):
     with pytest.raises(Exception, match="engines build --precision fp16"):
         create_engine(replace(tiny_cfg, precision="fp16"), prober=prober_with({("onnxruntime", "cpu")}))
+
+
+# ----------------------------------------------------------------- precision auto
+
+def test_precision_auto_runs_the_cpu_int8_copy_on_the_cpu(tmp_path):
+    models = tiny_with_copies(tmp_path)
+    cfg = EngineConfig(model=str(models["fp32"]), cache_dir=str(models["cache"]))
+    assert cfg.precision == "auto"
+    engine, sel = create_engine(cfg, prober=prober_with({("onnxruntime", "cpu")}))
+    with engine:
+        assert sel.describe() == "onnxruntime CPU int8" and engine.model.path.name == "m.int8cpu.onnx"
+        assert "precision auto: int8 copy for the CPU" in sel.reason
+        assert engine.infer(random_crops(2)).emotion_probs.shape == (2, 8)
+
+
+def test_precision_auto_without_the_cpu_copy_runs_fp32_and_says_why(tiny_cfg):
+    engine, sel = create_engine(tiny_cfg, prober=prober_with({("onnxruntime", "cpu")}))
+    engine.close()
+    assert sel.precision == "fp32"
+    assert "precision auto: fp32 (the int8 copy for the CPU of the model" in sel.reason
+    assert "does not exist" in sel.reason
+
+
+def test_precision_auto_does_not_run_a_stale_cpu_copy(tmp_path):
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    models = tiny_with_copies(tmp_path / "a")
+    other = export_tiny(tmp_path / "b" / "m.onnx", seed=5)  # another model, same name
+    shutil.copy(models["cache"] / "m.int8cpu.onnx", other.parent / "m.int8cpu.onnx")
+    cfg = EngineConfig(model=str(other), cache_dir=str(tmp_path / "b" / "cache"))
+    engine, sel = create_engine(cfg, prober=prober_with({("onnxruntime", "cpu")}))
+    engine.close()
+    assert sel.precision == "fp32" and "stale" in sel.reason
+
+
+@pytest.mark.parametrize("backend,device", [("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cpu")])
+def test_precision_auto_is_fp32_off_onnx_runtimes_cpu(tmp_path, backend, device):
+    models = tiny_with_copies(tmp_path)
+    info, note = select.model_for(models["fp32"], "auto", models["cache"], backend, device)
+    assert info.precision == "fp32" and info.path == models["fp32"] and note == ""
+

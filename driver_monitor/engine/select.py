@@ -159,6 +159,7 @@ def create_engine(cfg: Any, *, project_root: str | Path | None = None,
             continue
         if errors:
             why += " (after: " + "; ".join(errors) + ")"
+        engine.warm_up()  # the runtime's first-run work now, not on the first frames
         return engine, Selection(b, d, model.precision, why)
     raise BackendUnavailableError("no backend could open the model: " + "; ".join(errors))
 

@@ -130,13 +130,28 @@ def _thread_ids() -> set[int]:
         return set()
 
 
-def _is_graph_thread(tid: int) -> bool:
-    """A live MediaPipe graph thread (Linux: MediaPipe names them ``mediapipe/<id>``)."""
+def _comm(tid: int) -> str | None:
     try:
         with open(f"/proc/self/task/{tid}/comm", encoding="ascii", errors="replace") as f:
-            return f.read().startswith("mediapipe")
-    except OSError:  # the thread ended
-        return False
+            return f.read().strip()
+    except OSError:  # the thread ended, or no /proc
+        return None
+
+
+def _await_thread_names(tids: set[int], timeout_s: float = 0.5) -> None:
+    """A new thread carries its creator's name until it names itself (MediaPipe's: just after they
+    start, later on a busy machine); wait, at most ``timeout_s``, until none of ``tids`` does, so
+    that :attr:`FaceMeshDetector.thread_ids` is complete once the detector is made."""
+    mine = _comm(threading.get_native_id())
+    end = time.monotonic() + timeout_s
+    while mine is not None and time.monotonic() < end and any(_comm(t) == mine for t in tids):
+        time.sleep(0.001)
+
+
+def _is_graph_thread(tid: int) -> bool:
+    """A live MediaPipe graph thread (Linux: MediaPipe names them ``mediapipe/<id>``)."""
+    name = _comm(tid)
+    return name is not None and name.startswith("mediapipe")
 
 
 def _set_graph_threads(config: Any, threads: int) -> None:
@@ -219,7 +234,9 @@ class FaceMeshDetector:
         before = _thread_ids()
         with graph_threads(self._graph_threads):
             made = make()
-        self._thread_ids |= _thread_ids() - before  # a new thread names itself a little later
+        new = _thread_ids() - before
+        _await_thread_names(new)
+        self._thread_ids |= new
         return made
 
     @property

@@ -12,6 +12,8 @@ the CPU time of all threads over it):
 
 * ``mesh``: the bare loop;
 * ``analyze``: the default configuration (engine on, two stages, one face tracked);
+* ``analyze, fp32 engine``: ``engine.precision=fp32``, the reference model instead of the int8
+  copy the CPU runs by default;
 * ``analyze, no engine``: ``engine.enabled=false``;
 * ``analyze, mesh not pinned`` / ``analyze, no engine, mesh not pinned``: ``face.pin_mesh=false``,
   the mesh's threads placed by the OS;
@@ -44,6 +46,7 @@ Log = Callable[[str], None]
 #: (name, config overrides as (section, field, value), two stages)
 RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze", (), True),
+    ("analyze, fp32 engine", (("engine", "precision", "fp32"),), True),
     ("analyze, no engine", (("engine", "enabled", False),), True),
     ("analyze, mesh not pinned", (("face", "pin_mesh", False),), True),
     ("analyze, no engine, mesh not pinned", (("engine", "enabled", False), ("face", "pin_mesh", False)), True),

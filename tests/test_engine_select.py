@@ -9,7 +9,7 @@ from driver_monitor.config import EngineConfig
 from driver_monitor.engine import backends, select
 from driver_monitor.engine.base import Selection
 from driver_monitor.engine.select import create_engine, plan_selection
-from driver_monitor.errors import BackendUnavailableError, ConfigError
+from driver_monitor.errors import BackendUnavailableError, ConfigError, ModelError
 
 from .test_engine_model import export_tiny, random_crops, tiny_with_copies
 
@@ -237,3 +237,23 @@ def test_an_opened_engine_is_warmed_up_before_it_is_handed_out(tiny_cfg, monkeyp
         engine.warm_up(runs=3)
         again = engine.infer(crops)
     assert (first.emotion_probs == again.emotion_probs).all() and (first.aus == again.aus).all()
+
+
+def test_precision_auto_runs_fp32_when_the_cpu_copy_does_not_open(tmp_path):
+    """A damaged int8 copy (current metadata, a graph ONNX Runtime refuses) costs the speed, not the engine."""
+    import onnx
+
+    models = tiny_with_copies(tmp_path)
+    copy = models["cache"] / "m.int8cpu.onnx"
+    m = onnx.load(str(copy))
+    m.graph.node[0].op_type = "NoSuchOp"
+    onnx.save(m, str(copy))
+    logs: list[str] = []
+    cfg = EngineConfig(model=str(models["fp32"]), cache_dir=str(models["cache"]))
+    engine, sel = create_engine(cfg, prober=prober_with({("onnxruntime", "cpu")}), log=logs.append)
+    with engine:
+        assert sel.precision == "fp32" and engine.model.path == models["fp32"]
+        assert "precision auto: fp32 (m.int8cpu.onnx did not open" in sel.reason
+        assert any("running fp32" in m for m in logs)
+    with pytest.raises(ModelError, match="m.int8cpu.onnx"):  # asked for int8 by name: an error
+        create_engine(replace(cfg, precision="int8"), prober=prober_with({("onnxruntime", "cpu")}))

@@ -127,6 +127,26 @@ def model_for(fp32_path: Path, precision: str, cache_dir: Path, backend_name: st
     return model_for_precision(fp32_path, "fp32", cache_dir), ""
 
 
+def _open_candidate(cfg: Any, b: str, d: str, fp32_path: Path, cache_dir: Path,
+                    log: Callable[[str], None]) -> tuple[Engine, Any, str]:
+    """(engine, its ModelInfo, note for the reason) of one candidate. Under ``precision: auto`` an
+    int8 copy that does not open (a damaged file) gives way to the fp32 model, and the note says so."""
+    def open_(model: Any) -> Engine:
+        return backend_module(b).open_engine(model, fp32_path=fp32_path, device=d, max_batch=cfg.max_batch,
+                                             cache_dir=cache_dir, log=log,
+                                             cpu_threads=int(getattr(cfg, "cpu_threads", 0)))
+
+    model, note = model_for(fp32_path, cfg.precision, cache_dir, b, d)
+    try:
+        return open_(model), model, note
+    except (BackendUnavailableError, ModelError) as exc:
+        if cfg.precision != "auto" or model.precision == "fp32":
+            raise
+        log(f"engine: {b} {d.upper()} could not open {model.path.name} ({exc}); running fp32")
+        fp32 = model_for_precision(fp32_path, "fp32", cache_dir)
+        return open_(fp32), fp32, f"; precision auto: fp32 ({model.path.name} did not open: {exc})"
+
+
 def create_engine(cfg: Any, *, project_root: str | Path | None = None,
                   log: Callable[[str], None] | None = None,
                   prober: Prober = _probe) -> tuple[Engine, Selection]:
@@ -146,11 +166,8 @@ def create_engine(cfg: Any, *, project_root: str | Path | None = None,
     errors: list[str] = []
     for i, (b, d, why) in enumerate(candidates):
         try:
-            model, note = model_for(fp32_path, precision, cache_dir, b, d)
+            engine, model, note = _open_candidate(cfg, b, d, fp32_path, cache_dir, log)
             why += note
-            engine = backend_module(b).open_engine(model, fp32_path=fp32_path, device=d,
-                                                   max_batch=cfg.max_batch, cache_dir=cache_dir, log=log,
-                                                   cpu_threads=int(getattr(cfg, "cpu_threads", 0)))
         except (BackendUnavailableError, ModelError) as exc:
             if backend != "auto" or i == len(candidates) - 1:
                 raise

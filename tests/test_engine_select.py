@@ -257,3 +257,23 @@ def test_precision_auto_runs_fp32_when_the_cpu_copy_does_not_open(tmp_path):
         assert any("running fp32" in m for m in logs)
     with pytest.raises(ModelError, match="m.int8cpu.onnx"):  # asked for int8 by name: an error
         create_engine(replace(cfg, precision="int8"), prober=prober_with({("onnxruntime", "cpu")}))
+
+
+def test_an_engine_whose_first_run_fails_counts_as_not_opened(tiny_cfg, monkeypatch):
+    """auto moves on (and says why) when an engine opens but cannot run; the failed one is closed."""
+    real = select.backend_module
+    closed: list[bool] = []
+
+    class Broken:
+        @staticmethod
+        def open_engine(model, **kw):
+            engine = real("onnxruntime").open_engine(model, **{**kw, "device": "cpu"})  # a stand-in that opens
+            engine._run = lambda x: (_ for _ in ()).throw(RuntimeError("kernel failed (test)"))
+            engine.close = lambda: closed.append(True)
+            return engine
+
+    monkeypatch.setattr(select, "backend_module", lambda name: Broken if name == "tensorrt" else real(name))
+    engine, sel = create_engine(tiny_cfg, prober=prober_with({("tensorrt", "cuda"), ("onnxruntime", "cpu")}))
+    engine.close()
+    assert sel.backend == "onnxruntime" and closed == [True]
+    assert "its first run failed: RuntimeError: kernel failed (test)" in sel.reason

@@ -132,9 +132,16 @@ def _open_candidate(cfg: Any, b: str, d: str, fp32_path: Path, cache_dir: Path,
     """(engine, its ModelInfo, note for the reason) of one candidate. Under ``precision: auto`` an
     int8 copy that does not open (a damaged file) gives way to the fp32 model, and the note says so."""
     def open_(model: Any) -> Engine:
-        return backend_module(b).open_engine(model, fp32_path=fp32_path, device=d, max_batch=cfg.max_batch,
-                                             cache_dir=cache_dir, log=log,
-                                             cpu_threads=int(getattr(cfg, "cpu_threads", 0)))
+        engine = backend_module(b).open_engine(model, fp32_path=fp32_path, device=d, max_batch=cfg.max_batch,
+                                               cache_dir=cache_dir, log=log,
+                                               cpu_threads=int(getattr(cfg, "cpu_threads", 0)))
+        try:
+            engine.warm_up()  # the runtime's first-run work now, not on the first frames
+        except Exception as exc:  # the runtimes raise their own types; a first run that fails is a failed open
+            engine.close()
+            raise ModelError(f"{engine.description} opened {model.path.name} but its first run failed: "
+                             f"{exc.__class__.__name__}: {str(exc)[:300]}") from None
+        return engine
 
     model, note = model_for(fp32_path, cfg.precision, cache_dir, b, d)
     try:
@@ -176,7 +183,6 @@ def create_engine(cfg: Any, *, project_root: str | Path | None = None,
             continue
         if errors:
             why += " (after: " + "; ".join(errors) + ")"
-        engine.warm_up()  # the runtime's first-run work now, not on the first frames
         return engine, Selection(b, d, model.precision, why)
     raise BackendUnavailableError("no backend could open the model: " + "; ".join(errors))
 

@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from driver_monitor.training.datasets import (
     FERPLUS_PROTOCOLS, FaceDataset, load_ckplus, load_fer2013, load_ferplus,
 )
+from driver_monitor.engine.precision import COPY_KINDS
 from driver_monitor.errors import DriverMonitorError, ModelError, report
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec, to_input
@@ -205,7 +206,7 @@ def precision_models(onnx: Path, precisions: Sequence[str], cache_dir: Path) -> 
     out: list[tuple[str, Path | None, str]] = []
     for p in ["fp32", *(q for q in dict.fromkeys(precisions) if q != "fp32")]:
         try:
-            precision, device = ("int8", "cpu") if p == "int8cpu" else (p, "cuda")
+            precision, device = COPY_KINDS.get(p, (p, "cuda"))
             out.append((p, model_for_precision(onnx, precision, cache_dir, device).path, ""))
         except ModelError as exc:
             if p == "fp32":
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip-tta", action="store_true",
                     help="torch checkpoints: average each crop with its mirror image, as an ONNX file "
                          "exported with tools/export_onnx.py --flip-tta does (ONNX files carry their own setting)")
-    ap.add_argument("--precision-copies", nargs="+", choices=("fp16", "int8", "int8cpu"), metavar="P",
+    ap.add_argument("--precision-copies", nargs="+", choices=tuple(COPY_KINDS), metavar="P",
                     help="also score these ONNX copies of --onnx (fp16, int8 for TensorRT, int8cpu the one "
                          "ONNX Runtime runs on the CPU; made by `driver-monitor engines build`) against it on "
                          "FERPlus test, both protocols (needs --ferplus)")

@@ -14,7 +14,7 @@ from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
 from .base import resolve_cache_dir, resolve_model_path
 from .contract import file_sha256, read_model_info
-from .precision import CALIB_METHODS, PRECISIONS, build_copy, find_copy, model_for_precision
+from .precision import CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy, model_for_precision
 
 
 def _err(msg: str) -> None:
@@ -25,7 +25,7 @@ def _err(msg: str) -> None:
 
 
 #: the copies ``engines list / clean`` look at: (label, precision, device whose copy it is)
-_COPIES = (("fp16", "fp16", "cuda"), ("int8", "int8", "cuda"), ("int8 (CPU)", "int8", "cpu"))
+_COPIES = tuple(("int8 (CPU)" if kind == CPU_INT8 else kind, p, d) for kind, (p, d) in COPY_KINDS.items())
 
 
 def _model_paths(cfg: Config) -> tuple[Path, Path]:

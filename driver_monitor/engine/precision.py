@@ -47,7 +47,8 @@ from .contract import INPUT_NAME, ModelInfo, read_model_info
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 #: the copies' kinds: an int8 copy for the CPU is made differently from the one for TensorRT
 CPU_INT8 = "int8cpu"
-COPY_KINDS: tuple[str, ...] = ("fp16", "int8", CPU_INT8)
+#: each copy kind: (the precision it runs, the device whose copy it is)
+COPY_KINDS: dict[str, tuple[str, str]] = {"fp16": ("fp16", "cuda"), "int8": ("int8", "cuda"), CPU_INT8: ("int8", "cpu")}
 KIND_KEY = "dm.copy_kind"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 #: How each copy is made, as a version stored in the copy's ``dm.copy_recipe``; a copy made by

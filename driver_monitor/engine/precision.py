@@ -87,9 +87,10 @@ def find_copy(fp32_path: Path, precision: str, cache_dir: str | Path, device: st
 
 
 def model_for_precision(fp32_path: str | Path, precision: str, cache_dir: str | Path,
-                        device: str = "cuda") -> ModelInfo:
-    """The ModelInfo to run at ``precision`` on ``device``; refuses a missing or stale copy with the fix."""
-    fp32 = read_model_info(fp32_path)
+                        device: str = "cuda", *, fp32: ModelInfo | None = None) -> ModelInfo:
+    """The ModelInfo to run at ``precision`` on ``device``; refuses a missing or stale copy with the fix.
+    ``fp32``: the model's own ModelInfo when the caller has read it already (reading hashes the file)."""
+    fp32 = fp32 if fp32 is not None else read_model_info(fp32_path)
     kind = copy_kind(precision, device)
     if kind == "fp32":
         return fp32

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from ..errors import BackendUnavailableError, ConfigError, ModelError
 from .backends import AUTO_ORDER, BACKENDS, backend, backend_module, install_hint
 from .base import Engine, Selection, resolve_cache_dir, resolve_model_path
+from .contract import read_model_info
 from .precision import model_for_precision
 
 Prober = Callable[[str, str], "str | None"]
@@ -110,24 +111,27 @@ def plan_selection(name: str, device: str = "auto", precision: str = "auto", *,
         f"another with --backend auto|{'|'.join(n for n in BACKENDS if n != 'tensorrt')}")
 
 
-def model_for(fp32_path: Path, precision: str, cache_dir: Path, backend_name: str, device: str) -> tuple[Any, str]:
+def model_for(fp32_path: Path, precision: str, cache_dir: Path, backend_name: str, device: str,
+              fp32: Any = None) -> tuple[Any, str]:
     """(ModelInfo, note for the selection's reason) that ``backend_name`` runs on ``device``.
 
     ``precision: auto`` is the int8 copy for the CPU on ONNX Runtime's CPU provider when it is
     current (about 1.8x fp32's speed, the same accuracy: docs/engines.md), fp32 everywhere else
     and when that copy is missing or stale (the note says why). An explicit precision is that
-    precision's copy for the device, or ModelError."""
+    precision's copy for the device, or ModelError. ``fp32``: the model's ModelInfo, when read already."""
+    fp32 = fp32 if fp32 is not None else read_model_info(fp32_path)
     if precision != "auto":
-        return model_for_precision(fp32_path, precision, cache_dir, device), ""
+        return model_for_precision(fp32_path, precision, cache_dir, device, fp32=fp32), ""
     if backend_name == "onnxruntime" and device == "cpu":
         try:
-            return model_for_precision(fp32_path, "int8", cache_dir, "cpu"), "; precision auto: int8 copy for the CPU"
+            return (model_for_precision(fp32_path, "int8", cache_dir, "cpu", fp32=fp32),
+                    "; precision auto: int8 copy for the CPU")
         except ModelError as exc:
-            return model_for_precision(fp32_path, "fp32", cache_dir), f"; precision auto: fp32 ({exc})"
-    return model_for_precision(fp32_path, "fp32", cache_dir), ""
+            return fp32, f"; precision auto: fp32 ({exc})"
+    return fp32, ""
 
 
-def _open_candidate(cfg: Any, b: str, d: str, fp32_path: Path, cache_dir: Path,
+def _open_candidate(cfg: Any, b: str, d: str, fp32_path: Path, fp32: Any, cache_dir: Path,
                     log: Callable[[str], None]) -> tuple[Engine, Any, str]:
     """(engine, its ModelInfo, note for the reason) of one candidate. Under ``precision: auto`` an
     int8 copy that does not open (a damaged file) gives way to the fp32 model, and the note says so."""
@@ -143,14 +147,13 @@ def _open_candidate(cfg: Any, b: str, d: str, fp32_path: Path, cache_dir: Path,
                              f"{exc.__class__.__name__}: {str(exc)[:300]}") from None
         return engine
 
-    model, note = model_for(fp32_path, cfg.precision, cache_dir, b, d)
+    model, note = model_for(fp32_path, cfg.precision, cache_dir, b, d, fp32)
     try:
         return open_(model), model, note
     except (BackendUnavailableError, ModelError) as exc:
-        if cfg.precision != "auto" or model.precision == "fp32":
+        if cfg.precision != "auto" or model is fp32:
             raise
         log(f"engine: {b} {d.upper()} could not open {model.path.name} ({exc}); running fp32")
-        fp32 = model_for_precision(fp32_path, "fp32", cache_dir)
         return open_(fp32), fp32, f"; precision auto: fp32 ({model.path.name} did not open: {exc})"
 
 
@@ -170,10 +173,11 @@ def create_engine(cfg: Any, *, project_root: str | Path | None = None,
     fp32_path = resolve_model_path(cfg, project_root)
     cache_dir = resolve_cache_dir(cfg, project_root)
     candidates = plan_selection(backend, device, precision, prober=prober)
+    fp32 = read_model_info(fp32_path)  # once (it hashes the file); a missing model is an error before any backend
     errors: list[str] = []
     for i, (b, d, why) in enumerate(candidates):
         try:
-            engine, model, note = _open_candidate(cfg, b, d, fp32_path, cache_dir, log)
+            engine, model, note = _open_candidate(cfg, b, d, fp32_path, fp32, cache_dir, log)
             why += note
         except (BackendUnavailableError, ModelError) as exc:
             if backend != "auto" or i == len(candidates) - 1:

@@ -143,7 +143,7 @@ def _mesh_on_one_core(pipeline: "Pipeline") -> Iterator[None]:
     try:
         yield
     finally:
-        pin(pipeline.detector.thread_ids, allowed)  # the face search's graph, made meanwhile, too
+        pin(pipeline.detector.thread_ids, allowed)
 
 
 def _put(hand: "queue.Queue[Any]", item: Any, *stops: threading.Event) -> None:

@@ -68,3 +68,41 @@ def test_interval_zero_follows_every_face_on_every_frame(frames) -> None:
         counts = [len(det.detect(img, t_s=i / 30)) for i, img in enumerate(two[:10])]
         assert counts == [2] * 10
         assert det.following_all and det.searches == 0
+
+
+def test_the_warm_up_leaves_nothing_behind(frames) -> None:
+    """The detector runs its graphs once on a blank frame when it is made (so the first frame of a
+    drive does not pay for setting them up); the landmarks are those of a mesh that never ran it."""
+    import mediapipe as mp
+
+    pad, _ = frames
+    face = load_config(None).face
+    with _detector(0.5) as det, mp.solutions.face_mesh.FaceMesh(
+            max_num_faces=1, refine_landmarks=True, min_detection_confidence=face.min_detection_confidence,
+            min_tracking_confidence=face.min_tracking_confidence) as cold:
+        for i, img in enumerate(pad[:20]):
+            warm = det.detect(img, t_s=i / 30)
+            ref = cold.process(cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).multi_face_landmarks
+            assert len(warm) == len(ref) == 1
+            w, h = img.shape[1], img.shape[0]
+            xy = np.array([(p.x * w, p.y * h) for p in ref[0].landmark], np.float32)
+            np.testing.assert_array_equal(warm[0].landmarks[:, :2], xy)
+
+
+def test_warm_up_runs_each_graph_once_and_forgets_it() -> None:
+    from driver_monitor.face.mesh import WARM_UP_SHAPE, warm_up
+
+    class Graph:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def process(self, image: np.ndarray) -> None:
+            assert image.shape == WARM_UP_SHAPE and not image.any()
+            self.calls.append("process")
+
+        def reset(self) -> None:
+            self.calls.append("reset")
+
+    a, b = Graph(), Graph()
+    warm_up(a, None, b)
+    assert a.calls == b.calls == ["process", "reset"]

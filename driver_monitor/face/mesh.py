@@ -364,9 +364,9 @@ def bare_mesh_loop(path: str, *, max_frames: int | None = None) -> tuple[int, fl
     if not cap.isOpened():
         raise SourceError(f"{path!r} cannot be read as a video; pass a video file")
     mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True)
-    warm_up(mesh)  # as analyze's detector is, before its clock starts
     frames = 0
     try:
+        warm_up(mesh)  # as analyze's detector is, before its clock starts
         t0, cpu0 = time.perf_counter(), time.process_time()
         while max_frames is None or frames < max_frames:
             ok, image = cap.read()

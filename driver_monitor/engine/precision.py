@@ -144,7 +144,7 @@ def _toposort(graph: "object") -> None:
 
 def _set_metadata(model: "object", source: ModelInfo, kind: str) -> None:
     props = dict(source.metadata)
-    props.update({"dm.precision": "int8" if kind == CPU_INT8 else kind, KIND_KEY: kind,
+    props.update({"dm.precision": COPY_KINDS[kind][0], KIND_KEY: kind,
                   "dm.source_sha256": source.sha256, "dm.source_file": source.path.name,
                   RECIPE_KEY: COPY_RECIPES[kind]})
     del model.metadata_props[:]

@@ -106,3 +106,24 @@ def test_warm_up_runs_each_graph_once_and_forgets_it() -> None:
     a, b = Graph(), Graph()
     warm_up(a, None, b)
     assert a.calls == b.calls == ["process", "reset"]
+
+
+def test_the_frame_is_lent_to_the_graphs_with_the_same_landmarks() -> None:
+    """prepare() makes the RGB copy read-only, so MediaPipe reads it in place instead of copying it
+    per graph; on a frame whose rows are not a multiple of 16 bytes wide (554 x 3) the landmarks
+    equal those of the copied frame, and the caller's frame stays writable."""
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    cap = cv2.VideoCapture(str(need_data("videos/yawn_in_car.mp4")))
+    imgs = [cap.read()[1] for _ in range(5)]
+    cap.release()
+    assert imgs[0].shape[1] * 3 % 16 != 0
+    face = dataclasses.replace(load_config(None).face, search_interval_s=0.0)
+    with FaceMeshDetector(face) as lent, FaceMeshDetector(face) as copied:
+        for img in imgs:
+            rgb = lent.prepare(img)
+            assert not rgb.flags.writeable and img.flags.writeable
+            a = lent.detect(img, prepared=rgb)
+            b = copied.detect(img, prepared=np.array(rgb))  # writable: MediaPipe copies it
+            assert len(a) == len(b) == 1
+            np.testing.assert_array_equal(a[0].landmarks, b[0].landmarks)

@@ -269,11 +269,18 @@ class FaceMeshDetector:
 
     def prepare(self, image: NDArray[np.uint8]) -> NDArray[np.uint8]:
         """The RGB copy of a BGR or grey frame the mesh reads; pure, so it may run ahead of
-        :meth:`detect` on another thread."""
+        :meth:`detect` on another thread.
+
+        The copy is made read-only: MediaPipe then lends a read-only array to its graphs as it is
+        instead of copying it into an image of its own for every graph that runs on the frame (a
+        1280x960 frame: 0.14 ms a copy, two on a search frame). The pixels the graphs read are
+        the same, so are the landmarks."""
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim not in (2, 3):
             raise ValueError(f"image must be (H, W) or (H, W, 3) uint8, got {getattr(image, 'shape', image)!r}")
         cv2 = self._cv2
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
+        rgb.flags.writeable = False
+        return rgb
 
     def detect(self, image: NDArray[np.uint8], t_s: float | None = None,
                prepared: NDArray[np.uint8] | None = None) -> list[Face]:

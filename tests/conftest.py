@@ -74,3 +74,27 @@ def shared_eval(tmp_path_factory):
     rc = main(["evaluate", str(PROJECT_ROOT / "scenarios" / "shared_clips.yaml"), "--out", str(out),
                "--video-dir", str(videos)])
     return rc, out, json.loads((out / "dms_eval.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _qt_widgets_held_until_closed(request):
+    """pytest-qt holds the widgets a test registers (``qtbot.addWidget``) by weak reference and
+    closes them in the test's teardown. Between the end of the test and that teardown, a garbage
+    collection may free a dashboard caught in a reference cycle while its session thread still
+    runs, and Qt aborts the whole process when a running QThread is destroyed (seen as a rare
+    SIGABRT in tests/test_ui_worker.py). So every registered widget is also held here until the
+    teardown has closed it."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    qtbot = request.getfixturevalue("qtbot")
+    held: list = []
+    add = qtbot.addWidget
+
+    def add_and_hold(widget, *args, **kwargs):
+        held.append(widget)
+        return add(widget, *args, **kwargs)
+
+    qtbot.addWidget = add_and_hold
+    yield
+    held.clear()

@@ -632,3 +632,20 @@ def test_a_recording_to_the_end_of_a_file_keeps_the_events_the_end_closed(qtbot,
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["type"] for e in events] == ["microsleep", "driver_absent"]
     assert events[-1]["details"]["ended_by"] == "end_of_drive"
+
+
+def test_registered_widgets_are_held_until_the_teardown_closes_them(qtbot):
+    """tests/conftest.py holds what a test registers with qtbot, so a dashboard whose test has
+    returned is closed (its session stopped) before it can be freed: a garbage collection that freed
+    it with its session thread running would abort the process (Qt destroys a running QThread)."""
+    import gc
+    import weakref
+
+    from PyQt6.QtWidgets import QWidget
+
+    w = QWidget()
+    ref = weakref.ref(w)
+    qtbot.addWidget(w)
+    del w
+    gc.collect()
+    assert ref() is not None

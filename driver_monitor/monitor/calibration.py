@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -78,11 +79,16 @@ class RunningHistogram:
         self.w = np.zeros(int(round((hi - lo) / width)), np.float64)
         self.wx = np.zeros_like(self.w)  # weighted sum of the values in each bin: unbiased means
         self.total = 0.0
+        # what mode() / percentile() last gave, by their arguments, valid while the weights stay
+        # as they were: a frame that teaches nothing new reads the same values again
+        self._version = 0
+        self._memo: dict[tuple[str, float], tuple[int, Any]] = {}
 
     def clear(self) -> None:
         self.w[:] = 0.0
         self.wx[:] = 0.0
         self.total = 0.0
+        self._version += 1
 
     def add(self, x: float, weight: float) -> None:
         if weight <= 0 or not math.isfinite(x):
@@ -96,11 +102,25 @@ class RunningHistogram:
         self.w[i] += weight
         self.wx[i] += weight * x
         self.total += weight
+        self._version += 1
+
+    def _remembered(self, key: tuple[str, float], compute: Callable[[], Any]) -> Any:
+        """``compute()``, or its value from the last call with this key if no weight changed since
+        (the weights change only through add() and clear())."""
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (self._version, value)
+        return value
 
     def centre(self, i: int | np.ndarray) -> float | np.ndarray:
         return self.lo + (np.asarray(i) + 0.5) * self.width
 
     def percentile(self, q: float) -> float:
+        return self._remembered(("percentile", q), lambda: self._percentile(q))
+
+    def _percentile(self, q: float) -> float:
         if self.total <= 0:
             return math.nan
         c = np.cumsum(self.w)
@@ -112,6 +132,9 @@ class RunningHistogram:
         weight, then move the window to the mean of what it holds until it settles (mean shift), so
         a remnant of an older pose at the window's edge does not pull the value; returns that mean
         and the weight inside the final window."""
+        return self._remembered(("mode", half_width), lambda: self._mode(half_width))
+
+    def _mode(self, half_width: float) -> tuple[float, float]:
         if self.total <= 0:
             return math.nan, 0.0
         k = max(0, int(round(half_width / self.width)))

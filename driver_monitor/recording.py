@@ -9,12 +9,12 @@ Pure module: no Qt, no MediaPipe, no runtimes.
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import Config
 from .errors import OutputError
@@ -49,71 +49,50 @@ def frame_columns(emotion_names: Sequence[str] = (), au_names: Sequence[str] = (
     return cols
 
 
-def _num(value: float | None, decimals: int) -> str:
-    if value is None:
-        return ""
-    v = float(value)
-    if math.isnan(v):
-        return ""
-    return f"{v:.{decimals}f}"
+@functools.lru_cache(maxsize=None)
+def _formatter(decimals: int) -> Callable[[float | None], str]:
+    """value -> its text with ``decimals`` decimals; "" for None and NaN."""
+    spec = f".{decimals}f"
+
+    def text(value: float | None) -> str:
+        if value is None:
+            return ""
+        v = float(value)
+        return "" if v != v else format(v, spec)  # v != v: NaN
+    return text
 
 
 def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Sequence[str],
-              decimals: int = 4, region_names: Sequence[str] = ()) -> dict[str, Any]:
-    """One frames.csv row (strings and ints) for a FrameResult."""
+              decimals: int = 4, region_names: Sequence[str] = ()) -> list[Any]:
+    """One frames.csv row (strings and ints) for a FrameResult, in :func:`frame_columns` order."""
     s, raw, st = result.smoothed, result.signals, result.state
-    n = lambda v: _num(v, decimals)  # noqa: E731
-    row: dict[str, Any] = {
-        "frame": result.index,
-        "time_s": _num(result.time_s, 4),
-        "camera_ok": int(result.camera_ok),
-        "face_detected": int(result.face_detected),
-        "faces": result.faces_count,
-        "status": str(st.status),
-        "yaw_deg": n(s.yaw_deg) if s else "",
-        "pitch_deg": n(s.pitch_deg) if s else "",
-        "roll_deg": n(s.roll_deg) if s else "",
-        "ear": n(s.ear) if s and s.eyes_visible else "",
-        "ear_left": n(s.ear_left) if s and s.eyes_visible else "",
-        "ear_right": n(s.ear_right) if s and s.eyes_visible else "",
-        "ear_raw": n(raw.ear) if raw else "",
-        "mar": n(s.mar) if s else "",
-        "mar_raw": n(raw.mar) if raw else "",
-        "gaze_x": n(s.gaze_x) if s and s.eyes_visible else "",
-        "gaze_y": n(s.gaze_y) if s and s.eyes_visible else "",
-        "eyes_visible": int(s.eyes_visible) if s else "",
-        "eyes_closed": int(st.eyes_closed) if st.lids_read else "",
-        "eyes_closed_s": n(st.eyes_closed_s),
-        "perclos": n(st.perclos),
-        "blinks": st.blink_count,
-        "blink_rate_per_min": n(st.blink_rate_per_min),
-        "yawning": int(st.yawning),
-        "yawns": st.yawn_count,
-        "off_road": int(st.off_road),
-        "off_road_s": n(st.off_road_s),
-        "off_road_reason": st.off_road_reason,
-        "time_sharing_s": n(st.time_sharing_s),
-        "drowsiness": str(st.drowsiness),
-        "distraction": str(st.distraction),
-        "alert": str(st.alert),
-        "calibrated": int(st.calibrated),
-    }
+    n = _formatter(decimals)
+    eyes = s is not None and s.eyes_visible
+    row: list[Any] = [
+        result.index, _formatter(4)(result.time_s), int(result.camera_ok), int(result.face_detected),
+        result.faces_count, str(st.status),
+        n(s.yaw_deg) if s else "", n(s.pitch_deg) if s else "", n(s.roll_deg) if s else "",
+        n(s.ear) if eyes else "", n(s.ear_left) if eyes else "", n(s.ear_right) if eyes else "",
+        n(raw.ear) if raw else "", n(s.mar) if s else "", n(raw.mar) if raw else "",
+        n(s.gaze_x) if eyes else "", n(s.gaze_y) if eyes else "", int(s.eyes_visible) if s else "",
+        int(st.eyes_closed) if st.lids_read else "", n(st.eyes_closed_s), n(st.perclos), st.blink_count,
+        n(st.blink_rate_per_min), int(st.yawning), st.yawn_count, int(st.off_road), n(st.off_road_s),
+        st.off_road_reason, n(st.time_sharing_s), str(st.drowsiness), str(st.distraction), str(st.alert),
+        int(st.calibrated),
+    ]
     if emotion_names:
         probs = result.emotion_probs or {}
-        row["emotion"] = result.emotion or ""
-        for name in emotion_names:
-            row[f"p_{name}"] = n(probs.get(name)) if probs else ""
+        row.append(result.emotion or "")
+        row += [n(probs.get(name)) for name in emotion_names] if probs else [""] * len(emotion_names)
     aus = result.aus or {}
-    for name in au_names:
-        row[name.lower()] = n(aus.get(name)) if aus else ""
+    row += [n(aus.get(name)) for name in au_names] if aus else [""] * len(au_names)
     if region_names:
         vis, att = result.regions or {}, result.region_attention or {}
-        row.update({f"vis_{r}": n(vis.get(r)) if vis else "" for r in region_names})
-        row.update({f"att_{r}": n(att.get(r)) if att else "" for r in region_names})
-        row["aus_hidden"] = " ".join(au.lower() for au in result.aus_hidden)
-    for stage in STAGES:
-        ms = result.timings_ms.get(stage)
-        row[f"ms_{stage}"] = _num(ms, 3) if ms is not None else ""
+        row += [n(vis.get(r)) for r in region_names] if vis else [""] * len(region_names)
+        row += [n(att.get(r)) for r in region_names] if att else [""] * len(region_names)
+        row.append(" ".join(au.lower() for au in result.aus_hidden))
+    ms = _formatter(3)
+    row += [ms(result.timings_ms.get(stage)) for stage in STAGES]
     return row
 
 
@@ -170,8 +149,8 @@ class ResultWriter:
         try:
             self._frames_fh = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")
             self._events_fh = open(self.out_dir / "events.jsonl", "w", encoding="utf-8")
-            self._csv = csv.DictWriter(self._frames_fh, fieldnames=self.columns, extrasaction="ignore")
-            self._csv.writeheader()
+            self._csv = csv.writer(self._frames_fh)
+            self._csv.writerow(self.columns)
             self._frames_fh.flush()
             self._good_size = self._frames_fh.tell()
         except OSError as exc:

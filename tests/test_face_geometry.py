@@ -234,7 +234,10 @@ def test_eye_visibility_unmeasurable_is_neutral() -> None:
 def test_eye_patch_luma_is_the_weighted_sum_of_the_channels() -> None:
     """The patches' grey levels are 0.114 B + 0.587 G + 0.299 R, as a matrix product would give
     them (computed by hand so no BLAS thread pool wakes beside the face mesh)."""
-    from driver_monitor.face.visibility import _W, _grey_patches
+    from driver_monitor.face.visibility import _W, _grey, _patch_pixels
+
+    def _grey_patches(image, pts, idx, r):
+        return _grey(_patch_pixels(image, pts, idx, r))
 
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
@@ -245,3 +248,13 @@ def test_eye_patch_luma_is_the_weighted_sum_of_the_channels() -> None:
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
     grey = img[..., 1]
     np.testing.assert_array_equal(_grey_patches(grey, pts, (1,), 2), grey[28:33, 38:43].reshape(-1).astype(np.float32))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 441, 2916])
+def test_patch_median_is_numpys_median(n: int) -> None:
+    """The eye-visibility medians are np.median's values exactly (odd and even counts)."""
+    from driver_monitor.face.visibility import _median
+
+    v = np.random.default_rng(n).integers(0, 256, (n, 3)).astype(np.float32) @ np.float32([0.114, 0.587, 0.299])
+    assert _median(v) == float(np.median(v))
+    assert _median(v[: n // 2 * 2 or 1]) == float(np.median(v[: n // 2 * 2 or 1]))

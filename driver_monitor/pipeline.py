@@ -253,17 +253,16 @@ class Pipeline:
         total = float(probs.sum())
         if total > 0:
             probs = probs / total
-        reading = EngineReading(dict(zip(out.emotion_names, (float(v) for v in probs))),
-                                dict(zip(out.au_names, (float(v) for v in aus))))
+        reading = EngineReading(dict(zip(out.emotion_names, probs.tolist())), dict(zip(out.au_names, aus.tolist())))
         if out.region_visibility is None:
             return reading
         vis = self.region_smoother.update(out.region_visibility[0], t_s)
-        regions = dict(zip(out.region_names, (float(v) for v in vis)))
+        regions = dict(zip(out.region_names, vis.tolist()))
         threshold = self.cfg.engine.min_region_visibility
         was = self._held.regions_hidden if self._held is not None else ()  # the last reading (hysteresis)
         gone = hidden_regions(regions, threshold, was)
         return reading._replace(
-            regions=regions, region_attention=dict(zip(out.region_names, (float(v) for v in out.region_attention[0]))),
+            regions=regions, region_attention=dict(zip(out.region_names, out.region_attention[0].tolist())),
             aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions, threshold, gone),
             regions_hidden=tuple(r for r in out.region_names if r in gone))
 

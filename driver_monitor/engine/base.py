@@ -82,19 +82,25 @@ class Engine(ABC):
         widths = [len(self.emotion_names), len(self.au_names)]
         if self.region_names:
             widths += [len(self.region_names)] * 2
-        parts: list[list[NDArray[np.float32]]] = [[np.zeros((0, w), np.float32)] for w in widths]
-        for start in range(0, x.shape[0], self.max_batch):
-            outs = self._run(np.ascontiguousarray(x[start:start + self.max_batch]))
-            if len(outs) != len(widths):
-                raise ModelError(f"{self.description} engine returned {len(outs)} outputs, expected {len(widths)}")
-            for part, out, w in zip(parts, outs, widths):
-                part.append(np.asarray(out, dtype=np.float32).reshape(-1, w))
-        arrays = [np.concatenate(part) for part in parts]
+        batches = [self._run_batch(np.ascontiguousarray(x[start:start + self.max_batch]), widths)
+                   for start in range(0, x.shape[0], self.max_batch)]
+        if len(batches) == 1:  # one batch (a frame's face): its outputs as they are
+            arrays = batches[0]
+        else:
+            arrays = [np.concatenate([np.zeros((0, w), np.float32), *(b[i] for b in batches)])
+                      for i, w in enumerate(widths)]
         regions = {}
         if self.region_names:
             regions = {"region_names": self.region_names, "region_attention": arrays[2],
                        "region_visibility": arrays[3]}
         return EngineOutput(arrays[0], arrays[1], self.emotion_names, self.au_names, **regions)
+
+    def _run_batch(self, x: NDArray[np.float32], widths: list[int]) -> list[NDArray[np.float32]]:
+        """One batch's outputs as float32 (n, width) arrays, checked against the expected count."""
+        outs = self._run(x)
+        if len(outs) != len(widths):
+            raise ModelError(f"{self.description} engine returned {len(outs)} outputs, expected {len(widths)}")
+        return [np.asarray(out, dtype=np.float32).reshape(-1, w) for out, w in zip(outs, widths)]
 
     def warm_up(self, runs: int = 2) -> None:
         """Run a blank crop ``runs`` times, so the first frames do not pay for the runtime's
@@ -107,7 +113,8 @@ class Engine(ABC):
     @abstractmethod
     def _run(self, x: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
         """``(n, 1, S, S)`` float32 with 1 <= n <= max_batch -> (probs (n, C), aus (n, K)), then
-        (region attention (n, R), region visibility (n, R)) when the model has regions."""
+        (region attention (n, R), region visibility (n, R)) when the model has regions: arrays the
+        caller keeps, never buffers the next run writes into."""
 
     def close(self) -> None:
         self._closed = True

@@ -209,11 +209,11 @@ class ProbSmoother:
     def update(self, x: NDArray[np.float32], t_s: float) -> NDArray[np.float32]:
         x = np.asarray(x, dtype=np.float32)
         if (not self.enabled or self._x is None or self._t is None or self._x.shape != x.shape
-                or t_s <= self._t or t_s - self._t > MAX_GAP_S or not np.all(np.isfinite(x))):
+                or t_s <= self._t or t_s - self._t > MAX_GAP_S or not np.isfinite(x).all()):
             self._x = x.copy()
             self._t = t_s
             return x.copy()
         a = np.float32(1.0 - math.exp(-(t_s - self._t) / self.tau_s))
-        self._x = (a * x + (1.0 - a) * self._x).astype(np.float32)
+        self._x = a * x + (1.0 - a) * self._x  # float32: a float32 scalar and arrays
         self._t = t_s
         return self._x.copy()

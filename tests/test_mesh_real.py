@@ -285,6 +285,39 @@ def test_lean_graph_call_gives_what_process_gives(max_faces: int) -> None:
     assert len(got) == 1 and got[0].landmark[0].x > 0
 
 
+def test_lean_face_count_gives_what_process_gives() -> None:
+    """The face search's direct graph call counts, frame by frame, the detections
+    FaceDetection.process returns (a clip whose face comes and goes), and falls back to process
+    for an object without the graph members."""
+    import cv2
+    import mediapipe as mp
+
+    from driver_monitor.face.mesh import _count_detections
+
+    def finder():
+        return mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+
+    counts = []
+    with open_source(str(need_data("videos/face_then_noface.mov")), CaptureConfig()) as src, finder() as a, \
+            finder() as b:
+        for frame in src:
+            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
+            want = len(a.process(rgb).detections or [])
+            assert _count_detections(b, rgb) == want, f"frame {frame.index}"
+            counts.append(want)
+    assert 0 in counts and 1 in counts
+
+    class Wrapped:  # only process(): the fallback
+        def __init__(self, inner):
+            self.inner = inner
+
+        def process(self, rgb):
+            return self.inner.process(rgb)
+
+    with finder() as c:
+        assert _count_detections(Wrapped(c), np.zeros((64, 64, 3), np.uint8)) == 0
+
+
 def report(names: list[str]) -> None:
     print("| clip | frames | face found | EAR p10/p50/p90 | MAR p50/max | yaw min/max | pitch min/max "
           "| roll min/max | eyes visible | visibility ratio p1/p50/p99 | mesh ms (wall) "

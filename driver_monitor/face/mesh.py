@@ -40,9 +40,11 @@ def _landmark_array(landmarks: Any) -> NDArray[np.float32]:
     raw = landmarks if isinstance(landmarks, bytes) else landmarks.SerializeToString()
     if len(raw) % _WIRE_RECORD.itemsize == 0:
         tags = np.frombuffer(raw, np.uint8).reshape(-1, _WIRE_RECORD.itemsize)[:, _WIRE_TAG_BYTES]
-        if np.array_equal(tags, np.broadcast_to(_WIRE_WANT, tags.shape)):
+        if (tags == _WIRE_WANT).all():
             rec = np.frombuffer(raw, dtype=_WIRE_RECORD)
-            return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
+            out = np.empty((len(rec), 3), np.float32)
+            out[:, 0], out[:, 1], out[:, 2] = rec["x"], rec["y"], rec["z"]
+            return out
     if isinstance(landmarks, bytes):
         from mediapipe.framework.formats import landmark_pb2
 
@@ -57,19 +59,33 @@ def _mesh_landmarks(mesh: Any, rgb: NDArray[np.uint8]) -> list[Any]:
     the wrapper's per-call costs: it builds a new named-tuple class every frame, parses the
     landmarks into protobuf objects that would be serialized again here. About 0.3-0.4 ms a frame
     (a tenth of the mesh). Falls back to ``process`` when the solution lacks the members it uses."""
-    lean = _LEAN.get(type(mesh))
+    found = _graph_call(mesh, rgb, "multi_face_landmarks")
+    return list(mesh.process(rgb).multi_face_landmarks or []) if found is None else found
+
+
+def _count_detections(finder: Any, rgb: NDArray[np.uint8]) -> int:
+    """How many faces a FaceDetection solution finds in one frame: the graph call of
+    :func:`_mesh_landmarks`, counting the serialized detections (``process`` as the fallback)."""
+    found = _graph_call(finder, rgb, "detections")
+    return len(finder.process(rgb).detections or []) if found is None else len(found)
+
+
+def _graph_call(solution: Any, rgb: NDArray[np.uint8], output: str) -> list[bytes] | None:
+    """``solution.process(rgb)``'s graph call, its ``output`` stream as serialized protos (none:
+    []); None when the solution lacks the members this needs (call ``process`` then)."""
+    lean = _LEAN.get(type(solution))
     if lean is None:
-        lean = _LEAN[type(mesh)] = all(hasattr(mesh, a) for a in _LEAN_MEMBERS) and _lean_api() is not None
+        lean = _LEAN[type(solution)] = all(hasattr(solution, a) for a in _LEAN_MEMBERS) and _lean_api() is not None
     if not lean:
-        return list(mesh.process(rgb).multi_face_landmarks or [])
+        return None
     create, fmt, serialized = _lean_api()
-    mesh._graph_outputs.clear()
-    mesh._simulated_timestamp += 33333  # FaceMesh.process's own step: 30 fps video time
-    stream = next(iter(mesh._input_stream_type_info))
-    mesh._graph.add_packet_to_input_stream(stream=stream,
-                                           packet=create(rgb, image_format=fmt).at(mesh._simulated_timestamp))
-    mesh._graph.wait_until_idle()
-    packet = mesh._graph_outputs.get("multi_face_landmarks")
+    solution._graph_outputs.clear()
+    solution._simulated_timestamp += 33333  # the solution's own step in process(): 30 fps video time
+    stream = next(iter(solution._input_stream_type_info))
+    solution._graph.add_packet_to_input_stream(stream=stream,
+                                               packet=create(rgb, image_format=fmt).at(solution._simulated_timestamp))
+    solution._graph.wait_until_idle()
+    packet = solution._graph_outputs.get(output)
     return [] if packet is None or packet.is_empty() else list(serialized(packet))
 
 
@@ -325,7 +341,7 @@ class FaceMeshDetector:
     def _count_faces(self, rgb: NDArray[np.uint8], t: float) -> int:
         self.searches += 1
         self._next_search = t + self._interval
-        return len(self._finder.process(rgb).detections or [])
+        return _count_detections(self._finder, rgb)
 
     @property
     def following_all(self) -> bool:

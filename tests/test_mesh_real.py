@@ -249,6 +249,16 @@ def test_landmark_bytes_reader_matches_protobuf_objects(extra_visibility: bool) 
         assert got.shape == (478, 3) and np.array_equal(got, want) and np.array_equal(got, vals)
 
 
+class _ProcessOnly:
+    """A MediaPipe solution seen through process() alone: the direct graph call falls back to it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def process(self, rgb):
+        return self.inner.process(rgb)
+
+
 @pytest.mark.parametrize("max_faces", [1, 3])
 def test_lean_graph_call_gives_what_process_gives(max_faces: int) -> None:
     """The mesh's direct graph call returns, frame by frame, the very landmarks FaceMesh.process
@@ -273,15 +283,8 @@ def test_lean_graph_call_gives_what_process_gives(max_faces: int) -> None:
                 break
     assert n > 100
 
-    class Wrapped:  # only process(): the fallback
-        def __init__(self, inner):
-            self.inner = inner
-
-        def process(self, rgb):
-            return self.inner.process(rgb)
-
     with mesh() as c:
-        got = _mesh_landmarks(Wrapped(c), rgb)
+        got = _mesh_landmarks(_ProcessOnly(c), rgb)
     assert len(got) == 1 and got[0].landmark[0].x > 0
 
 
@@ -307,15 +310,8 @@ def test_lean_face_count_gives_what_process_gives() -> None:
             counts.append(want)
     assert 0 in counts and 1 in counts
 
-    class Wrapped:  # only process(): the fallback
-        def __init__(self, inner):
-            self.inner = inner
-
-        def process(self, rgb):
-            return self.inner.process(rgb)
-
     with finder() as c:
-        assert _count_detections(Wrapped(c), np.zeros((64, 64, 3), np.uint8)) == 0
+        assert _count_detections(_ProcessOnly(c), np.zeros((64, 64, 3), np.uint8)) == 0
 
 
 def report(names: list[str]) -> None:

@@ -22,6 +22,8 @@ from .types import Event, FrameResult
 
 STAGES: tuple[str, ...] = ("decode", "mesh", "align", "engine", "state", "total")
 
+# frame_row() lists each row's values in this order: a column added, moved or renamed here changes
+# there too (tests/test_recording.py reads every column back by name)
 BASE_COLUMNS: tuple[str, ...] = (
     "frame", "time_s", "camera_ok", "face_detected", "faces", "status",
     "yaw_deg", "pitch_deg", "roll_deg", "ear", "ear_left", "ear_right", "ear_raw", "mar", "mar_raw",

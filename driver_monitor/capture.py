@@ -97,6 +97,7 @@ def _stream_factory(timeout_s: float) -> CaptureFactory:
 
 # OpenCV property ids (stable across versions; spelled out so fakes need no cv2)
 _PROP_POS_FRAMES = 1
+_PROP_POS_MSEC = 0
 _PROP_FRAME_WIDTH = 3
 _PROP_FRAME_HEIGHT = 4
 _PROP_FPS = 5
@@ -211,6 +212,26 @@ class FileSource(VideoSource):
             self._release()
             raise SourceError(f"file {str(path)!r} opened but no frame decodes; {hint}")
         self._pending = first
+        self.leading_skipped = self._leading_skipped(fps)
+        if self.leading_skipped:
+            said = (f"{self.path.name} starts mid-stream: its first {self.leading_skipped} frames do not decode; "
+                    f"times count from the first frame that does")
+            self.warning = said if self.warning is None else f"{self.warning}; {said}"
+            if self.frame_count is not None:
+                self.frame_count = max(1, self.frame_count - self.leading_skipped)
+
+    def _leading_skipped(self, container_fps: float) -> int:
+        """Frames before the first decodable one: a recording cut out of a stream starts with frames
+        that reference data it lacks (FFmpeg: "non-existing PPS"). The first decoded frame's
+        timestamp says how many; 0 when the container gives no usable timestamp."""
+        try:
+            ms = float(self._cap.get(_PROP_POS_MSEC) or 0.0)
+        except (TypeError, ValueError):
+            return 0
+        if not (math.isfinite(ms) and ms > 0 and _valid_fps(container_fps)):
+            return 0
+        n = int(round(ms / 1000.0 * container_fps))
+        return n if self.frame_count is None or n < self.frame_count else 0
 
     def _decode(self) -> Frame | None:
         cap = self._cap
@@ -247,7 +268,7 @@ class FileSource(VideoSource):
         if index < 0 or (self.frame_count is not None and index >= self.frame_count):
             raise SourceError(f"cannot seek {self.description} to frame {index}; "
                               f"valid frames are 0..{(self.frame_count or 1) - 1}")
-        self._cap.set(_PROP_POS_FRAMES, float(index))
+        self._cap.set(_PROP_POS_FRAMES, float(index + self.leading_skipped))
         self._next = index
         self._pending = None
         self.ended = False

@@ -116,6 +116,57 @@ def test_file_end_and_truncation(tmp_path: Path, script, count, want_values, tru
         assert "truncated" in src.error and "v.mp4" in src.error
 
 
+class MidStreamCapture(FakeCapture):
+    """A recording cut out of a stream: FFmpeg skips its first frames internally, so the first
+    frame that reads carries the timestamp of those it skipped."""
+
+    def __init__(self, script, skipped: int, **kw):
+        super().__init__(script, **kw)
+        self.skipped = skipped
+
+    def read(self):
+        ok, img = super().read()
+        if ok and 0 not in self.props:
+            self.props[0] = 1000.0 * self.skipped / self.props[5]
+        return ok, img
+
+
+@pytest.mark.parametrize("skipped, decoded, count, truncated", [
+    (8, 52, 60, False),    # Phoning_03.avi: 8 frames missing at the start, none at the end
+    (22, 37, 59, False),   # eye_closed_14-like: a third missing at the start
+    (8, 20, 60, True),     # missing at the start and far before the end as well
+    (0, 60, 60, False),
+])
+def test_file_starting_mid_stream_is_not_truncated(tmp_path: Path, skipped, decoded, count, truncated) -> None:
+    p = tmp_path / "v.avi"
+    p.write_bytes(b"x")
+    cap = MidStreamCapture(list(range(1, decoded + 1)), skipped, fps=10.0, count=count)
+    src = open_source(p, _cfg(), capture_factory=_factory(cap))
+    frames = list(src)
+    assert len(frames) == decoded and frames[0].time_s == 0.0 and frames[0].index == 0
+    assert (src.error is not None) == truncated
+    assert src.leading_skipped == skipped
+    assert src.frame_count == count - skipped
+    if skipped:
+        assert f"first {skipped} frames do not decode" in src.warning
+    else:
+        assert src.warning is None
+
+
+def test_real_mid_stream_clips_are_complete() -> None:
+    """The near-infrared clips start mid-stream (up to 24 frames do not decode); none is truncated."""
+    folder = need_data("ir_clips")
+    skipped = []
+    for path in sorted(folder.glob("*.avi")):
+        with open_source(path, CaptureConfig()) as src:
+            n = sum(1 for _ in src)
+            assert src.error is None, src.error
+            assert n == src.frame_count, path.name
+            assert (src.leading_skipped > 0) == ("mid-stream" in (src.warning or "")), path.name
+            skipped.append(src.leading_skipped)
+    assert len(skipped) == 35 and sum(k > 0 for k in skipped) >= 30 and max(skipped) <= 24
+
+
 def test_file_seek_restarts_numbering(tmp_path: Path) -> None:
     p = tmp_path / "v.mp4"
     p.write_bytes(b"x")

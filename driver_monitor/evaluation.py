@@ -15,7 +15,10 @@ Expectations, per interval (defaults by label from :func:`default_expectation`; 
   ``driver_absent``, ``eyes_not_visible``, ``microsleep``) with at least that level overlaps the
   interval and is recognised no later than S after its start;
 * ``forbid: [drowsiness, distraction, microsleep, ...]``: no such alert is raised (rises to warning
-  or above) and no such event starts inside the interval: a false alert.
+  or above) and no such event starts inside the interval: a false alert. An alert raised before
+  the interval that is still up ``alerts.clear_after_s`` + the marking tolerance (1.5 s; for
+  distraction also the time-sharing reset, 2 s) into it counts too: the driver is judged by it
+  there (a drowsiness alarm that outlives the closure).
 
 Latency is measured from the interval's start to the first frame that shows the outcome: the alert
 column, the ``yawns`` counter, ``eyes_closed_s`` reaching ``microsleep_s``, the frame the driver
@@ -290,6 +293,32 @@ def _recognised_at(res: Results, exp: Expect, iv: Interval, cfg: Config) -> floa
     return max(min(float(e["start_s"]) for e in overlapping), res.t[idx[0]] if idx else iv.start_s)
 
 
+def held_grace_s(alert: str, cfg: Config) -> float:
+    """How long an alert raised before an interval may take to clear inside it: the alerts'
+    clearing hold and the marking tolerance; for distraction also the time-sharing account's reset
+    (Euro NCAP: 2 s back on the road before the time-sharing warning ends)."""
+    grace = cfg.alerts.clear_after_s + MARK_TOLERANCE_S
+    if alert == "distraction":
+        grace += cfg.distraction.time_sharing_reset_s
+    return grace
+
+
+def _held_into(res: Results, column: str, iv: Interval, grace_s: float) -> list[str]:
+    """A forbidden alert raised before the interval that is still up ``grace_s`` into it (the
+    alerts' own clearing hold plus the marking tolerance): the driver is judged by it there too."""
+    inside = [i for i, t in enumerate(res.t) if iv.start_s <= t <= iv.end_s]
+    if not inside or res.level(inside[0], column) < 1:
+        return []
+    for i in inside:
+        if res.level(i, column) < 1:
+            return []  # cleared before the grace ran out, or only later rose again (counted as a rise)
+        if res.t[i] >= iv.start_s + grace_s - 1e-6:
+            end = next((res.t[j] for j in inside if j > i and res.level(j, column) < 1), None)
+            until = f"until {end:.2f} s" if end is not None else "to the interval's end"
+            return [f"{column} raised before the interval, still up {until}"]
+    return []
+
+
 def score_clip(clip: Clip, res: Results, cfg: Config) -> list[Outcome]:
     outcomes = []
     rises = {col: res.rises(col) for col in ALERTS}
@@ -305,6 +334,7 @@ def score_clip(clip: Clip, res: Results, cfg: Config) -> list[Outcome]:
         for what in iv.forbid:
             if what in ALERTS:
                 hits = [t for t in rises[what] if iv.start_s <= t <= iv.end_s]
+                o.violations += _held_into(res, what, iv, held_grace_s(what, cfg))
             else:
                 hits = [float(e["start_s"]) for e in res.events
                         if e.get("type") == what and iv.start_s <= float(e["start_s"]) <= iv.end_s]

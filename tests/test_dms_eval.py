@@ -91,6 +91,29 @@ def test_forbidden_alerts_are_false_alerts_per_hour_of_attentive_driving():
     assert "**FAIL**" in markdown(s, "driver-monitor evaluate t.yaml --out o", "t.yaml")
 
 
+@pytest.mark.parametrize("until,grace_ok", [
+    (6.4, True),     # the closure's alarm clears 1.4 s into the attentive stretch: its clearing hold
+    (6.6, False),    # ... 1.6 s: held beyond the hold and the marking tolerance (1.5 s)
+    (None, False),   # a PERCLOS alarm that never clears while the eyes are open
+])
+def test_an_alert_raised_before_an_interval_that_runs_into_it_fails_it(until, grace_ok):
+    res = results(12.0, drowsiness=lambda t: "critical" if 2.2 <= t and (until is None or t < until) else "none")
+    c = clip(iv("eyes_closed", 1.0, 5.0), iv("attentive", 5.0, 12.0))
+    closed, attentive = score_clip(c, res, CFG)
+    assert closed.passed and attentive.passed == grace_ok
+    if not grace_ok:
+        assert attentive.violations[0].startswith("drowsiness raised before the interval, still up")
+
+
+def test_a_time_sharing_warning_may_take_its_reset_to_clear():
+    """Euro NCAP's time-sharing warning ends 2 s after the driver is back on the road: 3.5 s of
+    grace for a distraction alert, 1.5 s for drowsiness."""
+    c = clip(iv("attentive", 10.0, 20.0))
+    ok = results(20.0, distraction=lambda t: "warning" if 8.0 <= t < 13.3 else "none")
+    late = results(20.0, distraction=lambda t: "warning" if 8.0 <= t < 13.7 else "none")
+    assert score_clip(c, ok, CFG)[0].passed and not score_clip(c, late, CFG)[0].passed
+
+
 def test_event_latencies_come_from_the_frames():
     yawn = iv("yawn", 2.0, 5.0)
     res = results(8.0, yawns=lambda t: 1 if t >= 3.1 else 0,

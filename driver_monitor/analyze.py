@@ -135,6 +135,7 @@ def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, start
         **({"reason": reason} if reason else {}),
         "engine": selection or {"backend": "none"},
         "backend": pipeline.backend_description,
+        "eye_state": pipeline.eye_model_description,
         "machine": machine_description(),
         "config": cfg.to_dict(),
     }

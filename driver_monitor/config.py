@@ -77,6 +77,35 @@ class FaceConfig:
     max_eye_yaw_deg: float = _f(40.0, "deg", gt=0, le=90)
     # eyes are "not visible" when face.visibility scores them below this (dark sunglasses)
     min_eye_visibility: float = _f(0.5, ge=0, le=1)
+    # no face in the mesh: is a person still in view (a head in profile, turned away)? MediaPipe's
+    # person segmentation at this rate while no face is seen (0 = never: no face is an absent driver)
+    person_check_hz: float = _f(5.0, "Hz", ge=0, le=60)
+    # ... a person is in view when this fraction of the image is segmented as one
+    person_min_fraction: float = _f(0.1, "fraction of the image", gt=0, le=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EyesConfig:
+    # the learned eye-state model (engines/eye_state.onnx) reads each eye's patch; false = the
+    # eye aspect ratio alone, as before it (docs/eye_state.md)
+    model_enabled: bool = _f(True)
+    model: str = _f("engines/eye_state.onnx", "path")
+    # the eyes are closed when the model's P(closed) reaches this ...
+    closed_p: float = _f(0.5, "probability", gt=0, lt=1)
+    # ... or, for a driver whose open eyes the model reads as half closed (glasses, an unusual eye),
+    # this many logits above its reading of their open eyes (frames the EAR reads open) ...
+    adapt_margin: float = _f(6.0, "logit", ge=0, le=20)
+    # ... but never more than this
+    adapt_max_p: float = _f(0.99, "probability", gt=0, lt=1)
+    # clearly open eyes (P(closed) < 0.1) whose EAR stays within a tenth are read again after this
+    # (every frame below 10 frames/s; 0 = every frame); a blink's EAR drop is read at once
+    reread_open_s: float = _f(0.1, "s", ge=0, le=1)
+    # the model reads the eyes open while the EAR is below this fraction of the open-eye EAR: lids
+    # lowered over eyes that look down (a look away, never a closure)
+    lowered_lid_ratio: float = _f(0.5, "fraction of the open-eye EAR", gt=0, lt=1)
+    # closed eyes with the engine's cheek raiser (AU6) at least this high are squeezed shut in an
+    # expression (laughing, crying) or a yawn: a closure, but none of PERCLOS's
+    squeeze_au6: float = _f(0.5, "AU intensity", gt=0, le=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +125,7 @@ class SmoothingConfig:
 class CalibrationConfig:
     # where the camera sits: sets the driver's default road-facing pose until it is learned
     # (calibration.MOUNTS: dashboard, steering_column, mirror, pillar; custom = mount_*_deg)
-    mount: str = _f("dashboard", choices=("dashboard", "steering_column", "mirror", "pillar", "custom"))
+    mount: str = _f("auto", choices=("auto", "dashboard", "steering_column", "mirror", "pillar", "custom"))
     # the driver's seat; a right-hand-drive car mirrors the mount's yaw
     driver_seat: str = _f("left", choices=("left", "right"))
     mount_yaw_deg: float = _f(0.0, "deg", ge=-60, le=60)     # custom mount: road-facing yaw as the camera sees it
@@ -104,6 +133,13 @@ class CalibrationConfig:
     # the learned neutral pose is clamped to the mount's pose +- these (drivers' seats and heights)
     max_yaw_offset_deg: float = _f(15.0, "deg", ge=0, le=45)
     max_pitch_offset_deg: float = _f(8.0, "deg", ge=0, le=30)
+    # auto: the camera's road pose learned from the drive, anywhere within these of the camera's
+    # axis (every mount's road pose lies inside; a look down at a phone or the lap lies below)
+    auto_yaw_deg: float = _f(45.0, "deg", gt=0, le=90)
+    auto_pitch_down_deg: float = _f(18.0, "deg", ge=0, le=60)
+    auto_pitch_up_deg: float = _f(25.0, "deg", ge=0, le=60)
+    # auto: the pose held this long (densest +-5 deg window) is the reference until duration_s is
+    auto_provisional_s: float = _f(0.3, "s", gt=0, le=60)
     # seconds of steady, eyes-open, road-facing frames before the learned pose replaces the mount's
     duration_s: float = _f(5.0, "s", ge=0, le=600)
     # running statistic's memory: older frames fade out once this much has been seen (openpilot: 6 min)
@@ -127,7 +163,10 @@ class DrowsinessConfig:
     microsleep_s: float = _f(1.0, "s", gt=0, le=30)
     long_closure_critical_s: float = _f(2.0, "s", gt=0, le=60)
     perclos_window_s: float = _f(60.0, "s", gt=0, le=3600)
-    perclos_min_coverage: float = _f(0.25, "fraction of window", gt=0, le=1)
+    # PERCLOS needs this much of its window read (e-candeloro's Driver-State-Detection: 80 %)
+    perclos_min_coverage: float = _f(0.8, "fraction of window", gt=0, le=1)
+    # the PERCLOS alarm drops once the eyes have stayed open this long (and rises at the next closure)
+    perclos_clear_open_s: float = _f(0.5, "s", gt=0, le=600)
     perclos_warning: float = _f(0.15, "fraction", gt=0, le=1)
     perclos_critical: float = _f(0.30, "fraction", gt=0, le=1)
     yawn_mar: float = _f(0.6, "MAR", gt=0, le=5)
@@ -152,6 +191,14 @@ class DistractionConfig:
     pitch_up_limit_deg: float = _f(0.0, "deg", ge=0, le=90)  # 0 = looking up is never off road
     gaze_limit: float = _f(0.6, "eye half-widths", gt=0, le=5)
     use_gaze: bool = _f(True)
+    # the line of sight's pitch = the head's pitch less this many degrees per unit of the iris's
+    # offset (gaze_y) below the driver's neutral: a look down with the eyes counts like a head
+    # pitched down (head_turns.mp4: chin up 43 deg with the eyes kept on the camera moves gaze_y
+    # by +0.54, chin down 38 deg by -0.30: 80-127 deg per unit)
+    gaze_pitch_gain_deg: float = _f(90.0, "deg per unit of gaze_y", ge=0, le=300)
+    # lids lowered over open eyes (eyes.lowered_lid_ratio) with the head at least this far below
+    # its reference pitch: the eyes look down, off the road
+    lowered_lid_min_pitch_deg: float = _f(5.0, "deg", ge=0, le=90)
     # off-road flag: first-order filter with hysteresis (openpilot: 0.25 s, 0.37 / 0.63)
     filter_time_constant_s: float = _f(0.25, "s", ge=0, le=5)
     attentive_below: float = _f(0.37, gt=0, lt=1)
@@ -214,6 +261,7 @@ class UIConfig:
 class Config:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
+    eyes: EyesConfig = field(default_factory=EyesConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     drowsiness: DrowsinessConfig = field(default_factory=DrowsinessConfig)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from .config import Config
 from .face.align import align_face
-from .face.geometry import measure
+from .face.eyes import eye_patches
+from .face.geometry import measure, right_eye_weight
 from .face.select import pick_driver
 from .face.visibility import eye_visibility
 from .monitor.filters import ProbSmoother, SignalSmoother
@@ -26,6 +27,7 @@ from .types import AlignedFace, Event, Face, Frame, FrameResult, Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine.base import Engine
+    from .engine.eye_state import EyeStateModel
 
 
 class FaceDetector(Protocol):
@@ -35,11 +37,13 @@ class FaceDetector(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Detected:
-    """The face mesh's result for frame ``index``: the faces and the milliseconds it took."""
+    """The face mesh's result for frame ``index``: the faces and the milliseconds it took;
+    ``person``: a person in view (a detector that looks when it finds no face; None otherwise)."""
 
     index: int
     faces: tuple[Face, ...]
     mesh_ms: float
+    person: bool | None = None
 
 
 class EngineReading(NamedTuple):
@@ -88,6 +92,10 @@ def hidden_aus(au_names: Sequence[str], au_regions: Mapping[str, Sequence[str]],
     return tuple(out)
 
 
+#: a reading of the eye-state model below this P(closed) is clearly open: it may be held for
+#: ``eyes.reread_open_s`` while the EAR stays where it was
+EYE_REUSE_BELOW = 0.1
+
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
 
 
@@ -96,16 +104,28 @@ class Pipeline:
 
     cfg: the validated config. engine: an Engine, or None to skip emotions / action units.
     detector: injected face detector (tests); default MediaPipe FaceMesh in tracking mode.
+    eye_model: injected eye-state model (tests); default the one ``eyes.model`` names when
+    ``eyes.model_enabled`` (None then: the eyes are judged by their aspect ratio alone).
     """
 
     def __init__(self, cfg: Config, engine: "Engine | None" = None, *,
-                 detector: FaceDetector | None = None) -> None:
+                 detector: FaceDetector | None = None, eye_model: "EyeStateModel | None | str" = "config") -> None:
         self.cfg = cfg
         self.engine = engine
+        if isinstance(eye_model, str):
+            from .engine.eye_state import open_eye_model
+
+            eye_model = open_eye_model(cfg.eyes)
+        self.eye_model = eye_model
         if detector is None:
             from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge
 
-            detector = FaceMeshDetector(cfg.face)
+            try:
+                detector = FaceMeshDetector(cfg.face)
+            except BaseException:
+                if self.eye_model is not None:
+                    self.eye_model.close()
+                raise
         self.detector = detector
         # a detector that schedules its search for other faces wants the frame's video time
         params = inspect.signature(detector.detect).parameters
@@ -124,6 +144,7 @@ class Pipeline:
         self._last_t: float | None = None      # time of the last tick, lost ones included
         self._had_face = False
         self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
+        self._eye_last: tuple[float, float, float] | None = None  # the last eye reading: (t, P(closed), EAR)
         self._since_engine = 0             # frames of the face since the engine last ran
 
     # ------------------------------------------------------------------ info
@@ -140,6 +161,13 @@ class Pipeline:
     def region_names(self) -> tuple[str, ...]:
         """The face regions a region-attention model reports on (``()`` otherwise)."""
         return tuple(getattr(self.engine, "region_names", ())) if self.engine is not None else ()
+
+    @property
+    def eye_model_description(self) -> dict[str, str]:
+        """The eye-state model in use (summary.json), or why there is none."""
+        if self.eye_model is None:
+            return {"model": "none", "why": "eyes.model_enabled is false: the eyes are judged by their aspect ratio"}
+        return {"model": str(self.eye_model.path), "version": self.eye_model.version}
 
     @property
     def backend_description(self) -> str:
@@ -165,7 +193,8 @@ class Pipeline:
         if prepared is not None:
             kw["prepared"] = prepared
         faces = self.detector.detect(frame.image, **kw)
-        return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3)
+        person = getattr(self.detector, "person_in_view", None)
+        return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3, person)
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
                 t_s: float | None = None, detected: Detected | None = None) -> FrameResult:
@@ -196,7 +225,7 @@ class Pipeline:
         t0 = time.perf_counter()
         smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
-                                            aus=reading.visible_aus())
+                                            aus=reading.visible_aus(), person=detected.person)
         timings["state"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 
@@ -219,6 +248,12 @@ class Pipeline:
         signals = measure(face, self.cfg.face, eye_visibility=vis)
         aligned = align_face(frame.image, face, self.spec.size, self.cfg.face.align_margin)
         timings["align"] = (time.perf_counter() - t0) * 1e3
+        if self.eye_model is not None and signals.eyes_visible:
+            t0 = time.perf_counter()
+            signals = self._read_eyes(frame, face, signals)
+            timings["eyes"] = (time.perf_counter() - t0) * 1e3
+        else:
+            self._eye_last = None
         reading = _NO_READING
         if self.engine is not None:
             t0 = time.perf_counter()
@@ -231,6 +266,32 @@ class Pipeline:
                 self._since_engine += 1
         return signals, aligned, reading
 
+    def _read_eyes(self, frame: Frame, face: Face, signals: Signals) -> Signals:
+        """The eye-state model's P(closed), weighted over the eyes like the EAR (the eye turned
+        away from the camera counts less, beyond 20 deg of yaw not at all).
+
+        Open eyes that stay open are not read again on every frame: while the last reading said
+        clearly open (P(closed) under ``EYE_REUSE_BELOW``) less than ``eyes.reread_open_s`` ago and
+        the EAR has not dropped by a tenth since, it holds. A blink or a closure moves the lids, so
+        the EAR drop makes the next frame a new reading; at 10 frames/s every frame is read."""
+        last = self._eye_last
+        t, ear = frame.time_s, signals.ear
+        if (last is not None and last[1] < EYE_REUSE_BELOW and 0.0 <= t - last[0] < self.cfg.eyes.reread_open_s - 1e-6
+                and ear >= 0.9 * last[2]):
+            return replace(signals, eye_closed_p=last[1])
+        patches = eye_patches(frame.image, face, self.eye_model.size, self.eye_model.scale)
+        if patches is None:
+            self._eye_last = None
+            return signals
+        w = right_eye_weight(signals.yaw_deg)
+        if w in (0.0, 1.0):  # one eye only counts (a head turned 20 deg or more): read that one
+            p = float(self.eye_model.p_closed(patches[:1] if w else patches[1:])[0])
+        else:
+            p_right, p_left = self.eye_model.p_closed(patches).tolist()
+            p = w * p_right + (1.0 - w) * p_left
+        self._eye_last = (t, p, ear)
+        return replace(signals, eye_closed_p=p)
+
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""
         smoothed = None
@@ -239,6 +300,7 @@ class Pipeline:
                 self.smoother.reset()
             smoothed = self.smoother.update(signals, t_s)
         if not has_face and self._had_face:
+            self._eye_last = None
             self.prob_smoother.reset()
             self.au_smoother.reset()
             self.region_smoother.reset()
@@ -279,6 +341,7 @@ class Pipeline:
         self.smoother.reset()
         self._had_face = False
         self._held = None
+        self._eye_last = None
         state, events = self.monitor.update(float(t_s), None, camera_ok=False, frame_index=index)
         return FrameResult(frame=frame, camera_ok=False, state=state, events=tuple(events))
 
@@ -296,6 +359,8 @@ class Pipeline:
 
     def close(self) -> None:
         self.detector.close()
+        if self.eye_model is not None:
+            self.eye_model.close()
         if self.engine is not None:
             self.engine.close()
 

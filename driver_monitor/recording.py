@@ -20,14 +20,14 @@ from .config import Config
 from .errors import OutputError
 from .types import Event, FrameResult
 
-STAGES: tuple[str, ...] = ("decode", "mesh", "align", "engine", "state", "total")
+STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "state", "total")
 
 # frame_row() lists each row's values in this order: a column added, moved or renamed here changes
 # there too (tests/test_recording.py reads every column back by name)
 BASE_COLUMNS: tuple[str, ...] = (
     "frame", "time_s", "camera_ok", "face_detected", "faces", "status",
     "yaw_deg", "pitch_deg", "roll_deg", "ear", "ear_left", "ear_right", "ear_raw", "mar", "mar_raw",
-    "gaze_x", "gaze_y", "eyes_visible", "eyes_closed", "eyes_closed_s", "perclos", "blinks",
+    "gaze_x", "gaze_y", "eyes_visible", "eye_closed_p", "eyes_closed", "eyes_closed_s", "perclos", "blinks",
     "blink_rate_per_min", "yawning", "yawns", "off_road", "off_road_s", "off_road_reason", "time_sharing_s",
     "drowsiness", "distraction", "alert", "calibrated",
 )
@@ -77,7 +77,8 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
         n(s.ear) if eyes else "", n(s.ear_left) if eyes else "", n(s.ear_right) if eyes else "",
         n(raw.ear) if raw else "", n(s.mar) if s else "", n(raw.mar) if raw else "",
         n(s.gaze_x) if eyes else "", n(s.gaze_y) if eyes else "", int(s.eyes_visible) if s else "",
-        int(st.eyes_closed) if st.lids_read else "", n(st.eyes_closed_s), n(st.perclos), st.blink_count,
+        n(raw.eye_closed_p) if raw and eyes else "", int(st.eyes_closed) if st.lids_read else "",
+        n(st.eyes_closed_s), n(st.perclos), st.blink_count,
         n(st.blink_rate_per_min), int(st.yawning), st.yawn_count, int(st.off_road), n(st.off_road_s),
         st.off_road_reason, n(st.time_sharing_s), str(st.drowsiness), str(st.distraction), str(st.alert),
         int(st.calibrated),

@@ -15,6 +15,7 @@ the CPU time of all threads over it):
 * ``analyze, fp32 engine``: ``engine.precision=fp32``, the reference model instead of the int8
   copy the CPU runs by default;
 * ``analyze, no engine``: ``engine.enabled=false``;
+* ``analyze, no eye model``: ``eyes.model_enabled=false``, the eyes judged by their aspect ratio;
 * ``analyze, mesh not pinned`` / ``analyze, no engine, mesh not pinned``: ``face.pin_mesh=false``,
   the mesh's threads placed by the OS;
 * ``analyze, one thread``: the frame loop on one thread;
@@ -48,13 +49,14 @@ RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze", (), True),
     ("analyze, fp32 engine", (("engine", "precision", "fp32"),), True),
     ("analyze, no engine", (("engine", "enabled", False),), True),
+    ("analyze, no eye model", (("eyes", "model_enabled", False),), True),
     ("analyze, mesh not pinned", (("face", "pin_mesh", False),), True),
     ("analyze, no engine, mesh not pinned", (("engine", "enabled", False), ("face", "pin_mesh", False)), True),
     ("analyze, one thread", (), False),
     ("analyze, engine stride 3", (("engine", "stride", 3),), True),
     ("analyze, former defaults", (("face", "search_interval_s", 0.0),), False),
 )
-STAGES = ("decode", "mesh", "align", "engine", "state", "total")
+STAGES = ("decode", "mesh", "align", "eyes", "engine", "state", "total")
 
 
 def _with(cfg: Config, overrides: Sequence[tuple[str, str, Any]]) -> Config:
@@ -170,9 +172,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m.get('cpu_count')} CPUs ({m.get('processor')}); load average {report.get('load_average_start')} at the "
         f"start, {report.get('load_average_end')} at the end; medians of {report['repeats']} interleaved repeats.",
         "",
-        "| clip | run | frames/s | x bare mesh | cores busy | CPU ms a frame | decode ms | mesh ms | align ms "
-        "| engine ms | state ms | total ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| clip | run | frames/s | x bare mesh | cores busy | CPU ms a frame | "
+        + " | ".join(f"{s} ms" for s in STAGES) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(STAGES),
     ]
     for clip in report["clips"]:
         for r in clip["runs"]:

@@ -140,6 +140,8 @@ class Signals:
     yaw_deg / pitch_deg / roll_deg: head pose, see the module docstring for signs.
     gaze_x / gaze_y: iris offset in the eye, see the module docstring.
     eyes_visible: False when the eyes cannot be measured reliably (extreme pose, occlusion).
+    eye_closed_p: the eye-state model's probability that the eyes are closed (0..1; the eyes the
+        camera sees, weighted like ``ear``), NaN when no model runs.
     """
 
     ear_left: float
@@ -152,6 +154,7 @@ class Signals:
     gaze_x: float
     gaze_y: float
     eyes_visible: bool = True
+    eye_closed_p: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True)

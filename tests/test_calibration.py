@@ -84,7 +84,7 @@ def test_the_pose_held_most_of_the_time_wins_over_glances():
 
 
 def test_learned_pose_is_clamped_to_the_mounts_range():
-    cfg = CalibrationConfig(max_yaw_offset_deg=15.0, max_pitch_offset_deg=8.0)
+    cfg = CalibrationConfig(mount="dashboard", max_yaw_offset_deg=15.0, max_pitch_offset_deg=8.0)
     cal = Calibrator(cfg)
     feed(cal, lambda t: sig(yaw=28.0, pitch=-14.0), 8.0)  # an off-axis camera left as "dashboard"
     r = cal.result
@@ -169,3 +169,16 @@ def test_running_histogram_forgets_beyond_its_memory():
     assert h.mode(0.0)[0] == pytest.approx(7.7)
     assert h.w[2] < 0.1 * h.w[7]
     assert h.percentile(50) == pytest.approx(7.5)
+
+
+def test_the_auto_mount_learns_a_mirror_cameras_road_pose_unclamped():
+    """calibration.mount=auto: the road pose of a windscreen-mirror camera (+28 / -11 deg) is held
+    as the reference after auto_provisional_s and learned after duration_s, within the auto range."""
+    cal = Calibrator(CalibrationConfig(mount="auto"))
+    feed(cal, lambda t: sig(yaw=28.0, pitch=-11.0), 0.5)
+    r = cal.result
+    assert r.provisional and not r.calibrated and r.neutral_yaw_deg == pytest.approx(28.0)
+    feed(cal, lambda t: sig(yaw=28.0, pitch=-11.0), 8.0)
+    r = cal.result
+    assert r.calibrated and not r.provisional and r.pose_source == "calibrated"
+    assert (r.neutral_yaw_deg, r.neutral_pitch_deg) == (pytest.approx(28.0), pytest.approx(-11.0))

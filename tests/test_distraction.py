@@ -16,6 +16,7 @@ FPS = 30
 N, W, C = Level.NONE, Level.WARNING, Level.CRITICAL
 LEARNED = Calibration(open_ear=0.3, calibrated=True)       # the driver's pose learned: 0 / 0
 UNLEARNED = Calibration(open_ear=0.3)                       # the dashboard mount's 0 / 0, wider limits
+DASHBOARD = CalibrationConfig(mount="dashboard")
 
 
 def sig(yaw: float = 0.0, pitch: float = 0.0, gx: float = 0.0, gy: float = 0.0, eyes_visible: bool = True) -> Signals:
@@ -31,7 +32,7 @@ def glance(away: Signals | None, start: float, stop: float, home: Signals | None
 def run(fn, seconds: float, cal: Calibration = LEARNED, fps: int = FPS, ccfg: CalibrationConfig | None = None,
         asleep=lambda t: False, camera=lambda t: True, **cfg):
     dcfg = DistractionConfig(**cfg)
-    lim = pose_limits(dcfg, ccfg or CalibrationConfig(), cal)
+    lim = pose_limits(dcfg, ccfg or DASHBOARD, cal)
     det = DistractionDetector(dcfg)
     out, events = [], []
     for i in range(int(round(seconds * fps))):
@@ -47,7 +48,7 @@ def first_time(readings, pred):
 
 
 def test_wider_limits_around_the_mount_until_the_pose_is_learned():
-    d, c = DistractionConfig(), CalibrationConfig()
+    d, c = DistractionConfig(), DASHBOARD
     learned = pose_limits(d, c, LEARNED)
     assert (learned.yaw_deg, learned.pitch_down_deg, learned.pitch_up_deg) == (23.0, 18.0, math.inf)
     early = pose_limits(d, c, UNLEARNED)
@@ -60,9 +61,12 @@ def test_wider_limits_around_the_mount_until_the_pose_is_learned():
     (sig(yaw=30.0), "head"),          # owl: head turned to the driver's left
     (sig(yaw=-30.0), "head"),         # ... or right
     (sig(pitch=-25.0), "head"),       # looking down at a phone
+    (sig(pitch=-25.0, gy=-0.3), "head"),  # ... with the eyes turned up: pose first
     (sig(gx=0.8), "gaze"),            # lizard: eyes only
-    (sig(gx=0.5, gy=0.5), "gaze"),    # radial offset 0.71 > 0.6
-    (sig(yaw=30.0, gy=0.9), "head+gaze"),
+    (sig(gx=0.5, gy=0.5), "gaze+eyes_down"),  # radial offset 0.71 > 0.6, the eyes 45 deg down
+    (sig(yaw=30.0, gy=0.9), "head+gaze"),  # the head already off: the eyes add no reason
+    (sig(gy=0.25), "eyes_down"),      # the eyes alone 22.5 deg down (gaze_pitch_gain_deg 90)
+    (sig(pitch=-12.0, gy=0.1), "eyes_down"),  # head 12 + eyes 9 deg down: the line of sight 21 deg
 ])
 def test_off_road_glance_warns_at_3_5_s_and_critical_at_6_s(away, reason):
     readings, events = run(glance(away, 1.0, 9.0), 10.0)
@@ -82,7 +86,8 @@ def test_off_road_glance_warns_at_3_5_s_and_critical_at_6_s(away, reason):
     (sig(yaw=20.0), "within the 23 deg yaw limit"),
     (sig(pitch=-15.0), "within the 18 deg pitch-down limit"),
     (sig(pitch=30.0), "looking up is never off road by default (openpilot)"),
-    (sig(gx=0.4, gy=0.3), "gaze 0.5 within 0.6"),
+    (sig(gx=0.4, gy=0.1), "gaze 0.41 within 0.6, the line of sight 9 deg down"),
+    (sig(pitch=10.0, gy=0.3), "chin 10 deg up, the eyes 27 deg down: 17 deg down, within 18"),
 ])
 def test_within_limits_is_on_road(away, why):
     readings, _ = run(glance(away, 1.0, 9.0), 10.0)
@@ -257,3 +262,34 @@ def test_time_sharing_account_books_holds_and_resets():
     acc.update(3.0, 0.5, True)
     acc.update(8.5, 0.5, True)  # what was booked at 3.0 s has left the 5 s window
     assert acc.seconds == 0.5
+
+
+@pytest.mark.parametrize("pitch,lowered,off", [
+    (-6.0, True, True),     # lids lowered over open eyes, head tipped down: a look down
+    (-3.0, True, False),    # lowered lids with the head level: squinting, narrow eyes
+    (-6.0, False, False),   # head tipped 6 deg with the lids as usual
+])
+def test_lowered_lids_over_open_eyes_with_the_head_tipped_down_look_down(pitch, lowered, off):
+    dcfg = DistractionConfig()
+    lim = pose_limits(dcfg, CalibrationConfig(), LEARNED)
+    det = DistractionDetector(dcfg)
+    reason = det.off_road_reason(sig(pitch=pitch), lim, eyes_open=True, lids_lowered=lowered)
+    assert (reason == "eyes_down") == off
+
+
+def test_a_look_down_with_the_eyes_is_judged_from_the_first_frame():
+    """Before the pose is learned (the mount's pose, the 25.7 deg pre-calibration limit) a head 8
+    deg down with the eyes 22 deg further down is off the road from the start."""
+    readings, _ = run(glance(sig(pitch=-8.0, gy=0.25), 0.0, 4.5), 6.0, cal=UNLEARNED)
+    assert dict(readings)[0.5].off_road and dict(readings)[0.5].reason == "eyes_down"
+    assert first_time(readings, lambda r: r.level == W) == 3.5
+
+
+def test_the_auto_mount_judges_against_the_camera_axis_with_its_range_until_a_pose_is_held():
+    auto = CalibrationConfig(mount="auto")
+    d = DistractionConfig()
+    before = pose_limits(d, auto, UNLEARNED)
+    assert (before.ref_yaw_deg, before.yaw_deg, before.pitch_down_deg) == (0.0, 45.0, 18.0)
+    held = pose_limits(d, auto, Calibration(open_ear=0.3, neutral_yaw_deg=30.0, neutral_pitch_deg=-12.0,
+                                            provisional=True))
+    assert (held.ref_yaw_deg, held.yaw_deg, held.pitch_down_deg) == (30.0, 28.9, 25.7)

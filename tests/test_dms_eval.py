@@ -230,5 +230,38 @@ def test_long_glances_and_time_sharing_on_rearranged_real_frames(tmp_path: Path)
     events = [json.loads(x) for x in (tmp_path / "eval" / lost["name"] / "events.jsonl").read_text().splitlines()]
     dist = [e for e in events if e["type"] == "distraction"]
     absent = [e for e in events if e["type"] == "driver_absent"]
-    # raised while the face was out of the picture, and not cleared by not seeing anything
-    assert dist and absent and absent[0]["start_s"] <= dist[0]["start_s"] <= absent[0]["end_s"]
+    glance = [e for e in events if e["type"] == "glance"]
+    # one glance runs from the turn through the face's absence (not ended by not seeing anything),
+    # and it raises the distraction alert 3.5 s after it began
+    assert absent and glance
+    assert glance[0]["start_s"] < absent[0]["start_s"] and glance[0]["end_s"] >= absent[0]["end_s"]
+    assert dist and dist[0]["start_s"] == pytest.approx(glance[0]["start_s"] + 3.5 + 0.2, abs=0.1)
+
+
+# ---------------------------------------------------------------- the near-infrared clips
+
+IR_TRUTH = ROOT / "scenarios" / "ir_clips.yaml"
+# what the monitor still misses on the infrared clips (docs/eye_state.md), each for a reason of its own
+IR_KNOWN_MISSES = {
+    ("eye_closed_05", "looking_up", 0.0): "a 0.4 s blink, 0.2 s open, then sleep: read as one closure from 0.2 s",
+    ("look_sideway_02", "looking_aside", 0.0): "the head swings through the road at 3.5 s: the glance restarts",
+    ("yawn_02", "eyes_closed", 0.0): "the head thrown back in the yawn: no face mesh for its first 29 frames",
+    ("yawn_02", "yawn", 0.0): "the same: no mesh, no mouth",
+    ("yawn_04", "eyes_closed", 0.0): "no mesh for 4 frames, then 1.0 s of the closure left: too short to alert",
+    ("yawn_05", "yawn", 0.2): "found 1.6 s after the mouth opens, 0.3 s later than the marks allow",
+}
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_the_infrared_clips_raise_no_false_alert_and_miss_only_the_known(tmp_path: Path):
+    need_data("ir_clips")
+    main(["evaluate", str(IR_TRUTH), "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "dms_eval.json").read_text())
+    failed = {(c["name"], r["label"], r["start_s"]) for c in summary["clips"] for r in c["intervals"]
+              if not r["passed"]}
+    assert failed <= set(IR_KNOWN_MISSES), sorted(failed - set(IR_KNOWN_MISSES))
+    assert summary["false_alerts_attentive"] == 0 and summary["attentive_s"] > 55
+    s = summary["scenarios"]
+    assert s["eyes_closed"]["passed"] >= s["eyes_closed"]["intervals"] - 2
+    assert s["attentive"]["passed"] == s["attentive"]["intervals"]

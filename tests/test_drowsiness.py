@@ -134,20 +134,20 @@ def test_perclos_value_and_level(closed_s_per_5s, expected_level):
     readings, _ = run(closed_between(*spans), 120.0)
     last = readings[-1]
     assert last.perclos == pytest.approx(closed_s_per_5s / 5.0, abs=0.01)
-    assert readings[int(14 * FPS)].perclos != readings[int(14 * FPS)].perclos  # NaN: < 15 s covered
-    assert not math.isnan(readings[int(16 * FPS)].perclos)
+    assert readings[int(47 * FPS)].perclos != readings[int(47 * FPS)].perclos  # NaN: < 80 % of 60 s read
+    assert not math.isnan(readings[int(49 * FPS)].perclos)
     # the PERCLOS part of the level (microsleeps come and go; take a frame with the eyes open)
     open_frames = [r for r in readings[-5 * FPS:] if not r.eyes_closed]
     assert max(r.level for r in open_frames) == expected_level
 
 
 def test_perclos_counts_only_time_with_visible_eyes():
-    # 30 s of sunglasses (eyes not measurable), then 30 s of eyes closed 1 s in every 5 s
-    spans = [(t + 1.0, t + 2.0) for t in range(30, 60, 5)]
+    # 30 s of sunglasses (eyes not measurable), then 60 s of eyes closed 1 s in every 5 s
+    spans = [(t + 1.0, t + 2.0) for t in range(30, 90, 5)]
     ear = lambda t: None if t < 30.0 else closed_between(*spans)(t)  # noqa: E731
-    readings, _ = run(ear, 60.0)
-    assert math.isnan(readings[int(44 * FPS)].perclos)  # 14 s of visible eyes < 15 s coverage
-    assert readings[-1].perclos == pytest.approx(0.2, abs=0.01)  # not diluted by the hidden 30 s
+    readings, _ = run(ear, 90.0)
+    assert math.isnan(readings[int(77 * FPS)].perclos)  # 47 s of visible eyes < 80 % of 60 s
+    assert readings[int(79 * FPS)].perclos == pytest.approx(0.2, abs=0.02)  # not diluted by the hidden 30 s
 
 
 @pytest.mark.parametrize("wide_s,is_yawn", [(0.5, False), (0.75, False), (0.8, True), (2.5, True)])
@@ -294,3 +294,35 @@ def test_yawn_tracker_counts_and_warns_within_the_window():
     assert levels[10.0] == N and levels[10.8] == W and levels[21.967] == W and levels[22.0] == N
     assert mouth_wide(cfg, 0.7, None) and not mouth_wide(cfg, 0.5, None) and mouth_wide(cfg, 0.5, 0.2)
     assert not mouth_wide(cfg, None, 0.5) and not mouth_wide(cfg, math.nan, None)
+
+
+def test_perclos_alarm_clears_when_the_eyes_stay_open():
+    """Closed 2 s of every 5 s for a minute, then awake: the PERCLOS alarm (the window still holds
+    the old closures) drops after perclos_clear_open_s of open eyes and rises again at a closure."""
+    spans = [(t + 1.0, t + 3.0) for t in range(0, 60, 5)] + [(80.0, 80.4)]
+    readings, _ = run(closed_between(*spans), 82.0, perclos_clear_open_s=10.0)
+    at = lambda t: readings[int(round(t * FPS))]  # noqa: E731
+    assert at(58.5).level == C and at(58.5).reasons == ("perclos",)   # eyes open, alarm still up
+    assert at(62.9).level == C                  # open since 58 s: not yet perclos_clear_open_s
+    assert at(68.5).level == N and at(68.5).perclos >= 0.3   # awake 10 s: cleared, PERCLOS still high
+    assert at(80.2).level >= W and "perclos" in at(80.2).reasons  # a new closure: raised again
+
+
+@pytest.mark.parametrize("squeezed", [False, True])
+def test_squeezed_closures_do_not_count_for_perclos(squeezed):
+    """The eyes squeezed shut 2 s of every 10 s (laughing, crying): the closures count as closures,
+    not for PERCLOS."""
+    from driver_monitor.monitor.drowsiness import DrowsinessDetector
+
+    det = DrowsinessDetector(DrowsinessConfig())
+    spans = [(t + 1.0, t + 3.0) for t in range(0, 70, 10)]
+    readings = []
+    for i in range(int(70 * FPS)):
+        t = i / FPS
+        closed = any(a <= t < b for a, b in spans)
+        r, _ = det.update(t, 0.1 if closed else 0.3, 0.0, 0.2, i, squeezed=squeezed and closed)
+        readings.append(r)
+    assert readings[-1].perclos == pytest.approx(0.0 if squeezed else 0.2, abs=0.02)
+    assert max(r.level for r in readings) == C  # 2 s closures are microsleeps either way
+    perclos_raised = any("perclos" in r.reasons for r in readings)
+    assert perclos_raised != squeezed

@@ -135,3 +135,48 @@ def test_engine_stride_one_is_every_frame(real_face) -> None:
         for i in range(5):
             pipe.process(Frame(img, i, i / 30))
     assert engine.batches == [1] * 5
+
+
+class CountingEyeModel:
+    """An eye-state model that reads every eye as ``p`` and counts its calls."""
+
+    size, scale, version, path = 32, 1.5, "test", "counting"
+
+    def __init__(self, p: float) -> None:
+        self.p, self.calls = p, 0
+
+    def p_closed(self, patches):
+        self.calls += 1
+        return np.full(len(patches), self.p, np.float32)
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("p,fps,expected_calls", [
+    (0.02, 30, 10),   # clearly open at 30 frames/s: read again every 0.1 s (3 frames): 10 of 30
+    (0.02, 10, 10),   # at 10 frames/s every frame is read
+    (0.50, 30, 30),   # not clearly open: every frame
+])
+def test_clearly_open_eyes_are_reread_every_tenth_of_a_second(real_face, p, fps, expected_calls):
+    img, face = real_face
+    model = CountingEyeModel(p)
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 30), eye_model=model)
+    results = [pipe.process(Frame(img, i, i / fps)) for i in range(30 if fps == 30 else 10)]
+    assert model.calls == expected_calls
+    assert all(r.signals.eye_closed_p == pytest.approx(p) for r in results)
+
+
+def test_a_drop_of_the_ear_is_read_at_once(real_face):
+    """A blink starts: the EAR drops by more than a tenth on the next frame, which is read anew."""
+    img, face = real_face
+    shut = face.landmarks.copy()
+    for upper, lower in ((159, 145), (160, 144), (158, 153), (386, 374), (385, 380), (387, 373)):
+        mid = (shut[upper] + shut[lower]) / 2
+        shut[upper], shut[lower] = mid, mid
+    blink = Face(bbox=face.bbox, landmarks=shut)
+    model = CountingEyeModel(0.02)
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face], [blink]]), eye_model=model)
+    pipe.process(Frame(img, 0, 0.0))
+    pipe.process(Frame(img, 1, 1 / 30))
+    assert model.calls == 2

@@ -87,7 +87,7 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
     """frames.csv rows are built in column order: each column, read back by its name, holds the
     field of that name (distinct values everywhere, so a swapped pair shows)."""
     raw = Signals(ear_left=0.211, ear_right=0.212, ear=0.213, mar=0.114, yaw_deg=15.1, pitch_deg=-6.2,
-                  roll_deg=2.3, gaze_x=0.181, gaze_y=-0.292, eyes_visible=True)
+                  roll_deg=2.3, gaze_x=0.181, gaze_y=-0.292, eyes_visible=True, eye_closed_p=0.417)
     smooth = Signals(ear_left=0.311, ear_right=0.312, ear=0.313, mar=0.214, yaw_deg=16.1, pitch_deg=-7.2,
                      roll_deg=3.3, gaze_x=0.281, gaze_y=-0.392, eyes_visible=True)
     state = DriverState(t_s=1.5, status=Status.OK, eyes_closed=True, eyes_closed_s=0.75, perclos=0.125,
@@ -98,8 +98,8 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
                          face=FACE, signals=raw, smoothed=smooth, faces_count=2,
                          emotion_probs={name: i / 100 for i, name in enumerate(EMOTIONS)},
                          aus={au: 0.5 + i / 100 for i, au in enumerate(AUS)},
-                         timings_ms={s: 1.0 + i for i, s in enumerate(("decode", "mesh", "align", "engine",
-                                                                        "state", "total"))})
+                         timings_ms={s: 1.0 + i for i, s in enumerate(("decode", "mesh", "align", "eyes",
+                                                                        "engine", "state", "total"))})
     w = ResultWriter(tmp_path, Config(), emotion_names=EMOTIONS, au_names=AUS)
     w.write(result)
     w.close()
@@ -107,13 +107,14 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
     want = {"frame": "45", "time_s": "1.5000", "camera_ok": "1", "face_detected": "1", "faces": "2",
             "status": str(Status.OK), "yaw_deg": "16.1000", "pitch_deg": "-7.2000", "roll_deg": "3.3000",
             "ear": "0.3130", "ear_left": "0.3110", "ear_right": "0.3120", "ear_raw": "0.2130", "mar": "0.2140",
-            "mar_raw": "0.1140", "gaze_x": "0.2810", "gaze_y": "-0.3920", "eyes_visible": "1", "eyes_closed": "1",
+            "mar_raw": "0.1140", "gaze_x": "0.2810", "gaze_y": "-0.3920", "eyes_visible": "1", "eye_closed_p": "0.4170",
+            "eyes_closed": "1",
             "eyes_closed_s": "0.7500", "perclos": "0.1250", "blinks": "7", "blink_rate_per_min": "11.5000",
             "yawning": "1", "yawns": "3", "off_road": "1", "off_road_s": "1.2500", "off_road_reason": "head",
             "time_sharing_s": "2.5000", "drowsiness": str(Level.WARNING), "distraction": str(Level.CRITICAL),
             "alert": str(state.alert), "calibrated": "1", "emotion": EMOTIONS[-1],  # the top probability
-            "ms_decode": "1.000", "ms_mesh": "2.000", "ms_align": "3.000", "ms_engine": "4.000",
-            "ms_state": "5.000", "ms_total": "6.000"}
+            "ms_decode": "1.000", "ms_mesh": "2.000", "ms_align": "3.000", "ms_eyes": "4.000",
+            "ms_engine": "5.000", "ms_state": "6.000", "ms_total": "7.000"}
     want.update({f"p_{name}": f"{i / 100:.4f}" for i, name in enumerate(EMOTIONS)})
     want.update({au.lower(): f"{0.5 + i / 100:.4f}" for i, au in enumerate(AUS)})
     assert list(row) == frame_columns(EMOTIONS, AUS)

@@ -120,6 +120,12 @@ def _eye_gaze(p, corners: tuple[int, int], lids: tuple[int, int], iris: int) -> 
     return gx, gy
 
 
+def right_eye_weight(yaw_deg: float) -> float:
+    """How much the driver's right eye counts in a value of both eyes (the left gets the rest):
+    turning to their left (yaw > 0) shows the camera the right eye better; +-20 deg = one eye only."""
+    return min(1.0, max(0.0, 0.5 + yaw_deg / 40.0))
+
+
 _USED = sorted({*RIGHT_EYE, *LEFT_EYE, *RIGHT_LIDS, *LEFT_LIDS, RIGHT_IRIS, LEFT_IRIS, *MOUTH_CORNERS,
                 *(i for pair in INNER_LIP_PAIRS for i in pair)})
 
@@ -134,8 +140,7 @@ def measure(face: Face, cfg: FaceConfig,
     ear_r = eye_aspect_ratio(p, RIGHT_EYE)
     ear_l = eye_aspect_ratio(p, LEFT_EYE)
     yaw, pitch, roll = head_pose(pts)
-    # turning to their left (yaw > 0) shows the camera the driver's right eye better
-    w_right = min(1.0, max(0.0, 0.5 + yaw / 40.0))
+    w_right = right_eye_weight(yaw)
     ear = w_right * ear_r + (1.0 - w_right) * ear_l
     gx_r, gy_r = _eye_gaze(p, (RIGHT_EYE[0], RIGHT_EYE[3]), RIGHT_LIDS, RIGHT_IRIS)
     gx_l, gy_l = _eye_gaze(p, (LEFT_EYE[0], LEFT_EYE[3]), LEFT_LIDS, LEFT_IRIS)

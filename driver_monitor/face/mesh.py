@@ -249,13 +249,19 @@ class FaceMeshDetector:
         self._all = self._face_mesh(int(cfg.max_faces))  # follows every face (up to max_faces)
         self._one = self._face_mesh(1) if self._scheduled else None  # follows the driver alone
         self._finder = self._face_finder() if self._scheduled else None  # counts the faces on a search
+        self._person_hz = float(getattr(cfg, "person_check_hz", 0.0))
+        self._people = self._person_finder() if self._person_hz > 0 and not static_image_mode else None
         self._following_all = not self._scheduled
         self._next_search: float | None = None
+        self._next_person: float | None = None
         self._had_face = False
         self._calls = 0
         self.searches = 0  # how many times the faces were counted (tests, benchmarks)
+        # a person in view on the last frame (a face is one; without a face, MediaPipe's person
+        # segmentation says, at person_check_hz); None when nothing looks
+        self.person_in_view: bool | None = None
         self._cv2 = __import__("cv2")
-        warm_up(self._all, self._one, self._finder)
+        warm_up(self._all, self._one, self._finder, self._people)
 
     def _face_mesh(self, max_faces: int) -> Any:
         return self._graph(functools.partial(
@@ -311,7 +317,24 @@ class FaceMeshDetector:
         self._calls += 1
         found = self._run(rgb, t)
         self._had_face = bool(found)
+        self._look_for_person(rgb, t, bool(found))
         return [_landmarks_to_face(lm, w, h) for lm in found]
+
+    def _look_for_person(self, rgb: NDArray[np.uint8], t: float, face: bool) -> None:
+        """With no face in the mesh, whether a person is still in view (a head in profile or turned
+        away): the person segmentation's share of the image, looked at ``person_check_hz`` times a
+        second of video and held between (a face found again says yes at once)."""
+        if self._people is None:
+            return
+        if face:
+            self.person_in_view, self._next_person = True, None
+            return
+        if self._next_person is not None and t < self._next_person:
+            return
+        self._next_person = t + 1.0 / self._person_hz
+        mask = self._people.process(rgb).segmentation_mask
+        share = float((mask > 0.5).mean()) if mask is not None else 0.0
+        self.person_in_view = share >= float(self.cfg.person_min_fraction)
 
     def _run(self, rgb: NDArray[np.uint8], t: float) -> list[Any]:
         """The landmarks of this frame, from the mesh that follows one face or the one that follows all."""
@@ -338,6 +361,10 @@ class FaceMeshDetector:
             self._mp.solutions.face_detection.FaceDetection,
             model_selection=0, min_detection_confidence=float(self.cfg.min_detection_confidence)))
 
+    def _person_finder(self) -> Any:
+        return self._graph(functools.partial(self._mp.solutions.selfie_segmentation.SelfieSegmentation,
+                                             model_selection=0))
+
     def _count_faces(self, rgb: NDArray[np.uint8], t: float) -> int:
         self.searches += 1
         self._next_search = t + self._interval
@@ -357,14 +384,16 @@ class FaceMeshDetector:
             self._one.reset()
         self._following_all = not self._scheduled
         self._next_search = None
+        self._next_person = None
+        self.person_in_view = None
         self._had_face = False
         self._calls = 0
 
     def close(self) -> None:
-        for m in (self._all, self._one, self._finder):
+        for m in (self._all, self._one, self._finder, self._people):
             if m is not None:
                 m.close()
-        self._all = self._one = self._finder = None
+        self._all = self._one = self._finder = self._people = None
         self._thread_ids.clear()
 
     def __enter__(self) -> "FaceMeshDetector":

@@ -59,14 +59,32 @@ MOUNTS: dict[str, tuple[float, float]] = {
     "pillar": (-35.0, -10.0),
 }
 POSE_WINDOW_DEG = 5.0  # half-width of the "pose held most of the time" window
+EYE_REFERENCE_MIN_S = 1.0  # s of open-eye frames before the eye-state model's reference is used
+# the eye-state model's reading of a driver's open eyes: this low percentile of its logits on the
+# frames whose EAR reads open (a low one: a closure the EAR misreads as open, behind glasses, barely
+# moves it; chosen on the held-out drivers, docs/eye_state.md)
+EYE_REFERENCE_PERCENTILE = 10.0
 
 
 def mount_pose(cfg: CalibrationConfig) -> tuple[float, float]:
-    """(yaw, pitch) of the road for the configured mount and seat."""
+    """(yaw, pitch) of the road for the configured mount and seat (``auto``: the camera's axis,
+    until the road pose is learned from the drive)."""
+    if cfg.mount == "auto":
+        return 0.0, 0.0
     if cfg.mount == "custom":
         return float(cfg.mount_yaw_deg), float(cfg.mount_pitch_deg)
     yaw, pitch = MOUNTS[cfg.mount]
     return (-yaw if cfg.driver_seat == "right" else yaw), pitch
+
+
+def pose_range(cfg: CalibrationConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((yaw lo, hi), (pitch lo, hi)) a learned road pose may take: the mount's pose +- the clamp
+    offsets, or, with ``auto``, the camera's axis +- the auto range."""
+    if cfg.mount == "auto":
+        return ((-cfg.auto_yaw_deg, cfg.auto_yaw_deg), (-cfg.auto_pitch_down_deg, cfg.auto_pitch_up_deg))
+    m_yaw, m_pitch = mount_pose(cfg)
+    return ((m_yaw - cfg.max_yaw_offset_deg, m_yaw + cfg.max_yaw_offset_deg),
+            (m_pitch - cfg.max_pitch_offset_deg, m_pitch + cfg.max_pitch_offset_deg))
 
 
 class RunningHistogram:
@@ -162,7 +180,11 @@ class Calibration:
     driver looking at the road, the mount's until learned; mount_*: the mount's pose;
     calibrated: the neutral pose is learned (else the mount's, with wider limits);
     ear_calibrated: open_ear is this driver's (else the default); jaw_baseline: the driver's
-    resting AU26 (NaN without the engine); *_source: "calibrated" | "mount ..." | "default (...)".
+    resting AU26 (NaN without the engine); *_source: "calibrated" | "mount ..." | "default (...)";
+    eye_open_logit: the eye-state model's reading of this driver's open eyes: the
+    ``EYE_REFERENCE_PERCENTILE`` of the logits of its P(closed) on frames whose EAR reads open, NaN
+    until ``EYE_REFERENCE_MIN_S`` of them were seen;
+    provisional: the ``auto`` mount's reference is the pose held so far (not yet ``calibrated``).
     """
 
     open_ear: float
@@ -177,6 +199,8 @@ class Calibration:
     jaw_baseline: float = math.nan
     open_ear_source: str = "default"
     pose_source: str = "mount"
+    eye_open_logit: float = math.nan
+    provisional: bool = False
 
 
 class Calibrator:
@@ -194,11 +218,12 @@ class Calibrator:
         self._gy = RunningHistogram(-2.0, 2.0, 0.02, mem)
         self._ear = RunningHistogram(0.0, 0.6, 0.0025, mem)
         self._jaw = RunningHistogram(0.0, 1.0, 0.01, mem)
+        self._eye = RunningHistogram(-12.0, 12.0, 0.1, mem)  # logit P(closed) on open eyes
         self.restart(None)
 
     def restart(self, t_s: float | None = None) -> None:
         """Forget everything learned: back to the mount's pose and the default open EAR."""
-        for h in (self._yaw, self._pitch, self._gx, self._gy, self._ear, self._jaw):
+        for h in (self._yaw, self._pitch, self._gx, self._gy, self._ear, self._jaw, self._eye):
             h.clear()
         self._t_prev: float | None = None
         self._ear_frames = 0
@@ -218,7 +243,7 @@ class Calibrator:
         return self._pose_latched
 
     def update(self, t_s: float, signals: Signals | None, *, learn_pose: bool = False,
-               learn_ear: bool = False, au26: float | None = None) -> Calibration:
+               learn_ear: bool = False, au26: float | None = None, learn_eye: bool = False) -> Calibration:
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
         if signals is not None and dt > 0:
@@ -233,6 +258,10 @@ class Calibrator:
                 self._ear_frames += 1
             if au26 is not None and math.isfinite(au26):
                 self._jaw.add(au26, dt)
+            p = signals.eye_closed_p
+            if learn_eye and math.isfinite(p):
+                p = min(max(p, 1e-5), 1.0 - 1e-5)
+                self._eye.add(math.log(p / (1.0 - p)), dt)
         self.result = self._compute()
         return self.result
 
@@ -245,14 +274,18 @@ class Calibrator:
         if not self._pose_latched and cfg.duration_s > 0 and self._pose_mass >= cfg.duration_s - 1e-9:
             self._pose_latched = True
         mount_src = f"mount {cfg.mount} ({m_yaw:+.0f}, {m_pitch:+.0f} deg)"
-        if self._pose_latched and math.isfinite(yaw) and math.isfinite(pitch):
-            ny = min(max(yaw, m_yaw - cfg.max_yaw_offset_deg), m_yaw + cfg.max_yaw_offset_deg)
-            npi = min(max(pitch, m_pitch - cfg.max_pitch_offset_deg), m_pitch + cfg.max_pitch_offset_deg)
+        auto = cfg.mount == "auto"
+        provisional = auto and self._pose_mass >= min(cfg.auto_provisional_s, cfg.duration_s) - 1e-9
+        if (self._pose_latched or provisional) and math.isfinite(yaw) and math.isfinite(pitch):
+            (y_lo, y_hi), (p_lo, p_hi) = pose_range(cfg)
+            ny, npi = min(max(yaw, y_lo), y_hi), min(max(pitch, p_lo), p_hi)
             clamped = (ny, npi) != (yaw, pitch)
             pose_src = "calibrated" + (f" (clamped to the {cfg.mount} mount's range)" if clamped else "")
+            if not self._pose_latched:
+                pose_src = f"auto: the pose held for {self._pose_mass:.1f} s, until {cfg.duration_s:g} s are learned"
             gx, gy = self._gx.percentile(50.0), self._gy.percentile(50.0)
             gx, gy = (gx if math.isfinite(gx) else 0.0), (gy if math.isfinite(gy) else 0.0)
-            calibrated = True
+            calibrated = self._pose_latched
         else:
             ny, npi, gx, gy, pose_src, calibrated = m_yaw, m_pitch, 0.0, 0.0, mount_src, False
 
@@ -266,7 +299,10 @@ class Calibrator:
         else:
             ear_src = f"default ({self._ear_frames} frames with visible open eyes < {cfg.min_samples})"
         jaw = self._jaw.percentile(50.0) if self._jaw.total >= 1.0 else math.nan
+        eye = (self._eye.percentile(EYE_REFERENCE_PERCENTILE) if self._eye.total >= EYE_REFERENCE_MIN_S - 1e-9
+               else math.nan)
         return Calibration(open_ear=open_ear, neutral_yaw_deg=ny, neutral_pitch_deg=npi, neutral_gaze_x=gx,
-                           neutral_gaze_y=gy, calibrated=calibrated, ear_calibrated=ear_cal,
+                           neutral_gaze_y=gy, eye_open_logit=eye, provisional=provisional and not calibrated,
+                           calibrated=calibrated, ear_calibrated=ear_cal,
                            mount_yaw_deg=m_yaw, mount_pitch_deg=m_pitch, jaw_baseline=jaw,
                            open_ear_source=ear_src, pose_source=pose_src)

@@ -12,7 +12,9 @@ learned neutral pose, or the camera mount's until it is learned),
 * no face is seen right after the driver was looking away (turned out of the mesh's reach, or
   dodging the camera): "maybe distracted", as openpilot treats a lost face, so an alert that was
   raised is not cleared by not seeing anything. A face lost while the driver was on the road is
-  ``driver_absent``, not distraction.
+  ``driver_absent``, not distraction; or
+* no face is seen but a person is in view (``turned_away``: the head in profile, or turned away,
+  beyond the mesh's reach): a look away (``face_away``), from the first frame.
 
 Before the pose is learned the reference is the camera mount's pose and the limits are the wider
 ``uncalibrated_*`` ones (openpilot: a looser pitch limit, 25.7 deg, before its calibration; 28.9 deg
@@ -47,7 +49,7 @@ from .window import TimeWindow
 
 _EPS = 1e-9
 _MAX_SAMPLE_DT_S = 0.5
-_REASONS = ("head", "gaze", "face_lost")  # the order reasons are joined in
+_REASONS = ("head", "gaze", "eyes_down", "face_lost", "face_away")  # the order reasons are joined in
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +72,13 @@ class PoseLimits:
 
 def pose_limits(dcfg: DistractionConfig, ccfg: CalibrationConfig, cal: Calibration) -> PoseLimits:
     """The reference pose and limits for this calibration: the learned pose with the configured
-    limits, or the mount's pose with the ``uncalibrated_*`` limits."""
+    limits, or the mount's pose with the ``uncalibrated_*`` limits. The ``auto`` mount before any
+    pose is held: the camera's axis with the auto range as the limits (every mount's road pose
+    lies inside it, a look down at the lap below it)."""
     yaw = dcfg.yaw_limit_deg if cal.calibrated else dcfg.uncalibrated_yaw_limit_deg
     down = dcfg.pitch_down_limit_deg if cal.calibrated else dcfg.uncalibrated_pitch_down_limit_deg
+    if ccfg.mount == "auto" and not cal.calibrated and not cal.provisional:
+        yaw, down = ccfg.auto_yaw_deg, ccfg.auto_pitch_down_deg
     up = dcfg.pitch_up_limit_deg + (down - dcfg.pitch_down_limit_deg) if dcfg.pitch_up_limit_deg > 0 else math.inf
     return PoseLimits(ref_yaw_deg=cal.neutral_yaw_deg, ref_pitch_deg=cal.neutral_pitch_deg,
                       ref_gaze_x=cal.neutral_gaze_x, ref_gaze_y=cal.neutral_gaze_y,
@@ -84,6 +90,17 @@ def learning_gate(dcfg: DistractionConfig, ccfg: CalibrationConfig) -> tuple[flo
     """(yaw, pitch) half-widths around the mount's pose of the poses a driver may hold as the road:
     the calibrated limits plus the clamp range. Frames outside never teach the neutral pose."""
     return (dcfg.yaw_limit_deg + ccfg.max_yaw_offset_deg, dcfg.pitch_down_limit_deg + ccfg.max_pitch_offset_deg)
+
+
+def may_teach_pose(dcfg: DistractionConfig, ccfg: CalibrationConfig, cal: Calibration, yaw: float,
+                   pitch: float) -> bool:
+    """A pose that may be the road: within :func:`learning_gate` of the mount's pose, or, with the
+    ``auto`` mount, within the auto range of the camera's axis (a look down at a phone or the lap
+    lies below it, so it never becomes the road)."""
+    if ccfg.mount == "auto":
+        return (abs(yaw) <= ccfg.auto_yaw_deg and -ccfg.auto_pitch_down_deg <= pitch <= ccfg.auto_pitch_up_deg)
+    gy, gp = learning_gate(dcfg, ccfg)
+    return abs(yaw - cal.mount_yaw_deg) <= gy and abs(pitch - cal.mount_pitch_deg) <= gp
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,14 +263,18 @@ class DistractionDetector:
 
     # ------------------------------------------------------------------ rules
 
-    def off_road_reason(self, s: Signals, lim: PoseLimits, eyes_open: bool = True) -> str:
+    def off_road_reason(self, s: Signals, lim: PoseLimits, eyes_open: bool = True, lids_lowered: bool = False) -> str:
         cfg = self.cfg
-        head = False
+        head = down = False
         if math.isfinite(s.yaw_deg) and abs(s.yaw_deg - lim.ref_yaw_deg) > lim.yaw_deg:
             head = True
         if math.isfinite(s.pitch_deg):
             d = s.pitch_deg - lim.ref_pitch_deg
-            head |= -d > lim.pitch_down_deg or d > lim.pitch_up_deg
+            head |= -d > lim.pitch_down_deg or d > lim.pitch_up_deg  # pose first, whatever the eyes do
+            sight = self.sight_pitch(s, lim, eyes_open)
+            down = not head and sight is not None and -sight > lim.pitch_down_deg
+            # lids lowered over open eyes with the head tipped down a little: the eyes look down
+            down |= cfg.use_gaze and lids_lowered and -d >= cfg.lowered_lid_min_pitch_deg
         gaze = False
         # eyes-only glances need this driver's neutral gaze: the iris offset of a driver looking at
         # the road depends on the camera's angle and the eye's shape (0.6-0.7 half-widths on the
@@ -261,17 +282,30 @@ class DistractionDetector:
         if (cfg.use_gaze and lim.learned and s.eyes_visible and eyes_open and math.isfinite(s.gaze_x)
                 and math.isfinite(s.gaze_y)):
             gaze = math.hypot(s.gaze_x - lim.ref_gaze_x, s.gaze_y - lim.ref_gaze_y) > cfg.gaze_limit
-        return "+".join(name for name, on in (("head", head), ("gaze", gaze)) if on)
+        return "+".join(name for name, on in (("head", head), ("gaze", gaze), ("eyes_down", down)) if on)
+
+    def sight_pitch(self, s: Signals, lim: PoseLimits, eyes_open: bool) -> float | None:
+        """The line of sight's pitch from the reference (deg, up > 0): the head's pitch less the
+        eyes' turn down in the head, ``gaze_pitch_gain_deg`` per unit of the iris's vertical offset
+        below the driver's neutral (the mount's: 0 until learned); eyes turned up add nothing (a
+        head pitched down is off the road whatever the eyes do: pose first). None when the eyes
+        cannot say (not visible, closed, no iris, or ``use_gaze`` off)."""
+        cfg = self.cfg
+        if not (cfg.use_gaze and s.eyes_visible and eyes_open and math.isfinite(s.gaze_y)
+                and math.isfinite(s.pitch_deg)):
+            return None
+        return s.pitch_deg - lim.ref_pitch_deg - cfg.gaze_pitch_gain_deg * max(0.0, s.gaze_y - lim.ref_gaze_y)
 
     def update(self, t_s: float, signals: Signals | None, lim: PoseLimits, *, eyes_open: bool = True,
-               asleep: bool = False, camera_ok: bool = True, frame: int | None = None
-               ) -> tuple[DistractionReading, list[Event]]:
+               asleep: bool = False, camera_ok: bool = True, frame: int | None = None,
+               lids_lowered: bool = False, turned_away: bool = False) -> tuple[DistractionReading, list[Event]]:
         """One frame. ``signals`` None: no face. ``asleep``: the eyes closed before the head left its
         pose (a nod-off, judged by the drowsiness rules), so the pose says nothing about where
         the driver looks. ``camera_ok`` False: nothing is known, nothing is counted."""
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
-        reason = self._raw_reason(signals, lim, eyes_open, asleep, camera_ok)
+        reason = "face_away" if turned_away else self._raw_reason(signals, lim, eyes_open, asleep, camera_ok,
+                                                                    lids_lowered)
         booked, out = self._glance.update(t_s, dt, reason, frame)
         self._account.book(t_s, booked)
         off_s, glance_level = self._glance.long_glance(t_s)
@@ -286,14 +320,14 @@ class DistractionDetector:
                                   time_sharing_s=self._account.seconds, reasons=reasons), out
 
     def _raw_reason(self, signals: Signals | None, lim: PoseLimits, eyes_open: bool, asleep: bool,
-                    camera_ok: bool) -> str:
+                    camera_ok: bool, lids_lowered: bool = False) -> str:
         """Why this frame is raw off road ("" when it is not)."""
         if signals is None:
             # a face lost while the driver was looking away (or turning away): maybe distracted
             return "face_lost" if camera_ok and (self._glance.off or self._last_raw) else ""
         if asleep:
             return ""
-        reason = self.off_road_reason(signals, lim, eyes_open)
+        reason = self.off_road_reason(signals, lim, eyes_open, lids_lowered)
         self._last_raw = bool(reason)
         return reason
 

@@ -195,7 +195,12 @@ class PerclosTracker:
     ``update(t_s, closed)`` once per frame (``closed`` None: the lids are not read, the frame
     counts neither way; a frame counts for its time since the previous one, at most
     ``_MAX_SAMPLE_DT_S``); ``add_blink(end_s)`` for each blink. Both are NaN until the read time
-    covers ``perclos_min_coverage`` of the window."""
+    covers ``perclos_min_coverage`` of the window.
+
+    The PERCLOS alarm reflects the recent window: it needs that coverage (80 % by default: a
+    fraction of a quarter minute says little about a minute), and it is not raised, or is
+    dropped, once the eyes have stayed open for ``perclos_clear_open_s`` (the driver is awake now;
+    the next closure raises it again while the window still holds the old ones)."""
 
     def __init__(self, cfg: DrowsinessConfig) -> None:
         self.cfg = cfg
@@ -203,6 +208,7 @@ class PerclosTracker:
         # (frame duration, closed duration) of the frames with the lids read
         self._frames = TimeWindow(cfg.perclos_window_s, sums=2)
         self._blinks = TimeWindow(cfg.perclos_window_s)  # blink end times
+        self._open_since: float | None = None  # eyes read open continuously since
 
     def add_blink(self, end_s: float) -> None:
         self._blinks.add(end_s)
@@ -214,16 +220,22 @@ class PerclosTracker:
         self._t_prev = t_s
         if closed is not None:
             self._frames.add(t_s, dt, dt if closed else 0.0)
+        if closed is False:
+            if self._open_since is None:
+                self._open_since = t_s
+        elif closed:
+            self._open_since = None
         self._frames.drain(t_s)
         self._blinks.drain(t_s)
         read_s, closed_s = self._frames.totals
         covered = read_s >= cfg.perclos_min_coverage * cfg.perclos_window_s - _EPS and read_s > 0
         perclos = max(0.0, closed_s) / read_s if covered else math.nan
         blink_rate = 60.0 * len(self._blinks) / read_s if covered else math.nan
+        awake = self._open_since is not None and t_s - self._open_since >= cfg.perclos_clear_open_s - _EPS
         level = Level.NONE
-        if covered and perclos >= cfg.perclos_critical - _EPS:
+        if covered and not awake and perclos >= cfg.perclos_critical - _EPS:
             level = Level.CRITICAL
-        elif covered and perclos >= cfg.perclos_warning - _EPS:
+        elif covered and not awake and perclos >= cfg.perclos_warning - _EPS:
             level = Level.WARNING
         return perclos, blink_rate, level
 
@@ -302,16 +314,23 @@ class DrowsinessDetector:
 
     def update(self, t_s: float, ear: float | None, mar: float | None, closed_threshold: float,
                frame: int | None = None, *, jaw_drop: float | None = None,
-               unread: str = "eyes_not_measurable") -> tuple[DrowsinessReading, list[Event]]:
+               unread: str = "eyes_not_measurable", closed: bool | None = None,
+               squeezed: bool = False) -> tuple[DrowsinessReading, list[Event]]:
         """One frame. ``ear`` None: the lids cannot be read (``unread`` says why, in the details of
-        the closure events it ends). ``jaw_drop``: AU26 above the driver's baseline, or None."""
+        the closure events it ends). ``jaw_drop``: AU26 above the driver's baseline, or None.
+        ``closed``: the eye state when another judge (the eye-state model) decided it; else
+        ``ear < closed_threshold``. ``squeezed``: the eyes are squeezed shut in an expression or a
+        yawn, a closure that counts for the closure rules but not for PERCLOS."""
         wide = mouth_wide(self.cfg, mar, jaw_drop)
         measurable = ear is not None and math.isfinite(ear)
-        closed = bool(measurable and ear < closed_threshold)
+        if closed is None:
+            closed = bool(measurable and ear < closed_threshold)
+        closed = bool(measurable and closed)
         closure_level, out = self._closures.update(t_s, closed if measurable else None, frame,
                                                    yawning=wide, unread=unread)
         self._count_blinks(out)
-        perclos, blink_rate, perclos_level = self._perclos.update(t_s, closed if measurable else None)
+        perclos_closed = None if not measurable or (closed and (squeezed or wide)) else closed
+        perclos, blink_rate, perclos_level = self._perclos.update(t_s, perclos_closed)
         yawn_level, ev = self._yawns.update(t_s, wide, frame)
         out += ev
 

@@ -38,11 +38,11 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..config import Config
+from ..config import Config, EyesConfig
 from ..types import DriverState, Event, Level, Signals, Status
 from .alerts import AlertFilter, EventTracker
 from .calibration import Calibration, Calibrator
-from .distraction import DistractionDetector, DistractionReading, PoseLimits, learning_gate, pose_limits
+from .distraction import DistractionDetector, DistractionReading, PoseLimits, may_teach_pose, pose_limits
 from .drowsiness import DrowsinessDetector, DrowsinessReading
 
 _EPS = 1e-9
@@ -54,13 +54,18 @@ class _Lids:
     """How the eyelids are read on one frame.
 
     threshold: the closed-eye EAR; in_pose: the head is within the lid-reading pitch range of its
-    usual pitch; closed_now: the eyes are visible and below the threshold (read or not); read: the
-    lids are read (in pose, or a nod-off)."""
+    usual pitch; closed_now: the eyes are visible and closed (read or not): the eye-state model's
+    P(closed) at ``eyes.closed_p`` or above when it runs, else the EAR below the threshold; read:
+    the lids are read (in pose, or a nod-off); lowered: the model reads the eyes open while the EAR
+    is below ``eyes.lowered_lid_ratio`` of the open-eye EAR (lids lowered over eyes looking down);
+    squeezed: a closure in an expression (the cheeks raised: AU6) rather than lids falling."""
 
     threshold: float
     in_pose: bool
     closed_now: bool
     read: bool
+    lowered: bool = False
+    squeezed: bool = False
 
 
 class DriverMonitor:
@@ -100,31 +105,35 @@ class DriverMonitor:
         return out
 
     def update(self, t_s: float, signals: Signals | None, *, camera_ok: bool = True,
-               frame_index: int | None = None, aus: Mapping[str, float] | None = None
-               ) -> tuple[DriverState, list[Event]]:
+               frame_index: int | None = None, aus: Mapping[str, float] | None = None,
+               person: bool | None = None) -> tuple[DriverState, list[Event]]:
         t_s = float(t_s)
         events = self._restart_if_rewound(t_s)
         self._t_last, self._frame_last = t_s, frame_index
         if not camera_ok:
             signals = None
         face = signals is not None
+        turned_away = bool(not face and camera_ok and person)  # a person in view, no face: in profile
         eyes_visible = bool(face and signals.eyes_visible and math.isfinite(signals.ear))
-        events += self._degraded_events(t_s, frame_index, camera_ok, face, eyes_visible)
+        events += self._degraded_events(t_s, frame_index, camera_ok, face or turned_away, eyes_visible)
 
         # the reference pose, then the eyelids: read only with the head in its usual pitch
         cal = self.calibrator.result
         lim = pose_limits(self.cfg.distraction, self.cfg.calibration, cal)
-        lids = self._read_lids(t_s, signals, eyes_visible, cal.open_ear, lim)
+        au6 = _finite(aus.get("AU6")) if aus else None
+        lids = self._read_lids(t_s, signals, eyes_visible, cal.open_ear, lim, au6)
         au26 = _finite(aus.get("AU26")) if aus else None
         jaw_drop = au26 - cal.jaw_baseline if au26 is not None and math.isfinite(cal.jaw_baseline) else None
         mar = signals.mar if face and math.isfinite(signals.mar) else None
         drowsy, ev = self.drowsiness.update(t_s, signals.ear if lids.read else None, mar,
                                             lids.threshold, frame_index, jaw_drop=jaw_drop,
-                                            unread="eyes_not_measurable" if not eyes_visible else "head_pose")
+                                            unread="eyes_not_measurable" if not eyes_visible else "head_pose",
+                                            closed=lids.closed_now, squeezed=lids.squeezed)
         events += ev
         asleep = self._nod_off and drowsy.eyes_closed
         distr, ev = self.distraction.update(t_s, signals, lim, eyes_open=not lids.closed_now, asleep=asleep,
-                                            camera_ok=camera_ok, frame=frame_index)
+                                            camera_ok=camera_ok, frame=frame_index, lids_lowered=lids.lowered,
+                                            turned_away=turned_away)
         events += ev
         self._learn(t_s, signals, cal, lids, asleep, drowsy, distr, au26)
 
@@ -133,7 +142,7 @@ class DriverMonitor:
         distr_level = self._distraction_alert.update(distr.level, t_s)
         events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, drowsy.reasons)
         events += self._alert_event("distraction", distr_level, t_s, frame_index, distr.reasons)
-        status = _status(camera_ok, face, eyes_visible, cal.calibrated)
+        status = _status(camera_ok, face or turned_away, eyes_visible, cal.calibrated)
         return self._state(t_s, status, cal, lim, lids, drowsy, distr, drowsy_level, distr_level), events
 
     # ------------------------------------------------------------------ steps of update
@@ -157,23 +166,35 @@ class DriverMonitor:
         return events
 
     def _read_lids(self, t_s: float, signals: Signals | None, eyes_visible: bool, open_ear: float,
-                   lim: PoseLimits) -> _Lids:
-        """Whether the eyelids are read this frame: with the head within the lid-reading pitch of
-        its usual pitch, or in a nod-off (eyes that closed in pose and stayed closed for
-        ``blink_max_s`` before the head dropped stay a closure until they open)."""
-        dcfg = self.cfg.drowsiness
+                   lim: PoseLimits, au6: float | None) -> _Lids:
+        """Whether the eyelids are read this frame and what they show.
+
+        With the eye-state model the lids are read at any pitch above the down limit: the model
+        sees closed lids whatever the head does, so a driver asleep with the head tilted back is
+        read (the EAR of a raised chin is not). Without it, only with the head within the
+        lid-reading pitch of its usual pitch, either way (a raised chin lowers the lids over open
+        eyes). Either way a head pitched down past the limit is a look away, unless it is a nod-off
+        (eyes that closed in pose and stayed closed for ``blink_max_s`` before the head dropped
+        stay a closure until they open)."""
+        dcfg, ecfg = self.cfg.drowsiness, self.cfg.eyes
         threshold = min(dcfg.closed_ratio * open_ear, dcfg.closed_ear_max)
+        p = signals.eye_closed_p if eyes_visible else math.nan
+        model = math.isfinite(p)
         in_pose = False
         if signals is not None and math.isfinite(signals.pitch_deg):
-            in_pose = abs(signals.pitch_deg - lim.ref_pitch_deg) <= lim.lids_pitch_deg
-        closed_now = eyes_visible and signals.ear < threshold
+            d = signals.pitch_deg - lim.ref_pitch_deg
+            in_pose = -lim.lids_pitch_deg <= d and (model or d <= lim.lids_pitch_deg)
+        closed_now = eyes_visible and (p >= eye_threshold(ecfg, self.calibrator.result.eye_open_logit) if model
+                                       else signals.ear < threshold)
+        lowered = model and not closed_now and signals.ear < ecfg.lowered_lid_ratio * open_ear
+        squeezed = closed_now and au6 is not None and au6 >= ecfg.squeeze_au6
         if in_pose or not closed_now:
             self._nod_off = False
         elif not self._nod_off:
             held = self.drowsiness.closure_s(t_s)
             self._nod_off = held is not None and held >= dcfg.blink_max_s - _EPS
         return _Lids(threshold=threshold, in_pose=in_pose, closed_now=closed_now,
-                     read=eyes_visible and (in_pose or self._nod_off))
+                     read=eyes_visible and (in_pose or self._nod_off), lowered=lowered, squeezed=squeezed)
 
     def _learn(self, t_s: float, signals: Signals | None, cal: Calibration, lids: _Lids, asleep: bool,
                drowsy: DrowsinessReading, distr: DistractionReading, au26: float | None) -> None:
@@ -182,13 +203,17 @@ class DriverMonitor:
         A driver who holds a pose off the road before it is learned may be an off-axis camera: the
         gate is every pose the mount's clamp range allows; once learned, glances never teach."""
         learn_pose = False
-        if signals is not None and not lids.closed_now and not asleep and not (cal.calibrated and distr.off_road):
-            gy, gp = learning_gate(self.cfg.distraction, self.cfg.calibration)
-            learn_pose = (abs(signals.yaw_deg - cal.mount_yaw_deg) <= gy
-                          and abs(signals.pitch_deg - cal.mount_pitch_deg) <= gp)
-        learn_ear = (lids.read and lids.in_pose and not distr.off_road and self._drowsy_alert.level == Level.NONE
+        if (signals is not None and not lids.closed_now and not lids.lowered and not asleep
+                and "eyes_down" not in distr.reason and not (cal.calibrated and distr.off_road)):
+            learn_pose = may_teach_pose(self.cfg.distraction, self.cfg.calibration, cal, signals.yaw_deg,
+                                        signals.pitch_deg)
+        learn_ear = (lids.read and lids.in_pose and not lids.lowered and not distr.off_road
+                     and self._drowsy_alert.level == Level.NONE
                      and drowsy.eyes_closed_s <= self.cfg.drowsiness.blink_max_s + _EPS)  # blinks yes, long closures no
-        self.calibrator.update(t_s, signals, learn_pose=learn_pose, learn_ear=learn_ear, au26=au26)
+        # the eye-state model's reading of this driver's open eyes: frames whose lids the EAR reads open
+        learn_eye = lids.read and lids.in_pose and signals is not None and signals.ear >= lids.threshold
+        self.calibrator.update(t_s, signals, learn_pose=learn_pose, learn_ear=learn_ear, au26=au26,
+                               learn_eye=learn_eye)
 
     def _state(self, t_s: float, status: Status, cal: Calibration, lim: PoseLimits, lids: _Lids,
                drowsy: DrowsinessReading, distr: DistractionReading, drowsy_level: Level,
@@ -252,6 +277,19 @@ class DriverMonitor:
             self._events.escalate(type_, level, {"reasons": sorted(seen)})
             return []
         return self._events.step(type_, False, level, t_s, frame)
+
+
+def eye_threshold(ecfg: EyesConfig, open_logit: float) -> float:
+    """The P(closed) at which the eye-state model's reading is a closed eye for this driver:
+    ``eyes.closed_p``, raised for a driver whose open eyes the model reads as half closed (glasses,
+    an unusual eye shape) to ``eyes.adapt_margin`` logits above the model's reading of their open
+    eyes (``open_logit``: frames the EAR reads open), at most ``eyes.adapt_max_p``."""
+    lo = math.log(ecfg.closed_p / (1.0 - ecfg.closed_p))
+    if not math.isfinite(open_logit):
+        return ecfg.closed_p
+    hi = math.log(ecfg.adapt_max_p / (1.0 - ecfg.adapt_max_p))
+    z = min(max(open_logit + ecfg.adapt_margin, lo), max(lo, hi))
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _status(camera_ok: bool, face: bool, eyes_visible: bool, calibrated: bool) -> Status:

@@ -79,7 +79,7 @@ class FaceConfig:
     min_eye_visibility: float = _f(0.5, ge=0, le=1)
     # no face in the mesh: is a person still in view (a head in profile, turned away)? MediaPipe's
     # person segmentation at this rate while no face is seen (0 = never: no face is an absent driver)
-    person_check_hz: float = _f(5.0, "Hz", ge=0, le=60)
+    person_check_hz: float = _f(2.0, "Hz", ge=0, le=60)
     # ... a person is in view when this fraction of the image is segmented as one
     person_min_fraction: float = _f(0.1, "fraction of the image", gt=0, le=1)
 

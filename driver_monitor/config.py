@@ -97,9 +97,10 @@ class EyesConfig:
     adapt_margin: float = _f(6.0, "logit", ge=0, le=20)
     # ... but never more than this
     adapt_max_p: float = _f(0.99, "probability", gt=0, lt=1)
-    # clearly open eyes (P(closed) < 0.1) whose EAR stays within a tenth are read again after this
-    # (every frame below 10 frames/s; 0 = every frame); a blink's EAR drop is read at once
-    reread_open_s: float = _f(0.1, "s", ge=0, le=1)
+    # clearly open or closed eyes (P(closed) < 0.1 or > 0.9) whose EAR stays within a tenth are read
+    # again after this (every frame below 10 frames/s; 0 = every frame); a blink's EAR drop and an
+    # opening's rise are read at once
+    reread_s: float = _f(0.1, "s", ge=0, le=1)
     # the model reads the eyes open while the EAR is below this fraction of the open-eye EAR: lids
     # lowered over eyes that look down (a look away, never a closure)
     lowered_lid_ratio: float = _f(0.5, "fraction of the open-eye EAR", gt=0, lt=1)

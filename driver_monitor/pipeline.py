@@ -92,9 +92,13 @@ def hidden_aus(au_names: Sequence[str], au_regions: Mapping[str, Sequence[str]],
     return tuple(out)
 
 
-#: a reading of the eye-state model below this P(closed) is clearly open: it may be held for
-#: ``eyes.reread_open_s`` while the EAR stays where it was
+#: a reading of the eye-state model below this P(closed) is clearly open, one above the other is
+#: clearly closed: either may be held for ``eyes.reread_s`` while the EAR stays where it was
 EYE_REUSE_BELOW = 0.1
+EYE_REUSE_ABOVE = 0.9
+#: the EAR "stays" within a tenth of the reading's: falls no more for open eyes, rises no more
+#: (and no more than this much, the EAR's jitter on shut lids) for closed ones
+EYE_REUSE_EAR_JITTER = 0.01
 
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
 
@@ -270,15 +274,19 @@ class Pipeline:
         """The eye-state model's P(closed), weighted over the eyes like the EAR (the eye turned
         away from the camera counts less, beyond 20 deg of yaw not at all).
 
-        Open eyes that stay open are not read again on every frame: while the last reading said
-        clearly open (P(closed) under ``EYE_REUSE_BELOW``) less than ``eyes.reread_open_s`` ago and
-        the EAR has not dropped by a tenth since, it holds. A blink or a closure moves the lids, so
-        the EAR drop makes the next frame a new reading; at 10 frames/s every frame is read."""
+        A clear reading is not taken again on every frame: while the last one said clearly open
+        (P(closed) under ``EYE_REUSE_BELOW``) or clearly closed (over ``EYE_REUSE_ABOVE``) less
+        than ``eyes.reread_s`` ago, and the EAR has not moved towards the other state since (a drop
+        of a tenth for open eyes, a rise of a tenth and ``EYE_REUSE_EAR_JITTER`` for closed ones),
+        it holds. A blink, a closure or an opening moves the lids, so the EAR's move makes the next
+        frame a new reading; at 10 frames/s every frame is read."""
         last = self._eye_last
         t, ear = frame.time_s, signals.ear
-        if (last is not None and last[1] < EYE_REUSE_BELOW and 0.0 <= t - last[0] < self.cfg.eyes.reread_open_s - 1e-6
-                and ear >= 0.9 * last[2]):
-            return replace(signals, eye_closed_p=last[1])
+        if last is not None and 0.0 <= t - last[0] < self.cfg.eyes.reread_s - 1e-6:
+            p_last, ear_last = last[1], last[2]
+            if ((p_last < EYE_REUSE_BELOW and ear >= 0.9 * ear_last)
+                    or (p_last > EYE_REUSE_ABOVE and ear <= 1.1 * ear_last + EYE_REUSE_EAR_JITTER)):
+                return replace(signals, eye_closed_p=p_last)
         patches = eye_patches(frame.image, face, self.eye_model.size, self.eye_model.scale)
         if patches is None:
             self._eye_last = None

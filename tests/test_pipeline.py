@@ -156,9 +156,10 @@ class CountingEyeModel:
 @pytest.mark.parametrize("p,fps,expected_calls", [
     (0.02, 30, 10),   # clearly open at 30 frames/s: read again every 0.1 s (3 frames): 10 of 30
     (0.02, 10, 10),   # at 10 frames/s every frame is read
-    (0.50, 30, 30),   # not clearly open: every frame
+    (0.97, 30, 10),   # clearly closed, the same
+    (0.50, 30, 30),   # neither clearly open nor clearly closed: every frame
 ])
-def test_clearly_open_eyes_are_reread_every_tenth_of_a_second(real_face, p, fps, expected_calls):
+def test_clear_readings_are_taken_again_every_tenth_of_a_second(real_face, p, fps, expected_calls):
     img, face = real_face
     model = CountingEyeModel(p)
     pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 30), eye_model=model)
@@ -167,16 +168,22 @@ def test_clearly_open_eyes_are_reread_every_tenth_of_a_second(real_face, p, fps,
     assert all(r.signals.eye_closed_p == pytest.approx(p) for r in results)
 
 
-def test_a_drop_of_the_ear_is_read_at_once(real_face):
-    """A blink starts: the EAR drops by more than a tenth on the next frame, which is read anew."""
-    img, face = real_face
+def _shut(face: Face) -> Face:
     shut = face.landmarks.copy()
     for upper, lower in ((159, 145), (160, 144), (158, 153), (386, 374), (385, 380), (387, 373)):
         mid = (shut[upper] + shut[lower]) / 2
         shut[upper], shut[lower] = mid, mid
-    blink = Face(bbox=face.bbox, landmarks=shut)
-    model = CountingEyeModel(0.02)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face], [blink]]), eye_model=model)
+    return Face(bbox=face.bbox, landmarks=shut)
+
+
+@pytest.mark.parametrize("p,opening", [(0.02, False), (0.97, True)])
+def test_a_move_of_the_ear_is_read_at_once(real_face, p, opening):
+    """A blink starts (the EAR drops by more than a tenth) after a clearly open reading, or the eyes
+    open (it rises) after a clearly closed one: the next frame is read anew."""
+    img, face = real_face
+    script = [[_shut(face)], [face]] if opening else [[face], [_shut(face)]]
+    model = CountingEyeModel(p)
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector(script), eye_model=model)
     pipe.process(Frame(img, 0, 0.0))
     pipe.process(Frame(img, 1, 1 / 30))
     assert model.calls == 2

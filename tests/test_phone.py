@@ -1,0 +1,137 @@
+"""The phone detector: its decoding, the region around the driver, its file, and what it sees on
+marked near-infrared frames."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from driver_monitor.config import PROJECT_ROOT
+from driver_monitor.engine.phone import (PHONE_CLASS, PhoneDetector, _grids, decode, driver_region, letterbox,
+                                         nms)
+from driver_monitor.errors import ModelError
+from tests.conftest import need_data
+
+MODEL = PROJECT_ROOT / "engines" / "phone" / "yolox_nano.onnx"
+
+
+def test_letterbox_keeps_the_aspect_at_the_top_left():
+    img = np.full((200, 100, 3), 7, np.uint8)
+    x, r = letterbox(img, 416)
+    assert x.shape == (1, 3, 416, 416) and x.dtype == np.float32
+    assert r == pytest.approx(416 / 200)
+    assert (x[0, :, :, :208] == 7).all() and (x[0, :, :, 208:] == 114).all()
+    grey, _ = letterbox(np.zeros((50, 50), np.uint8), 416)  # infrared frames may come grey
+    assert grey.shape == (1, 3, 416, 416)
+
+
+def test_decode_places_a_box_on_its_grid_cell():
+    cells, strides = _grids(416)
+    assert len(cells) == 52 * 52 + 26 * 26 + 13 * 13 == 3549
+    raw = np.zeros((3549, 85), np.float32)
+    # anchor 10 of the stride-8 grid: cell (10, 0); a box 2 cells wide (log 2), 4 tall (log 4)
+    raw[10, :4] = [0.5, 0.5, np.log(2.0), np.log(4.0)]
+    raw[10, 4], raw[10, 5 + PHONE_CLASS] = 0.9, 0.8
+    raw[11, 4], raw[11, 5 + 0] = 0.9, 0.9  # a person, not a phone
+    boxes, scores = decode(raw, 416, PHONE_CLASS, 0.3)
+    assert scores.tolist() == pytest.approx([0.72])
+    cx, cy = (10 + 0.5) * 8, 0.5 * 8
+    assert boxes[0].tolist() == pytest.approx([cx - 8, cy - 16, cx + 8, cy + 16])
+    assert decode(raw, 416, PHONE_CLASS, 0.8)[0].shape == (0, 4)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    assert nms(boxes, np.array([0.5, 0.9, 0.4], np.float32)) == [1, 2]
+
+
+def test_the_driver_region_holds_both_ears_and_the_lap_inside_the_frame():
+    region = driver_region(np.array([400, 300, 500, 420], np.float32), (720, 1280))
+    x0, y0, x1, y1 = region
+    assert x0 == 290 and x1 == 610  # 3.2 face widths around the face's centre
+    assert y0 == 228 and y1 == 720  # 0.6 face heights above, clipped at the frame's bottom
+    assert driver_region(np.array([0, 0, 50, 50], np.float32), (100, 100))[:2] == (0, 0)
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "not found"),
+    (b"not an onnx file", "could not be loaded"),
+])
+def test_a_missing_or_broken_detector_is_one_clear_line(tmp_path: Path, content, needle):
+    path = tmp_path / "phone.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelError) as err:
+        PhoneDetector(path)
+    msg = str(err.value)
+    assert needle in msg and "phone.enabled=false" in msg and "\n" not in msg
+
+
+def test_the_shipped_detector_ships_with_its_licence():
+    assert MODEL.is_file() and MODEL.stat().st_size < 4_000_000
+    assert (MODEL.parent / "LICENSE.Megvii-YOLOX.txt").is_file()
+    notice = (PROJECT_ROOT / "NOTICE").read_text(encoding="utf-8")
+    assert "YOLOX" in notice and "Apache" in notice
+
+
+def test_a_blank_frame_has_no_phone():
+    det = PhoneDetector(MODEL)
+    assert det.size == 416
+    assert det.detect(np.full((480, 640, 3), 90, np.uint8)) == []
+    det.close()
+
+
+def _frame(video: Path, index: int) -> np.ndarray:
+    from driver_monitor.capture import open_source
+    from driver_monitor.config import load_config
+
+    with open_source(video, load_config(None).capture) as src:
+        for fr in src:
+            if fr.index == index:
+                return fr.image
+    raise AssertionError(f"{video} has no frame {index}")
+
+
+def test_a_phone_at_the_ear_is_found_near_the_face_and_none_on_a_phone_free_frame():
+    """Frames marked by eye (scenarios/frame_marks): Phoning_06 holds the phone at the ear (frame 13,
+    one the detector sees in docs/phone_eval.md); eye_closed_03 has none. The phone is found in the
+    region around the driver, beside the face; the phone-free frame gives nothing above 0.3 on either view."""
+    from driver_monitor.config import load_config
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    with open(PROJECT_ROOT / "scenarios/frame_marks/ir_clips/Phoning_06.csv", newline="") as fh:
+        marks = {int(r["frame"]): r for r in csv.DictReader(fh)}
+    assert marks[13]["phone"] == "ear"
+    det = PhoneDetector(MODEL)
+    with FaceMeshDetector(load_config(None).face, static_image_mode=True) as mesh:
+        img = _frame(need_data("ir_clips/Phoning_06.avi"), 13)
+        (face,) = mesh.detect(img)
+        found = det.detect(img, driver_region(face.bbox, img.shape))
+        assert found and found[0].score >= 0.3
+        cx, cy = found[0].centre
+        fx0, fy0, fx1, fy1 = face.bbox
+        fw = fx1 - fx0
+        assert fx0 - 1.5 * fw <= cx <= fx1 + 1.5 * fw and fy0 - 0.5 * fw <= cy <= fy1 + fw
+        free = _frame(need_data("ir_clips/eye_closed_03.avi"), 10)
+        faces = mesh.detect(free)
+        assert all(b.score < 0.3 for b in det.detect(free))
+        if faces:
+            assert all(b.score < 0.3 for b in det.detect(free, driver_region(faces[0].bbox, free.shape)))
+    det.close()
+
+
+def test_the_region_search_returns_frame_coordinates():
+    """A region's boxes come back in the whole frame's pixels: the same picture placed at an offset
+    gives the same box shifted by it."""
+    det = PhoneDetector(MODEL, min_score=0.01)
+    img = _frame(need_data("ir_clips/Phoning_06.avi"), 13)
+    h, w = img.shape[:2]
+    big = cv2.copyMakeBorder(img, 100, 0, 60, 0, cv2.BORDER_CONSTANT, value=0)
+    a = det.detect(img)
+    b = det.detect(big, (60, 100, 60 + w, 100 + h))
+    assert a and b
+    assert np.allclose(np.array(b[0].box) - [60, 100, 60, 100], a[0].box, atol=1.0)
+    det.close()

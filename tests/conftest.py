@@ -35,6 +35,15 @@ def need_data(rel: str = "") -> Path:
     return path
 
 
+def unpack_data(rel: str, into: Path) -> Path:
+    """Unpack the archive ../shared/data/<rel> into ``into`` (skips like :func:`need_data`)."""
+    import tarfile
+
+    with tarfile.open(need_data(rel)) as tf:
+        tf.extractall(into, filter="data")
+    return into
+
+
 def load_tool(stem: str) -> ModuleType:
     """``tools/<stem>.py`` as a module, freshly executed and registered as ``dm_tools_<stem>`` (the
     tools are scripts, not a package)."""

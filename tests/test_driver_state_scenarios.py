@@ -23,15 +23,16 @@ def sig(ear: float = OPEN, mar: float = 0.05, yaw: float = 0.0, pitch: float = 0
                    gaze_x=0.0, gaze_y=gy, eyes_visible=eyes_visible)
 
 
-def drive(fn, seconds: float, cfg: Config | None = None, aus=lambda t: None, fps: int = FPS):
-    """fn(t) -> Signals | None. Returns ({t: state}, [ended or started events], {type: first t >= warning})."""
+def drive(fn, seconds: float, cfg: Config | None = None, aus=lambda t: None, fps: int = FPS, person=lambda t: None):
+    """fn(t) -> Signals | None; person(t): a person in view (the detector's look when no face).
+    Returns ({t: state}, [ended or started events], {type: first t >= warning})."""
     m = DriverMonitor(cfg or Config())
     states, events = {}, []
     first: dict[str, float] = {}
     n = int(round(seconds * fps))
     for i in range(n):
         t = i / fps
-        st, evs = m.update(t, fn(t), frame_index=i, aus=aus(t))
+        st, evs = m.update(t, fn(t), frame_index=i, aus=aus(t), person=person(t))
         states[round(t, 3)] = st
         events += evs
         for name, lvl in (("drowsiness", st.drowsiness), ("distraction", st.distraction)):
@@ -415,32 +416,16 @@ def test_auto_mount_judges_a_look_down_from_the_first_frame():
 
 # ---------------------------------------------------------------- present but turned away
 
-def drive_person(fn, person, seconds: float, fps: int = FPS, cfg: Config | None = None):
-    """Like drive(), with ``person(t)``: a person in view (the detector's look when no face)."""
-    m = DriverMonitor(cfg or Config())
-    states, events, first = {}, [], {}
-    n = int(round(seconds * fps))
-    for i in range(n):
-        t = i / fps
-        st, evs = m.update(t, fn(t), frame_index=i, person=person(t))
-        states[round(t, 3)] = st
-        events += evs
-        if st.distraction >= W and "distraction" not in first:
-            first["distraction"] = round(t, 3)
-    events += m.finish(n / fps, n)
-    return states, events, first
-
-
 def test_a_driver_in_profile_is_a_look_away_not_absent():
     """look_sideway_02.avi: the driver looks out of the side window in profile from the first
     frame (no mesh); a person is in view. A look away from the first frame, not driver_absent."""
-    states, events, first = drive_person(lambda t: None if t < 5.0 else sig(), lambda t: True, 7.0, fps=10)
+    states, events, first = drive(lambda t: None if t < 5.0 else sig(), 7.0, fps=10, person=lambda t: True)
     assert first["distraction"] == pytest.approx(3.5 + 0.2, abs=0.11)
     assert states[2.0].off_road_reason == "face_away" and str(states[2.0].status) == "eyes_not_visible"
     assert not [e for e in events if e.type == "driver_absent"]
 
 
 def test_no_person_in_view_is_still_an_absent_driver():
-    states, events, first = drive_person(lambda t: None, lambda t: False, 4.0, fps=10)
+    states, events, first = drive(lambda t: None, 4.0, fps=10, person=lambda t: False)
     assert "distraction" not in first
     assert [e.type for e in events if e.type == "driver_absent"] and states[3.0].alert == W

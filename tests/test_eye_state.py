@@ -1,7 +1,6 @@
 """The eye-state model: its patches, its file, its accuracy on CEW's test people, its training."""
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import cv2
@@ -10,29 +9,16 @@ import pytest
 
 from driver_monitor.config import PROJECT_ROOT, load_config
 from driver_monitor.engine.eye_state import EyeStateModel, open_eye_model
-from driver_monitor.errors import ModelError
-from tests.conftest import need_data
+from tests.conftest import unpack_data
+from tests.test_pipeline import real_face  # noqa: F401  (fixture: single_face.mp4's first frame)
 
 MODEL = PROJECT_ROOT / "engines" / "eye_state.onnx"
 
 
-@pytest.fixture(scope="module")
-def frame_and_face():
-    from driver_monitor.face.mesh import FaceMeshDetector
-
-    cap = cv2.VideoCapture(str(need_data("videos/single_face.mp4")))
-    ok, img = cap.read()
-    cap.release()
-    assert ok
-    with FaceMeshDetector(load_config(None).face, static_image_mode=True) as det:
-        (face,) = det.detect(img)
-    return img, face
-
-
-def test_patches_are_level_centred_and_mirrored(frame_and_face):
+def test_patches_are_level_centred_and_mirrored(real_face):  # noqa: F811
     from driver_monitor.face.eyes import eye_patches
 
-    img, face = frame_and_face
+    img, face = real_face
     p = eye_patches(img, face, 32)
     assert p.shape == (2, 32, 32) and p.dtype == np.uint8
     # the iris is the darkest part of an open eye: near the middle of each patch
@@ -55,29 +41,15 @@ def test_patches_are_level_centred_and_mirrored(frame_and_face):
     assert set(LEFT_CONTOUR) == {362, 385, 387, 263, 373, 380}
 
 
-def test_the_shipped_model_reads_a_frame(frame_and_face):
+def test_the_shipped_model_reads_a_frame(real_face):  # noqa: F811
     from driver_monitor.face.eyes import eye_patches
 
-    img, face = frame_and_face
+    img, face = real_face
     model = EyeStateModel(MODEL)
     assert model.size == 32 and model.scale == 1.5 and model.version == "1.0.0"
     p = model.p_closed(eye_patches(img, face, model.size, model.scale))
     assert p.shape == (2,) and (p < 0.5).all()  # single_face.mp4 opens with open eyes
     model.close()
-
-
-@pytest.mark.parametrize("content,needle", [
-    (None, "not found"),
-    (b"not an onnx file", "could not be loaded"),
-])
-def test_a_missing_or_broken_model_is_one_clear_line(tmp_path: Path, content, needle):
-    path = tmp_path / "eye_state.onnx"
-    if content is not None:
-        path.write_bytes(content)
-    with pytest.raises(ModelError) as err:
-        EyeStateModel(path)
-    msg = str(err.value)
-    assert needle in msg and "eyes.model_enabled=false" in msg and "\n" not in msg
 
 
 def test_the_model_can_be_switched_off():
@@ -89,11 +61,7 @@ def test_the_model_can_be_switched_off():
 def cew_test(tmp_path_factory):
     from driver_monitor.training.eye_state import load_cew
 
-    archive = need_data("eyes/cew_eye_patches.tar.gz")
-    root = tmp_path_factory.mktemp("cew")
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data")
-    cew = load_cew(root, size=32)
+    cew = load_cew(unpack_data("eyes/cew_eye_patches.tar.gz", tmp_path_factory.mktemp("cew")), size=32)
     return cew.take(cew.split == "test")
 
 

@@ -2,7 +2,6 @@
 labeller on the real CK+ subset (AU presence ranked correctly) when ../shared/data is present."""
 from __future__ import annotations
 
-import tarfile
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from driver_monitor.errors import ModelError
 from driver_monitor.training.face_au import BLENDSHAPES, aus_from_mediapipe, face_geometry
 from driver_monitor.model.metrics import roc_auc
 from driver_monitor.preprocess import AUS
-from tests.conftest import load_tool, need_data
+from tests.conftest import load_tool, need_data, unpack_data
 
 
 
@@ -88,11 +87,7 @@ def test_missing_landmarker_file_says_where_to_get_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def ckplus_dir(tmp_path_factory):
-    tar = need_data("ckplus48_dev.tar.gz")
-    out = tmp_path_factory.mktemp("ck")
-    with tarfile.open(tar) as tf:
-        tf.extractall(out, filter="data")
-    return out / "ckplus48_dev"
+    return unpack_data("ckplus48_dev.tar.gz", tmp_path_factory.mktemp("ck")) / "ckplus48_dev"
 
 
 @pytest.mark.data

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from driver_monitor.config import PROJECT_ROOT
+from driver_monitor.engine.eye_state import EyeStateModel
 from driver_monitor.engine.phone import (PHONE_CLASS, PhoneDetector, _grids, decode, driver_region, letterbox,
                                          nms)
 from driver_monitor.errors import ModelError
@@ -56,18 +57,21 @@ def test_the_driver_region_holds_both_ears_and_the_lap_inside_the_frame():
     assert driver_region(np.array([0, 0, 50, 50], np.float32), (100, 100))[:2] == (0, 0)
 
 
+@pytest.mark.parametrize("model,switch", [(PhoneDetector, "phone.enabled=false"),
+                                          (EyeStateModel, "eyes.model_enabled=false")])
 @pytest.mark.parametrize("content,needle", [
     (None, "not found"),
     (b"not an onnx file", "could not be loaded"),
 ])
-def test_a_missing_or_broken_detector_is_one_clear_line(tmp_path: Path, content, needle):
-    path = tmp_path / "phone.onnx"
+def test_a_missing_or_broken_small_model_is_one_clear_line(tmp_path: Path, model, switch, content, needle):
+    """The phone detector and the eye-state model (engine.onnxruntime_backend.cpu_session)."""
+    path = tmp_path / "model.onnx"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(ModelError) as err:
-        PhoneDetector(path)
+        model(path)
     msg = str(err.value)
-    assert needle in msg and "phone.enabled=false" in msg and "\n" not in msg
+    assert needle in msg and switch in msg and str(path) in msg and "\n" not in msg
 
 
 def test_the_shipped_detector_ships_with_its_licence():

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ModelError
+from .onnxruntime_backend import cpu_session
 
 INPUT_NAME = "eye"
 OUTPUT_NAME = "p_closed"
@@ -26,23 +27,10 @@ class EyeStateModel:
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"eye-state model {str(self.path)!r} not found; restore engines/eye_state.onnx "
-                             f"(git checkout engines/), point eyes.model at the file, or set eyes.model_enabled=false "
-                             f"to judge the eyes by their aspect ratio alone")
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, threads)
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own types
-            raise ModelError(f"eye-state model {str(self.path)!r} could not be loaded: {exc.__class__.__name__}: "
-                             f"{str(exc)[:200]}; restore engines/eye_state.onnx or set eyes.model_enabled=false"
-                             ) from None
+        self._session: Any = cpu_session(
+            self.path, "eye-state model",
+            "restore engines/eye_state.onnx (git checkout engines/), point eyes.model at the file, or set "
+            "eyes.model_enabled=false to judge the eyes by their aspect ratio alone", threads)
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name for o in self._session.get_outputs()}
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:

@@ -66,6 +66,21 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     return so
 
 
+def cpu_session(path: Path, what: str, fix: str, threads: int = 1) -> Any:
+    """A CPU session of one of the small models that run beside the engine (the eye state, the
+    phone detector), with :func:`session_options`; a missing or unloadable file is a
+    :class:`ModelError` of one line: ``what`` names the model, ``fix`` says what to do."""
+    if not path.is_file():
+        raise ModelError(f"{what} {str(path)!r} not found; {fix}")
+    ort = _import_ort()
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(max(1, threads)),
+                                    providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own types
+        raise ModelError(f"{what} {str(path)!r} could not be loaded: {exc.__class__.__name__}: "
+                         f"{str(exc)[:200]}; {fix}") from None
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
 

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import ModelError
+from .onnxruntime_backend import cpu_session
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "output"
@@ -136,23 +137,10 @@ class PhoneDetector:
 
     def __init__(self, path: str | Path, threads: int = 1, min_score: float = 0.1) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"phone detector {str(self.path)!r} not found; restore engines/phone/ "
-                             f"(git checkout engines/), point phone.model at the file, or set "
-                             f"phone.enabled=false to run without phone detection")
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, threads)
-        so.inter_op_num_threads = 1
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        try:
-            self._session: Any = ort.InferenceSession(str(self.path), sess_options=so,
-                                                      providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own types
-            raise ModelError(f"phone detector {str(self.path)!r} could not be loaded: {exc.__class__.__name__}: "
-                             f"{str(exc)[:200]}; restore engines/phone/ or set phone.enabled=false") from None
+        self._session: Any = cpu_session(
+            self.path, "phone detector",
+            "restore engines/phone/ (git checkout engines/), point phone.model at the file, or set "
+            "phone.enabled=false to run without phone detection", threads)
         inputs = {i.name: i for i in self._session.get_inputs()}
         outputs = {o.name: o for o in self._session.get_outputs()}
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:

@@ -88,6 +88,17 @@ def test_a_blank_frame_has_no_phone():
     det.close()
 
 
+def test_the_detector_runs_at_a_smaller_input_side_without_touching_its_file():
+    before = MODEL.read_bytes()
+    det = PhoneDetector(MODEL, size=320)
+    assert det.size == 320 and det._grids[0].shape == (40 * 40 + 20 * 20 + 10 * 10, 2)
+    assert det.detect(np.full((480, 640, 3), 90, np.uint8)) == []
+    det.close()
+    assert MODEL.read_bytes() == before
+    with pytest.raises(ValueError, match="multiple of 32"):
+        PhoneDetector(MODEL, size=300)
+
+
 def _frame(video: Path, index: int) -> np.ndarray:
     from driver_monitor.capture import open_source
     from driver_monitor.config import load_config

@@ -49,7 +49,7 @@ def clips(data: Path) -> list[tuple[str, Path, dict[int, str]]]:
     return out
 
 
-def run(data: Path, out_dir: Path) -> list[dict[str, object]]:
+def run(data: Path, out_dir: Path, size: int | None = None) -> list[dict[str, object]]:
     from driver_monitor.capture import open_source
     from driver_monitor.config import load_config
     from driver_monitor.engine.phone import PhoneDetector, driver_region
@@ -57,7 +57,7 @@ def run(data: Path, out_dir: Path) -> list[dict[str, object]]:
     from driver_monitor.face.select import pick_driver
 
     cfg = load_config(None)
-    det = PhoneDetector(PROJECT_ROOT / "engines" / "phone" / "yolox_nano.onnx", min_score=0.05)
+    det = PhoneDetector(PROJECT_ROOT / "engines" / "phone" / "yolox_nano.onnx", min_score=0.05, size=size)
     rows: list[dict[str, object]] = []
     for clip, video, marks in clips(data):
         mesh = FaceMeshDetector(cfg.face)
@@ -130,14 +130,14 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
             "free_max_score": free_max}
 
 
-def write_doc(s: dict[str, object], path: Path, command: str) -> None:
+def write_doc(s: dict[str, object], path: Path, command: str, size: int) -> None:
     found: dict = s["found_pct"]  # type: ignore[assignment]
     false: dict = s["false"]  # type: ignore[assignment]
     lines = ["# The phone detector alone on the marked frames", "", "Produced by:", "", "```", command, "```", "",
-             "YOLOX-Nano (COCO, class 67 \"cell phone\") on every frame, once on the whole frame and once on "
-             "the region around the driver's face (3.2 face widths wide, 0.6 face heights above the face to "
-             "2.6 below). Frames marked `unsure` are left out. No voting, no hands: what one detector call "
-             "sees.", "",
+             f"YOLOX-Nano (COCO, class 67 \"cell phone\", input {size} x {size}) on every frame, once on the "
+             "whole frame and once on the region around the driver's face (3.2 face widths wide, 0.6 face "
+             "heights above the face to 2.6 below). Frames marked `unsure` are left out. No voting, no "
+             "hands: what one detector call sees.", "",
              f"Median milliseconds a call (one thread): whole frame {s['median_ms']['full']:.1f}, "  # type: ignore[index]
              f"driver region {s['median_ms']['crop']:.1f}.", "",
              "## Phone frames found (%), by mark and score threshold", "",
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the shared data folder (ir_clips/, videos/)")
     ap.add_argument("--out", type=Path, default=Path("results/phone_eval"))
     ap.add_argument("--doc", type=Path, help="write the tables to this Markdown file")
+    ap.add_argument("--size", type=int, help="the detector's input side (default the file's, 416)")
     ap.add_argument("--reuse", action="store_true", help="summarise the frames.csv already under --out")
     args = ap.parse_args(argv)
     if not (args.data / "ir_clips").is_dir():
@@ -185,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.out / "frames.csv", newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
         else:
-            rows = run(args.data, args.out)
+            rows = run(args.data, args.out, args.size)
     except DriverMonitorError as err:
         print(f"phone_eval: {err}", file=sys.stderr)
         return err.exit_code
     s = summarise(rows)
     (args.out / "summary.json").write_text(json.dumps(s, indent=1), encoding="utf-8")
     if args.doc:
-        write_doc(s, args.doc, "python tools/phone_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        write_doc(s, args.doc, "python tools/phone_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  args.size or 416)
     print(json.dumps({"found_pct_all_phone_either": s["found_pct"]["all phone"]["either"],  # type: ignore[index]
                       "false_either": {t: v["frames"] for t, v in s["false"]["either"].items()}}))  # type: ignore[index]
     return 0

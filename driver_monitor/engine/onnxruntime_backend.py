@@ -66,15 +66,25 @@ def session_options(threads: int | None = None, *, spinning: bool = False) -> An
     return so
 
 
-def cpu_session(path: Path, what: str, fix: str, threads: int = 1) -> Any:
+def cpu_session(path: Path, what: str, fix: str, threads: int = 1,
+                edit: Callable[[Any], None] | None = None) -> Any:
     """A CPU session of one of the small models that run beside the engine (the eye state, the
     phone detector), with :func:`session_options`; a missing or unloadable file is a
-    :class:`ModelError` of one line: ``what`` names the model, ``fix`` says what to do."""
+    :class:`ModelError` of one line: ``what`` names the model, ``fix`` says what to do. ``edit``
+    changes the loaded graph (an ``onnx.ModelProto``) in memory before the session is made; the file
+    is left as it is."""
     if not path.is_file():
         raise ModelError(f"{what} {str(path)!r} not found; {fix}")
     ort = _import_ort()
     try:
-        return ort.InferenceSession(str(path), sess_options=session_options(max(1, threads)),
+        model: Any = str(path)
+        if edit is not None:
+            import onnx
+
+            proto = onnx.load(str(path))
+            edit(proto)
+            model = proto.SerializeToString()
+        return ort.InferenceSession(model, sess_options=session_options(max(1, threads)),
                                     providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own types
         raise ModelError(f"{what} {str(path)!r} could not be loaded: {exc.__class__.__name__}: "

@@ -142,9 +142,15 @@ def test_ctrl_c_keeps_every_completed_drive(tmp_path):
     src = drives_folder(tmp_path, ["single_face.mp4", "no_face.mp4", "sunglasses_talking_yawns.avi",
                                    "head_turns.mp4"])
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "batch", str(src), "--out", str(out),
-                             "--workers", "1", "--no-progress", "--set", "engine.enabled=false"],
-                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a caught signal is back to its default in the child, so Ctrl-C reaches the batch even when these
+    # tests were started with it ignored (a shell's background job inherits SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "batch", str(src), "--out", str(out),
+                                 "--workers", "1", "--no-progress", "--set", "engine.enabled=false"],
+                                cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, before)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not [d for d in (out / "drives").glob("*") if d.is_dir()
                                                  and not d.name.startswith(".")]:

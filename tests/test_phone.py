@@ -150,3 +150,35 @@ def test_the_region_search_returns_frame_coordinates():
     assert a and b
     assert np.allclose(np.array(b[0].box) - [60, 100, 60, 100], a[0].box, atol=1.0)
     det.close()
+
+
+def _rows(clip: str, scores: list[float], mark: str, fps: float = 10.0) -> list[dict]:
+    return [{"clip": clip, "frame": i, "time_s": i / fps, "mark": mark if s > 0 else "none",
+             "full_score": s, "crop_score": 0.0} for i, s in enumerate(scores)]
+
+
+def test_the_vote_needs_k_of_the_last_n_runs_at_the_rate():
+    from tests.conftest import load_tool
+
+    pe = load_tool("phone_eval")
+    rows = _rows("c", [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], "ear")
+    # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by 0.3 s
+    assert pe._first_vote(rows, "full", 0.3, 2, 3, 10 / 3) == pytest.approx(0.3)
+    # at 10 Hz the runs see 0.5, 0, 0, 0.5, 0, 0, 0.5: never two of three in a row of three
+    assert pe._first_vote(rows, "full", 0.3, 2, 3, 10.0) is None
+    assert pe._first_vote(rows, "crop", 0.3, 1, 1, 10.0) is None
+
+
+def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one():
+    from tests.conftest import load_tool
+
+    pe = load_tool("phone_eval")
+    rows = (_rows("a_phone", [0.0] * 5 + [0.4] * 20, "ear") + _rows("a_free", [0.1] * 25, "none")
+            + _rows("b_phone", [0.35] * 25, "ear") + _rows("b_free", [0.0] * 25, "none"))
+    out = pe.vote_by_driver(rows, {"a_phone": "ir_a", "a_free": "ir_a", "b_phone": "ir_b", "b_free": "ir_b"}, 10.0)
+    assert set(out) == {"ir_a", "ir_b"}
+    # chosen on ir_b (a phone at 0.35): a threshold that finds it; on ir_a the phone is found 0-1 s
+    # after the first frame marked with it, and the phone-free clip at 0.1 stays free
+    a = out["ir_a"]
+    assert a["found"] == 1 and a["false clips"] == [] and 0.0 <= a["latency_s"][0] <= 1.0
+    assert a["chosen"]["threshold"] > 0.1

@@ -182,3 +182,36 @@ def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one(
     a = out["ir_a"]
     assert a["found"] == 1 and a["false clips"] == [] and 0.0 <= a["latency_s"][0] <= 1.0
     assert a["chosen"]["threshold"] > 0.1
+
+
+def test_a_hands_place_is_measured_in_face_sizes():
+    from driver_monitor.face.hands import hand_place
+
+    face = np.array([100, 100, 200, 300], np.float32)  # 100 wide, 200 tall, centre (150, 200)
+    assert hand_place((200, 250, 240, 290), face) == pytest.approx((0.7, 0.35))
+    assert hand_place((90, 60, 110, 100), face) == pytest.approx((-0.5, -0.6))
+
+
+def test_the_hand_finder_finds_the_hand_that_holds_a_phone_to_the_ear():
+    """Phoning_06 frame 13: the phone at the ear in the driver's hand (marks); no hand on a blank frame."""
+    from driver_monitor.config import load_config
+    from driver_monitor.face.hands import HandFinder, hand_place
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    img = _frame(need_data("ir_clips/Phoning_06.avi"), 13)
+    with HandFinder(static_image_mode=True) as hands, \
+            FaceMeshDetector(load_config(None).face, static_image_mode=True) as mesh:
+        (face,) = mesh.detect(img)
+        found = hands.find(img)
+        assert found, "no hand found"
+        dx, dy = hand_place(found[0].box, face.bbox)
+        assert 0.3 <= abs(dx) <= 1.6 and -0.5 <= dy <= 1.0  # beside the face, at the ear / jaw
+        assert hands.find(np.full((480, 640, 3), 90, np.uint8)) == []
+
+
+def test_the_hand_rules_of_the_phone_evaluation():
+    from tests.conftest import load_tool
+
+    pe = load_tool("phone_eval")
+    assert pe.hand_at_head({"hand_places": "0.60,0.10"}) and not pe.hand_at_head({"hand_places": "0.10,0.10"})
+    assert pe.hand_low({"hand_places": "0.10,1.20 0.5,0.0"}) and not pe.hand_low({"hand_places": ""})

@@ -50,10 +50,11 @@ def clips(data: Path) -> list[tuple[str, Path, dict[int, str]]]:
     return out
 
 
-def run(data: Path, out_dir: Path, size: int | None = None) -> list[dict[str, object]]:
+def run(data: Path, out_dir: Path, size: int | None = None, hands: bool = False) -> list[dict[str, object]]:
     from driver_monitor.capture import open_source
     from driver_monitor.config import load_config
     from driver_monitor.engine.phone import PhoneDetector, driver_region
+    from driver_monitor.face.hands import HandFinder, hand_place
     from driver_monitor.face.mesh import FaceMeshDetector
     from driver_monitor.face.select import pick_driver
 
@@ -62,6 +63,7 @@ def run(data: Path, out_dir: Path, size: int | None = None) -> list[dict[str, ob
     rows: list[dict[str, object]] = []
     for clip, video, marks in clips(data):
         mesh = FaceMeshDetector(cfg.face)
+        finder = HandFinder() if hands else None
         try:
             with open_source(video, cfg.capture) as src:
                 for fr in src:
@@ -73,12 +75,15 @@ def run(data: Path, out_dir: Path, size: int | None = None) -> list[dict[str, ob
                     crop: list = []
                     crop_ms = float("nan")
                     region = None
+                    places: list[tuple[float, float]] = []
+                    found_hands = finder.find(fr.image) if finder is not None else []
                     if faces:
                         face = faces[pick_driver(faces, fr.image.shape[:2], cfg.face) or 0]
                         region = driver_region(face.bbox, fr.image.shape)
                         t0 = time.perf_counter()
                         crop = det.detect(fr.image, region)
                         crop_ms = (time.perf_counter() - t0) * 1e3
+                        places = [hand_place(hd.box, face.bbox) for hd in found_hands]
                     rows.append({
                         "clip": clip, "frame": fr.index, "time_s": round(fr.time_s, 3), "mark": mark,
                         "face": int(bool(faces)),
@@ -88,9 +93,13 @@ def run(data: Path, out_dir: Path, size: int | None = None) -> list[dict[str, ob
                         "crop_box": " ".join(f"{v:.0f}" for v in crop[0].box) if crop else "",
                         "region": " ".join(str(v) for v in region) if region else "",
                         "full_ms": round(full_ms, 2), "crop_ms": round(crop_ms, 2),
+                        "hands": len(found_hands) if finder is not None else "",
+                        "hand_places": " ".join(f"{dx:.2f},{dy:.2f}" for dx, dy in places),
                     })
         finally:
             mesh.close()
+            if finder is not None:
+                finder.close()
         print(f"phone_eval: {clip}: {sum(1 for r in rows if r['clip'] == clip)} frames", file=sys.stderr)
     det.close()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +139,67 @@ def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
     return {"found_pct": found, "false": false, "per_clip": per_clip, "phone_clips": phone_clips,
             "free_clips": len(free_clips), "free_frames": len(free), "median_ms": ms,
             "free_max_score": free_max}
+
+
+#: a hand "at the head": its centre beside the face (0.35-1.6 face widths from the face's centre, not
+#: over the mouth or the nose) and between a third of a face height above the face's centre and half
+#: of one below (the ear and the jaw), where a hand holding a phone to the ear is
+HAND_AT_HEAD_DX = (0.35, 1.6)
+HAND_AT_HEAD_DY = (-0.35, 0.5)
+#: a hand "low": below the chin (a phone held at the chest or in the lap)
+HAND_LOW_DY = 0.9
+
+
+def hand_places(r: dict[str, object]) -> list[tuple[float, float]]:
+    out = []
+    for item in str(r.get("hand_places") or "").split():
+        dx, dy = item.split(",")
+        out.append((float(dx), float(dy)))
+    return out
+
+
+def hand_at_head(r: dict[str, object]) -> bool:
+    return any(HAND_AT_HEAD_DX[0] <= abs(dx) <= HAND_AT_HEAD_DX[1] and HAND_AT_HEAD_DY[0] <= dy <= HAND_AT_HEAD_DY[1]
+               for dx, dy in hand_places(r))
+
+
+def hand_low(r: dict[str, object]) -> bool:
+    return any(dy >= HAND_LOW_DY for _, dy in hand_places(r))
+
+
+def hand_summary(rows: list[dict[str, object]], rate_hz: float) -> dict[str, object]:
+    """The hands against the marks: frames with a hand at the head / low by phone mark (and on
+    phone-free clips), and clips where a hand stays at the head for 2 of 3 runs at ``rate_hz``."""
+    groups: dict[str, list[dict[str, object]]] = {}
+    phone_clips = {str(r["clip"]) for r in rows if r["mark"] in PHONE_MARKS}
+    for r in rows:
+        key = (str(r["mark"]) if r["mark"] in PHONE_MARKS
+               else "no phone, phone clip" if str(r["clip"]) in phone_clips else "phone-free clip")
+        groups.setdefault(key, []).append(r)
+    def spread(v: list[dict[str, object]], axis: int) -> str:
+        vals = [abs(p[0]) if axis == 0 else p[1] for r in v for p in hand_places(r)]
+        return " / ".join(f"{q:.2f}" for q in np.percentile(vals, (5, 50, 95))) if vals else "-"
+
+    frames = {k: {"frames": len(v), "any hand %": 100.0 * np.mean([bool(hand_places(r)) for r in v]),
+                  "hand at head %": 100.0 * np.mean([hand_at_head(r) for r in v]),
+                  "hand low %": 100.0 * np.mean([hand_low(r) for r in v]),
+                  "|dx| 5/50/95": spread(v, 0), "dy 5/50/95": spread(v, 1)} for k, v in groups.items()}
+    by: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by.setdefault(str(r["clip"]), []).append(r)
+    voted = {c: _first_vote([{**r, "full_score": float(hand_at_head(r)), "crop_score": 0.0} for r in rs],
+                            "full", 0.5, 2, 3, rate_hz) for c, rs in by.items()}
+    any_hand = {c: _first_vote([{**r, "full_score": float(bool(hand_places(r))), "crop_score": 0.0} for r in rs],
+                               "full", 0.5, 2, 3, rate_hz) for c, rs in by.items()}
+    return {"frames": frames,
+            "phone clips with a hand by the face (2 of 3 runs)": sorted(c for c in phone_clips
+                                                                        if any_hand[c] is not None),
+            "phone-free clips with a hand by the face": sorted(c for c in by if c not in phone_clips
+                                                               and any_hand[c] is not None),
+            "phone clips with a hand at the head (2 of 3 runs)": sorted(c for c in phone_clips if voted[c] is not None),
+            "phone clips without": sorted(c for c in phone_clips if voted[c] is None),
+            "phone-free clips with a hand at the head": sorted(c for c in by if c not in phone_clips
+                                                               and voted[c] is not None)}
 
 
 VOTE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
@@ -244,6 +314,26 @@ def write_doc(s: dict[str, object], path: Path, command: str, size: int) -> None
                          f"{v['phone clips']} | {', '.join(str(x) for x in v['latency_s']) or '-'} | "
                          f"{', '.join(v['missed']) or '-'} | {len(v['false clips'])} / {v['phone-free clips']}"
                          f"{' (' + ', '.join(v['false clips']) + ')' if v['false clips'] else ''} |")
+    hands: dict = s.get("hands") or {}  # type: ignore[assignment]
+    if hands:
+        lines += ["", "## The hands (MediaPipe Hands, every frame)", "",
+                  f"A hand at the head: its centre {HAND_AT_HEAD_DX[0]}-{HAND_AT_HEAD_DX[1]} face widths beside the "
+                  f"face's centre and {HAND_AT_HEAD_DY[0]} to {HAND_AT_HEAD_DY[1]} face heights below it; low: "
+                  f"{HAND_LOW_DY} face heights or more below.", "",
+                  "| frames | n | any hand % | hand at head % | hand low % | hands' \\|dx\\| 5 / 50 / 95 % | "
+                  "hands' dy 5 / 50 / 95 % |", "|---|---|---|---|---|---|---|"]
+        for k, v in hands["frames"].items():
+            lines.append(f"| {k} | {v['frames']} | {v['any hand %']:.1f} | {v['hand at head %']:.1f} | "
+                         f"{v['hand low %']:.1f} | {v['|dx| 5/50/95']} | {v['dy 5/50/95']} |")
+        with_hand = hands["phone clips with a hand at the head (2 of 3 runs)"]
+        lines += ["", "Clips where a hand is at the head in 2 of 3 runs at the voting rate: phone clips "
+                  + f"{len(with_hand)} of {len(with_hand) + len(hands['phone clips without'])}"
+                  + f" (without: {', '.join(hands['phone clips without']) or 'none'}); phone-free clips: "
+                  + (", ".join(hands["phone-free clips with a hand at the head"]) or "none") + ".",
+                  "", "Clips where a hand is found beside the face (anywhere in the frame) in 2 of 3 runs: phone clips "
+                  + f"{len(hands['phone clips with a hand by the face (2 of 3 runs)'])} of "
+                  + f"{len(with_hand) + len(hands['phone clips without'])}; phone-free clips: "
+                  + (", ".join(hands["phone-free clips with a hand by the face"]) or "none") + "."]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -255,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results/phone_eval"))
     ap.add_argument("--doc", type=Path, help="write the tables to this Markdown file")
     ap.add_argument("--size", type=int, help="the detector's input side (default the file's, 416)")
+    ap.add_argument("--hands", action="store_true", help="also find the hands (MediaPipe) and say where they are")
     ap.add_argument("--rate", type=float, default=3.0, help="detector runs a second of video, for the voting")
     ap.add_argument("--reuse", action="store_true", help="summarise the frames.csv already under --out")
     args = ap.parse_args(argv)
@@ -267,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.out / "frames.csv", newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
         else:
-            rows = run(args.data, args.out, args.size)
+            rows = run(args.data, args.out, args.size, args.hands)
     except DriverMonitorError as err:
         print(f"phone_eval: {err}", file=sys.stderr)
         return err.exit_code
@@ -276,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         subjects = {row["clip"]: row["subject"] for row in csv.DictReader(fh)}
     s["rate_hz"] = args.rate
     s["vote_by_driver"] = vote_by_driver(rows, subjects, args.rate)
+    if any(str(r.get("hands", "")) != "" for r in rows):
+        s["hands"] = hand_summary(rows, args.rate)
     (args.out / "summary.json").write_text(json.dumps(s, indent=1), encoding="utf-8")
     if args.doc:
         write_doc(s, args.doc, "python tools/phone_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -268,11 +268,12 @@ def vote_by_driver(rows: list[dict[str, object]], subjects: dict[str, str], rate
 def write_doc(s: dict[str, object], path: Path, command: str, size: int) -> None:
     found: dict = s["found_pct"]  # type: ignore[assignment]
     false: dict = s["false"]  # type: ignore[assignment]
-    lines = ["# The phone detector alone on the marked frames", "", "Produced by:", "", "```", command, "```", "",
+    lines = ["# The phone detector and the hands on the marked frames", "", "Produced by:", "",
+             "```", command, "```", "",
              f"YOLOX-Nano (COCO, class 67 \"cell phone\", input {size} x {size}) on every frame, once on the "
              "whole frame and once on the region around the driver's face (3.2 face widths wide, 0.6 face "
-             "heights above the face to 2.6 below). Frames marked `unsure` are left out. No voting, no "
-             "hands: what one detector call sees.", "",
+             "heights above the face to 2.6 below). Frames marked `unsure` are left out. The first tables "
+             "are what one detector call sees (no voting, no hands); the voting and the hands follow.", "",
              f"Median milliseconds a call (one thread): whole frame {s['median_ms']['full']:.1f}, "  # type: ignore[index]
              f"driver region {s['median_ms']['crop']:.1f}.", "",
              "## Phone frames found (%), by mark and score threshold", "",

@@ -40,10 +40,13 @@ from .config import Config, read_yaml
 from .errors import ConfigError
 
 LABELS = ("attentive", "eyes_closed", "yawn", "looking_down", "looking_aside", "looking_up", "glances",
-          "absent", "eyes_hidden")
+          "absent", "eyes_hidden", "phone", "no_phone")
 ALERTS = ("drowsiness", "distraction")
 LEVELS = {"none": 0, "warning": 1, "critical": 2}
 MARK_TOLERANCE_S = 0.5  # how far a person's mark may be off the frame the state really began
+#: a phone held at the ear, in the hand or in view is found within this long of its arrival there
+#: (the phone-use issue's target); ``no_phone`` forbids a ``phone_use`` event
+PHONE_WITHIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ def default_expectation(label: str, start_s: float, end_s: float, cfg: Config
         return (Expect("event", "driver_absent", "warning", a.driver_absent_s + tol),), ()
     if label == "eyes_hidden":
         return (Expect("event", "eyes_not_visible", "none", a.eyes_not_visible_s + tol),), ("microsleep",)
+    if label == "phone":
+        return (Expect("event", "phone_use", "none", PHONE_WITHIN_S),), ()
+    if label == "no_phone":
+        return (), ("phone_use",)
     raise ValueError(label)
 
 

@@ -33,6 +33,16 @@ def results(seconds: float, drowsiness=lambda t: "none", distraction=lambda t: "
     return Results([float(r["time_s"]) for r in rows], rows, [dict(e) for e in events])
 
 
+def test_a_phone_is_found_by_its_event_and_a_false_one_fails_a_phone_free_stretch():
+    phone_at = [{"type": "phone_use", "level": "warning", "start_s": 1.8, "end_s": 4.0}]
+    found = score_clip(clip(iv("phone", 0.5, 4.0), iv("no_phone", 4.1, 6.0)), results(6.0, events=phone_at), CFG)
+    assert [o.passed for o in found] == [True, True] and found[0].detections[0]["latency_s"] == pytest.approx(1.3)
+    late = score_clip(clip(iv("phone", 0.5, 4.0)), results(6.0, events=[{**phone_at[0], "start_s": 2.8}]), CFG)
+    assert not late[0].passed  # 2.3 s after the phone arrived
+    false = score_clip(clip(iv("no_phone", 0.0, 6.0)), results(6.0, events=phone_at), CFG)
+    assert not false[0].passed and false[0].violations == ["phone_use at 1.80 s"]
+
+
 def clip(*intervals: Interval) -> Clip:
     return Clip("c", Path("c.mp4"), tuple(intervals))
 
@@ -54,6 +64,8 @@ def iv(label: str, start: float, end: float) -> Interval:
     ("looking_up", 2.0, [], ["drowsiness", "microsleep"]),
     ("absent", 3.0, ["driver_absent >= warning within 1.5 s"], []),
     ("eyes_hidden", 30.0, ["eyes_not_visible within 1.5 s"], ["microsleep"]),
+    ("phone", 5.0, ["phone_use within 2 s"], []),
+    ("no_phone", 5.0, [], ["phone_use"]),
 ])
 def test_default_expectations(label, dur, expect, forbid):
     e, f = default_expectation(label, 1.0, 1.0 + dur, CFG)

@@ -62,3 +62,26 @@ def test_ir_truth_file_is_generated_from_the_marks(tmp_path: Path) -> None:
     committed = (ROOT / "scenarios" / "ir_clips.yaml").read_text(encoding="utf-8")
     generated = out.read_text(encoding="utf-8").replace(str(MARKS / "ir_clips"), "scenarios/frame_marks/ir_clips")
     assert generated == committed
+
+
+def test_the_phone_truth_file_is_generated_from_the_marks(tmp_path: Path) -> None:
+    tool = load_tool("frame_marks_to_truth")
+    out = tmp_path / "ir_phone.yaml"
+    committed = (ROOT / "scenarios" / "ir_phone.yaml").read_text(encoding="utf-8")
+    note = committed.split("note: >-\n  ", 1)[1].split("\n", 1)[0]
+    assert tool.main([str(MARKS / "ir_clips"), "--fps", "10", "--video-dir", "../../shared/data/ir_clips",
+                      "--out", str(out), "--phone", "--note", note]) == 0
+    generated = out.read_text(encoding="utf-8").replace(str(MARKS / "ir_clips"), "scenarios/frame_marks/ir_clips")
+    assert generated == committed
+    assert committed.count("[phone,") == 11  # every phone clip has its phone
+
+
+def test_phone_intervals_bridge_unsure_frames_between_phone_frames() -> None:
+    tool = load_tool("frame_marks_to_truth")
+    marks = ["none"] * 4 + ["ear"] * 3 + ["unsure"] * 2 + ["hand"] * 3 + ["unsure"] * 3 + ["none"] * 3
+    rows = [{"phone": m} for m in marks]
+    assert tool.phone_intervals(rows, 10.0) == [
+        ("no_phone", 0.0, 0.3, "frames 0-3"),
+        ("phone", 0.4, 1.1, "frames 4-11, ear / hand"),
+        ("no_phone", 1.5, 1.7, "frames 15-17"),
+    ]

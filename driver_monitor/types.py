@@ -250,6 +250,7 @@ class DriverState:
         pitch, or a closure that began there); eyes_closed is False when they were not.
     off_road_reason: why this frame is off road ("head", "gaze", "face_lost", joined by "+").
     time_sharing_s: off-road time in the attention time-sharing account.
+    phone_use: the driver is using a phone (the phone detector's readings, voted: monitor.phone).
     degraded: level of the open degraded-state events (camera_lost, driver_absent: warning).
     open_ear / neutral_yaw_deg / neutral_pitch_deg: the calibration in use (the mount's pose and
         the default EAR until learned); yaw_limit_deg / pitch_limit_deg: the off-road limits in use
@@ -270,6 +271,7 @@ class DriverState:
     off_road_reason: str = ""
     time_sharing_s: float = 0.0
     lids_read: bool = False
+    phone_use: bool = False
     drowsiness: Level = Level.NONE
     distraction: Level = Level.NONE
     degraded: Level = Level.NONE

@@ -298,14 +298,19 @@ class DistractionDetector:
 
     def update(self, t_s: float, signals: Signals | None, lim: PoseLimits, *, eyes_open: bool = True,
                asleep: bool = False, camera_ok: bool = True, frame: int | None = None,
-               lids_lowered: bool = False, turned_away: bool = False) -> tuple[DistractionReading, list[Event]]:
+               lids_lowered: bool = False, turned_away: bool = False,
+               phone: bool = False) -> tuple[DistractionReading, list[Event]]:
         """One frame. ``signals`` None: no face. ``asleep``: the eyes closed before the head left its
         pose (a nod-off, judged by the drowsiness rules), so the pose says nothing about where
-        the driver looks. ``camera_ok`` False: nothing is known, nothing is counted."""
+        the driver looks. ``camera_ok`` False: nothing is known, nothing is counted. ``phone``: the
+        driver is using a phone (:class:`~driver_monitor.monitor.phone.PhoneVote`): off the road
+        whatever the head does."""
         dt = 0.0 if self._t_prev is None else min(max(t_s - self._t_prev, 0.0), _MAX_SAMPLE_DT_S)
         self._t_prev = t_s
         reason = "face_away" if turned_away else self._raw_reason(signals, lim, eyes_open, asleep, camera_ok,
                                                                     lids_lowered)
+        if phone and camera_ok:
+            reason = "+".join(r for r in (reason, "phone") if r)
         booked, out = self._glance.update(t_s, dt, reason, frame)
         self._account.book(t_s, booked)
         off_s, glance_level = self._glance.long_glance(t_s)

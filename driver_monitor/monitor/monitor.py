@@ -44,6 +44,7 @@ from .alerts import AlertFilter, EventTracker
 from .calibration import Calibration, Calibrator
 from .distraction import DistractionDetector, DistractionReading, PoseLimits, may_teach_pose, pose_limits
 from .drowsiness import DrowsinessDetector, DrowsinessReading
+from .phone import PhoneVote
 
 _EPS = 1e-9
 _DEGRADED_LEVELS = {"camera_lost": Level.WARNING, "driver_absent": Level.WARNING, "eyes_not_visible": Level.NONE}
@@ -78,6 +79,7 @@ class DriverMonitor:
         self.calibrator = Calibrator(cfg.calibration)
         self.drowsiness = DrowsinessDetector(cfg.drowsiness)
         self.distraction = DistractionDetector(cfg.distraction)
+        self._phone = PhoneVote(cfg.phone)
         self._drowsy_alert = AlertFilter(cfg.alerts)
         self._distraction_alert = AlertFilter(cfg.alerts)
         self._events = EventTracker()  # drowsiness, distraction and degraded-state events
@@ -99,6 +101,7 @@ class DriverMonitor:
         """Close every open event at t_s (end of the drive). The monitor can be used again after."""
         out = self.drowsiness.finish(t_s, frame_index)
         out += self.distraction.finish(t_s, frame_index)
+        self._phone.reset()
         out += self._events.end_all(t_s, frame_index, {"ended_by": "end_of_drive"})
         self._degraded.clear()
         self._nod_off = False
@@ -106,7 +109,10 @@ class DriverMonitor:
 
     def update(self, t_s: float, signals: Signals | None, *, camera_ok: bool = True,
                frame_index: int | None = None, aus: Mapping[str, float] | None = None,
-               person: bool | None = None) -> tuple[DriverState, list[Event]]:
+               person: bool | None = None, phone: float | None = None) -> tuple[DriverState, list[Event]]:
+        """One frame: ``signals`` of the driver's face (None: no face), the engine's ``aus``, whether
+        a ``person`` is in view with no face, and the phone detector's ``phone`` score when it ran
+        on this frame (:class:`~driver_monitor.monitor.phone.PhoneVote`)."""
         t_s = float(t_s)
         events = self._restart_if_rewound(t_s)
         self._t_last, self._frame_last = t_s, frame_index
@@ -131,10 +137,12 @@ class DriverMonitor:
                                             closed=lids.closed_now, squeezed=lids.squeezed)
         events += ev
         asleep = self._nod_off and drowsy.eyes_closed
+        phone_use = camera_ok and self._phone.update(phone)
         distr, ev = self.distraction.update(t_s, signals, lim, eyes_open=not lids.closed_now, asleep=asleep,
                                             camera_ok=camera_ok, frame=frame_index, lids_lowered=lids.lowered,
-                                            turned_away=turned_away)
+                                            turned_away=turned_away, phone=phone_use)
         events += ev
+        events += self._events.step("phone_use", phone_use, distr.level, t_s, frame_index)
         self._learn(t_s, signals, cal, lids, asleep, drowsy, distr, au26)
 
         # alerts (hysteresis + cooldown) and their events
@@ -143,7 +151,7 @@ class DriverMonitor:
         events += self._alert_event("drowsiness", drowsy_level, t_s, frame_index, drowsy.reasons)
         events += self._alert_event("distraction", distr_level, t_s, frame_index, distr.reasons)
         status = _status(camera_ok, face or turned_away, eyes_visible, cal.calibrated)
-        return self._state(t_s, status, cal, lim, lids, drowsy, distr, drowsy_level, distr_level), events
+        return self._state(t_s, status, cal, lim, lids, drowsy, distr, drowsy_level, distr_level, phone_use), events
 
     # ------------------------------------------------------------------ steps of update
 
@@ -217,7 +225,7 @@ class DriverMonitor:
 
     def _state(self, t_s: float, status: Status, cal: Calibration, lim: PoseLimits, lids: _Lids,
                drowsy: DrowsinessReading, distr: DistractionReading, drowsy_level: Level,
-               distr_level: Level) -> DriverState:
+               distr_level: Level, phone_use: bool = False) -> DriverState:
         """The frame's DriverState; ``cal`` is the calibration the frame was judged with."""
         degraded = max((lvl for t, lvl in _DEGRADED_LEVELS.items() if self._events.is_open(t)), default=Level.NONE)
         return DriverState(
@@ -226,7 +234,7 @@ class DriverMonitor:
             blink_count=drowsy.blink_count, blink_rate_per_min=drowsy.blink_rate_per_min,
             yawning=drowsy.yawning, yawn_count=drowsy.yawn_count,
             off_road=distr.off_road, off_road_s=distr.off_road_s, off_road_reason=distr.reason,
-            time_sharing_s=distr.time_sharing_s, lids_read=lids.read,
+            time_sharing_s=distr.time_sharing_s, lids_read=lids.read, phone_use=phone_use,
             drowsiness=drowsy_level, distraction=distr_level, degraded=degraded,
             calibrated=cal.calibrated, calibration_progress=self.calibrator.progress,
             open_ear=cal.open_ear, closed_ear_threshold=lids.threshold,

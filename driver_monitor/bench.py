@@ -34,7 +34,7 @@ from .errors import DriverMonitorError
 
 Log = Callable[[str], None]
 
-STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "state")
+STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "phone", "state")
 LIBRARIES: tuple[str, ...] = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt",
                               "pycuda", "opencv-contrib-python", "mediapipe", "driver-monitor")
 

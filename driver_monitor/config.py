@@ -225,6 +225,13 @@ class PhoneConfig:
     min_score: float = _f(0.15, "score", gt=0, lt=1)
     votes: int = _f(2, ge=1, le=20)
     runs: int = _f(3, ge=1, le=20)
+    # the phone detector (engines/phone/, YOLOX-Nano) runs on the whole frame this many times a
+    # second of video; off by default: at 3 Hz it costs 1.3-2.3 ms a frame of a 30 frames/s video
+    # on this project's CPU, more than analyze's margin over the bare face mesh
+    enabled: bool = _f(False)
+    model: str = _f("engines/phone/yolox_nano.onnx", "path")
+    rate_hz: float = _f(3.0, "Hz", gt=0, le=30)
+    size: int = _f(0, "px", ge=0, le=1024)  # the detector's input side (a multiple of 32); 0 = the file's
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from .types import AlignedFace, Event, Face, Frame, FrameResult, Signals
 if TYPE_CHECKING:  # pragma: no cover
     from .engine.base import Engine
     from .engine.eye_state import EyeStateModel
+    from .engine.phone import PhoneDetector
 
 
 class FaceDetector(Protocol):
@@ -110,10 +111,14 @@ class Pipeline:
     detector: injected face detector (tests); default MediaPipe FaceMesh in tracking mode.
     eye_model: injected eye-state model (tests); default the one ``eyes.model`` names when
     ``eyes.model_enabled`` (None then: the eyes are judged by their aspect ratio alone).
+    phone_detector: injected phone detector (tests); default the one ``phone.model`` names when
+    ``phone.enabled``: it runs on the whole frame ``phone.rate_hz`` times a second of video and its
+    best score goes to the monitor (phone use).
     """
 
     def __init__(self, cfg: Config, engine: "Engine | None" = None, *,
-                 detector: FaceDetector | None = None, eye_model: "EyeStateModel | None | str" = "config") -> None:
+                 detector: FaceDetector | None = None, eye_model: "EyeStateModel | None | str" = "config",
+                 phone_detector: "PhoneDetector | None | str" = "config") -> None:
         self.cfg = cfg
         self.engine = engine
         if isinstance(eye_model, str):
@@ -121,15 +126,20 @@ class Pipeline:
 
             eye_model = open_eye_model(cfg.eyes)
         self.eye_model = eye_model
-        if detector is None:
-            from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge
+        self.phone_detector = None
+        try:
+            if isinstance(phone_detector, str):
+                from .engine.phone import open_phone_detector
 
-            try:
+                phone_detector = open_phone_detector(cfg.phone)
+            self.phone_detector = phone_detector
+            if detector is None:
+                from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge
+
                 detector = FaceMeshDetector(cfg.face)
-            except BaseException:
-                if self.eye_model is not None:
-                    self.eye_model.close()
-                raise
+        except BaseException:
+            self._close_models()
+            raise
         self.detector = detector
         # a detector that schedules its search for other faces wants the frame's video time
         params = inspect.signature(detector.detect).parameters
@@ -149,6 +159,7 @@ class Pipeline:
         self._had_face = False
         self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
         self._eye_last: tuple[float, float, float] | None = None  # the last eye reading: (t, P(closed), EAR)
+        self._phone_last_t: float | None = None  # video time of the phone detector's last run
         self._since_engine = 0             # frames of the face since the engine last ran
 
     # ------------------------------------------------------------------ info
@@ -226,10 +237,11 @@ class Pipeline:
         if face is not None:
             signals, aligned, reading = self._read_face(frame, face, timings)
 
+        phone = self._read_phone(frame, timings)
         t0 = time.perf_counter()
         smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
-                                            aus=reading.visible_aus(), person=detected.person)
+                                            aus=reading.visible_aus(), person=detected.person, phone=phone)
         timings["state"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 
@@ -241,7 +253,7 @@ class Pipeline:
             signals=signals, smoothed=smoothed, aligned=aligned,
             emotion_probs=reading.emotion_probs, aus=reading.aus, regions=reading.regions,
             region_attention=reading.region_attention, aus_hidden=reading.aus_hidden,
-            regions_hidden=reading.regions_hidden,
+            regions_hidden=reading.regions_hidden, phone_score=phone,
             events=tuple(events), timings_ms=timings,
         )
 
@@ -299,6 +311,20 @@ class Pipeline:
             p = w * p_right + (1.0 - w) * p_left
         self._eye_last = (t, p, ear)
         return replace(signals, eye_closed_p=p)
+
+    def _read_phone(self, frame: Frame, timings: dict[str, float]) -> float | None:
+        """The phone detector's best score on the whole frame when it is due (``phone.rate_hz``
+        in video time; a rewind runs it at once), 0.0 when it finds none; None between runs."""
+        if self.phone_detector is None:
+            return None
+        last, t = self._phone_last_t, frame.time_s
+        if last is not None and 0.0 <= t - last < 1.0 / self.cfg.phone.rate_hz - 1e-6:
+            return None
+        self._phone_last_t = t
+        t0 = time.perf_counter()
+        found = self.phone_detector.detect(frame.image)
+        timings["phone"] = (time.perf_counter() - t0) * 1e3
+        return found[0].score if found else 0.0
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""
@@ -365,10 +391,14 @@ class Pipeline:
         t = self._last_t if self._last_t is not None else 0.0  # lost ticks count: camera_lost ends there
         return self.monitor.finish(t, last.index if last is not None else None)
 
+    def _close_models(self) -> None:
+        for model in (self.eye_model, self.phone_detector):
+            if model is not None:
+                model.close()
+
     def close(self) -> None:
         self.detector.close()
-        if self.eye_model is not None:
-            self.eye_model.close()
+        self._close_models()
         if self.engine is not None:
             self.engine.close()
 

@@ -20,7 +20,7 @@ from .config import Config
 from .errors import OutputError
 from .types import Event, FrameResult
 
-STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "state", "total")
+STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "phone", "state", "total")
 
 # frame_row() lists each row's values in this order: a column added, moved or renamed here changes
 # there too (tests/test_recording.py reads every column back by name)
@@ -29,7 +29,7 @@ BASE_COLUMNS: tuple[str, ...] = (
     "yaw_deg", "pitch_deg", "roll_deg", "ear", "ear_left", "ear_right", "ear_raw", "mar", "mar_raw",
     "gaze_x", "gaze_y", "eyes_visible", "eye_closed_p", "eyes_closed", "eyes_closed_s", "perclos", "blinks",
     "blink_rate_per_min", "yawning", "yawns", "off_road", "off_road_s", "off_road_reason", "time_sharing_s",
-    "drowsiness", "distraction", "alert", "calibrated",
+    "drowsiness", "distraction", "alert", "calibrated", "phone_use", "phone_score",
 )
 
 
@@ -81,7 +81,7 @@ def frame_row(result: FrameResult, emotion_names: Sequence[str], au_names: Seque
         n(st.eyes_closed_s), n(st.perclos), st.blink_count,
         n(st.blink_rate_per_min), int(st.yawning), st.yawn_count, int(st.off_road), n(st.off_road_s),
         st.off_road_reason, n(st.time_sharing_s), str(st.drowsiness), str(st.distraction), str(st.alert),
-        int(st.calibrated),
+        int(st.calibrated), int(st.phone_use), n(result.phone_score) if result.phone_score is not None else "",
     ]
     if emotion_names:
         probs = result.emotion_probs or {}

@@ -56,7 +56,7 @@ RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze, engine stride 3", (("engine", "stride", 3),), True),
     ("analyze, former defaults", (("face", "search_interval_s", 0.0),), False),
 )
-STAGES = ("decode", "mesh", "align", "eyes", "engine", "state", "total")
+STAGES = ("decode", "mesh", "align", "eyes", "engine", "phone", "state", "total")
 
 
 def _with(cfg: Config, overrides: Sequence[tuple[str, str, Any]]) -> Config:

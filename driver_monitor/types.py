@@ -309,6 +309,7 @@ class FrameResult:
         intensity is a guess, shown greyed and left out of the driver state; ``()`` when all are seen.
     regions_hidden: the face regions counted as hidden (below ``engine.min_region_visibility``, or
         hidden on the last reading and not yet clearly above it: ``pipeline.hidden_regions``).
+    phone_score: the phone detector's best score on this frame when it ran on it (``phone.enabled``).
     events: events that started or ended on this frame (ended ones have end_s set).
     timings_ms: per-stage milliseconds, e.g. ``{"decode": 1.2, "mesh": 4.1, "align": 0.2,
         "engine": 1.0, "state": 0.1, "total": 6.8}``.
@@ -327,6 +328,7 @@ class FrameResult:
     regions: Mapping[str, float] | None = None
     region_attention: Mapping[str, float] | None = None
     aus_hidden: tuple[str, ...] = ()
+    phone_score: float | None = None
     regions_hidden: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)

@@ -187,3 +187,45 @@ def test_a_move_of_the_ear_is_read_at_once(real_face, p, opening):
     pipe.process(Frame(img, 0, 0.0))
     pipe.process(Frame(img, 1, 1 / 30))
     assert model.calls == 2
+
+
+class CountingPhoneDetector:
+    """A phone detector that finds a phone scoring ``score`` on every call and counts them."""
+
+    def __init__(self, score: float) -> None:
+        self.score, self.calls = score, 0
+
+    def detect(self, image):
+        from driver_monitor.engine.phone import PhoneBox
+
+        self.calls += 1
+        return [PhoneBox((1.0, 1.0, 5.0, 9.0), self.score)] if self.score > 0 else []
+
+    def close(self):
+        pass
+
+
+def test_the_phone_detector_runs_at_its_rate_and_its_vote_is_phone_use(real_face):
+    img, face = real_face
+    det = CountingPhoneDetector(0.4)
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 60), eye_model=None,
+                    phone_detector=det)
+    results = [pipe.process(Frame(img, i, i / 30)) for i in range(60)]
+    assert det.calls == 6  # 3 a second of video: frames 0, 10, 20, ...
+    ran = [i for i, r in enumerate(results) if "phone" in r.timings_ms]
+    assert ran == [0, 10, 20, 30, 40, 50] and all(results[i].phone_score == pytest.approx(0.4) for i in ran)
+    assert results[5].phone_score is None
+    assert not results[9].state.phone_use and results[10].state.phone_use  # two readings of three
+    assert [e.type for e in results[10].events] == ["phone_use"]
+
+
+def test_no_phone_found_reads_zero_and_the_detector_is_off_by_default(real_face):
+    img, face = real_face
+    det = CountingPhoneDetector(0.0)
+    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 3), eye_model=None,
+                  phone_detector=det) as pipe:
+        assert pipe.process(Frame(img, 0, 0.0)).phone_score == 0.0
+    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
+        assert pipe.phone_detector is None
+        r = pipe.process(Frame(img, 0, 0.0))
+        assert r.phone_score is None and "phone" not in r.timings_ms

@@ -93,13 +93,13 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
     state = DriverState(t_s=1.5, status=Status.OK, eyes_closed=True, eyes_closed_s=0.75, perclos=0.125,
                         blink_count=7, blink_rate_per_min=11.5, yawning=True, yawn_count=3, off_road=True,
                         off_road_s=1.25, off_road_reason="head", time_sharing_s=2.5, lids_read=True,
-                        drowsiness=Level.WARNING, distraction=Level.CRITICAL, calibrated=True)
+                        drowsiness=Level.WARNING, distraction=Level.CRITICAL, calibrated=True, phone_use=True)
     result = FrameResult(frame=Frame(np.zeros((4, 4, 3), np.uint8), 45, 1.5), camera_ok=True, state=state,
-                         face=FACE, signals=raw, smoothed=smooth, faces_count=2,
+                         face=FACE, signals=raw, smoothed=smooth, faces_count=2, phone_score=0.625,
                          emotion_probs={name: i / 100 for i, name in enumerate(EMOTIONS)},
                          aus={au: 0.5 + i / 100 for i, au in enumerate(AUS)},
                          timings_ms={s: 1.0 + i for i, s in enumerate(("decode", "mesh", "align", "eyes",
-                                                                        "engine", "state", "total"))})
+                                                                        "engine", "phone", "state", "total"))})
     w = ResultWriter(tmp_path, Config(), emotion_names=EMOTIONS, au_names=AUS)
     w.write(result)
     w.close()
@@ -112,9 +112,10 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
             "eyes_closed_s": "0.7500", "perclos": "0.1250", "blinks": "7", "blink_rate_per_min": "11.5000",
             "yawning": "1", "yawns": "3", "off_road": "1", "off_road_s": "1.2500", "off_road_reason": "head",
             "time_sharing_s": "2.5000", "drowsiness": str(Level.WARNING), "distraction": str(Level.CRITICAL),
-            "alert": str(state.alert), "calibrated": "1", "emotion": EMOTIONS[-1],  # the top probability
+            "alert": str(state.alert), "calibrated": "1", "phone_use": "1", "phone_score": "0.6250",
+            "emotion": EMOTIONS[-1],  # the top probability
             "ms_decode": "1.000", "ms_mesh": "2.000", "ms_align": "3.000", "ms_eyes": "4.000",
-            "ms_engine": "5.000", "ms_state": "6.000", "ms_total": "7.000"}
+            "ms_engine": "5.000", "ms_phone": "6.000", "ms_state": "7.000", "ms_total": "8.000"}
     want.update({f"p_{name}": f"{i / 100:.4f}" for i, name in enumerate(EMOTIONS)})
     want.update({au.lower(): f"{0.5 + i / 100:.4f}" for i, au in enumerate(AUS)})
     assert list(row) == frame_columns(EMOTIONS, AUS)

@@ -199,3 +199,12 @@ class PhoneDetector:
 
     def close(self) -> None:
         self._session = None
+
+
+def open_phone_detector(cfg: Any, project_root: str | Path | None = None) -> PhoneDetector | None:
+    """The detector ``cfg`` (the ``phone`` config section) names, or None when it is switched off."""
+    if not cfg.enabled:
+        return None
+    from .base import project_path
+
+    return PhoneDetector(project_path(cfg.model, project_root), min_score=0.05, size=cfg.size or None)

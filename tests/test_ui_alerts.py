@@ -48,6 +48,8 @@ def make_result(t: float = 1.0, *, face: bool = True, camera_ok: bool = True, ey
     (dict(distraction=Level.CRITICAL, off_road=True, off_road_s=6.2, off_road_reason="face_lost"), "critical",
      "eyes off road 6.2 s, face lost"),
     (dict(distraction=Level.WARNING, time_sharing_s=10.4), "warning", "glances away 10 s"),
+    (dict(distraction=Level.WARNING, off_road=True, off_road_s=4.1, off_road_reason="phone"), "warning",
+     "DISTRACTION WARNING (phone in use 4.1 s)"),
     # an alert outranks a degraded state
     (dict(distraction=Level.CRITICAL, status=Status.EYES_NOT_VISIBLE, eyes_visible=False), "critical", "DISTRACTION"),
 ])

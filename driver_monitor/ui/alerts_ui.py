@@ -89,7 +89,10 @@ def banner_for(result: FrameResult | None, backend_description: str = "", *,
                 reason = st.off_road_reason
                 lost = (", face lost" if "face_lost" in reason else ", face turned away" if "face_away" in reason
                         else ", looking down" if "eyes_down" in reason else "")
-                why = f" (eyes off road {st.off_road_s:.1f} s{lost})"
+                if "phone" in reason:
+                    why = f" (phone in use {st.off_road_s:.1f} s{lost})"
+                else:
+                    why = f" (eyes off road {st.off_road_s:.1f} s{lost})"
             elif st.time_sharing_s > 0:
                 why = f" (glances away {st.time_sharing_s:.0f} s with no 2 s back on the road)"
             parts.append(f"DISTRACTION {str(st.distraction).upper()}{why}")

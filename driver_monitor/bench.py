@@ -31,10 +31,11 @@ import numpy as np
 from .config import PROJECT_ROOT, Config
 from .cores import usable_cores
 from .errors import DriverMonitorError
+from .recording import STAGES as FRAME_STAGES
 
 Log = Callable[[str], None]
 
-STAGES: tuple[str, ...] = ("decode", "mesh", "align", "eyes", "engine", "phone", "state")
+STAGES: tuple[str, ...] = tuple(s for s in FRAME_STAGES if s != "total")  # frames.csv's stages, each alone
 LIBRARIES: tuple[str, ...] = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt",
                               "pycuda", "opencv-contrib-python", "mediapipe", "driver-monitor")
 

@@ -41,6 +41,7 @@ from .analyze import analyze, machine_description
 from .bench import _loadavg
 from .config import Config
 from .errors import DriverMonitorError
+from .recording import STAGES
 
 Log = Callable[[str], None]
 
@@ -56,7 +57,6 @@ RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze, engine stride 3", (("engine", "stride", 3),), True),
     ("analyze, former defaults", (("face", "search_interval_s", 0.0),), False),
 )
-STAGES = ("decode", "mesh", "align", "eyes", "engine", "phone", "state", "total")
 
 
 def _with(cfg: Config, overrides: Sequence[tuple[str, str, Any]]) -> Config:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from driver_monitor.config import PROJECT_ROOT
+from driver_monitor.config import PROJECT_ROOT, PhoneConfig
 from driver_monitor.errors import DriverMonitorError
+from driver_monitor.monitor.phone import PhoneVote
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
 PHONE_MARKS = ("ear", "hand", "front")
@@ -207,9 +208,10 @@ VOTES = ((2, 3), (3, 5), (4, 7), (5, 7))
 
 
 def _first_vote(rows: list[dict[str, object]], view: str, t: float, k: int, n: int, rate_hz: float) -> float | None:
-    """The time of the first detector run at which ``k`` of the last ``n`` runs (one every
-    1/``rate_hz`` s of video) scored ``t`` or more on ``view``; None if never."""
-    hist: list[bool] = []
+    """The time of the first detector run at which the monitor's vote (:class:`PhoneVote`: ``k``
+    of the last ``n`` runs, one every 1/``rate_hz`` s of video as the pipeline runs it) says a
+    phone is in use with ``t`` as its score threshold on ``view``; None if never."""
+    vote = PhoneVote(PhoneConfig(min_score=t, votes=k, runs=n))
     next_t = -1.0
     for r in rows:
         ts = float(r["time_s"])  # type: ignore[arg-type]
@@ -218,8 +220,7 @@ def _first_vote(rows: list[dict[str, object]], view: str, t: float, k: int, n: i
         next_t = ts + 1.0 / rate_hz
         s = (max(float(r["full_score"]), float(r["crop_score"])) if view == "either"  # type: ignore[arg-type]
              else float(r[f"{view}_score"]))  # type: ignore[arg-type]
-        hist = (hist + [s >= t])[-n:]
-        if sum(hist) >= k:
+        if vote.update(s):
             return ts
     return None
 

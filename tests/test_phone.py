@@ -215,3 +215,16 @@ def test_the_hand_rules_of_the_phone_evaluation():
     pe = load_tool("phone_eval")
     assert pe.hand_at_head({"hand_places": "0.60,0.10"}) and not pe.hand_at_head({"hand_places": "0.10,0.10"})
     assert pe.hand_low({"hand_places": "0.10,1.20 0.5,0.0"}) and not pe.hand_low({"hand_places": ""})
+
+
+def test_the_configured_detector_keeps_every_box_the_vote_may_count():
+    from driver_monitor.config import load_config
+    from driver_monitor.engine.phone import open_phone_detector
+
+    assert open_phone_detector(load_config(None).phone) is None  # off by default
+    det = open_phone_detector(load_config(None, ["phone.enabled=true"]).phone, PROJECT_ROOT)
+    assert det is not None and det.min_score == 0.05 and det.size == 416
+    det.close()
+    low = open_phone_detector(load_config(None, ["phone.enabled=true", "phone.min_score=0.02"]).phone, PROJECT_ROOT)
+    assert low.min_score == 0.02
+    low.close()

@@ -207,4 +207,7 @@ def open_phone_detector(cfg: Any, project_root: str | Path | None = None) -> Pho
         return None
     from .base import project_path
 
-    return PhoneDetector(project_path(cfg.model, project_root), min_score=0.05, size=cfg.size or None)
+    # boxes down to 0.05 are kept so frames.csv shows the near misses, and never fewer than the
+    # vote's own threshold counts
+    return PhoneDetector(project_path(cfg.model, project_root), min_score=min(0.05, cfg.min_score),
+                         size=cfg.size or None)

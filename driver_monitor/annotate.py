@@ -30,12 +30,15 @@ def annotate(result: FrameResult, size: tuple[int, int] | None = None) -> np.nda
     if result.face is not None:
         x0, y0, x1, y1 = (int(round(float(v))) for v in result.face.bbox)
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2, cv2.LINE_AA)
+    _draw_phone(out, result)
     lines = [f"t {result.time_s:7.2f} s  #{result.index}",
              f"drowsiness {st.drowsiness}  distraction {st.distraction}  ({st.status})"]
     if st.eyes_closed:
         lines.append(f"eyes closed {st.eyes_closed_s:.1f} s")
     if st.off_road:
         lines.append(f"eyes off road {st.off_road_s:.1f} s")
+    if st.phone_use:
+        lines.append("phone in use")
     if not math.isnan(st.perclos):
         lines.append(f"PERCLOS {st.perclos:.0%}")
     if result.emotion:
@@ -48,6 +51,20 @@ def annotate(result: FrameResult, size: tuple[int, int] | None = None) -> np.nda
         cv2.putText(out, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale * 1.4,
                     colour if i == 1 else (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+PHONE_BGR = (255, 160, 0)  # the phone's box: blue while only seen, the distraction's colour in use
+
+
+def _draw_phone(out: np.ndarray, result: FrameResult) -> None:
+    """The box of the phone the detector last found (``FrameResult.phone_box``), labelled."""
+    if result.phone_box is None:
+        return
+    x0, y0, x1, y1 = (int(round(float(v))) for v in result.phone_box)
+    colour = _LEVEL_BGR[result.state.distraction] if result.state.phone_use else PHONE_BGR
+    cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2, cv2.LINE_AA)
+    label = "phone in use" if result.state.phone_use else "phone?"
+    cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
 
 
 def _hidden_lines(result: FrameResult) -> list[str]:

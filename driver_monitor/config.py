@@ -218,19 +218,23 @@ class DistractionConfig:
 class PhoneConfig:
     # a phone is in use when at least `votes` of the phone detector's last `runs` readings (a few a
     # second) score `min_score` or more, and over when none of them does (docs/phone_eval.md: 2 of
-    # 3 at 0.15 on the whole frame, chosen on the other drivers, found 9 of 11 phone clips of
-    # held-out drivers and no phone on the phone-free ones). Phone use is off the road for the
-    # distraction rules whatever the head does (Euro NCAP: a case of long distraction and
-    # time-sharing): a phone at the ear while looking ahead raises distraction like a long glance.
-    min_score: float = _f(0.15, "score", gt=0, lt=1)
+    # 3 at 0.1 on the whole frame, the busy rate after a 0.15, chosen on the other drivers, found
+    # 10 of 11 phone clips of held-out drivers within 2 s and no phone on the phone-free ones).
+    # Phone use is off the road for the distraction rules whatever the head does (Euro NCAP: a
+    # case of long distraction and time-sharing): a phone at the ear while looking ahead raises
+    # distraction like a long glance.
+    min_score: float = _f(0.1, "score", gt=0, lt=1)
     votes: int = _f(2, ge=1, le=20)
     runs: int = _f(3, ge=1, le=20)
-    # the phone detector (engines/phone/, YOLOX-Nano) runs on the whole frame this many times a
-    # second of video; off by default: at 3 Hz it costs 1.3-2.3 ms a frame of a 30 frames/s video
-    # on this project's CPU, more than analyze's margin over the bare face mesh
-    enabled: bool = _f(False)
+    # the phone detector (engines/phone/, YOLOX-Nano) runs on the whole frame `rate_hz` times a
+    # second of video, `busy_rate_hz` while one of its last `runs` scores reached `wake_score`
+    # (docs/phone_eval.md: one run a second on a drive without a phone, the vote at the busy rate
+    # once something phone-like is seen)
+    enabled: bool = _f(True)
     model: str = _f("engines/phone/yolox_nano.onnx", "path")
-    rate_hz: float = _f(3.0, "Hz", gt=0, le=30)
+    rate_hz: float = _f(1.0, "Hz", gt=0, le=30)
+    busy_rate_hz: float = _f(3.0, "Hz", gt=0, le=30)
+    wake_score: float = _f(0.15, "score", gt=0, lt=1)
     size: int = _f(0, "px", ge=0, le=1024)  # the detector's input side (a multiple of 32); 0 = the file's
 
 
@@ -260,6 +264,10 @@ class EngineConfig:
     cache_dir: str = _f("engines", "path")
     # run the network on every k-th frame of a face, holding its smoothed outputs between
     stride: int = _f(1, "frames", ge=1, le=30)
+    # and at most this many times a second of video (0 = on every frame): its outputs are smoothed
+    # over `smoothing.prob_time_constant_s` (0.5 s) anyway, and at 15 reads a second a 30 frames/s
+    # drive leaves the CPU time the phone detector takes (docs/benchmarks.md)
+    rate_hz: float = _f(15.0, "Hz", ge=0, le=1000)
     # a region-attention model: an AU none of whose face regions shows at least this fraction uncovered
     # is hidden (greyed, left out of the driver state); 0.8 = a fifth of the region covered
     min_region_visibility: float = _f(0.8, "fraction", gt=0, lt=1)

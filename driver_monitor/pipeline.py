@@ -22,6 +22,7 @@ from .face.select import pick_driver
 from .face.visibility import eye_visibility
 from .monitor.filters import ProbSmoother, SignalSmoother
 from .monitor.monitor import DriverMonitor
+from .monitor.phone import PhoneSchedule
 from .preprocess import DEFAULT_INPUT
 from .types import AlignedFace, Event, Face, Frame, FrameResult, Signals
 
@@ -159,8 +160,10 @@ class Pipeline:
         self._had_face = False
         self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
         self._eye_last: tuple[float, float, float] | None = None  # the last eye reading: (t, P(closed), EAR)
-        self._phone_last_t: float | None = None  # video time of the phone detector's last run
+        self._phone_schedule = PhoneSchedule(cfg.phone)  # when the phone detector runs
+        self._phone_box: tuple[float, float, float, float] | None = None  # its latest phone at min_score
         self._since_engine = 0             # frames of the face since the engine last ran
+        self._engine_t: float | None = None  # video time of the engine's last run
 
     # ------------------------------------------------------------------ info
 
@@ -253,7 +256,7 @@ class Pipeline:
             signals=signals, smoothed=smoothed, aligned=aligned,
             emotion_probs=reading.emotion_probs, aus=reading.aus, regions=reading.regions,
             region_attention=reading.region_attention, aus_hidden=reading.aus_hidden,
-            regions_hidden=reading.regions_hidden, phone_score=phone,
+            regions_hidden=reading.regions_hidden, phone_score=phone, phone_box=self._phone_box,
             events=tuple(events), timings_ms=timings,
         )
 
@@ -273,14 +276,22 @@ class Pipeline:
         reading = _NO_READING
         if self.engine is not None:
             t0 = time.perf_counter()
-            if self._held is None or self._since_engine + 1 >= self.cfg.engine.stride:
+            if self._held is None or self._engine_due(frame.time_s):
                 reading = self._held = self._run_engine(aligned, frame.time_s)
-                self._since_engine = 0
+                self._since_engine, self._engine_t = 0, frame.time_s
                 timings["engine"] = (time.perf_counter() - t0) * 1e3
             else:  # engine.stride: this frame holds the last outputs
                 reading = self._held
                 self._since_engine += 1
         return signals, aligned, reading
+
+    def _engine_due(self, t: float) -> bool:
+        """Whether the engine reads this frame of a face: ``engine.stride`` frames and
+        1 / ``engine.rate_hz`` s of video since it last did (a rewind reads at once)."""
+        if self._since_engine + 1 < self.cfg.engine.stride:
+            return False
+        rate, last = self.cfg.engine.rate_hz, self._engine_t
+        return rate <= 0 or last is None or t < last or t - last >= 1.0 / rate - 1e-6
 
     def _read_eyes(self, frame: Frame, face: Face, signals: Signals) -> Signals:
         """The eye-state model's P(closed), weighted over the eyes like the EAR (the eye turned
@@ -313,18 +324,18 @@ class Pipeline:
         return replace(signals, eye_closed_p=p)
 
     def _read_phone(self, frame: Frame, timings: dict[str, float]) -> float | None:
-        """The phone detector's best score on the whole frame when it is due (``phone.rate_hz``
-        in video time; a rewind runs it at once), 0.0 when it finds none; None between runs."""
-        if self.phone_detector is None:
+        """The phone detector's best score on the whole frame when it is due
+        (:class:`PhoneSchedule`: ``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like
+        score; a rewind runs it at once), 0.0 when it finds none; None between runs."""
+        if self.phone_detector is None or not self._phone_schedule.due(frame.time_s):
             return None
-        last, t = self._phone_last_t, frame.time_s
-        if last is not None and 0.0 <= t - last < 1.0 / self.cfg.phone.rate_hz - 1e-6:
-            return None
-        self._phone_last_t = t
         t0 = time.perf_counter()
         found = self.phone_detector.detect(frame.image)
         timings["phone"] = (time.perf_counter() - t0) * 1e3
-        return found[0].score if found else 0.0
+        score = found[0].score if found else 0.0
+        self._phone_schedule.ran(frame.time_s, score)
+        self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
+        return score
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""

@@ -11,20 +11,18 @@ Runs per clip (each a real ``analyze`` into a scratch folder, CSV and JSONL writ
 the CPU time of all threads over it):
 
 * ``mesh``: the bare loop;
-* ``analyze``: the default configuration (engine on, two stages, one face tracked);
-* ``analyze, fp32 engine``: ``engine.precision=fp32``, the reference model instead of the int8
-  copy the CPU runs by default;
+* ``analyze``: the default configuration (engine on at ``engine.rate_hz``, the phone detector on,
+  two stages, one face tracked);
+* ``analyze, no phone``: ``phone.enabled=false``;
+* ``analyze, engine every frame``: ``engine.rate_hz=0``, the network on every frame of a face;
+* ``analyze, no phone, engine every frame``: both (the defaults before the phone detector);
 * ``analyze, no engine``: ``engine.enabled=false``;
 * ``analyze, no eye model``: ``eyes.model_enabled=false``, the eyes judged by their aspect ratio;
-* ``analyze, mesh not pinned`` / ``analyze, no engine, mesh not pinned``: ``face.pin_mesh=false``,
-  the mesh's threads placed by the OS;
-* ``analyze, one thread``: the frame loop on one thread;
-* ``analyze, engine stride 3``: the network on every 3rd frame;
-* ``analyze, former defaults``: one thread and every face followed on every frame
-  (``face.search_interval_s=0``), as before the two stages and the search schedule.
+* ``analyze, one thread``: the frame loop on one thread.
 
-Also the per-stage milliseconds (``ms_*`` columns of frames.csv) and what the engine stride costs:
-the stride run's emotion and action-unit columns against the default run's, frame by frame.
+Also the per-stage milliseconds (``ms_*`` columns of frames.csv) and what the engine's rate costs:
+the default run's emotion and action-unit columns against those of the run with the network on
+every frame, frame by frame.
 """
 from __future__ import annotations
 
@@ -48,16 +46,13 @@ Log = Callable[[str], None]
 #: (name, config overrides as (section, field, value), two stages)
 RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
     ("analyze", (), True),
-    ("analyze, fp32 engine", (("engine", "precision", "fp32"),), True),
+    ("analyze, no phone", (("phone", "enabled", False),), True),
+    ("analyze, engine every frame", (("engine", "rate_hz", 0.0),), True),
+    ("analyze, no phone, engine every frame", (("phone", "enabled", False), ("engine", "rate_hz", 0.0)), True),
     ("analyze, no engine", (("engine", "enabled", False),), True),
     ("analyze, no eye model", (("eyes", "model_enabled", False),), True),
-    ("analyze, mesh not pinned", (("face", "pin_mesh", False),), True),
-    ("analyze, no engine, mesh not pinned", (("engine", "enabled", False), ("face", "pin_mesh", False)), True),
     ("analyze, one thread", (), False),
-    ("analyze, engine stride 3", (("engine", "stride", 3),), True),
-    ("analyze, former defaults", (("face", "search_interval_s", 0.0),), False),
 )
-
 
 def _with(cfg: Config, overrides: Sequence[tuple[str, str, Any]]) -> Config:
     for section, key, value in overrides:
@@ -80,7 +75,7 @@ def _stage_means(rows: list[dict[str, str]]) -> dict[str, float]:
 
 
 def stride_cost(every: list[dict[str, str]], strided: list[dict[str, str]]) -> dict[str, Any]:
-    """How far the engine stride's held outputs are from running the network on every frame:
+    """How far the engine's held outputs (a stride, a rate) are from the network on every frame:
     the top emotion's agreement and the mean / largest absolute difference of the emotion
     probabilities and of the action-unit intensities, over the frames both read a face on."""
     cols = [c for c in (every[0] if every else {})  # the probabilities and the AU intensities (au1, au26)
@@ -126,7 +121,7 @@ def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -
             cores.setdefault(name, []).append(float(summary.get("loop_cores") or 0.0))
             outputs[name] = _read_frames(folder)
             stages.setdefault(name, []).append(_stage_means(outputs[name]))
-        costs.append(stride_cost(outputs["analyze"], outputs["analyze, engine stride 3"]))
+        costs.append(stride_cost(outputs["analyze, engine every frame"], outputs["analyze"]))
         log(f"bench: side by side {video.name} #{rep + 1}: "
             + ", ".join(f"{k} {v[-1]:.0f} fps" for k, v in fps.items()))
     rows = []
@@ -140,7 +135,7 @@ def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -
             "stages_ms": {s: round(statistics.median(d[s] for d in per_stage if s in d), 3)
                           for s in STAGES if any(s in d for d in per_stage)},
         })
-    return {"video": video.name, "frames": frames, "runs": rows, "engine_stride_3": costs[-1]}
+    return {"video": video.name, "frames": frames, "runs": rows, "engine_rate": costs[-1]}
 
 
 def side_by_side(cfg: Config, videos: Sequence[str | Path], *, repeats: int = 3, out_dir: str | Path,
@@ -184,11 +179,12 @@ def markdown(report: dict[str, Any]) -> str:
             cpu = f"{1e3 * busy / r['fps_median']:.2f}" if busy and r["fps_median"] else "-"
             lines.append(f"| {clip['video']} ({clip['frames']}) | {r['run']} | {r['fps_median']:.0f} | "
                          f"{r['ratio_to_mesh_median']:.2f} | {busy if busy else '-'} | {cpu} | {cells} |")
-    lines += ["", "Engine stride 3 against the network on every frame (same sitting, last repeat):", "",
+    lines += ["", "The engine at `engine.rate_hz` (the default run) against the network on every frame (same "
+              "sitting, last repeat):", "",
               "| clip | frames | top emotion agrees | probabilities: mean / max abs diff | AUs: mean / max abs diff |",
               "|---|---|---|---|---|"]
     for clip in report["clips"]:
-        c = clip["engine_stride_3"]
+        c = clip["engine_rate"]
         agree = f"{100 * c['emotion_agreement']:.1f} %" if c.get("emotion_agreement") is not None else "-"
         lines.append(f"| {clip['video']} | {c['frames']} | {agree} | {c.get('p_mean_abs_diff')} / "
                      f"{c.get('p_max_abs_diff')} | {c.get('au_mean_abs_diff')} / {c.get('au_max_abs_diff')} |")

@@ -310,6 +310,8 @@ class FrameResult:
     regions_hidden: the face regions counted as hidden (below ``engine.min_region_visibility``, or
         hidden on the last reading and not yet clearly above it: ``pipeline.hidden_regions``).
     phone_score: the phone detector's best score on this frame when it ran on it (``phone.enabled``).
+    phone_box: the box ``(x0, y0, x1, y1)`` in frame pixels of the phone the detector's latest run
+        found at ``phone.min_score`` or more, kept until a run finds none (what the overlays draw).
     events: events that started or ended on this frame (ended ones have end_s set).
     timings_ms: per-stage milliseconds, e.g. ``{"decode": 1.2, "mesh": 4.1, "align": 0.2,
         "engine": 1.0, "state": 0.1, "total": 6.8}``.
@@ -329,6 +331,7 @@ class FrameResult:
     region_attention: Mapping[str, float] | None = None
     aus_hidden: tuple[str, ...] = ()
     phone_score: float | None = None
+    phone_box: tuple[float, float, float, float] | None = None
     regions_hidden: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)

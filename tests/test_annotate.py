@@ -25,3 +25,18 @@ def test_hidden_regions_and_the_aus_not_read_are_written_on_the_frame() -> None:
     assert rows.size and rows.min() > 37  # a line below the emotion line, the last both frames have
     assert not np.array_equal(a, result().frame.image)  # overlays drawn on a copy
     assert (result().frame.image == 90).all()
+
+
+def test_the_phone_box_is_drawn_where_the_detector_found_it() -> None:
+    from driver_monitor.annotate import PHONE_BGR
+
+    box = (100.0, 60.0, 140.0, 110.0)
+    plain, seen = annotate(result()), annotate(result(phone_box=box))
+    diff = (plain != seen).any(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert xs.min() >= 98 and ys.max() <= 112  # the box and its label, near the box only
+    assert (seen[85, 100] == PHONE_BGR).all()  # its left edge, in the colour of a phone only seen
+    frame = Frame(np.full((120, 160, 3), 90, np.uint8), 3, 0.1)
+    in_use = FrameResult(frame=frame, camera_ok=True, phone_box=box,
+                         state=DriverState(t_s=0.1, distraction=Level.WARNING, phone_use=True))
+    assert not (annotate(in_use)[85, 100] == PHONE_BGR).all()  # in use: the distraction's colour

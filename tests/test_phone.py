@@ -157,16 +157,52 @@ def _rows(clip: str, scores: list[float], mark: str, fps: float = 10.0) -> list[
              "full_score": s, "crop_score": 0.0} for i, s in enumerate(scores)]
 
 
+def _cfg(t: float, k: int, n: int, rate: float, busy: float | None = None, wake: float = 0.15):
+    from driver_monitor.config import PhoneConfig
+
+    return PhoneConfig(min_score=t, votes=k, runs=n, rate_hz=rate, busy_rate_hz=busy or rate, wake_score=wake)
+
+
 def test_the_vote_needs_k_of_the_last_n_runs_at_the_rate():
     from tests.conftest import load_tool
 
     pe = load_tool("phone_eval")
     rows = _rows("c", [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], "ear")
     # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by 0.3 s
-    assert pe._first_vote(rows, "full", 0.3, 2, 3, 10 / 3) == pytest.approx(0.3)
+    assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3)) == (pytest.approx(0.3), 4)
     # at 10 Hz the runs see 0.5, 0, 0, 0.5, 0, 0, 0.5: never two of three in a row of three
-    assert pe._first_vote(rows, "full", 0.3, 2, 3, 10.0) is None
-    assert pe._first_vote(rows, "crop", 0.3, 1, 1, 10.0) is None
+    assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10.0))[0] is None
+    assert pe._first_vote(rows, "crop", _cfg(0.3, 1, 1, 10.0))[0] is None
+
+
+def test_the_schedule_runs_at_the_busy_rate_after_a_phone_like_score():
+    from driver_monitor.monitor.phone import PhoneSchedule
+
+    sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=5.0, wake=0.15))
+    runs = []
+    for i in range(40):  # 10 frames a second; phone-like from 1.5 s on, nothing after 2.5 s
+        t = i / 10
+        if sched.due(t):
+            runs.append(t)
+            sched.ran(t, 0.3 if 1.5 <= t < 2.5 else 0.05)
+    # idle: one run a second (0, 1, 2); 2.0 saw 0.3: busy every 0.2 s while one of the last 3
+    # runs saw it; after three runs without it, one a second again
+    assert runs == pytest.approx([0.0, 1.0, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 4.0][:len(runs)])
+    assert len(runs) == 8 and not sched.busy
+    assert sched.due(0.5)  # a rewind runs at once
+    sched.reset()
+    assert sched.due(9.0) and not sched.busy
+
+
+def test_the_schedule_makes_a_phone_free_drive_cheap():
+    from tests.conftest import load_tool
+
+    pe = load_tool("phone_eval")
+    free = _rows("f", [0.05] * 100, "none")  # 10 s, nothing phone-like: one run a second
+    assert pe._first_vote(free, "full", _cfg(0.1, 2, 3, 1.0, 3.0)) == (None, 10)
+    phone = _rows("p", [0.0] * 12 + [0.3] * 28, "ear")  # a phone from 1.2 s: the 2.0 s run wakes it
+    hit, runs = pe._first_vote(phone, "full", _cfg(0.1, 2, 3, 1.0, 10 / 3))
+    assert hit == pytest.approx(2.3) and runs > 4
 
 
 def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one():
@@ -175,7 +211,8 @@ def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one(
     pe = load_tool("phone_eval")
     rows = (_rows("a_phone", [0.0] * 5 + [0.4] * 20, "ear") + _rows("a_free", [0.1] * 25, "none")
             + _rows("b_phone", [0.35] * 25, "ear") + _rows("b_free", [0.0] * 25, "none"))
-    out = pe.vote_by_driver(rows, {"a_phone": "ir_a", "a_free": "ir_a", "b_phone": "ir_b", "b_free": "ir_b"}, 10.0)
+    subjects = {"a_phone": "ir_a", "a_free": "ir_a", "b_phone": "ir_b", "b_free": "ir_b"}
+    out = pe.vote_by_driver(rows, subjects, 10.0, 10.0)
     assert set(out) == {"ir_a", "ir_b"}
     # chosen on ir_b (a phone at 0.35): a threshold that finds it; on ir_a the phone is found 0-1 s
     # after the first frame marked with it, and the phone-free clip at 0.1 stays free
@@ -221,8 +258,8 @@ def test_the_configured_detector_keeps_every_box_the_vote_may_count():
     from driver_monitor.config import load_config
     from driver_monitor.engine.phone import open_phone_detector
 
-    assert open_phone_detector(load_config(None).phone) is None  # off by default
-    det = open_phone_detector(load_config(None, ["phone.enabled=true"]).phone, PROJECT_ROOT)
+    assert open_phone_detector(load_config(None, ["phone.enabled=false"]).phone) is None  # switched off
+    det = open_phone_detector(load_config(None).phone, PROJECT_ROOT)  # on by default
     assert det is not None and det.min_score == 0.05 and det.size == 416
     det.close()
     low = open_phone_detector(load_config(None, ["phone.enabled=true", "phone.min_score=0.02"]).phone, PROJECT_ROOT)

@@ -69,7 +69,7 @@ def test_driver_is_the_largest_face_and_only_the_driver_is_read(real_face) -> No
     img, face = real_face
     small = shrunk(face, 0.6)
     batch = 1
-    cfg = load_config(None)
+    cfg = load_config(None, ["engine.rate_hz=0"])  # the engine on every frame
     engine = FakeEngine()
     det = ScriptedDetector([[small, face]] * 3)
     with Pipeline(cfg, engine, detector=det) as pipe:
@@ -128,13 +128,26 @@ def test_engine_stride_runs_every_kth_frame_and_holds_between(real_face) -> None
     assert results[7].emotion_probs is None  # no face, nothing held
 
 
-def test_engine_stride_one_is_every_frame(real_face) -> None:
+def test_engine_stride_one_and_no_rate_is_every_frame(real_face) -> None:
     img, face = real_face
     engine = FakeEngine()
-    with Pipeline(load_config(None), engine, detector=ScriptedDetector([[face]] * 5)) as pipe:
+    with Pipeline(load_config(None, ["engine.rate_hz=0"]), engine, detector=ScriptedDetector([[face]] * 5)) as pipe:
         for i in range(5):
             pipe.process(Frame(img, i, i / 30))
     assert engine.batches == [1] * 5
+
+
+@pytest.mark.parametrize("fps, ran", [(30.0, [0, 2, 4, 6, 8]), (29.97, [0, 2, 4, 6, 8]), (10.0, list(range(10))),
+                                      (60.0, [0, 4, 8])])
+def test_the_engine_reads_at_most_its_rate_a_second_of_video(real_face, fps, ran) -> None:
+    img, face = real_face
+    engine = FakeEngine()
+    with Pipeline(load_config(None), engine, detector=ScriptedDetector([[face]] * 11)) as pipe:  # 15 Hz
+        results = [pipe.process(Frame(img, i, i / fps)) for i in range(10)]
+        assert [i for i, r in enumerate(results) if "engine" in r.timings_ms] == ran
+        assert all(r.emotion_probs is not None for r in results)  # frames between hold the last outputs
+        back = pipe.process(Frame(img, 0, 0.0))  # a rewind reads at once
+        assert "engine" in back.timings_ms
 
 
 class CountingEyeModel:
@@ -219,13 +232,31 @@ def test_the_phone_detector_runs_at_its_rate_and_its_vote_is_phone_use(real_face
     assert [e.type for e in results[10].events] == ["phone_use"]
 
 
-def test_no_phone_found_reads_zero_and_the_detector_is_off_by_default(real_face):
+def test_the_phone_detector_idles_at_one_run_a_second_and_its_box_is_kept(real_face):
+    img, face = real_face
+    det = CountingPhoneDetector(0.12)  # counts for the vote (0.1), not phone-like enough to wake (0.15)
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 90), eye_model=None,
+                    phone_detector=det)
+    results = [pipe.process(Frame(img, i, i / 30)) for i in range(90)]
+    assert [i for i, r in enumerate(results) if "phone" in r.timings_ms] == [0, 30, 60]
+    assert all(r.phone_box == (1.0, 1.0, 5.0, 9.0) for r in results)  # held between runs
+    assert results[30].state.phone_use  # two of three runs at 0.12
+    det.score = 0.0
+    later = [pipe.process(Frame(img, i, i / 30)) for i in range(90, 121)]
+    assert later[0].phone_score == 0.0 and all(r.phone_box is None for r in later)
+
+
+def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.0)
     with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 3), eye_model=None,
                   phone_detector=det) as pipe:
         assert pipe.process(Frame(img, 0, 0.0)).phone_score == 0.0
     with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
+        assert pipe.phone_detector is not None  # the shipped YOLOX-Nano
+        assert pipe.process(Frame(img, 0, 0.0)).phone_score is not None
+    off = load_config(None, ["phone.enabled=false"])
+    with Pipeline(off, None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
         assert pipe.phone_detector is None
         r = pipe.process(Frame(img, 0, 0.0))
         assert r.phone_score is None and "phone" not in r.timings_ms

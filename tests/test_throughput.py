@@ -30,7 +30,7 @@ def test_side_by_side_on_a_short_clip(tmp_path) -> None:
     assert runs["mesh"]["ratio_to_mesh_median"] == 1.0
     assert all(r["fps_median"] > 0 for r in runs.values())
     assert "engine" in runs["analyze"]["stages_ms"] and "engine" not in runs["analyze, no engine"]["stages_ms"]
-    assert clip["engine_stride_3"]["frames"] > 60
+    assert clip["engine_rate"]["frames"] > 60
     assert json.loads((tmp_path / "throughput.json").read_text())["clips"][0]["video"] == "single_face.mp4"
     assert all(0.3 < r["cores_median"] < 8 for r in runs.values())  # CPU time over the loop's wall time
     assert "x bare mesh" in (tmp_path / "throughput.md").read_text()

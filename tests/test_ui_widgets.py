@@ -327,3 +327,21 @@ def test_status_bar_frame_rate_is_held_against_the_sources() -> None:
     assert fps_text(29.84, 30.0) == "29.8 of 30 fps"
     assert fps_text(120.0, None, " (pipeline 6 ms = 167 fps max)") == "120.0 fps (pipeline 6 ms = 167 fps max)"
     assert fps_text(float("nan"), 30.0) == "– fps"
+
+
+def test_the_phone_box_is_drawn_with_or_without_a_face(qtbot):
+    import dataclasses
+
+    v = VideoView()
+    qtbot.addWidget(v)
+    v.resize(640, 480)
+    v.show()
+    frame = Frame(np.zeros((240, 320, 3), np.uint8), 30, 1.0)
+    plain = dataclasses.replace(make_result(), frame=frame, face=None)
+    v.show_result(plain)
+    before = v.grab().toImage()
+    v.show_result(dataclasses.replace(plain, phone_box=(200.0, 60.0, 260.0, 160.0)))
+    seen = v.grab().toImage()
+    assert seen != before  # no face, the phone still drawn
+    v.set_overlay("phone", False)
+    assert v.grab().toImage() == before

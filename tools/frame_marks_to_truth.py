@@ -13,7 +13,8 @@ Each frame gets one state, the first that applies:
 * ``down``: gaze ``down`` (eyes open, with the head down or not);
 * ``up``: head ``up`` with the eyes open (the chin raised, eyes on the road or above);
 * ``open``: eyes open with the gaze on the road, or a blink (closed and half-open frames between
-  open ones, ``BLINK_MAX_S`` at most);
+  open ones, ``BLINK_MAX_S`` at most), with no phone marked (a phone in use is a distraction of
+  its own, judged by the phone's truth below);
 * nothing (``half``, ``hidden`` with the head forward, ``unknown``): left out of every interval.
 
 Runs of one state become intervals from their first to their last frame's time: ``closed`` ->
@@ -81,6 +82,8 @@ def eye_states(rows: list[dict[str, str]], fps: float) -> list[str]:
             out.append("down")
         elif head == "up" and (eyes[i] == "open" or i in blink):
             out.append("up")
+        elif r.get("phone", "") in PHONE_MARKS:  # a phone in use is never attentive driving
+            out.append("")
         elif i in blink or (eyes[i] == "open" and gaze in ("road", "camera", "")):
             out.append("open")
         else:

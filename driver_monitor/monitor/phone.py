@@ -5,6 +5,11 @@ hides on many frames (docs/phone_eval.md), so no single reading decides: the pho
 ``phone.votes`` of the last ``phone.runs`` readings score ``phone.min_score`` or more, and over
 once none of them does (hysteresis: a phone half hidden for a run or two stays in use). Frames
 without a reading change nothing.
+
+When the detector runs is :class:`PhoneSchedule`'s: ``phone.rate_hz`` runs a second of video while
+none of the last ``phone.runs`` readings reached ``phone.wake_score``, ``phone.busy_rate_hz`` once one
+has, so a drive without a phone pays for one run a second and a phone coming into view is voted on
+at the busy rate.
 """
 from __future__ import annotations
 
@@ -36,3 +41,33 @@ class PhoneVote:
         elif self.active and hits == 0:
             self.active = False
         return self.active
+
+
+class PhoneSchedule:
+    """``due(t)``: whether the detector runs on the frame at video time ``t``; ``ran(t, score)``
+    records a run. The interval is 1 / ``phone.busy_rate_hz`` while one of the last ``phone.runs``
+    scores reached ``phone.wake_score``, else 1 / ``phone.rate_hz``; the first frame and a rewind
+    (``t`` before the last run) are due at once."""
+
+    def __init__(self, cfg: PhoneConfig) -> None:
+        self.cfg = cfg
+        self.reset()
+
+    def reset(self) -> None:
+        self._last_t: float | None = None
+        self._scores: deque[float] = deque(maxlen=max(1, self.cfg.runs))
+
+    @property
+    def busy(self) -> bool:
+        return any(s >= self.cfg.wake_score for s in self._scores)
+
+    def due(self, t: float) -> bool:
+        last = self._last_t
+        if last is None or t < last:
+            return True
+        rate = self.cfg.busy_rate_hz if self.busy else self.cfg.rate_hz
+        return t - last >= 1.0 / rate - 1e-6
+
+    def ran(self, t: float, score: float) -> None:
+        self._last_t = t
+        self._scores.append(score if math.isfinite(score) else 0.0)

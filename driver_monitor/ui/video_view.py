@@ -23,11 +23,12 @@ NOSE_TIP = 1
 EYE_CONTOURS = ((33, 160, 158, 133, 153, 144), (362, 385, 387, 263, 373, 380))
 IRIS_CENTRES = (468, 473)
 
-OVERLAYS: tuple[str, ...] = ("face_box", "mesh", "head_pose", "gaze", "eye_state")
+OVERLAYS: tuple[str, ...] = ("face_box", "mesh", "head_pose", "gaze", "eye_state", "phone")
 OVERLAY_LABELS: dict[str, str] = {
     "face_box": "Face box", "mesh": "Mesh points", "head_pose": "Head-pose axes",
-    "gaze": "Gaze direction", "eye_state": "Eye state",
+    "gaze": "Gaze direction", "eye_state": "Eye state", "phone": "Phone box",
 }
+PHONE_SEEN = "#00a0ff"  # the phone's box while it is only seen; in use it takes the distraction's colour
 
 
 def qimage_view(image: np.ndarray) -> tuple[QImage, np.ndarray]:
@@ -161,16 +162,41 @@ class VideoView(QWidget):
             f.setPointSize(f.pointSize() + 8)
             p.setFont(f)
             p.drawText(target, Qt.AlignmentFlag.AlignCenter, "camera lost: retrying")
-        elif r is not None and r.face is not None:
+        elif r is not None and (r.face is not None or r.phone_box is not None):
             p.save()
             p.translate(target.x(), target.y())
             s = target.width() / img.width()
             p.scale(s, s)
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            self._draw_overlays(p, r, 1.0 / s)
+            if self.overlays.enabled["phone"]:
+                self._draw_phone(p, r, 1.0 / s)
+            if r.face is not None:
+                self._draw_overlays(p, r, 1.0 / s)
             p.restore()
         p.end()
         self.frames_drawn += 1
+
+    def _draw_phone(self, p: QPainter, r: FrameResult, px: float) -> None:
+        """The box of the phone the detector last found, labelled "phone" ("phone in use" once
+        the vote says so, in the distraction level's colour)."""
+        if r.phone_box is None:
+            return
+        x0, y0, x1, y1 = (float(v) for v in r.phone_box)
+        st = r.state
+        col = QColor({Level.WARNING: "#ffc107", Level.CRITICAL: "#ff3b30"}.get(st.distraction, PHONE_SEEN)
+                     if st.phone_use else PHONE_SEEN)
+        p.setPen(QPen(col, 2.5 * px))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        f = QFont(p.font())
+        f.setPixelSize(max(8, int(13 * px)))
+        p.setFont(f)
+        text = "phone in use" if st.phone_use else "phone"
+        base = QPointF(x0, max(14 * px, y0 - 5 * px))
+        box = QFontMetricsF(f).tightBoundingRect(text).translated(base).adjusted(-3 * px, -3 * px, 3 * px, 3 * px)
+        p.fillRect(box, QColor(*LABEL_BACKDROP))
+        p.setPen(col)
+        p.drawText(base, text)
 
     def _draw_overlays(self, p: QPainter, r: FrameResult, px: float) -> None:
         """Paint in frame pixels; ``px`` = one screen pixel in frame pixels (pen widths)."""

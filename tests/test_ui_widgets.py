@@ -12,7 +12,7 @@ from driver_monitor.config import Config
 from driver_monitor.preprocess import AUS, EMOTIONS
 from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status
 from driver_monitor.ui.main_window import strip_for_export
-from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label
+from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label, region_text
 from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,
                                      SignalPlots, merge_marks, tick_values, x_range)
 from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,
@@ -69,6 +69,8 @@ def test_emotion_and_au_panels_show_no_engine_then_values(qtbot):
     (dict(perclos=0.213), "perclos", "21.3%"),
     (dict(perclos=math.nan), "perclos", "collecting"),
     (dict(blink_rate_per_min=14.0, blink_count=7), "blink_rate", "14.0 /min (7 blinks)"),
+    (dict(blink_rate_per_min=2.0, blink_count=1), "blink_rate", "2.0 /min (1 blink)"),
+    (dict(blink_count=0), "blink_rate", "(0 blinks)"),
     (dict(eyes_closed=True, eyes_closed_s=1.25), "eyes_closed", "1.2 s"),
     (dict(off_road=True, off_road_s=3.5), "off_road", "3.5 s"),
     (dict(yawn_count=2, yawning=True), "yawns", "2  (yawning)"),
@@ -78,6 +80,28 @@ def test_state_panel_fields(qtbot, state, field, text):
     qtbot.addWidget(p)
     p.show_result(make_result(**state))
     assert text in getattr(p, field).text()
+
+
+@pytest.mark.parametrize("state, eyes_visible, face, text", [
+    (dict(), True, True, "open"),
+    (dict(eyes_closed=True, eyes_closed_s=2.0), True, True, "2.0 s"),
+    (dict(status=Status.EYES_NOT_VISIBLE), False, True, "not visible"),
+    (dict(), False, True, "not visible"),  # this frame's eyes cannot be measured
+    (dict(status=Status.DRIVER_ABSENT), True, False, "not visible"),
+])
+def test_eyes_closed_never_says_open_when_the_eyes_are_not_visible(qtbot, state, eyes_visible, face, text):
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    p.show_result(make_result(eyes_visible=eyes_visible, face=face, **state))
+    assert p.eyes_closed.text() == text
+    if "not visible" in p.status.text():
+        assert p.eyes_closed.text() != "open"
+
+
+def test_region_text_speaks_plainly():
+    text = region_text({"face": 0.993, "eyes": 0.481, "nose": 0.02, "mouth": 0.2}, ["mouth", "left_cheek"])
+    assert text == "based mostly on: whole face 99 %, eyes 48 %, mouth 20 % · hidden: mouth, left cheek"
+    assert "relied" not in text and "0.99" not in text
 
 
 def test_state_panel_calibration_and_button(qtbot):

@@ -25,7 +25,8 @@ from ..capture import parse_source, source_arg
 from ..config import Config
 from ..errors import DriverMonitorError
 from ..types import NUM_LANDMARKS, Event, Face, Frame, FrameResult, Level
-from .alerts_ui import AlertBanner, AlertSound, EventList, banner_for, event_key, level_colour
+from .alerts_ui import (AlertBanner, AlertSound, EventList, backend_status, banner_for, event_key,
+                        level_colour)
 from .panels import AUPanel, DriverStatePanel, EmotionPanel
 from .plots import SignalPlots
 from .video_view import OVERLAY_LABELS, OVERLAYS, VideoView
@@ -385,10 +386,11 @@ class MainWindow(QMainWindow):
         self.info = info
         self.setWindowTitle(f"driver-monitor: {info.source}")
         self.status_source.setText(info.source)
-        self.status_backend.setText(f"backend: {info.backend}")
         sel = info.selection
         reason = sel.get("reason") if isinstance(sel, dict) else getattr(sel, "reason", None)
-        self.status_backend.setToolTip(f"why this backend: {reason}" if reason else "")
+        text, tip = backend_status(info.backend, reason)
+        self.status_backend.setText(text)
+        self.status_backend.setToolTip(tip)
         self._set_replay_enabled(not info.is_live)
         self.status_live.setVisible(info.is_live)
         self.emotion_panel.set_names(info.emotion_names)

@@ -13,8 +13,8 @@ from driver_monitor.preprocess import AUS, EMOTIONS
 from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status
 from driver_monitor.ui.main_window import strip_for_export
 from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label, region_text
-from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,
-                                     SignalPlots, merge_marks, tick_values, x_range)
+from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, RollingBuffer,
+                                     SignalPlots, degrees, spread, tick_values, x_range)
 from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,
                                           head_pose_axes, over, qimage_view)
 
@@ -197,14 +197,50 @@ def test_tick_values_keep_labels_apart(px, expect):
     assert tick_values(0.0, 0.45, px, (0.1, 0.2)) == pytest.approx(expect)
 
 
-def test_merge_marks_shares_a_label_only_when_too_close():
-    far = [Mark(0.15, "warning 0.15", "warning", "#ffc107"), Mark(0.3, "critical 0.3", "critical", "#ff3b30")]
-    assert merge_marks(far, 0.05) == far
-    close = [Mark(0.22, "max 0.22", "max", "#9e9e9e"), Mark(0.19, "closed 0.19", "closed", "#ff7043")]
-    (m,) = merge_marks(close, 0.05)
-    assert m.text == "closed / max" and m.value == pytest.approx(0.205)
-    pose = [Mark(-29, "yaw -29°", "yaw", "g"), Mark(29, "yaw +29°", "yaw", "g"), Mark(-26, "pitch -26°", "pitch", "p")]
-    assert [x.text for x in merge_marks(pose, 10)] == ["yaw / pitch", "yaw +29°"]
+@pytest.mark.parametrize("centres, height, expect", [
+    ([10.0, 50.0], 12, [10.0, 50.0]),              # far apart: unmoved
+    ([40.0, 44.0], 12, [40.0, 52.0]),              # too close: the lower one moves down
+    ([95.0, 97.0], 12, [82.0, 94.0]),              # at the bottom: pushed back up, inside the axis
+    ([2.0], 12, [6.0]),                            # a label never sticks out at the top
+    ([44.0, 40.0, 42.0], 12, [64.0, 40.0, 52.0]),  # any input order; the top-down order is kept
+])
+def test_spread_keeps_labels_apart_and_inside(centres, height, expect):
+    assert spread(centres, height, 0.0, 100.0) == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("v, text", [(-28.9, "-28.9°"), (28.0, "+28°"), (-25.7, "-25.7°"), (-0.01, "+0°")])
+def test_degrees(v, text):
+    assert degrees(v) == text
+
+
+def test_close_threshold_lines_keep_their_own_labels_with_numbers(qtbot):
+    """The mount's yaw limit -28.9° and pitch limit -25.7° are 3° apart: two labels, each with its
+    number, neither over the other, all inside the axis."""
+    cfg = Config()
+    p = SignalPlots(cfg)
+    qtbot.addWidget(p)
+    p.resize(900, 330)
+    p.show()
+    qtbot.waitExposed(p)
+    for i in range(30):  # the mount's limits, in use until the driver's pose is learned
+        p.append(make_result(t=i / 30, yaw_limit_deg=28.9, pitch_limit_deg=25.7))
+    p.refresh()
+    p.grab()  # paint: the axes lay out their labels
+    axis = p.right_axes["pose"]
+    assert axis.labels() == ["yaw limit +28.9°", "pitch limit -25.7°", "yaw limit -28.9°"]  # top down
+    texts = [t for t, _ in axis.label_rects]
+    assert sorted(texts) == sorted(axis.labels())
+    rects = [r for _, r in axis.label_rects]
+    bounds = axis.boundingRect()
+    for (ta, a), (tb, b) in zip(axis.label_rects, axis.label_rects[1:]):
+        assert not a.intersects(b), (ta, tb)
+    for text, r in axis.label_rects:
+        assert bounds.top() - 0.5 <= r.top() and r.bottom() <= bounds.bottom() + 0.5, text
+    from PyQt6.QtGui import QFontMetricsF
+
+    fm = QFontMetricsF(axis.style["tickFont"] or p.font())
+    assert all(r.left() + fm.horizontalAdvance(t) <= bounds.right() for t, r in axis.label_rects)
+    assert len(rects) == 3
 
 
 def _short_clip(p: SignalPlots, seconds: float = 2.4) -> None:
@@ -237,8 +273,8 @@ def test_default_plots_are_few_tall_and_labelled_beside_the_traces(qtbot):
     # threshold names are on the right axis, outside the data area; no legend over the traces
     assert all(getattr(line, "label", None) is None for line in p.lines.values())
     assert all(p.plots[k].legend is None for k in PLOT_KEYS)
-    assert p.right_axes["perclos"].labels() == ["warning 0.15", "critical 0.3"]
-    assert "yaw +28°" in p.right_axes["pose"].labels()  # the learned neutral 5° + the limit in use, 23°
+    assert p.right_axes["perclos"].labels() == ["critical 0.3", "warning 0.15"]  # top down
+    assert "yaw limit +28°" in p.right_axes["pose"].labels()  # the learned neutral 5° + the limit in use, 23°
     # a 2.4 s clip fills the width of the 30 s window
     x0, x1 = p.plots["ear"].getViewBox().viewRange()[0]
     assert x0 == pytest.approx(0.0) and x1 == pytest.approx(71 / 30)

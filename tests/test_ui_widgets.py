@@ -387,3 +387,47 @@ def test_status_bar_frame_rate_is_held_against_the_sources() -> None:
     assert fps_text(29.84, 30.0) == "29.8 of 30 fps"
     assert fps_text(120.0, None, " (pipeline 6 ms = 167 fps max)") == "120.0 fps (pipeline 6 ms = 167 fps max)"
     assert fps_text(float("nan"), 30.0) == "– fps"
+
+
+# ---------------------------------------------------------------- the window fits the screen
+
+@pytest.mark.parametrize("avail, margins, expect", [
+    ((0, 0, 1366, 768), (0, 0, 0, 0), (0, 0, 1366, 768)),        # a laptop: the whole screen
+    ((0, 0, 1920, 1080), (0, 0, 0, 0), (260, 90, 1400, 900)),    # room to spare: preferred, centred
+    ((0, 27, 1366, 741), (1, 30, 1, 1), (1, 57, 1364, 710)),     # a desktop panel and a title bar
+    ((1920, 0, 1280, 1024), (0, 0, 0, 0), (1920, 62, 1280, 900)),  # a second screen on the right
+])
+def test_fitted_geometry(avail, margins, expect):
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import fitted_geometry
+
+    assert fitted_geometry(QRect(*avail), margins).getRect() == expect
+
+
+def test_window_shrinks_to_a_small_screen_with_every_panel_filled(qtbot):
+    """Bars for every emotion and AU and all five plots on: the window's minimum still leaves room
+    on a 1366x768 screen (title bar and desktop panel included), so a window fitted to it is not
+    forced taller than the screen; the panels scroll instead."""
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import MainWindow, fitted_geometry
+
+    w = MainWindow(Config(), None)
+    qtbot.addWidget(w)
+    w.emotion_panel.set_names(EMOTIONS)
+    w.au_panel.set_names(AUS)
+    w.plots.set_emotion_names(EMOTIONS)
+    for key in PLOT_KEYS:
+        w.plots.set_plot_visible(key, True)
+    hint = w.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768 - 80, hint
+    rect = fitted_geometry(QRect(0, 0, 780, 600))  # the offscreen screen is 800x800
+    w.setGeometry(rect)
+    w._share_splitters(rect.width(), rect.height())
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(20)
+    assert (w.width(), w.height()) == (780, 600)
+    assert w.statusBar().geometry().bottom() < w.height()
+    assert w.plots_scroll.verticalScrollBar().maximum() > 0  # five plots: the plot area scrolls

@@ -482,7 +482,7 @@ class SignalPlots(QWidget):
         ear_thr, y0, p0, yl, pl = self._thresholds
         if key == "ear":
             marks = [Mark(ear_thr, f"closed {ear_thr:.2f}", "#ff7043")]
-            if abs(ear_thr - d.closed_ear_max) > 1e-6:  # the calibrated threshold is below the cap
+            if abs(ear_thr - d.closed_ear_max) >= 0.005:  # the calibrated threshold is below the cap
                 marks.append(Mark(d.closed_ear_max, f"closed max {d.closed_ear_max:g}", "#9e9e9e"))
             return marks
         if key == "mar":

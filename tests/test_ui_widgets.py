@@ -431,3 +431,42 @@ def test_window_shrinks_to_a_small_screen_with_every_panel_filled(qtbot):
     assert (w.width(), w.height()) == (780, 600)
     assert w.statusBar().geometry().bottom() < w.height()
     assert w.plots_scroll.verticalScrollBar().maximum() > 0  # five plots: the plot area scrolls
+
+
+def test_window_refits_once_the_window_managers_frame_is_known(qtbot, monkeypatch):
+    """A window manager adds a title bar after the first show: a frame that then reaches past the
+    available area is fitted again, the frame's margins taken off."""
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import MainWindow
+
+    w = MainWindow(Config(), None)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    avail = w.screen().availableGeometry()
+    w.setGeometry(QRect(avail.x(), avail.y(), avail.width(), avail.height()))
+    qtbot.wait(10)
+    title = 30
+    platform_frame = MainWindow.frameGeometry  # the platform's own frame (offscreen: a few px)
+    monkeypatch.setattr(w, "frameGeometry", lambda: platform_frame(w).adjusted(0, -title, 0, 0))
+    assert not avail.contains(w.frameGeometry())
+    w._refit_frame()
+    qtbot.wait(10)
+    assert avail.contains(w.frameGeometry()), (avail, w.frameGeometry())
+    assert w.height() <= avail.height() - title
+
+
+def test_state_rows_explain_themselves(qtbot):
+    from PyQt6.QtWidgets import QFormLayout
+
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    form = p.layout()
+    tips = {}
+    for i in range(form.rowCount()):
+        label = form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+        if label is not None:
+            tips[label.widget().text()] = label.widget().toolTip()
+    assert "PERCLOS" in tips and "eyes were closed" in tips["PERCLOS"]
+    assert all(tips.values()), [k for k, v in tips.items() if not v]

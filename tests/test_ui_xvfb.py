@@ -61,7 +61,7 @@ def xvfb_display():
 def test_real_window_screenshot_is_not_blank(xvfb_display, tmp_path):
     video = need_data("videos/single_face.mp4")
     out = tmp_path / "dashboard_xvfb.png"
-    env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb")
+    env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(PROJECT_ROOT))
     proc = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "tools" / "screenshot_dashboard.py"), "--platform", "xcb",
          "--video", str(video), "--frame", "60", "--out", str(out), "--size", "1280x860"],

@@ -100,6 +100,21 @@ class FittingProgressBar(QProgressBar):
         self._fit()
 
 
+# what each row of the driver state means, in plain words (the row's tooltip)
+STATE_TIPS = {
+    "Drowsiness": "How drowsy the driver looks: eyes closing for long, often, or yawning.",
+    "Distraction": "Whether the driver's eyes or head are off the road for too long.",
+    "Status": "What the camera can see right now: the driver, the eyes, or why not.",
+    "PERCLOS": ("Share of the recent time (the last minute by default) the eyes were closed; "
+                "a rising share is a sign of drowsiness."),
+    "Blink rate": "Blinks per minute, and how many so far.",
+    "Eyes closed": "How long the eyes have been closed now; 'not visible' when they cannot be seen.",
+    "Eyes off road": "How long the driver has been looking away from the road now.",
+    "Yawns": "Yawns so far.",
+    "Calibration": "The driver's own road-facing head pose and open eyes, learned from steady, eyes-open driving.",
+}
+
+
 class DriverStatePanel(QGroupBox):
     """Drowsiness / distraction levels, PERCLOS, blink rate, timers, calibration + 'calibrate now'."""
 
@@ -132,6 +147,11 @@ class DriverStatePanel(QGroupBox):
         form.addRow("Yawns", self.yawns)
         form.addRow("Calibration", self.calibration)
         form.addRow(self.calibrate_button)
+        for name, tip in STATE_TIPS.items():
+            for i in range(form.rowCount()):
+                label = form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+                if label is not None and label.widget().text() == name:
+                    label.widget().setToolTip(tip)
         self.updates = 0
 
     def show_result(self, r: FrameResult | None) -> None:

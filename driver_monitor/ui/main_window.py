@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PyQt6.QtCore import QRect, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QEvent, QRect, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QColor, QGuiApplication, QKeySequence, QPainter, QPen
 from PyQt6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-                             QMessageBox, QPushButton, QScrollArea, QSlider, QSplitter, QStyle,
+                             QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter, QStyle,
                              QStyleOptionSlider, QTabWidget, QVBoxLayout, QWidget)
 
 from ..capture import parse_source, source_arg
@@ -90,25 +90,44 @@ def fitted_geometry(available: QRect, margins: tuple[int, int, int, int] = (0, 0
     return QRect(x, y, w, h)
 
 
+class VScrollArea(QScrollArea):
+    """A frameless vertical scroll area as wide as its widget needs (plus the scroll bar), so the
+    splitter never cuts the widget on the right; as short as ``MIN_HEIGHT``."""
+
+    MIN_HEIGHT = 60
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        widget.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget().minimumSizeHint().width() if self.widget() is not None else 0
+        return QSize(inner + self.verticalScrollBar().sizeHint().width(), self.MIN_HEIGHT)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the widget's needs changed (bars added): so may this area's
+        return super().eventFilter(obj, event)
+
+
 def scroll_area(widget: QWidget, fill: bool = False) -> QScrollArea:
-    """``widget`` in a frameless vertical scroll area: it keeps its own minimum height and scrolls
-    when the window gives it less, instead of holding the window taller than the screen.
+    """``widget`` in a :class:`VScrollArea`: it keeps its own minimum height and scrolls when the
+    window gives it less, instead of holding the window taller than the screen.
 
     ``fill``: the widget grows to the area's height; else it keeps its own, blank below it."""
-    if not fill:
+    if not fill:  # at its own height (never squeezed below it: the area scrolls instead)
+        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         inner = QWidget()
         lay = QVBoxLayout(inner)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(widget)
         lay.addStretch(1)
         widget = inner
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setMinimumHeight(60)
-    return area
+    return VScrollArea(widget)
 
 
 class ElidedLabel(QLabel):
@@ -266,12 +285,15 @@ class MainWindow(QMainWindow):
         return rect
 
     def _share_splitters(self, width: int, height: int) -> None:
-        """The plots get the height they ask for (their three default plots), the video the rest;
-        the side panels about 30 % of the width, at least their own minimum."""
+        """The plots get the height they ask for (their three default plots) as long as the video
+        column keeps its minimum, the video the rest; the side panels about 30 % of the width, at
+        least their own minimum."""
         side = max(self.main_split.widget(1).minimumSizeHint().width(), int(0.3 * width))
         self.main_split.setSizes([max(1, width - side), side])
-        avail_h = max(1, height - self.menuBar().sizeHint().height() - self.statusBar().sizeHint().height())
-        plots_h = min(self.plots.minimumSizeHint().height() + 4, avail_h // 2)
+        avail_h = max(1, height - self.menuBar().sizeHint().height() - self.statusBar().sizeHint().height()
+                      - self.left_split.handleWidth())
+        view_min = self.left_split.widget(0).minimumSizeHint().height()
+        plots_h = max(min(self.plots.minimumSizeHint().height() + 4, avail_h - view_min), avail_h // 3)
         self.left_split.setSizes([max(1, avail_h - plots_h), plots_h])
 
     def showEvent(self, event) -> None:

@@ -470,3 +470,21 @@ def test_state_rows_explain_themselves(qtbot):
             tips[label.widget().text()] = label.widget().toolTip()
     assert "PERCLOS" in tips and "eyes were closed" in tips["PERCLOS"]
     assert all(tips.values()), [k for k, v in tips.items() if not v]
+
+
+def test_status_label_shrinks_eliding_with_the_whole_text_in_its_tooltip(qtbot):
+    from driver_monitor.ui.main_window import ElidedLabel
+
+    path = "file /media/recordings/fleet-2026/driver-0042/2026-11-30_morning_shift_cab_camera.mp4"
+    lab = ElidedLabel(path)
+    qtbot.addWidget(lab)
+    lab.setToolTip("why: the source")
+    assert lab.minimumSizeHint().width() <= 60  # a long path never holds the window wider
+    lab.resize(160, 20)
+    lab.show()
+    lab.setText(path)
+    shown = lab.displayed_text()
+    assert "…" in shown and lab.fontMetrics().horizontalAdvance(shown) <= 160
+    assert lab.toolTip() == path + "\nwhy: the source"
+    lab.resize(2000, 20)
+    assert lab.displayed_text() == path and lab.toolTip() == "why: the source"

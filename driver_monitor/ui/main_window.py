@@ -132,7 +132,9 @@ def scroll_area(widget: QWidget, fill: bool = False) -> QScrollArea:
 
 class ElidedLabel(QLabel):
     """A status-bar label that may shrink: the text is elided in the middle to the width it gets,
-    the whole text in its tooltip."""
+    and then the whole text leads its tooltip (before any tooltip of its own)."""
+
+    _own_tip = ""
 
     def minimumSizeHint(self) -> QSize:
         return QSize(min(60, super().minimumSizeHint().width()), super().minimumSizeHint().height())
@@ -140,6 +142,24 @@ class ElidedLabel(QLabel):
     def displayed_text(self) -> str:
         return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle,
                                              max(0, self.contentsRect().width()))
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._update_tip()
+
+    def setToolTip(self, tip: str) -> None:
+        self._own_tip = tip
+        self._update_tip()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        elided = self.displayed_text() != self.text()
+        tip = "\n".join(t for t in (self.text() if elided else "", self._own_tip) if t)
+        if tip != super().toolTip():
+            super().setToolTip(tip)
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)

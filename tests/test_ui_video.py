@@ -196,8 +196,9 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
     w.show()
     play_to_end(qtbot, w)
     assert w.info.backend == "stub cpu fp32" and w.info.emotion_names == EMOTIONS
-    assert w.status_backend.toolTip() == "why this backend: test"
-    assert "running on CPU: TensorRT not available" in w.banner.text()
+    assert w.status_backend.text() == "backend: stub cpu fp32"
+    assert w.status_backend.toolTip().startswith("why this backend: test\nRuns on the CPU")
+    assert "CPU" not in w.banner.text() and "TensorRT" not in w.banner.text()  # a status, not a warning
     assert w.emotion_panel.dominant == "happiness" and "dominant: happiness" in w.emotion_panel.headline.text()
     assert w.emotion_panel.bars["happiness"].value() == pytest.approx(650, abs=2)
     assert "AU12 lip corner puller" in w.au_panel.headline.text()

@@ -12,9 +12,9 @@ from driver_monitor.config import Config
 from driver_monitor.preprocess import AUS, EMOTIONS
 from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status
 from driver_monitor.ui.main_window import strip_for_export
-from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label
-from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, Mark, RollingBuffer,
-                                     SignalPlots, merge_marks, tick_values, x_range)
+from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label, region_text
+from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, RollingBuffer,
+                                     SignalPlots, degrees, spread, tick_values, x_range)
 from driver_monitor.ui.video_view import (LABEL_BACKDROP, VideoView, contrast_ratio, eye_state_label,
                                           head_pose_axes, over, qimage_view)
 
@@ -69,6 +69,8 @@ def test_emotion_and_au_panels_show_no_engine_then_values(qtbot):
     (dict(perclos=0.213), "perclos", "21.3%"),
     (dict(perclos=math.nan), "perclos", "collecting"),
     (dict(blink_rate_per_min=14.0, blink_count=7), "blink_rate", "14.0 /min (7 blinks)"),
+    (dict(blink_rate_per_min=2.0, blink_count=1), "blink_rate", "2.0 /min (1 blink)"),
+    (dict(blink_count=0), "blink_rate", "(0 blinks)"),
     (dict(eyes_closed=True, eyes_closed_s=1.25), "eyes_closed", "1.2 s"),
     (dict(off_road=True, off_road_s=3.5), "off_road", "3.5 s"),
     (dict(yawn_count=2, yawning=True), "yawns", "2  (yawning)"),
@@ -78,6 +80,28 @@ def test_state_panel_fields(qtbot, state, field, text):
     qtbot.addWidget(p)
     p.show_result(make_result(**state))
     assert text in getattr(p, field).text()
+
+
+@pytest.mark.parametrize("state, eyes_visible, face, text", [
+    (dict(), True, True, "open"),
+    (dict(eyes_closed=True, eyes_closed_s=2.0), True, True, "2.0 s"),
+    (dict(status=Status.EYES_NOT_VISIBLE), False, True, "not visible"),
+    (dict(), False, True, "not visible"),  # this frame's eyes cannot be measured
+    (dict(status=Status.DRIVER_ABSENT), True, False, "not visible"),
+])
+def test_eyes_closed_never_says_open_when_the_eyes_are_not_visible(qtbot, state, eyes_visible, face, text):
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    p.show_result(make_result(eyes_visible=eyes_visible, face=face, **state))
+    assert p.eyes_closed.text() == text
+    if "not visible" in p.status.text():
+        assert p.eyes_closed.text() != "open"
+
+
+def test_region_text_speaks_plainly():
+    text = region_text({"face": 0.993, "eyes": 0.481, "nose": 0.02, "mouth": 0.2}, ["mouth", "left_cheek"])
+    assert text == "based mostly on: whole face 99 %, eyes 48 %, mouth 20 % · hidden: mouth, left cheek"
+    assert "relied" not in text and "0.99" not in text
 
 
 def test_state_panel_calibration_and_button(qtbot):
@@ -173,14 +197,50 @@ def test_tick_values_keep_labels_apart(px, expect):
     assert tick_values(0.0, 0.45, px, (0.1, 0.2)) == pytest.approx(expect)
 
 
-def test_merge_marks_shares_a_label_only_when_too_close():
-    far = [Mark(0.15, "warning 0.15", "warning", "#ffc107"), Mark(0.3, "critical 0.3", "critical", "#ff3b30")]
-    assert merge_marks(far, 0.05) == far
-    close = [Mark(0.22, "max 0.22", "max", "#9e9e9e"), Mark(0.19, "closed 0.19", "closed", "#ff7043")]
-    (m,) = merge_marks(close, 0.05)
-    assert m.text == "closed / max" and m.value == pytest.approx(0.205)
-    pose = [Mark(-29, "yaw -29°", "yaw", "g"), Mark(29, "yaw +29°", "yaw", "g"), Mark(-26, "pitch -26°", "pitch", "p")]
-    assert [x.text for x in merge_marks(pose, 10)] == ["yaw / pitch", "yaw +29°"]
+@pytest.mark.parametrize("centres, height, expect", [
+    ([10.0, 50.0], 12, [10.0, 50.0]),              # far apart: unmoved
+    ([40.0, 44.0], 12, [40.0, 52.0]),              # too close: the lower one moves down
+    ([95.0, 97.0], 12, [82.0, 94.0]),              # at the bottom: pushed back up, inside the axis
+    ([2.0], 12, [6.0]),                            # a label never sticks out at the top
+    ([44.0, 40.0, 42.0], 12, [64.0, 40.0, 52.0]),  # any input order; the top-down order is kept
+])
+def test_spread_keeps_labels_apart_and_inside(centres, height, expect):
+    assert spread(centres, height, 0.0, 100.0) == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("v, text", [(-28.9, "-28.9°"), (28.0, "+28°"), (-25.7, "-25.7°"), (-0.01, "+0°")])
+def test_degrees(v, text):
+    assert degrees(v) == text
+
+
+def test_close_threshold_lines_keep_their_own_labels_with_numbers(qtbot):
+    """The mount's yaw limit -28.9° and pitch limit -25.7° are 3° apart: two labels, each with its
+    number, neither over the other, all inside the axis."""
+    cfg = Config()
+    p = SignalPlots(cfg)
+    qtbot.addWidget(p)
+    p.resize(900, 330)
+    p.show()
+    qtbot.waitExposed(p)
+    for i in range(30):  # the mount's limits, in use until the driver's pose is learned
+        p.append(make_result(t=i / 30, yaw_limit_deg=28.9, pitch_limit_deg=25.7))
+    p.refresh()
+    p.grab()  # paint: the axes lay out their labels
+    axis = p.right_axes["pose"]
+    assert axis.labels() == ["yaw limit +28.9°", "pitch limit -25.7°", "yaw limit -28.9°"]  # top down
+    texts = [t for t, _ in axis.label_rects]
+    assert sorted(texts) == sorted(axis.labels())
+    rects = [r for _, r in axis.label_rects]
+    bounds = axis.boundingRect()
+    for (ta, a), (tb, b) in zip(axis.label_rects, axis.label_rects[1:]):
+        assert not a.intersects(b), (ta, tb)
+    for text, r in axis.label_rects:
+        assert bounds.top() - 0.5 <= r.top() and r.bottom() <= bounds.bottom() + 0.5, text
+    from PyQt6.QtGui import QFontMetricsF
+
+    fm = QFontMetricsF(axis.style["tickFont"] or p.font())
+    assert all(r.left() + fm.horizontalAdvance(t) <= bounds.right() for t, r in axis.label_rects)
+    assert len(rects) == 3
 
 
 def _short_clip(p: SignalPlots, seconds: float = 2.4) -> None:
@@ -213,8 +273,8 @@ def test_default_plots_are_few_tall_and_labelled_beside_the_traces(qtbot):
     # threshold names are on the right axis, outside the data area; no legend over the traces
     assert all(getattr(line, "label", None) is None for line in p.lines.values())
     assert all(p.plots[k].legend is None for k in PLOT_KEYS)
-    assert p.right_axes["perclos"].labels() == ["warning 0.15", "critical 0.3"]
-    assert "yaw +28°" in p.right_axes["pose"].labels()  # the learned neutral 5° + the limit in use, 23°
+    assert p.right_axes["perclos"].labels() == ["critical 0.3", "warning 0.15"]  # top down
+    assert "yaw limit +28°" in p.right_axes["pose"].labels()  # the learned neutral 5° + the limit in use, 23°
     # a 2.4 s clip fills the width of the 30 s window
     x0, x1 = p.plots["ear"].getViewBox().viewRange()[0]
     assert x0 == pytest.approx(0.0) and x1 == pytest.approx(71 / 30)
@@ -345,3 +405,104 @@ def test_the_phone_box_is_drawn_with_or_without_a_face(qtbot):
     assert seen != before  # no face, the phone still drawn
     v.set_overlay("phone", False)
     assert v.grab().toImage() == before
+
+
+# ---------------------------------------------------------------- the window fits the screen
+
+@pytest.mark.parametrize("avail, margins, expect", [
+    ((0, 0, 1366, 768), (0, 0, 0, 0), (0, 0, 1366, 768)),        # a laptop: the whole screen
+    ((0, 0, 1920, 1080), (0, 0, 0, 0), (260, 90, 1400, 900)),    # room to spare: preferred, centred
+    ((0, 27, 1366, 741), (1, 30, 1, 1), (1, 57, 1364, 710)),     # a desktop panel and a title bar
+    ((1920, 0, 1280, 1024), (0, 0, 0, 0), (1920, 62, 1280, 900)),  # a second screen on the right
+])
+def test_fitted_geometry(avail, margins, expect):
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import fitted_geometry
+
+    assert fitted_geometry(QRect(*avail), margins).getRect() == expect
+
+
+def test_window_shrinks_to_a_small_screen_with_every_panel_filled(qtbot):
+    """Bars for every emotion and AU and all five plots on: the window's minimum still leaves room
+    on a 1366x768 screen (title bar and desktop panel included), so a window fitted to it is not
+    forced taller than the screen; the panels scroll instead."""
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import MainWindow, fitted_geometry
+
+    w = MainWindow(Config(), None)
+    qtbot.addWidget(w)
+    w.emotion_panel.set_names(EMOTIONS)
+    w.au_panel.set_names(AUS)
+    w.plots.set_emotion_names(EMOTIONS)
+    for key in PLOT_KEYS:
+        w.plots.set_plot_visible(key, True)
+    hint = w.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768 - 80, hint
+    rect = fitted_geometry(QRect(0, 0, 780, 600))  # the offscreen screen is 800x800
+    w.setGeometry(rect)
+    w._share_splitters(rect.width(), rect.height())
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(20)
+    assert (w.width(), w.height()) == (780, 600)
+    assert w.statusBar().geometry().bottom() < w.height()
+    assert w.plots_scroll.verticalScrollBar().maximum() > 0  # five plots: the plot area scrolls
+
+
+def test_window_refits_once_the_window_managers_frame_is_known(qtbot, monkeypatch):
+    """A window manager adds a title bar after the first show: a frame that then reaches past the
+    available area is fitted again, the frame's margins taken off."""
+    from PyQt6.QtCore import QRect
+
+    from driver_monitor.ui.main_window import MainWindow
+
+    w = MainWindow(Config(), None)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    avail = w.screen().availableGeometry()
+    w.setGeometry(QRect(avail.x(), avail.y(), avail.width(), avail.height()))
+    qtbot.wait(10)
+    title = 30
+    platform_frame = MainWindow.frameGeometry  # the platform's own frame (offscreen: a few px)
+    monkeypatch.setattr(w, "frameGeometry", lambda: platform_frame(w).adjusted(0, -title, 0, 0))
+    assert not avail.contains(w.frameGeometry())
+    w._refit_frame()
+    qtbot.wait(10)
+    assert avail.contains(w.frameGeometry()), (avail, w.frameGeometry())
+    assert w.height() <= avail.height() - title
+
+
+def test_state_rows_explain_themselves(qtbot):
+    from PyQt6.QtWidgets import QFormLayout
+
+    p = DriverStatePanel()
+    qtbot.addWidget(p)
+    form = p.layout()
+    tips = {}
+    for i in range(form.rowCount()):
+        label = form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+        if label is not None:
+            tips[label.widget().text()] = label.widget().toolTip()
+    assert "PERCLOS" in tips and "eyes were closed" in tips["PERCLOS"]
+    assert all(tips.values()), [k for k, v in tips.items() if not v]
+
+
+def test_status_label_shrinks_eliding_with_the_whole_text_in_its_tooltip(qtbot):
+    from driver_monitor.ui.main_window import ElidedLabel
+
+    path = "file /media/recordings/fleet-2026/driver-0042/2026-11-30_morning_shift_cab_camera.mp4"
+    lab = ElidedLabel(path)
+    qtbot.addWidget(lab)
+    lab.setToolTip("why: the source")
+    assert lab.minimumSizeHint().width() <= 60  # a long path never holds the window wider
+    lab.resize(160, 20)
+    lab.show()
+    lab.setText(path)
+    shown = lab.displayed_text()
+    assert "…" in shown and lab.fontMetrics().horizontalAdvance(shown) <= 160
+    assert lab.toolTip() == path + "\nwhy: the source"
+    lab.resize(2000, 20)
+    assert lab.displayed_text() == path and lab.toolTip() == "why: the source"

@@ -28,7 +28,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--video", default=str(DEFAULT_VIDEO), help="video file to replay (default: %(default)s)")
     p.add_argument("--out", default=str(ROOT / "docs" / "img" / "dashboard.png"), help="PNG to write")
     p.add_argument("--frame", type=int, default=None, help="frame to stop on (default: the last one)")
-    p.add_argument("--size", default="1400x900", help="window size WxH (default: %(default)s)")
+    p.add_argument("--size", default=None,
+                   help="window size WxH (default: the dashboard's own, fitted to the screen it opens on)")
+    p.add_argument("--tab", default=None, help="the side panel's tab to show, by its title (e.g. 'Action units')")
     p.add_argument("--platform", default=None,
                    help="Qt platform (xcb under Xvfb for a real window; default: QT_QPA_PLATFORM or offscreen)")
     p.add_argument("--config", default=None, help="config file (default: the project's config.yaml)")
@@ -74,13 +76,14 @@ def main(argv=None) -> int:
     if not Path(args.video).is_file():
         print(f"error: video {args.video!r} does not exist; pass --video FILE", file=sys.stderr)
         return 3
-    w_px, h_px = (int(v) for v in args.size.lower().split("x"))
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
     app = QApplication.instance() or QApplication(["driver-monitor"])
     # --frame: start paused (the first frame is shown) and step frame by frame up to it (every frame
     # analysed in order, so the state and plots are those of a normal replay; a seek would restart
     # the analysis there)
     win = MainWindow(cfg, args.video, speed=None, start_paused=args.frame is not None)
-    win.resize(w_px, h_px)
+    if size:
+        win.resize(*size)
     win.show()
     deadline = time.monotonic() + args.timeout
 
@@ -108,6 +111,13 @@ def main(argv=None) -> int:
         print(f"error: {why}", file=sys.stderr)
         win.close()
         return 1
+    if args.tab:
+        titles = [win.tabs.tabText(i).replace("&&", "&") for i in range(win.tabs.count())]
+        if args.tab not in titles:
+            print(f"error: no tab {args.tab!r}; the tabs are: {', '.join(titles)}", file=sys.stderr)
+            win.close()
+            return 2
+        win.tabs.setCurrentIndex(titles.index(args.tab))
     for _ in range(20):  # let the layout settle and the last redraw land
         app.processEvents()
         time.sleep(0.01)

@@ -38,18 +38,29 @@ def level_colour(level: Level) -> tuple[str, str]:
 
 
 def backend_note(backend_description: str) -> str | None:
-    """The degraded-compute note for the pipeline's backend text, or None when nothing to say.
+    """The banner's note for the pipeline's backend text: only a real problem, None otherwise.
 
-    ``"none"`` -> no engine; anything not on TensorRT that runs on the CPU -> the CPU note.
+    ``"none"`` (or nothing) -> no engine. Running on the CPU is not a problem (it is how a machine
+    without an NVIDIA GPU works): it is a status, see :func:`backend_status`.
     """
     desc = (backend_description or "").strip().lower()
     if not desc or desc == "none":
         return "no engine: emotions and action units off"
-    if "tensorrt" in desc:
-        return None
-    if "cpu" in desc.split():
-        return "running on CPU: TensorRT not available"
     return None
+
+
+def backend_status(backend_description: str, reason: str | None = None) -> tuple[str, str]:
+    """The status bar's (text, tooltip) for the backend: ``("backend: onnxruntime cpu fp32", ...)``.
+
+    The tooltip says why this backend was chosen and, on the CPU, what would run faster.
+    """
+    desc = (backend_description or "").strip()
+    if not desc or desc.lower() == "none":
+        return "backend: none", "No emotion / action-unit engine is loaded; the driver-state alerts still run."
+    tips = [f"why this backend: {reason}"] if reason else []
+    if "cpu" in desc.lower().split() and "tensorrt" not in desc.lower():
+        tips.append("Runs on the CPU. With an NVIDIA GPU, TensorRT or CUDA runs the engine faster.")
+    return f"backend: {desc}", "\n".join(tips)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PyQt6.QtCore import QRect, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QColor, QKeySequence, QPainter, QPen
-from PyQt6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-                             QMessageBox, QPushButton, QSlider, QSplitter, QStyle, QStyleOptionSlider,
-                             QTabWidget, QVBoxLayout, QWidget)
+from PyQt6.QtCore import QEvent, QRect, QSize, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QColor, QGuiApplication, QKeySequence, QPainter, QPen
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+                             QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSplitter, QStyle,
+                             QStyleOptionSlider, QTabWidget, QVBoxLayout, QWidget)
 
 from ..capture import parse_source, source_arg
 from ..config import Config
 from ..errors import DriverMonitorError
 from ..types import NUM_LANDMARKS, Event, Face, Frame, FrameResult, Level
-from .alerts_ui import AlertBanner, AlertSound, EventList, banner_for, event_key, level_colour
+from .alerts_ui import (AlertBanner, AlertSound, EventList, backend_status, banner_for, event_key,
+                        level_colour)
 from .panels import AUPanel, DriverStatePanel, EmotionPanel
 from .plots import SignalPlots
 from .video_view import OVERLAY_LABELS, OVERLAYS, VideoView
@@ -72,6 +73,100 @@ def live_stats_text(stats: dict) -> str:
     dropped, reconnects = int(stats.get("source_dropped", 0)), int(stats.get("source_reconnects", 0))
     return (f"{dropped} frame{'' if dropped == 1 else 's'} dropped, "
             f"{reconnects} reconnect{'' if reconnects == 1 else 's'}")
+
+
+PREFERRED_SIZE = (1400, 900)  # the window's size where the screen has room for it
+
+
+def fitted_geometry(available: QRect, margins: tuple[int, int, int, int] = (0, 0, 0, 0),
+                    preferred: tuple[int, int] = PREFERRED_SIZE) -> QRect:
+    """The window's inner rect on a screen's ``available`` area: ``preferred``, or smaller where the
+    area less the window frame (``margins``: left, top, right, bottom) is smaller; centred in it."""
+    left, top, right, bottom = margins
+    w = max(1, min(preferred[0], available.width() - left - right))
+    h = max(1, min(preferred[1], available.height() - top - bottom))
+    x = available.x() + left + (available.width() - left - right - w) // 2
+    y = available.y() + top + (available.height() - top - bottom - h) // 2
+    return QRect(x, y, w, h)
+
+
+class VScrollArea(QScrollArea):
+    """A frameless vertical scroll area as wide as its widget needs (plus the scroll bar), so the
+    splitter never cuts the widget on the right; as short as ``MIN_HEIGHT``."""
+
+    MIN_HEIGHT = 60
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        widget.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget().minimumSizeHint().width() if self.widget() is not None else 0
+        return QSize(inner + self.verticalScrollBar().sizeHint().width(), self.MIN_HEIGHT)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the widget's needs changed (bars added): so may this area's
+        return super().eventFilter(obj, event)
+
+
+def scroll_area(widget: QWidget, fill: bool = False) -> QScrollArea:
+    """``widget`` in a :class:`VScrollArea`: it keeps its own minimum height and scrolls when the
+    window gives it less, instead of holding the window taller than the screen.
+
+    ``fill``: the widget grows to the area's height; else it keeps its own, blank below it."""
+    if not fill:  # at its own height (never squeezed below it: the area scrolls instead)
+        widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(widget)
+        lay.addStretch(1)
+        widget = inner
+    return VScrollArea(widget)
+
+
+class ElidedLabel(QLabel):
+    """A status-bar label that may shrink: the text is elided in the middle to the width it gets,
+    and then the whole text leads its tooltip (before any tooltip of its own)."""
+
+    _own_tip = ""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(60, super().minimumSizeHint().width()), super().minimumSizeHint().height())
+
+    def displayed_text(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle,
+                                             max(0, self.contentsRect().width()))
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._update_tip()
+
+    def setToolTip(self, tip: str) -> None:
+        self._own_tip = tip
+        self._update_tip()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        elided = self.displayed_text() != self.text()
+        tip = "\n".join(t for t in (self.text() if elided else "", self._own_tip) if t)
+        if tip != super().toolTip():
+            super().setToolTip(tip)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setPen(self.palette().windowText().color())
+        p.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                   self.displayed_text())
+        p.end()
 
 
 class EventSlider(QSlider):
@@ -123,7 +218,7 @@ class MainWindow(QMainWindow):
         self._open_source = open_source
         self._start_paused = start_paused
         self.setWindowTitle("driver-monitor")
-        self.resize(1400, 900)
+        self._fitted_after_show = False
 
         self.worker: SessionWorker | None = None
         self.thread = None
@@ -150,6 +245,7 @@ class MainWindow(QMainWindow):
 
         self._build_ui()
         self._build_actions()
+        self.fit_to_screen()
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, int(round(1000.0 / cfg.ui.redraw_fps))))
         self.timer.timeout.connect(self.redraw)
@@ -171,17 +267,66 @@ class MainWindow(QMainWindow):
         self.event_list.eventActivated.connect(self.jump_to_event)
         self.plots = SignalPlots(cfg)
         self.sound = AlertSound(enabled=cfg.ui.sound)
+        self.plots_scroll = scroll_area(self.plots, fill=True)
         left_split = QSplitter(Qt.Orientation.Vertical)
         left_split.addWidget(self._build_view_column())
-        left_split.addWidget(self.plots)
-        left_split.setSizes([520, 380])
+        left_split.addWidget(self.plots_scroll)
+        left_split.setStretchFactor(0, 1)
+        left_split.setCollapsible(0, False)
+        left_split.setCollapsible(1, False)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left_split)
         main.addWidget(self._build_side_column())
-        main.setSizes([1000, 400])
+        main.setStretchFactor(0, 1)
+        main.setCollapsible(0, False)
+        main.setCollapsible(1, False)
+        self.left_split, self.main_split = left_split, main
         self.setCentralWidget(main)
         self._build_status_bar()
         self._set_replay_enabled(False)
+
+    # ================================================================== fitting the screen
+
+    def fit_to_screen(self, screen=None) -> QRect:
+        """Size and place the window on the available area of ``screen`` (default: the one it is on):
+        the preferred size, or less where the screen is smaller, so nothing is cut off (a
+        1366x768 laptop included); the splitters then share the height between the view and the
+        plots, and the width between the left column and the panels."""
+        screen = screen or self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(*PREFERRED_SIZE)
+            return self.geometry()
+        frame, inner = self.frameGeometry(), self.geometry()
+        margins = ((inner.left() - frame.left(), inner.top() - frame.top(), frame.right() - inner.right(),
+                    frame.bottom() - inner.bottom()) if self.isVisible() else (0, 0, 0, 0))
+        rect = fitted_geometry(screen.availableGeometry(), margins)
+        self.setGeometry(rect)
+        self._share_splitters(rect.width(), rect.height())
+        return rect
+
+    def _share_splitters(self, width: int, height: int) -> None:
+        """The plots get the height they ask for (their three default plots) as long as the video
+        column keeps its minimum, the video the rest; the side panels about 30 % of the width, at
+        least their own minimum."""
+        side = max(self.main_split.widget(1).minimumSizeHint().width(), int(0.3 * width))
+        self.main_split.setSizes([max(1, width - side), side])
+        avail_h = max(1, height - self.menuBar().sizeHint().height() - self.statusBar().sizeHint().height()
+                      - self.left_split.handleWidth())
+        view_min = self.left_split.widget(0).minimumSizeHint().height()
+        plots_h = max(min(self.plots.minimumSizeHint().height() + 4, avail_h - view_min), avail_h // 3)
+        self.left_split.setSizes([max(1, avail_h - plots_h), plots_h])
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._fitted_after_show:  # the window manager's frame is known once the window is shown
+            self._fitted_after_show = True
+            QTimer.singleShot(0, self._refit_frame)
+
+    def _refit_frame(self) -> None:
+        screen = self.screen()
+        if screen is not None and not self.isFullScreen() and not self.isMaximized() \
+                and not screen.availableGeometry().contains(self.frameGeometry()):
+            self.fit_to_screen(screen)
 
     def _build_replay_bar(self) -> QHBoxLayout:
         """Play / pause, previous / next frame, the seek slider, time and speed."""
@@ -227,14 +372,11 @@ class MainWindow(QMainWindow):
         return left
 
     def _build_side_column(self) -> QWidget:
-        """The driver state panel over the tabs: emotion and AUs, events."""
+        """The driver state panel over the tabs: emotion, action units, events (each scrolls when the
+        screen is too small for it)."""
         tabs = QTabWidget()
-        face_tab = QWidget()
-        fv = QVBoxLayout(face_tab)
-        fv.addWidget(self.emotion_panel)
-        fv.addWidget(self.au_panel)
-        fv.addStretch(1)
-        tabs.addTab(face_tab, "Emotion && AUs")
+        tabs.addTab(scroll_area(self.emotion_panel), "Emotion")
+        tabs.addTab(scroll_area(self.au_panel), "Action units")
         tabs.addTab(self.event_list, "Events")
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -246,15 +388,16 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
-        self.status_source = QLabel("no source")
+        # elided (the whole text in the tooltip) so a long path never widens the window past the screen
+        self.status_source = ElidedLabel("no source")
         self.status_live = QLabel("")  # a live source's dropped frames and reconnects
         self.status_live.setToolTip(LIVE_STATS_TIP)
         self.status_live.setVisible(False)
-        self.status_backend = QLabel("backend: –")
-        self.status_fps = QLabel("– fps")
+        self.status_backend = ElidedLabel("backend: –")
+        self.status_fps = ElidedLabel("– fps")
         self.status_latency = QLabel("latency – ms")
         self.status_sound = QLabel("")
-        self.status_record = QLabel("")
+        self.status_record = ElidedLabel("")
         for w in (self.status_source, self.status_live, self.status_backend, self.status_fps, self.status_latency,
                   self.status_sound, self.status_record):
             sb.addPermanentWidget(w)
@@ -385,10 +528,11 @@ class MainWindow(QMainWindow):
         self.info = info
         self.setWindowTitle(f"driver-monitor: {info.source}")
         self.status_source.setText(info.source)
-        self.status_backend.setText(f"backend: {info.backend}")
         sel = info.selection
         reason = sel.get("reason") if isinstance(sel, dict) else getattr(sel, "reason", None)
-        self.status_backend.setToolTip(f"why this backend: {reason}" if reason else "")
+        text, tip = backend_status(info.backend, reason)
+        self.status_backend.setText(text)
+        self.status_backend.setToolTip(tip)
         self._set_replay_enabled(not info.is_live)
         self.status_live.setVisible(info.is_live)
         self.emotion_panel.set_names(info.emotion_names)

@@ -24,6 +24,24 @@ def _fmt(v: float, spec: str, none: str = "–") -> str:
     return none if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
+def plural(n: int, word: str) -> str:
+    """'1 blink', '0 blinks', '3 blinks'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def eyes_closed_text(r: FrameResult) -> str:
+    """The 'Eyes closed' field: how long they have been closed, 'open', or 'not visible' when the
+    eyes cannot be measured (no face, eyes hidden or turned away), never 'open' beside a status
+    that says the eyes are not visible."""
+    st = r.state
+    if st.eyes_closed:
+        return f"{st.eyes_closed_s:.1f} s"
+    if (st.status in (Status.EYES_NOT_VISIBLE, Status.DRIVER_ABSENT, Status.CAMERA_LOST)
+            or r.smoothed is None or not r.smoothed.eyes_visible):
+        return "not visible"
+    return "open"
+
+
 def au_label(name: str) -> str:
     """'AU12' -> 'AU12 lip corner puller' (the name alone when it has no description)."""
     desc = AU_DESCRIPTIONS.get(name)
@@ -82,6 +100,21 @@ class FittingProgressBar(QProgressBar):
         self._fit()
 
 
+# what each row of the driver state means, in plain words (the row's tooltip)
+STATE_TIPS = {
+    "Drowsiness": "How drowsy the driver looks: eyes closing for long, often, or yawning.",
+    "Distraction": "Whether the driver's eyes or head are off the road for too long.",
+    "Status": "What the camera can see right now: the driver, the eyes, or why not.",
+    "PERCLOS": ("Share of the recent time (the last minute by default) the eyes were closed; "
+                "a rising share is a sign of drowsiness."),
+    "Blink rate": "Blinks per minute, and how many so far.",
+    "Eyes closed": "How long the eyes have been closed now; 'not visible' when they cannot be seen.",
+    "Eyes off road": "How long the driver has been looking away from the road now.",
+    "Yawns": "Yawns so far.",
+    "Calibration": "The driver's own road-facing head pose and open eyes, learned from steady, eyes-open driving.",
+}
+
+
 class DriverStatePanel(QGroupBox):
     """Drowsiness / distraction levels, PERCLOS, blink rate, timers, calibration + 'calibrate now'."""
 
@@ -114,6 +147,11 @@ class DriverStatePanel(QGroupBox):
         form.addRow("Yawns", self.yawns)
         form.addRow("Calibration", self.calibration)
         form.addRow(self.calibrate_button)
+        for name, tip in STATE_TIPS.items():
+            for i in range(form.rowCount()):
+                label = form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+                if label is not None and label.widget().text() == name:
+                    label.widget().setToolTip(tip)
         self.updates = 0
 
     def show_result(self, r: FrameResult | None) -> None:
@@ -124,8 +162,8 @@ class DriverStatePanel(QGroupBox):
         self.distraction.set_level(st.distraction)
         self.status.setText(str(st.status).replace("_", " "))
         self.perclos.setText(_fmt(st.perclos, ".1%", "– (collecting)"))
-        self.blink_rate.setText(f"{_fmt(st.blink_rate_per_min, '.1f')} /min ({st.blink_count} blinks)")
-        self.eyes_closed.setText(f"{st.eyes_closed_s:.1f} s" if st.eyes_closed else "open")
+        self.blink_rate.setText(f"{_fmt(st.blink_rate_per_min, '.1f')} /min ({plural(st.blink_count, 'blink')})")
+        self.eyes_closed.setText(eyes_closed_text(r))
         self.off_road.setText(f"{st.off_road_s:.1f} s" if st.off_road else "on road")
         self.yawns.setText(f"{st.yawn_count}" + ("  (yawning)" if st.yawning else ""))
         # short enough for the panel (the longest form that fits), the detail in the tooltip
@@ -236,12 +274,18 @@ class EmotionPanel(_BarsPanel):
             self.headline.setText(f"dominant: {r.emotion} ({r.emotion_probs[r.emotion]:.0%})")
 
 
+REGION_NAMES = {"face": "whole face", "left_cheek": "left cheek", "right_cheek": "right cheek"}
+REGIONS_TIP = ("How much the emotion and action-unit reading drew on each part of the face (100 % = fully). "
+               "A hidden part is covered (a hand, a mask, sunglasses): the action units there are guesses.")
+
+
 def region_text(attention: Mapping[str, float], hidden: Sequence[str] = ()) -> str:
-    """'relied on: face 0.92, eyes 0.71 · hidden: mouth' (the three regions with the most attention,
-    highest first, and the regions the pipeline calls hidden)."""
+    """'based mostly on: whole face 99 %, eyes 48 %, mouth 20 % · hidden: mouth' (the three face parts
+    the reading drew on most, highest first, and the parts the pipeline calls hidden)."""
     order = sorted(attention.items(), key=lambda kv: -kv[1])
-    text = "relied on: " + ", ".join(f"{name.replace('_', ' ')} {w:.2f}" for name, w in order[:3])
-    names = [name.replace("_", " ") for name in hidden]
+    text = "based mostly on: " + ", ".join(
+        f"{REGION_NAMES.get(name, name.replace('_', ' '))} {100 * w:.0f} %" for name, w in order[:3])
+    names = [REGION_NAMES.get(name, name.replace("_", " ")) for name in hidden]
     return text + (f" · hidden: {', '.join(names)}" if names else "")
 
 
@@ -255,8 +299,9 @@ class AUPanel(_BarsPanel):
     def __init__(self, names: Sequence[str] = (), parent=None) -> None:
         super().__init__("Action units", names, parent)
         self.hidden: frozenset[str] = frozenset()
-        self.regions_label = QLabel("")  # which face regions the reading relied on; which are hidden
+        self.regions_label = QLabel("")  # which face parts the reading drew on; which are hidden
         self.regions_label.setWordWrap(True)
+        self.regions_label.setToolTip(REGIONS_TIP)
         self.layout().insertWidget(1, self.regions_label)
         self.regions_label.hide()
 
@@ -292,5 +337,6 @@ class AUPanel(_BarsPanel):
         self.hidden = hidden
 
 
-__all__ = ["DriverStatePanel", "EmotionPanel", "AUPanel", "LevelLabel", "au_label", "region_text",
+__all__ = ["DriverStatePanel", "EmotionPanel", "AUPanel", "LevelLabel", "au_label", "eyes_closed_text", "plural",
+           "region_text",
            "LEVEL_COLOURS"]

@@ -19,7 +19,8 @@ from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt
+from PyQt6.QtGui import QFontMetricsF, QPainter
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from ..config import Config
@@ -85,11 +86,9 @@ PLOT_NAMES: dict[str, str] = {"ear": "EAR", "mar": "MAR", "perclos": "PERCLOS", 
 DEFAULT_PLOTS: tuple[str, ...] = ("ear", "perclos", "pose")
 MIN_SPAN_S = 2.0          # the x axis spans at least this until the samples fill it
 MIN_TICK_PX = 22          # left-axis tick labels at least this far apart (8 pt text is ~12 px high)
-MIN_LABEL_PX = 14         # threshold labels closer than this share one label
 PLOT_MIN_PX = 80          # a plot is never squeezed below this (its title and three ticks fit)
 TIME_AXIS_PX = 46         # the time axis row: tick labels and "time (s)"
-RIGHT_AXIS_PX = 92        # room for the threshold labels, the same in every plot so they align
-MERGED_COLOUR = "#d0d0d0"
+RIGHT_AXIS_PX = 124       # room for the threshold labels ("pitch limit -25.7°"), the same in every plot
 _TOGGLE_STYLE = ("QToolButton { padding: 1px 8px; } QToolButton:checked { background: palette(highlight); "
                  "color: palette(highlighted-text); border: 1px solid palette(highlight); border-radius: 3px; }")
 
@@ -127,46 +126,60 @@ def tick_values(lo: float, hi: float, px: float, steps: Sequence[float], min_px:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A threshold line's label on the right axis: full text, and the short name used when merged."""
+    """A threshold line's label on the right axis: its value, its text (with the number) and colour."""
 
     value: float
     text: str
-    short: str
     colour: str
 
 
-def merge_marks(marks: Sequence[Mark], min_gap: float) -> list[Mark]:
-    """The labels sorted by value; neighbours closer than ``min_gap`` share one ("closed / max")."""
-    out: list[list[Mark]] = []
-    for m in sorted((m for m in marks if math.isfinite(m.value)), key=lambda m: m.value):
-        if out and m.value - out[-1][-1].value < min_gap:
-            out[-1].append(m)
-        else:
-            out.append([m])
-    merged = []
-    for group in out:
-        if len(group) == 1:
-            merged.append(group[0])
-            continue
-        shorts = list(dict.fromkeys(m.short for m in group))
-        merged.append(Mark(sum(m.value for m in group) / len(group), " / ".join(shorts), "",
-                           group[0].colour if len(shorts) == 1 else MERGED_COLOUR))
-    return merged
+def degrees(v: float) -> str:
+    """'-28.9°', '+23°', '-25.7°': the sign always, one decimal when it has one."""
+    v = round(v, 1) + 0.0  # no '-0'
+    return f"{v:+g}°"
+
+
+def spread(centres: Sequence[float], height: float, lo: float, hi: float) -> list[float]:
+    """Label centres (pixels, top down, in the given order) moved apart so that labels ``height``
+    tall do not overlap and stay within ``lo..hi``; each moves as little as it can.
+
+    Labels are kept in their order; when they cannot all fit they are packed from ``lo``.
+    """
+    order = sorted(range(len(centres)), key=lambda i: centres[i])
+    half = height / 2.0
+    ys = [min(max(centres[i], lo + half), hi - half) for i in order]
+    for k in range(1, len(ys)):  # push down the ones that overlap the label above
+        ys[k] = max(ys[k], ys[k - 1] + height)
+    if ys and ys[-1] > hi - half:  # the bottom one ran out of room: push back up
+        ys[-1] = hi - half
+        for k in range(len(ys) - 2, -1, -1):
+            ys[k] = min(ys[k], ys[k + 1] - height)
+        if ys[0] < lo + half:  # more labels than room: packed from the top
+            ys = [lo + half + k * height for k in range(len(ys))]
+    out = [0.0] * len(centres)
+    for k, i in enumerate(order):
+        out[i] = ys[k]
+    return out
 
 
 class ThresholdAxis(pg.AxisItem):
-    """A right axis whose tick labels name the threshold lines, each in its line's colour.
+    """A right axis whose labels name the threshold lines with their values, each in its line's colour.
 
-    The labels sit beside the plot, never over the traces.
+    The labels sit beside the plot, never over the traces. Each tick is at its line's value; labels
+    whose lines are too close to each other are moved apart (``spread``) so every one stays readable,
+    a short leader joining a moved label to its tick. ``label_rects`` holds what was laid out last.
     """
 
     def __init__(self, **kw) -> None:
         super().__init__("right", **kw)
         self.marks: list[Mark] = []
+        self.label_rects: list[tuple[str, QRectF]] = []
+        self._tick_y: dict[str, float] = {}
         self.setWidth(RIGHT_AXIS_PX)
         self.setStyle(tickLength=4)
 
     def set_marks(self, marks: list[Mark]) -> None:
+        marks = sorted((m for m in marks if math.isfinite(m.value)), key=lambda m: -m.value)
         if marks == self.marks:
             return
         self.marks = marks
@@ -175,13 +188,43 @@ class ThresholdAxis(pg.AxisItem):
     def labels(self) -> list[str]:
         return [m.text for m in self.marks]
 
+    def layout_labels(self, p: QPainter) -> list[tuple[Mark, float, QRectF]]:
+        """(mark, tick y, label rect) for the marks inside the axis' range, in pixels of this item."""
+        bounds = self.mapRectFromParent(self.geometry())
+        lo, hi = self.range
+        if hi <= lo or bounds.height() <= 0:
+            return []
+        if self.style["tickFont"] is not None:
+            p.setFont(self.style["tickFont"])
+        inside = [m for m in self.marks if lo <= m.value <= hi]
+        ticks = [bounds.top() + (hi - m.value) / (hi - lo) * bounds.height() for m in inside]
+        text_h = QFontMetricsF(p.font()).height()
+        ys = spread(ticks, text_h, bounds.top(), bounds.bottom())
+        x = bounds.left() + max(0, self.style["tickLength"]) + self.style["tickTextOffset"][0] + 4
+        return [(m, t, QRectF(x, y - text_h / 2, bounds.right() - x, text_h)) for m, t, y in zip(inside, ticks, ys)]
+
+    def generateDrawSpecs(self, p):
+        specs = super().generateDrawSpecs(p)
+        if specs is None:
+            return None
+        axis_spec, tick_specs, _ = specs
+        laid = self.layout_labels(p)
+        self.label_rects = [(m.text, rect) for m, _, rect in laid]
+        self._tick_y = {m.text: t for m, t, _ in laid}
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextDontClip
+        return axis_spec, tick_specs, [(rect, flags, m.text) for m, _, rect in laid]
+
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:
         super().drawPicture(p, axisSpec, tickSpecs, [])
         colours = {m.text: m.colour for m in self.marks}
-        if self.style["tickFont"] is not None:
-            p.setFont(self.style["tickFont"])
+        ticks = self._tick_y
+        x0 = self.mapRectFromParent(self.geometry()).left() + max(0, self.style["tickLength"])
         for rect, flags, text in textSpecs:
-            p.setPen(pg.mkPen(colours.get(text, MERGED_COLOUR)))
+            pen = pg.mkPen(colours.get(text, "#d0d0d0"))
+            p.setPen(pen)
+            t = ticks.get(text)
+            if t is not None and abs(t - rect.center().y()) > 1:  # moved apart: a leader to its tick
+                p.drawLine(QPointF(x0, t), QPointF(rect.left() - 1, rect.center().y()))
             p.drawText(rect, int(flags), text)
 
 
@@ -438,24 +481,23 @@ class SignalPlots(QWidget):
         d = self.cfg.drowsiness
         ear_thr, y0, p0, yl, pl = self._thresholds
         if key == "ear":
-            return [Mark(ear_thr, f"closed {ear_thr:.2f}", "closed", "#ff7043"),
-                    Mark(d.closed_ear_max, f"max {d.closed_ear_max:g}", "max", "#9e9e9e")]
+            marks = [Mark(ear_thr, f"closed {ear_thr:.2f}", "#ff7043")]
+            if abs(ear_thr - d.closed_ear_max) >= 0.005:  # the calibrated threshold is below the cap
+                marks.append(Mark(d.closed_ear_max, f"closed max {d.closed_ear_max:g}", "#9e9e9e"))
+            return marks
         if key == "mar":
-            return [Mark(d.yawn_mar, f"yawn {d.yawn_mar:g}", "yawn", "#ff7043")]
+            return [Mark(d.yawn_mar, f"yawn {d.yawn_mar:g}", "#ff7043")]
         if key == "perclos":
-            return [Mark(d.perclos_warning, f"warning {d.perclos_warning:g}", "warning", "#ffc107"),
-                    Mark(d.perclos_critical, f"critical {d.perclos_critical:g}", "critical", "#ff3b30")]
+            return [Mark(d.perclos_warning, f"warning {d.perclos_warning:g}", "#ffc107"),
+                    Mark(d.perclos_critical, f"critical {d.perclos_critical:g}", "#ff3b30")]
         if key == "pose":
-            return [Mark(y0 + yl, f"yaw {y0 + yl:+.0f}°", "yaw", "#81c784"),
-                    Mark(y0 - yl, f"yaw {y0 - yl:+.0f}°", "yaw", "#81c784"),
-                    Mark(p0 - pl, f"pitch {p0 - pl:+.0f}°", "pitch", "#f06292")]
+            return [Mark(y0 + yl, f"yaw limit {degrees(y0 + yl)}", "#81c784"),
+                    Mark(y0 - yl, f"yaw limit {degrees(y0 - yl)}", "#81c784"),
+                    Mark(p0 - pl, f"pitch limit {degrees(p0 - pl)}", "#f06292")]
         return []
 
     def _place_marks(self, key: str) -> None:
-        lo, hi = self._yranges[key]
-        px = self.plots[key].getViewBox().height()
-        min_gap = (hi - lo) * MIN_LABEL_PX / px if px > 1 else (hi - lo) * 0.1
-        self.right_axes[key].set_marks(merge_marks(self._marks(key), min_gap))
+        self.right_axes[key].set_marks(self._marks(key))
 
     def _set_thresholds(self, ear_thr: float, y0: float, p0: float, yl: float, pl: float) -> None:
         self._thresholds = (ear_thr, y0, p0, yl, pl)

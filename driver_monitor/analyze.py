@@ -16,7 +16,7 @@ from typing import Any, Callable
 from . import __version__
 from .config import PROJECT_ROOT, Config
 from .engine.select import open_engine_or_none
-from .errors import OutputError, Terminated
+from .errors import OutputError, Terminated, hold_stop_signals, raise_held
 from .recording import existing_results
 from .session import Recorder, end_reason, run_frames, source_stats
 
@@ -79,23 +79,31 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     except BaseException as exc:
         reason = f"stopped by an error: {exc}"
         raise
-    finally:
-        if bar is not None:
-            bar.close()
-        summary: dict[str, Any] = {}
-        try:
-            if recorder is not None and pipeline is not None:
-                loop.append((time.perf_counter(), time.process_time()))
-                summary = recorder.close({**_summary(src, pipeline, cfg, selection, started, reason),
-                                          **_loop_figures(loop, recorder.frames_written)},
-                                         events=pipeline.finish())
-        finally:  # the source and the engine are released whatever the writing did
-            src.close()
-            if pipeline is not None and not keep_models:
-                pipeline.close()
+    finally:  # a stop signal now waits for summary.json (errors.hold_stop_signals)
+        with hold_stop_signals() as held:
+            summary = _close(src, pipeline, recorder, bar, loop, keep_models,
+                             lambda: _summary(src, pipeline, cfg, selection, started, reason))
     if interrupted:
         raise interrupted
+    raise_held(held)  # a stop asked while the complete results were being written: honoured now
     return summary
+
+
+def _close(src: Any, pipeline: Any, recorder: Recorder | None, bar: Any, loop: list[tuple[float, float]],
+           keep_models: bool, summary: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Close the bar, write the open events and summary.json, release the source and the engine."""
+    if bar is not None:
+        bar.close()
+    try:
+        if recorder is None or pipeline is None:
+            return {}
+        loop.append((time.perf_counter(), time.process_time()))
+        return recorder.close({**summary(), **_loop_figures(loop, recorder.frames_written)},
+                              events=pipeline.finish())
+    finally:  # the source and the engine are released whatever the writing did
+        src.close()
+        if pipeline is not None and not keep_models:
+            pipeline.close()
 
 
 def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None:

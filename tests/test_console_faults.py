@@ -1,0 +1,125 @@
+"""Faults of the console commands (analyze, evaluate, config, bench): each gives one clear line,
+an exit code that agrees with summary.json, and keeps every result written."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from driver_monitor import errors, recording
+from driver_monitor.cli import main
+
+from .conftest import PROJECT_ROOT, need_data
+
+NO_ENGINE = ["--set", "engine.enabled=false"]
+
+
+def last_line(text: str) -> str:
+    lines = [x for x in text.strip().splitlines() if x.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def own_handlers():
+    """main() installs its stop handlers in this process: put the test runner's back afterwards."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in sigs}
+    yield
+    for s, h in before.items():
+        signal.signal(s, h)
+    errors.reset_stop_signals()
+
+
+# ---------------------------------------------------------------- a second signal while stopping
+
+def test_a_second_signal_while_the_summary_is_written_loses_nothing(tmp_path, monkeypatch, capsys, own_handlers):
+    """Ctrl-C during the frame loop, SIGTERM while the results are closed: summary.json is the real
+    one, and it and the exit code both give the first stop (Ctrl-C)."""
+    write, write_events = recording.ResultWriter.write, recording.ResultWriter.write_events
+    stopped = []
+
+    def write_then_ctrl_c(self, result):
+        write(self, result)
+        if self.frames_written == 10:
+            stopped.append(True)
+            signal.raise_signal(signal.SIGINT)
+
+    def term_while_closing(self, events):
+        if stopped:  # the final events: close() has begun
+            signal.raise_signal(signal.SIGTERM)
+        write_events(self, events)
+
+    monkeypatch.setattr(recording.ResultWriter, "write", write_then_ctrl_c)
+    monkeypatch.setattr(recording.ResultWriter, "write_events", term_while_closing)
+    out = tmp_path / "r"
+    rc = main(["analyze", str(need_data("videos/single_face.mp4")), "--out", str(out), "--no-progress", *NO_ENGINE])
+    err = capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] is not None and summary["frames"] >= 10, summary
+    assert summary["reason"] == "interrupted (Ctrl-C)" and rc == 130, (rc, err)
+    assert last_line(err).startswith("interrupted"), err
+
+
+def test_a_stop_during_the_final_write_of_a_complete_run_waits_for_it(tmp_path, monkeypatch, capsys, own_handlers):
+    """The drive ran to its end; a Ctrl-C while summary.json is written lets it be written whole,
+    then stops (130)."""
+    write_summary = recording.ResultWriter._write_summary
+
+    def ctrl_c_first(self, data):
+        if "frames" in data:  # the real summary, not the marker written at the start
+            signal.raise_signal(signal.SIGINT)
+        write_summary(self, data)
+
+    monkeypatch.setattr(recording.ResultWriter, "_write_summary", ctrl_c_first)
+    out = tmp_path / "r"
+    rc = main(["analyze", str(need_data("videos/single_face.mp4")), "--out", str(out), "--no-progress",
+               "--max-frames", "5", *NO_ENGINE])
+    summary = json.loads((out / "summary.json").read_text())
+    assert rc == 130 and summary["frames"] == 5 and summary["complete"] is True
+    assert "interrupted" in last_line(capsys.readouterr().err)
+
+
+def test_signals_after_the_first_are_ignored_and_said_once():
+    errors.reset_stop_signals()
+    try:
+        with pytest.raises(errors.Terminated) as info:
+            errors.stop_signal(signal.SIGTERM)
+        assert info.value.exit_code == 143 and info.value.name == "SIGTERM"
+        errors.stop_signal(signal.SIGINT)  # ignored: the run is already stopping
+        errors.stop_signal(signal.SIGHUP)
+        assert errors.stopping()
+    finally:
+        errors.reset_stop_signals()
+    with errors.hold_stop_signals() as held:
+        errors.stop_signal(signal.SIGHUP)  # held, not raised
+    assert held == [signal.SIGHUP]
+    with pytest.raises(errors.Terminated) as info:
+        errors.raise_held(held)
+    assert info.value.exit_code == 129
+    errors.reset_stop_signals()
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_two_real_signals_50ms_apart_keep_the_summary_and_the_first_reason(tmp_path: Path, second):
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "analyze",
+                             str(need_data("videos/sunglasses_talking_yawns.avi")), "--out", str(out),
+                             "--no-progress", *NO_ENGINE], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (out / "frames.csv").is_file() and (out / "frames.csv").stat().st_size > 20000:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(second)
+    _, err = proc.communicate(timeout=60)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] is not None and summary["reason"] == "interrupted (Ctrl-C)", summary
+    assert proc.returncode == 130 and last_line(err).startswith("interrupted"), (proc.returncode, err)

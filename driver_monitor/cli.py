@@ -71,16 +71,28 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     summary = analyze(args.source, args.out, cfg, progress=None if args.progress is None else args.progress,
                       max_frames=args.max_frames, overwrite=args.overwrite, verbose=getattr(args, "verbose", False))
     frames = summary.get("frames", 0)
-    fps = summary.get("loop_fps") or summary.get("processing_fps")  # the loop's rate, start-up excluded
     events = summary.get("events", {})
     ev = ", ".join(f"{k}: {v}" for k, v in events.items()) or "none"
-    print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video) at "
-          f"{fps} fps -> {args.out}; events: {ev}")
+    print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video), {_rate(summary)} -> {args.out}; "
+          f"events: {ev}")
+    if summary.get("engine_missing"):
+        print("warning: analysed without the emotion/AU engine, so no emotion or AU columns (why: engine_missing "
+              "in summary.json); driver state was analysed", file=sys.stderr)
     if not summary.get("complete", True):
         print(f"error: {summary.get('reason')}; the results for the {frames} frames analysed are in {args.out}",
               file=sys.stderr)
         return 3
     return 0
+
+
+def _rate(summary: dict[str, Any]) -> str:
+    """The speed figure, named as in summary.json: ``loop_fps`` (frames per second of the frame
+    loop, start-up excluded), or ``processing_fps`` (per-frame work alone) when the loop has none."""
+    for key, what in (("loop_fps", "the frame loop's frames/s, start-up excluded"),
+                      ("processing_fps", "frames/s of the per-frame work")):
+        if summary.get(key) is not None:
+            return f"{key} {summary[key]} ({what})"
+    return "no frame rate (no frame analysed)"
 
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:

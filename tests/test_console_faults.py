@@ -123,3 +123,56 @@ def test_two_real_signals_50ms_apart_keep_the_summary_and_the_first_reason(tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] is not None and summary["reason"] == "interrupted (Ctrl-C)", summary
     assert proc.returncode == 130 and last_line(err).startswith("interrupted"), (proc.returncode, err)
+
+
+# ---------------------------------------------------------------- analyze's console and summary
+
+@pytest.mark.parametrize("model", ["missing", "corrupt"])
+def test_a_run_without_the_engine_says_so_in_the_summary_and_on_the_console(tmp_path, capsys, model):
+    path = tmp_path / "emotion_au.onnx"
+    if model == "corrupt":
+        path.write_bytes(b"\x08\x07not an onnx graph" * 100)
+    out = tmp_path / "r"
+    rc = main(["analyze", str(need_data("videos/single_face.mp4")), "--out", str(out), "--no-progress",
+               "--max-frames", "5", "--set", f"engine.model={path}"])
+    err = capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert rc == 0 and summary["frames"] == 5  # the driver state still ran
+    assert str(path) in summary["engine_missing"] and summary["engine"]["backend"] == "none"
+    assert "analysed without the emotion/AU engine" in last_line(err) and "engine_missing" in last_line(err)
+
+
+def test_an_engine_switched_off_is_not_reported_missing(tmp_path, capsys):
+    out = tmp_path / "r"
+    rc = main(["analyze", str(need_data("videos/single_face.mp4")), "--out", str(out), "--no-progress",
+               "--max-frames", "3", *NO_ENGINE])
+    assert rc == 0 and "engine_missing" not in json.loads((out / "summary.json").read_text())
+    assert "without the emotion/AU engine" not in capsys.readouterr().err
+
+
+def test_the_printed_rate_is_named_as_in_the_summary(tmp_path, capsys):
+    out = tmp_path / "r"
+    rc = main(["analyze", str(need_data("videos/single_face.mp4")), "--out", str(out), "--no-progress",
+               "--max-frames", "10", *NO_ENGINE])
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert rc == 0 and f"loop_fps {summary['loop_fps']} " in printed, printed
+
+
+@pytest.mark.parametrize("what", ["missing", "not a video", "a folder"])
+def test_a_bad_input_is_said_before_any_model_loads(tmp_path, monkeypatch, capsys, what):
+    from driver_monitor import analyze as analyze_mod
+
+    def no_engine_yet(*a, **kw):
+        raise AssertionError("the engine was loaded before the input was checked")
+
+    monkeypatch.setattr(analyze_mod, "open_engine_or_none", no_engine_yet)
+    video = tmp_path / "drive.mp4"
+    if what == "not a video":
+        video.write_bytes(b"no video here" * 1000)
+    elif what == "a folder":
+        video.mkdir()
+    rc = main(["analyze", str(video), "--out", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 3 and last_line(err).startswith("error: ") and str(video) in last_line(err), err
+    assert not (tmp_path / "r" / "summary.json").exists()

@@ -176,3 +176,17 @@ def test_a_bad_input_is_said_before_any_model_loads(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert rc == 3 and last_line(err).startswith("error: ") and str(video) in last_line(err), err
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+# ---------------------------------------------------------------- config
+
+@pytest.mark.parametrize("holds_one", [True, False])
+def test_a_folder_given_as_the_config_is_said_to_be_a_folder(tmp_path, capsys, holds_one):
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    if holds_one:
+        (folder / "config.yaml").write_text("capture:\n  fps: 25\n")
+    rc = main(["analyze", "drive.mp4", "--out", str(tmp_path / "r"), "--config", str(folder)])
+    line = last_line(capsys.readouterr().err)
+    assert rc == 2 and f"config file {str(folder)!r} is a folder, not a file" in line and "does not exist" not in line
+    assert (str(folder / "config.yaml") in line) == holds_one, line

@@ -2,6 +2,7 @@
 an exit code that agrees with summary.json, and keeps every result written."""
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -190,3 +191,68 @@ def test_a_folder_given_as_the_config_is_said_to_be_a_folder(tmp_path, capsys, h
     line = last_line(capsys.readouterr().err)
     assert rc == 2 and f"config file {str(folder)!r} is a folder, not a file" in line and "does not exist" not in line
     assert (str(folder / "config.yaml") in line) == holds_one, line
+
+
+# ---------------------------------------------------------------- live sources
+
+class _StallingCamera:
+    """A camera that gives frames until 5 rows are written, hangs for 1.2 s, gives frames until 15
+    rows are, then fails for good (``rows``: the rows written so far)."""
+
+    rows: list = []
+
+    def __init__(self, *_a):
+        self.n = 0
+        self.stalled = False
+
+    def isOpened(self):
+        return True
+
+    def get(self, _prop):
+        return 0.0
+
+    def set(self, *_a):
+        return True
+
+    def read(self):
+        import numpy as np
+
+        self.n += 1
+        if len(self.rows) >= 5 and not self.stalled:
+            self.stalled = True
+            time.sleep(1.2)
+        if len(self.rows) >= 15:
+            return False, None
+        time.sleep(1 / 30)
+        return True, np.full((48, 64, 3), 40 + self.n % 200, np.uint8)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_each_camera_lost_row_has_its_own_frame_index(tmp_path, monkeypatch, overlap):
+    from driver_monitor import capture
+    from driver_monitor.analyze import analyze
+    from driver_monitor.config import load_config
+
+    rows_written, write = [], recording.ResultWriter.write
+
+    def count(self, result):
+        rows_written.append(result.index)
+        return write(self, result)
+
+    monkeypatch.setattr(recording.ResultWriter, "write", count)
+    monkeypatch.setattr(_StallingCamera, "rows", rows_written)
+    monkeypatch.setattr(capture, "_default_factory", _StallingCamera)
+    cfg = load_config(None, ["engine.enabled=false", "capture.read_timeout_s=0.2", "capture.reconnect_attempts=0"])
+    out = tmp_path / "live"
+    analyze(0, out, cfg, progress=False, overlap=overlap, log=lambda m: None)
+    rows = list(csv.DictReader(open(out / "frames.csv", newline="")))
+    index = [int(r["frame"]) for r in rows]
+    lost = [int(r["frame"]) for r in rows if r["camera_ok"] == "0"]
+    assert len(lost) >= 3 and sum(r["camera_ok"] == "1" for r in rows) >= 10, index
+    assert len(set(index)) == len(index) and index == sorted(index), index  # each row its own, in order
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    gone = [e for e in events if e["type"] == "camera_lost"]
+    assert gone and gone[0]["start_frame"] == lost[0], (gone, lost)

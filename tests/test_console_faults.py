@@ -14,6 +14,7 @@ import pytest
 
 from driver_monitor import errors, recording
 from driver_monitor.cli import main
+from driver_monitor.config import Config
 
 from .conftest import PROJECT_ROOT, need_data
 
@@ -45,15 +46,16 @@ def test_a_second_signal_while_the_summary_is_written_loses_nothing(tmp_path, mo
     stopped = []
 
     def write_then_ctrl_c(self, result):
-        write(self, result)
+        written = write(self, result)
         if self.frames_written == 10:
             stopped.append(True)
             signal.raise_signal(signal.SIGINT)
+        return written
 
     def term_while_closing(self, events):
         if stopped:  # the final events: close() has begun
             signal.raise_signal(signal.SIGTERM)
-        write_events(self, events)
+        return write_events(self, events)
 
     monkeypatch.setattr(recording.ResultWriter, "write", write_then_ctrl_c)
     monkeypatch.setattr(recording.ResultWriter, "write_events", term_while_closing)
@@ -74,7 +76,7 @@ def test_a_stop_during_the_final_write_of_a_complete_run_waits_for_it(tmp_path, 
     def ctrl_c_first(self, data):
         if "frames" in data:  # the real summary, not the marker written at the start
             signal.raise_signal(signal.SIGINT)
-        write_summary(self, data)
+        return write_summary(self, data)
 
     monkeypatch.setattr(recording.ResultWriter, "_write_summary", ctrl_c_first)
     out = tmp_path / "r"
@@ -256,3 +258,46 @@ def test_each_camera_lost_row_has_its_own_frame_index(tmp_path, monkeypatch, ove
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     gone = [e for e in events if e["type"] == "camera_lost"]
     assert gone and gone[0]["start_frame"] == lost[0], (gone, lost)
+
+
+# ---------------------------------------------------------------- evaluate's truth file
+
+def _truth(tmp_path: Path, intervals: str, video: str = "single_face.mp4") -> Path:
+    path = tmp_path / "truth.yaml"
+    path.write_text(f"video_dir: {need_data('videos')}\nclips:\n  - name: c\n    video: {video}\n"
+                    f"    intervals:\n{intervals}", encoding="utf-8")
+    return path
+
+
+def test_an_interval_past_the_end_of_the_clip_is_refused_before_analysing(tmp_path, capsys):
+    truth = _truth(tmp_path, "      - [attentive, 0.0, 2.0]\n      - [attentive, 2.0, 60.0, \"copied\"]\n")
+    rc = main(["evaluate", str(truth), "--out", str(tmp_path / "eval")])
+    line = last_line(capsys.readouterr().err)
+    assert rc == 2 and "truth.yaml clip 'c' interval 2 (attentive 2-60 s) ends past the clip" in line, line
+    assert "single_face.mp4 ends at" in line and "frames at" in line
+    assert not (tmp_path / "eval" / "c").exists()  # refused before anything was analysed
+
+
+def test_overlapping_intervals_that_contradict_each_other_are_refused(tmp_path):
+    from driver_monitor.evaluation import load_truth
+
+    truth = _truth(tmp_path, "      - [attentive, 0.0, 5.0]\n      - [eyes_closed, 3.0, 6.5]\n")
+    with pytest.raises(errors.ConfigError) as info:
+        load_truth(truth, lambda o: None)
+    msg = str(info.value)
+    assert "interval 2 (eyes_closed 3-6.5 s) expects drowsiness >= warning" in msg, msg
+    assert "interval 1 (attentive 0-5 s) overlaps it by 2.00 s and forbids drowsiness" in msg, msg
+    # overlaps that do not contradict stay allowed: a yawn inside eyes hidden behind sunglasses
+    ok = _truth(tmp_path, "      - [eyes_hidden, 0.0, 6.0]\n      - [yawn, 1.0, 3.0]\n      - [attentive, 3.0, 6.0]\n")
+    assert len(load_truth(ok, lambda o: None)[0].intervals) == 3
+
+
+def test_attentive_time_counts_only_the_frames_there_are():
+    from driver_monitor.evaluation import Clip, Interval, Results, score_clip, summarise
+
+    t = [i / 10 for i in range(100)]  # 10 s of frames
+    res = Results(t, [{"time_s": str(x), "drowsiness": "none", "distraction": "none"} for x in t], [])
+    clip = Clip("c", Path("c.mp4"), (Interval("attentive", 0.0, 4.0, forbid=("drowsiness",)),
+                                      Interval("attentive", 4.0, 30.0, forbid=("drowsiness",))))
+    s = summarise([(clip, score_clip(clip, res, Config()))])
+    assert s["attentive_s"] == 10.0  # not 30: 20 s of it have no frame

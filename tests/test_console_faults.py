@@ -301,3 +301,37 @@ def test_attentive_time_counts_only_the_frames_there_are():
                                       Interval("attentive", 4.0, 30.0, forbid=("drowsiness",))))
     s = summarise([(clip, score_clip(clip, res, Config()))])
     assert s["attentive_s"] == 10.0  # not 30: 20 s of it have no frame
+
+
+# ---------------------------------------------------------------- bench
+
+def test_bench_says_the_whole_reason_a_backend_was_skipped(tmp_path, capsys):
+    from dataclasses import replace
+
+    from driver_monitor.config import load_config
+    from driver_monitor.engine.select import create_engine
+
+    cfg = load_config(None)
+    try:
+        create_engine(replace(cfg.engine, backend="tensorrt", device="cuda", precision="fp32"))
+        pytest.skip("TensorRT runs here: nothing is skipped")
+    except errors.DriverMonitorError as exc:
+        reason = " ".join(str(exc).split())
+    rc = main(["bench", "--iters", "1", "--batches", "1", "--backends", "tensorrt", "--precisions", "fp32",
+               "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert rc == 8 and f"bench: tensorrt CUDA fp32: skipped ({reason})" in err, err  # whole, its fix included
+    assert "To fix" in reason and len(reason) > 160
+
+
+def test_a_skipped_line_wraps_between_words_on_a_terminal():
+    from driver_monitor.bench import skipped_line
+
+    reason = ("engine backend 'onnxruntime' on cuda cannot run here: CUDAExecutionProvider is not in this "
+              "onnxruntime build. To fix: install the GPU build of ONNX Runtime: `pip uninstall onnxruntime && "
+              "pip install onnxruntime-gpu`; or choose another with --backend auto|onnxruntime|torch")
+    one = skipped_line("onnxruntime CUDA fp32", reason)
+    wrapped = skipped_line("onnxruntime CUDA fp32", reason, 80)
+    lines = wrapped.splitlines()
+    assert len(lines) > 1 and all(len(x) <= 80 for x in lines)
+    assert " ".join(wrapped.split()) == one and one.endswith("auto|onnxruntime|torch)")  # no word lost or cut

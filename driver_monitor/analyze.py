@@ -16,7 +16,7 @@ from typing import Any, Callable
 from . import __version__
 from .config import PROJECT_ROOT, Config
 from .engine.select import open_engine_or_none
-from .errors import OutputError, Terminated
+from .errors import OutputError, Terminated, hold_stop_signals, raise_held
 from .recording import existing_results
 from .session import Recorder, end_reason, run_frames, source_stats
 
@@ -52,13 +52,10 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     worker loads them once); the caller resets the detector between drives and closes them.
     ``overlap``: the frame loop's two stages (session.run_frames); False runs it on one thread.
     """
-    from .capture import open_source
     from .pipeline import Pipeline
 
     _refuse_earlier_results(out_dir, overwrite)
-    if engine is None and selection is None:
-        engine, selection = open_engine_or_none(cfg.engine, PROJECT_ROOT, warn=log, verbose=verbose)
-    src = open_source(source, cfg.capture)
+    src, engine, selection = _open(source, cfg, engine, selection, log, verbose)
     if src.warning:
         log(f"warning: {src.warning}")
     pipeline = recorder = None
@@ -79,23 +76,56 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     except BaseException as exc:
         reason = f"stopped by an error: {exc}"
         raise
-    finally:
-        if bar is not None:
-            bar.close()
-        summary: dict[str, Any] = {}
-        try:
-            if recorder is not None and pipeline is not None:
-                loop.append((time.perf_counter(), time.process_time()))
-                summary = recorder.close({**_summary(src, pipeline, cfg, selection, started, reason),
-                                          **_loop_figures(loop, recorder.frames_written)},
-                                         events=pipeline.finish())
-        finally:  # the source and the engine are released whatever the writing did
-            src.close()
-            if pipeline is not None and not keep_models:
-                pipeline.close()
+    finally:  # a stop signal now waits for summary.json (errors.hold_stop_signals)
+        with hold_stop_signals() as held:
+            summary = _close(src, pipeline, recorder, bar, loop, keep_models,
+                             lambda: _summary(src, pipeline, cfg, selection, started, reason))
     if interrupted:
         raise interrupted
+    raise_held(held)  # a stop asked while the complete results were being written: honoured now
     return summary
+
+
+def _close(src: Any, pipeline: Any, recorder: Recorder | None, bar: Any, loop: list[tuple[float, float]],
+           keep_models: bool, summary: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Close the bar, write the open events and summary.json, release the source and the engine."""
+    if bar is not None:
+        bar.close()
+    try:
+        if recorder is None or pipeline is None:
+            return {}
+        loop.append((time.perf_counter(), time.process_time()))
+        return recorder.close({**summary(), **_loop_figures(loop, recorder.frames_written)},
+                              events=pipeline.finish())
+    finally:  # the source and the engine are released whatever the writing did
+        src.close()
+        if pipeline is not None and not keep_models:
+            pipeline.close()
+
+
+def _open(source: Any, cfg: Config, engine: Any, selection: dict | None, log: Callable[[str], None],
+          verbose: bool) -> tuple[Any, Any, dict | None]:
+    """(source, engine, selection). A file is opened (and its first frame decoded) before the
+    engine loads, so a wrong path or a file that is no video is said at once; a camera or stream
+    is only checked for its form then, and opened after the engine (it would drop frames while a
+    model loads)."""
+    from .capture import open_source, parse_source
+
+    src = None if parse_source(source).is_live else open_source(source, cfg.capture)
+    opened = None
+    try:
+        if engine is None and selection is None:
+            engine, selection = open_engine_or_none(cfg.engine, PROJECT_ROOT, warn=log, verbose=verbose)
+            opened = engine  # ours to close if the source fails
+        if src is None:
+            src = open_source(source, cfg.capture)
+    except BaseException:
+        if src is not None:
+            src.close()
+        if opened is not None:
+            opened.close()
+        raise
+    return src, engine, selection
 
 
 def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None:
@@ -134,11 +164,22 @@ def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, start
         "complete": reason is None,
         **({"reason": reason} if reason else {}),
         "engine": selection or {"backend": "none"},
+        **_engine_missing(cfg, selection),
         "backend": pipeline.backend_description,
         "eye_state": pipeline.eye_model_description,
         "machine": machine_description(),
         "config": cfg.to_dict(),
     }
+
+
+def _engine_missing(cfg: Config, selection: dict | None) -> dict[str, Any]:
+    """``engine_missing``: why the emotion/AU engine that the config asks for (``engine.enabled``)
+    did not run (a missing or unreadable model, no runtime); the drive was analysed without its
+    columns, driver state included. Absent when the engine ran or was switched off."""
+    sel = selection or {}
+    if not cfg.engine.enabled or sel.get("backend", "none") != "none":
+        return {}
+    return {"engine_missing": sel.get("reason") or "no engine was loaded"}
 
 
 def _progress_bar(src: Any, source: Any, progress: bool | None) -> Any:

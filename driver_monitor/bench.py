@@ -35,6 +35,32 @@ from .recording import STAGES as FRAME_STAGES
 
 Log = Callable[[str], None]
 
+
+def skipped_line(what: str, reason: str, width: int | None = None) -> str:
+    """``bench: WHAT: skipped (REASON)`` with the whole reason (its fix included), wrapped at
+    ``width`` columns between words with an indent on the lines after the first; one line when
+    ``width`` is None."""
+    import textwrap
+
+    text = f"bench: {what}: skipped ({' '.join(reason.split())})"
+    if not width or len(text) <= width:
+        return text
+    return textwrap.fill(text, width=max(40, width), subsequent_indent="    ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def terminal_width() -> int | None:
+    """Columns of the terminal stderr shows on, or None when it is not a terminal (a log file, a
+    pipe: lines stay whole)."""
+    import sys
+
+    try:
+        if sys.stderr is None or not sys.stderr.isatty():
+            return None
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+
 STAGES: tuple[str, ...] = tuple(s for s in FRAME_STAGES if s != "total")  # frames.csv's stages, each alone
 LIBRARIES: tuple[str, ...] = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt",
                               "pycuda", "opencv-contrib-python", "mediapipe", "driver-monitor")
@@ -190,7 +216,7 @@ def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxru
                 engine, sel = create_engine(ecfg, project_root=project_root, log=log)
             except DriverMonitorError as exc:
                 row.update(status="skipped", reason=str(exc))
-                log(f"bench: {b} {d.upper()} {p}: skipped ({str(exc).splitlines()[0][:160]})")
+                log(skipped_line(f"{b} {d.upper()} {p}", str(exc), terminal_width()))
                 continue
             row.update(status="ok", description=sel.describe(), results=[])
             opened.append((row, engine))
@@ -292,7 +318,7 @@ def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], 
             engine, sel = create_engine(ecfg, project_root=project_root, log=log)
         except DriverMonitorError as exc:
             runs.append({"label": f"{b}", "status": "skipped", "reason": str(exc)})
-            log(f"bench: pipeline with {b}: skipped ({str(exc)[:160]})")
+            log(skipped_line(f"pipeline with {b}", str(exc), terminal_width()))
             continue
         runs.append(bench_pipeline(cfg, video, engine=engine, max_frames=max_frames, label=sel.describe(), log=log))
     return runs
@@ -330,7 +356,7 @@ def _md_pipelines(runs: Sequence[dict[str, Any]]) -> list[str]:
              "|" + "---|" * (5 + len(STAGES))]
     for r in runs:
         if r.get("status") == "skipped":
-            lines.append(f"| {r['label']} | skipped: {r['reason'][:100].replace('|', '/')} |")
+            lines.append(f"| {r['label']} | skipped: {' '.join(r['reason'].split()).replace('|', '/')} |")
             continue
         st = r["stages_ms"]
         lines.append(f"| {r['label']} | {r['video']} | {r['resolution']} | {r['frames']} | {r['fps']} | "

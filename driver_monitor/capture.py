@@ -157,6 +157,11 @@ class VideoSource:
     def seek(self, index: int) -> None:
         raise SourceError(f"{self.description} is live and cannot seek; only files can be replayed from a frame")
 
+    def lost_tick(self) -> int | None:
+        """The frame number of a tick on which a live source gave nothing (camera lost): a number
+        of its own, which no frame takes after; None for a file (it has no lost ticks)."""
+        return None
+
     def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -317,6 +322,7 @@ class LiveSource(VideoSource):
         self._empty_reconnects = 0  # reconnects in a row after which no frame came
         self.dropped = 0  # frames replaced by a newer one before anyone read them
         self._index = 0
+        self._index_lock = threading.Lock()  # frames (capture thread) and lost ticks (reader) take numbers
         self._t0 = clock()
         self._thread = threading.Thread(target=self._run, name=f"capture-{description}", daemon=True)
         self._thread.start()
@@ -354,8 +360,9 @@ class LiveSource(VideoSource):
                 pass
 
     def _publish(self, img: np.ndarray) -> None:
-        frame = Frame(img, self._index, self._clock() - self._t0, captured_at=time.perf_counter())
-        self._index += 1
+        with self._index_lock:
+            frame = Frame(img, self._index, self._clock() - self._t0, captured_at=time.perf_counter())
+            self._index += 1
         try:  # keep only the newest: drop the unread one
             self._queue.get_nowait()
             self.dropped += 1
@@ -431,6 +438,11 @@ class LiveSource(VideoSource):
             return None
         self.lost = False
         return frame
+
+    def lost_tick(self) -> int | None:
+        with self._index_lock:
+            self._index += 1
+            return self._index - 1
 
     def close(self, timeout_s: float | None = None) -> None:
         self._stop.set()

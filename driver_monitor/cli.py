@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .config import Config, load_config
-from .errors import DriverMonitorError, Terminated, report
+from .errors import DriverMonitorError, Terminated, report, reset_stop_signals, stop_signal, stopping
 
 
 def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
@@ -71,16 +71,28 @@ def cmd_analyze(args: argparse.Namespace, cfg: Config) -> int:
     summary = analyze(args.source, args.out, cfg, progress=None if args.progress is None else args.progress,
                       max_frames=args.max_frames, overwrite=args.overwrite, verbose=getattr(args, "verbose", False))
     frames = summary.get("frames", 0)
-    fps = summary.get("loop_fps") or summary.get("processing_fps")  # the loop's rate, start-up excluded
     events = summary.get("events", {})
     ev = ", ".join(f"{k}: {v}" for k, v in events.items()) or "none"
-    print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video) at "
-          f"{fps} fps -> {args.out}; events: {ev}")
+    print(f"analysed {frames} frames ({summary.get('duration_s', 0)} s of video), {_rate(summary)} -> {args.out}; "
+          f"events: {ev}")
+    if summary.get("engine_missing"):
+        print("warning: analysed without the emotion/AU engine, so no emotion or AU columns (why: engine_missing "
+              "in summary.json); driver state was analysed", file=sys.stderr)
     if not summary.get("complete", True):
         print(f"error: {summary.get('reason')}; the results for the {frames} frames analysed are in {args.out}",
               file=sys.stderr)
         return 3
     return 0
+
+
+def _rate(summary: dict[str, Any]) -> str:
+    """The speed figure, named as in summary.json: ``loop_fps`` (frames per second of the frame
+    loop, start-up excluded), or ``processing_fps`` (per-frame work alone) when the loop has none."""
+    for key, what in (("loop_fps", "the frame loop's frames/s, start-up excluded"),
+                      ("processing_fps", "frames/s of the per-frame work")):
+        if summary.get(key) is not None:
+            return f"{key} {summary[key]} ({what})"
+    return "no frame rate (no frame analysed)"
 
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
@@ -127,25 +139,43 @@ def _common_everywhere(p: argparse.ArgumentParser) -> None:
 
 
 def _on_signal(signum: int, _frame: object) -> None:
-    import signal
+    """The first SIGTERM / SIGHUP raises ``Terminated(signum, name)`` (exit 128 + signum), the first
+    SIGINT KeyboardInterrupt (130); one that comes while the run is already stopping is ignored,
+    and one that comes while summary.json is written waits for it (errors.stop_signal)."""
+    stop_signal(signum)
 
-    raise Terminated(signum, signal.Signals(signum).name)
 
-
-def _handle_termination() -> None:
-    """SIGTERM and SIGHUP end a run like Ctrl-C: what was analysed is kept, summary.json written."""
+def _handle_termination() -> dict[int, Any]:
+    """SIGTERM and SIGHUP end a run like Ctrl-C: what was analysed is kept, summary.json written;
+    a second signal (of any of the three) cannot cut the final write short. Returns the handlers
+    replaced, for :func:`_restore_handlers`."""
     import signal
     import threading
 
+    reset_stop_signals()
+    before: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
-        return
-    for name in ("SIGTERM", "SIGHUP"):
+        return before
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             try:
-                signal.signal(sig, _on_signal)
+                before[sig] = signal.signal(sig, _on_signal)
             except (OSError, ValueError):  # not allowed here (embedded interpreter)
                 pass
+    return before
+
+
+def _restore_handlers(before: dict[int, Any], ignore: bool = False) -> None:
+    """The handlers :func:`_handle_termination` replaced; ``ignore``: none (the signals are ignored
+    from now on, also while the interpreter shuts down: the run has stopped and is exiting)."""
+    import signal
+
+    for sig, handler in before.items():
+        try:
+            signal.signal(sig, signal.SIG_IGN if ignore else handler if handler is not None else signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
 
 
 def cmd_batch(args: argparse.Namespace, cfg: Config) -> int:
@@ -267,7 +297,14 @@ def _quiet_native_stderr() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_native_stderr()
-    _handle_termination()
+    before = _handle_termination()
+    try:
+        return _run(argv)
+    finally:  # after a stop, a signal while the process exits cannot change its exit code
+        _restore_handlers(before, ignore=stopping())
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

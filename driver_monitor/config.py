@@ -446,6 +446,9 @@ def read_yaml(path: str | Path, what: str, missing_hint: str) -> Any:
     """The YAML document in ``path``; a missing, unreadable or invalid file is a ConfigError that
     names ``what`` (e.g. "config file") and the path, with ``missing_hint`` when it does not exist."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{what} {str(p)!r} is a folder, not a file; a {what} is needed{_yaml_in(p)}: "
+                          f"{missing_hint}")
     if not p.is_file():
         raise ConfigError(f"{what} {str(p)!r} does not exist; {missing_hint}")
     try:
@@ -454,6 +457,15 @@ def read_yaml(path: str | Path, what: str, missing_hint: str) -> Any:
         raise ConfigError(f"{what} {str(p)!r} is not valid YAML: {yaml_problem(exc)}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} {str(p)!r} cannot be read: {exc}") from None
+
+
+def _yaml_in(folder: Path) -> str:
+    """", e.g. 'DIR/config.yaml' there": the YAML files a folder given for a file holds (at most three)."""
+    try:
+        names = sorted(str(x) for x in folder.iterdir() if x.suffix in (".yaml", ".yml") and x.is_file())[:3]
+    except OSError:
+        return ""
+    return f", e.g. {' or '.join(repr(n) for n in names)} there" if names else ""
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:

@@ -6,7 +6,10 @@ The CLI prints ``str(err)`` on one line and exits non-zero; the UI shows it in a
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import Iterator
 
 
 class DriverMonitorError(Exception):
@@ -52,6 +55,84 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
         self.name = name
         self.exit_code = 128 + signum
+
+
+def stop_exception(signum: int) -> KeyboardInterrupt:
+    """What a stop signal raises: KeyboardInterrupt for SIGINT (Ctrl-C, exit 130), :class:`Terminated`
+    for SIGTERM / SIGHUP (exit 128 + the signal)."""
+    import signal
+
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return Terminated(signum, signal.Signals(signum).name)
+
+
+class _Stop:
+    """The command line's stop state: the signal that is stopping the run, and the section that
+    closes the results (summary.json) while a signal must wait."""
+
+    first: int | None = None  # the signal that stopped the run; later ones are ignored
+    holding: list[list[int]] = []  # one list per open hold_stop_signals(): the signals it held
+    said = False
+
+
+def reset_stop_signals() -> None:
+    """Forget an earlier stop (a new command starts)."""
+    _Stop.first, _Stop.holding, _Stop.said = None, [], False
+
+
+def stopping() -> bool:
+    """Whether a stop signal has stopped the run."""
+    return _Stop.first is not None
+
+
+def stop_signal(signum: int) -> None:
+    """SIGINT / SIGTERM / SIGHUP under the command line. The first stops the run: it raises
+    :func:`stop_exception` (``Terminated(signum, name)`` for TERM / HUP), unless the results are
+    being closed (:func:`hold_stop_signals`), which then holds it. A signal that comes while the
+    run is already stopping is ignored, so the first stop's reason is the one summary.json and
+    the exit code give, and a second Ctrl-C cannot cut summary.json short."""
+    if _Stop.first is not None:
+        _say_once("already stopping: the results are being written, further signals are ignored")
+        return
+    if _Stop.holding:
+        _Stop.holding[-1].append(signum)
+        _say_once("stopping once the results are written")
+        return
+    _Stop.first = signum
+    raise stop_exception(signum)
+
+
+@contextlib.contextmanager
+def hold_stop_signals() -> Iterator[list[int]]:
+    """While the block runs (closing the results, writing summary.json), a stop signal does not
+    interrupt it: the signals held are in the yielded list, for the caller to raise after
+    (:func:`raise_held`). Where no handler of ours is installed, this changes nothing."""
+    held: list[int] = []
+    _Stop.holding.append(held)
+    try:
+        yield held
+    finally:
+        _Stop.holding.remove(held)
+
+
+def raise_held(held: list[int]) -> None:
+    """Raise the first signal a :func:`hold_stop_signals` block held, as a stop now (no-op when none)."""
+    if held and _Stop.first is None:
+        _Stop.first = held[0]
+        raise stop_exception(held[0])
+
+
+def _say_once(text: str) -> None:
+    """One line on stderr from inside a signal handler: a raw write (a buffered print could be
+    re-entered), best effort."""
+    if _Stop.said:
+        return
+    _Stop.said = True
+    try:
+        os.write(sys.stderr.fileno(), f"{text}\n".encode())
+    except (OSError, ValueError, AttributeError):  # no real stderr (captured, embedded)
+        pass
 
 
 class DatasetError(DriverMonitorError):

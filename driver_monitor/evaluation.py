@@ -71,10 +71,14 @@ class Interval:
     note: str = ""
     expect: tuple[Expect, ...] = ()
     forbid: tuple[str, ...] = ()
+    where: str = field(default="", compare=False)  # "shared_clips.yaml clip 'x' interval 2", for errors
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+    def describe(self) -> str:
+        return f"{self.where} ({self.label} {self.start_s:g}-{self.end_s:g} s)"
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,32 @@ def _parse_interval(raw: Any, where: str, cfg: Config) -> Interval:
         raise _err(where, f"needs 0 <= start_s < end_s, got {start} .. {end}")
     d_expect, d_forbid = default_expectation(str(label), start, end, cfg)
     return Interval(str(label), start, end, str(note or ""), d_expect if expect is None else expect,
-                    d_forbid if forbid is None else forbid)
+                    d_forbid if forbid is None else forbid, where)
+
+
+def refuse_contradictions(intervals: Sequence[Interval]) -> None:
+    """Two intervals of a clip that overlap, one expecting what the other forbids (eyes closed long
+    enough for a drowsiness alert inside attentive driving, phone inside no_phone), cannot both be
+    met: a ConfigError naming both entries."""
+    for a in intervals:
+        for b in intervals:
+            overlap = min(a.end_s, b.end_s) - max(a.start_s, b.start_s)
+            clash = next((e for e in a.expect if e.type in b.forbid), None)
+            if a is not b and overlap > 1e-6 and clash is not None:
+                raise ConfigError(f"truth file {a.describe()} expects {clash.describe()}, but {b.describe()} "
+                                  f"overlaps it by {overlap:.2f} s and forbids {clash.type}; a moment cannot be "
+                                  f"both: correct one of the two marks")
+
+
+def refuse_past_end(clip: Clip, end_s: float, what: str) -> None:
+    """An interval that ends past the clip (beyond the marking tolerance) would count time with no
+    frames (inflating attentive driving, so deflating false alerts per hour): a ConfigError naming
+    the entry. ``end_s``: where the clip's last frame ends; ``what`` says how that is known."""
+    for iv in clip.intervals:
+        if iv.end_s > end_s + MARK_TOLERANCE_S:
+            raise ConfigError(f"truth file {iv.describe()} ends past the clip: {clip.video.name} ends at "
+                              f"{end_s:.2f} s ({what}); mark it within the clip, or check that the clip's video "
+                              f"is the right file")
 
 
 def load_truth(path: str | Path, cfg_for: Any, video_dir: str | Path | None = None) -> list[Clip]:
@@ -217,6 +246,7 @@ def load_truth(path: str | Path, cfg_for: Any, video_dir: str | Path | None = No
         if not isinstance(raw_iv, list) or not raw_iv:
             raise _err(where, "needs a non-empty intervals: list")
         intervals = tuple(_parse_interval(r, f"{where} interval {j + 1}", cfg) for j, r in enumerate(raw_iv))
+        refuse_contradictions(intervals)
         video = Path(str(c["video"]))
         clips.append(Clip(name, video if video.is_absolute() else base / video, intervals, overrides,
                           str(c.get("note", "") or "").strip()))
@@ -242,6 +272,14 @@ class Results:
                   if line.strip()]
         return cls([float(r["time_s"]) for r in rows], rows, events)
 
+    @property
+    def end_s(self) -> float:
+        """Where the last frame analysed ends (its time plus one frame's step); 0 with no frame."""
+        if not self.t:
+            return 0.0
+        step = (self.t[-1] - self.t[0]) / (len(self.t) - 1) if len(self.t) > 1 else 0.0
+        return self.t[-1] + step
+
     def level(self, i: int, column: str) -> int:
         return LEVELS.get(self.rows[i].get(column, "none") or "none", 0)
 
@@ -266,6 +304,7 @@ class Outcome:
     passed: bool
     detections: list[dict[str, Any]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    covered_s: float | None = None  # the part of the interval that has frames (None: all of it)
 
 
 def _recognised_at(res: Results, exp: Expect, iv: Interval, cfg: Config) -> float | None:
@@ -330,7 +369,7 @@ def score_clip(clip: Clip, res: Results, cfg: Config) -> list[Outcome]:
     outcomes = []
     rises = {col: res.rises(col) for col in ALERTS}
     for iv in clip.intervals:
-        o = Outcome(iv, True)
+        o = Outcome(iv, True, covered_s=max(0.0, min(iv.end_s, res.end_s) - iv.start_s))
         for exp in iv.expect:
             t = _recognised_at(res, exp, iv, cfg)
             latency = None if t is None else max(0.0, t - iv.start_s)
@@ -373,8 +412,8 @@ def summarise(scored: Sequence[tuple[Clip, Sequence[Outcome]]]) -> dict[str, Any
             s["detected"] += sum(1 for d in o.detections if d["ok"])
             s["latencies_s"] += [d["latency_s"] for d in o.detections if d["latency_s"] is not None]
             s["violations"] += len(o.violations)
-            if iv.label == "attentive":
-                attentive_s += iv.duration_s
+            if iv.label == "attentive":  # only the time with frames counts
+                attentive_s += iv.duration_s if o.covered_s is None else o.covered_s
                 false_alerts += len(o.violations)
             rows.append({"label": iv.label, "start_s": iv.start_s, "end_s": iv.end_s, "note": iv.note,
                          "expect": [d["expect"] for d in o.detections] or [f"no {', '.join(iv.forbid)}"],
@@ -458,6 +497,7 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
     if missing:
         raise ConfigError(f"video {missing[0]!r} of the truth file does not exist; pass --video-dir DIR "
                           f"with the folder that holds the clips")
+    _refuse_intervals_past_the_videos(clips, cfg_for)
     out = Path(out_dir)
     scored = []
     for clip in clips:
@@ -467,7 +507,9 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
             summary = analyze(str(clip.video), folder, cfg, progress=False, log=lambda m: None)
             if not summary.get("complete", True):
                 log(f"warning: {clip.name}: {summary.get('reason')}; scoring the frames analysed")
-        outcomes = score_clip(clip, Results.read(folder), cfg)
+        res = Results.read(folder)
+        _past_the_frames(clip, res, log)
+        outcomes = score_clip(clip, res, cfg)
         failed = [o for o in outcomes if not o.passed]
         log(f"{clip.name}: {len(outcomes) - len(failed)}/{len(outcomes)} scenarios passed"
             + "".join(f"\n  FAILED {o.interval.label} {o.interval.start_s:.2f}-{o.interval.end_s:.2f} s: "
@@ -483,3 +525,33 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
     out.mkdir(parents=True, exist_ok=True)
     (out / "dms_eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _refuse_intervals_past_the_videos(clips: Sequence[Clip], cfg_for: Any) -> None:
+    """Before anything is analysed: each clip's length from its video, on the time base analyze
+    uses (the clip's own config: capture.fps, a stream that starts mid-way), refuses an interval
+    past it (:func:`refuse_past_end`). A video that announces no frame count is checked after."""
+    from .capture import open_source
+    from .errors import SourceError
+
+    for clip in clips:
+        try:
+            src = open_source(str(clip.video), cfg_for(clip.overrides).capture)
+        except SourceError:
+            continue  # analyze says what is wrong with it
+        try:
+            n, fps = src.frame_count, src.fps
+        finally:
+            src.close()
+        if n:
+            refuse_past_end(clip, n / fps, f"{n} frames at {fps:g} fps")
+
+
+def _past_the_frames(clip: Clip, res: Results, log: Any) -> None:
+    """After analysis: intervals that run past the frames analysed (a video shorter than it
+    announced, a truncated one) are scored on the frames there are and said."""
+    short = [iv for iv in clip.intervals if iv.end_s > res.end_s + MARK_TOLERANCE_S]
+    if short:
+        log(f"warning: {clip.name}: the frames analysed end at {res.end_s:.2f} s; "
+            + ", ".join(iv.describe() for iv in short) + " is scored on the frames up to there only")
+

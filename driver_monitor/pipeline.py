@@ -154,6 +154,7 @@ class Pipeline:
         self.region_smoother = ProbSmoother(cfg.smoothing)
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
+        self._lost_index = -1  # the last lost tick's frame number
         self._last_wall: float | None = None
         self._first_wall: float | None = None  # when the first tick came (a source may never deliver)
         self._last_t: float | None = None      # time of the last tick, lost ones included
@@ -215,13 +216,14 @@ class Pipeline:
         return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3, person)
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
-                t_s: float | None = None, detected: Detected | None = None) -> FrameResult:
-        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick.
+                t_s: float | None = None, detected: Detected | None = None, index: int | None = None) -> FrameResult:
+        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick; ``index``
+        is then the tick's frame number (the source's ``lost_tick()``; default: one past the last).
         ``detected``: the frame's :meth:`detect` result when the mesh already ran (two stages)."""
         if self._first_wall is None:
             self._first_wall = time.monotonic()
         if frame is None:
-            return self._lost(t_s)
+            return self._lost(t_s, index)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         if decode_ms is not None:
@@ -373,7 +375,7 @@ class Pipeline:
             aus_hidden=hidden_aus(out.au_names, self.engine.au_regions, regions, threshold, gone),
             regions_hidden=tuple(r for r in out.region_names if r in gone))
 
-    def _lost(self, t_s: float | None) -> FrameResult:
+    def _lost(self, t_s: float | None, index: int | None = None) -> FrameResult:
         last = self._last_frame
         if t_s is None:  # the wall clock goes on while nothing comes
             if last is not None and self._last_wall is not None:
@@ -381,7 +383,9 @@ class Pipeline:
             else:
                 t_s = time.monotonic() - (self._first_wall or time.monotonic())
         self._last_t = float(t_s)
-        index = last.index if last is not None else -1
+        if index is None:  # each lost tick a number of its own
+            index = max(last.index if last is not None else -1, self._lost_index) + 1
+        self._lost_index = index
         frame = Frame(image=_LOST_IMAGE, index=index, time_s=float(t_s))
         self.smoother.reset()
         self._had_face = False

@@ -48,7 +48,7 @@ def step(src: "VideoSource", pipeline: "Pipeline", *, report_lost: bool = True) 
     decode_ms = (time.perf_counter() - read_at) * 1e3
     if frame is None:
         if src.is_live and not src.ended and report_lost:
-            return Step(pipeline.process(None), read_at)
+            return Step(pipeline.process(None, index=src.lost_tick()), read_at)
         return Step(None, read_at)
     return Step(pipeline.process(frame, decode_ms=decode_ms), read_at)
 
@@ -118,7 +118,8 @@ def _mesh_frames(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
             decode_ms = (time.perf_counter() - t0) * 1e3
             if frame is None and src.ended:
                 return
-        item: Any = None if frame is None else (frame, decode_ms, pipeline.detect(frame, prepared))  # None: lost
+        item: Any = (src.lost_tick() if frame is None  # a lost tick: its frame number
+                     else (frame, decode_ms, pipeline.detect(frame, prepared)))
         if src.is_live:
             _put_newest(hand, item)
         else:
@@ -255,8 +256,8 @@ def _two_stage_loop(src: "VideoSource", pipeline: "Pipeline", max_frames: int | 
                 return
             if isinstance(item, BaseException):
                 raise item
-            if item is None:
-                yield pipeline.process(None)
+            if item is None or isinstance(item, int):  # a lost tick
+                yield pipeline.process(None, index=item)
                 continue
             frame, decode_ms, detected = item
             yield pipeline.process(frame, decode_ms=decode_ms, detected=detected)

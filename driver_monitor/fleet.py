@@ -8,9 +8,11 @@
   as the command line; ``ray.util.ActorPool`` hands the drives out. Local by default
   (``ray.init()`` on this machine), a running cluster with ``--address``.
 * A drive is written into a temporary folder and renamed when its analysis ends, so a crash leaves
-  no half-written drive; a drive already complete is skipped (``--force`` redoes it). A drive that
-  cannot be read fails alone and ``fleet.jsonl`` says why; a worker killed mid-drive is restarted by
-  Ray and the drive retried (``--retries``). Ctrl-C keeps every completed drive.
+  no half-written drive. A drive's folder records its file (path, size, modification time): a
+  re-run skips a drive complete for that very file (``--force`` redoes it), analyses a changed file
+  again, and gives a different file of the same name its own folder. A drive that cannot be read
+  fails alone and ``fleet.jsonl`` says why; a worker killed mid-drive is restarted by Ray and the
+  drive retried (``--retries``). Ctrl-C keeps every completed drive.
 * The report (``fleet.csv``, ``fleet_drivers.csv``, ``fleet.html``) is built from the drive folders
   by :mod:`driver_monitor.fleet_report`.
 
@@ -19,13 +21,14 @@ Ray is imported only when a batch runs (``pip install -e ".[fleet]"``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -39,13 +42,17 @@ TMP_PREFIX = ".tmp-"
 
 @dataclass(frozen=True, slots=True)
 class Drive:
-    """One recorded drive: ``id`` names its results folder; the rest comes from a manifest."""
+    """One recorded drive: ``id`` names its results folder; driver, vehicle and start time come from
+    a manifest; ``size`` (bytes) and ``mtime_ns`` are the file's when the batch read it (-1: unknown),
+    recorded in ``drive.json`` so a re-run knows whether the results are of this very file."""
 
     id: str
     path: str
     driver_id: str = ""
     vehicle_id: str = ""
     start_time: str = ""
+    size: int = -1
+    mtime_ns: int = -1
 
 
 # --------------------------------------------------------------------------- the drives
@@ -65,25 +72,50 @@ def _unique_ids(paths: Sequence[Path], root: Path | None) -> list[str]:
     return ids
 
 
-def _manifest_rows(path: Path) -> list[dict[str, str]]:
+def _manifest_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """The manifest's rows with the line each starts on."""
     if path.suffix.lower() == ".jsonl":
         rows = []
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    rows.append((n, json.loads(line)))
                 except json.JSONDecodeError as exc:
                     raise ConfigError(f"manifest {path} line {n} is not JSON ({exc.msg}); one object per line, "
                                       f"e.g. {{\"path\": \"drive1.mp4\", \"driver_id\": \"d7\"}}") from None
         return rows
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        rows = []
+        for r in reader:
+            rows.append((reader.line_num, r))
+        return rows
 
 
-def read_drives(spec: str | os.PathLike) -> list[Drive]:
+def _drop_repeats(rows: list[tuple[int, dict[str, str]]], paths: list[Path], manifest: Path,
+                  warn: Callable[[str], None]) -> tuple[list[tuple[int, dict[str, str]]], list[Path]]:
+    """Rows naming a path an earlier row names are dropped (a drive analysed twice would count twice
+    for its driver), with one warning line naming them."""
+    first: dict[str, int] = {}
+    keep_rows, keep_paths, repeats = [], [], []
+    for (line, row), q in zip(rows, paths):
+        key = os.path.normpath(os.path.abspath(q))
+        if key in first:
+            repeats.append(f"{q.name} on line {line} (first on line {first[key]})")
+            continue
+        first[key] = line
+        keep_rows.append((line, row))
+        keep_paths.append(q)
+    if repeats:
+        warn(f"batch: manifest {manifest} names {len(repeats)} drive(s) again: {'; '.join(repeats)}; each is "
+             f"analysed once, with its first row's driver, vehicle and start time")
+    return keep_rows, keep_paths
+
+
+def read_drives(spec: str | os.PathLike, warn: Callable[[str], None] = lambda m: None) -> list[Drive]:
     """The drives of a folder (every video below it, sorted) or of a manifest (CSV with a header, or
     JSONL: ``path`` and optional ``driver_id``, ``vehicle_id``, ``start_time``; relative paths are
-    relative to the manifest)."""
+    relative to the manifest; a path named again is kept once, and ``warn`` says so)."""
     p = Path(spec)
     if p.is_dir():
         videos = sorted(v for v in p.rglob("*") if v.is_file() and v.suffix.lower() in VIDEO_EXTS
@@ -97,14 +129,15 @@ def read_drives(spec: str | os.PathLike) -> list[Drive]:
     if p.suffix.lower() not in (".csv", ".jsonl"):
         raise ConfigError(f"{str(p)!r} is neither a folder nor a manifest (.csv or .jsonl)")
     rows = _manifest_rows(p)
-    if not rows or any(not str(r.get("path") or "").strip() for r in rows):
+    if not rows or any(not str(r.get("path") or "").strip() for _, r in rows):
         raise ConfigError(f"manifest {str(p)!r} needs a non-empty 'path' on every row "
                           f"(columns: path, driver_id, vehicle_id, start_time)")
-    paths = [Path(str(r["path"]).strip()) for r in rows]
+    paths = [Path(str(r["path"]).strip()) for _, r in rows]
     paths = [q if q.is_absolute() else p.parent / q for q in paths]
+    rows, paths = _drop_repeats(rows, paths, p, warn)
     ids = _unique_ids(paths, p.parent)
     return [Drive(i, str(q), str(r.get("driver_id") or ""), str(r.get("vehicle_id") or ""),
-                  str(r.get("start_time") or "")) for i, q, r in zip(ids, paths, rows)]
+                  str(r.get("start_time") or "")) for i, q, (_, r) in zip(ids, paths, rows)]
 
 
 def drive_folder(out: str | os.PathLike, drive: Drive) -> Path:
@@ -127,6 +160,63 @@ def clean_stale(out: str | os.PathLike) -> list[Path]:
     for d in stale:
         shutil.rmtree(d, ignore_errors=True)
     return stale
+
+
+def stamped(d: Drive) -> Drive:
+    """The drive with its absolute path and its file's size and modification time (-1: unreadable)."""
+    path = os.path.abspath(d.path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return replace(d, path=path)
+    return replace(d, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _recorded(folder: Path) -> dict[str, Any] | None:
+    """A drive folder's drive.json: the file its results are of (None: no folder, or none recorded)."""
+    try:
+        meta = json.loads((folder / "drive.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _same_path(meta: dict[str, Any], d: Drive) -> bool:
+    return os.path.abspath(str(meta.get("path") or "")) == os.path.abspath(d.path)
+
+
+def _unchanged(meta: dict[str, Any], d: Drive) -> bool:
+    """The file has the size and modification time its results recorded (folders written before
+    those were recorded: the path alone decides)."""
+    if "size" not in meta:
+        return True
+    return meta.get("size") == d.size and meta.get("mtime_ns") == d.mtime_ns
+
+
+def place_drives(drives: Sequence[Drive], out: str | os.PathLike,
+                 force: bool = False) -> tuple[list[Drive], set[str], list[str]]:
+    """(the drives with their folder ids, the ids already complete, the ids whose file changed).
+
+    A drive folder belongs to the file its ``drive.json`` records. A drive whose id names the folder
+    of another file (two manifests each naming an ``x.mp4`` of another folder: both ``x``) gets its
+    own id, the id and a short hash of its path, the same at every run, so the results of two files
+    never mix. A complete folder of the same file is skipped unless ``force``, or unless the file's
+    size or modification time changed since: then it is analysed again."""
+    placed, done, changed = [], set(), []
+    for d in drives:
+        meta = _recorded(drive_folder(out, d))
+        if meta is not None and not _same_path(meta, d):
+            digest = hashlib.sha1(os.path.abspath(d.path).encode("utf-8")).hexdigest()[:8]
+            d = replace(d, id=f"{d.id}-{digest}")
+            meta = _recorded(drive_folder(out, d))
+        placed.append(d)
+        if meta is None or force or not is_complete(drive_folder(out, d)):
+            continue
+        if _unchanged(meta, d):
+            done.add(d.id)
+        else:
+            changed.append(d.id)
+    return placed, done, changed
 
 
 # --------------------------------------------------------------------------- the worker
@@ -251,16 +341,20 @@ def run_batch(spec: str | os.PathLike, out: str | os.PathLike, opts: BatchOption
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
     """Analyse every drive of ``spec`` into ``out`` on Ray; write fleet.jsonl and the report.
     Returns the run's summary (counts, frames, seconds, frames per second)."""
-    drives = read_drives(spec)
+    drives = [stamped(d) for d in read_drives(spec, log)]
     out = Path(out)
     (out / "drives").mkdir(parents=True, exist_ok=True)
     stale = clean_stale(out)
     if stale:
         log(f"batch: removed {len(stale)} half-written drive folder(s) of an interrupted run")
-    done = {d.id for d in drives if not opts.force and is_complete(drive_folder(out, d))}
+    drives, done, changed = place_drives(drives, out, opts.force)
+    if changed:
+        log(f"batch: {len(changed)} drive(s) changed since their results were written (size or modification "
+            f"time), analysed again: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
     todo = [d for d in drives if d.id not in done]
-    outcomes: dict[str, dict[str, Any]] = {d: {"drive": d, "status": "skipped", "reason": "complete from an "
-                                               "earlier run (--force redoes it)"} for d in done}
+    outcomes: dict[str, dict[str, Any]] = {d.id: {"drive": d.id, "path": d.path, "status": "skipped",
+                                                  "reason": "complete from an earlier run (--force redoes it)"}
+                                           for d in drives if d.id in done}
     started = time.perf_counter()
     stats = {"drives": len(drives), "skipped": len(done), "workers": 0, "ray_start_s": 0.0}
     interrupted = None

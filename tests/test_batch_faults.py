@@ -1,0 +1,134 @@
+"""`driver-monitor batch` under faults: two files of one name, repeated manifest rows.
+
+Small synthetic drives (grey frames with a moving square, no face), the engine off where it does
+not matter; one local Ray cluster (2 CPUs) serves the module. The pure parts run without Ray.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driver_monitor.fleet import BatchOptions, Drive, place_drives, read_drives, run_batch, stamped
+
+NO_ENGINE = ("engine.enabled=false",)
+
+
+def synthetic_drive(path: Path, frames: int, shade: int = 90) -> Path:
+    """A small video: a grey frame with a square moving across it (no face: analysed quickly)."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
+    assert vw.isOpened()
+    for i in range(frames):
+        img = np.full((120, 160, 3), shade, np.uint8)
+        x = (i * 3) % 140
+        img[50:70, x:x + 20] = 220
+        vw.write(img)
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray", reason='the fleet extra is not installed (pip install -e ".[fleet]")')
+    import logging
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield ray
+    ray.shutdown()
+
+
+def outcomes(out: Path) -> dict[str, dict]:
+    return {o["drive"]: o for o in map(json.loads, (out / "fleet.jsonl").read_text().splitlines())}
+
+
+# --------------------------------------------------------------------------- drive identity
+
+
+def _complete_folder(out: Path, d: Drive) -> None:
+    """A drive folder as a finished worker leaves it."""
+    f = out / "drives" / d.id
+    f.mkdir(parents=True)
+    (f / "summary.json").write_text(json.dumps({"frames": 1, "machine": {}, "complete": True}))
+    (f / "frames.csv").write_text("frame\n0\n")
+    from dataclasses import asdict
+
+    (f / "drive.json").write_text(json.dumps(asdict(d)))
+
+
+def _two_manifests(tmp: Path) -> tuple[Path, Path]:
+    """Two manifests in their own folders, each naming an x.avi of another folder (both get id x)."""
+    synthetic_drive(tmp / "v1" / "x.avi", 20, shade=60)
+    synthetic_drive(tmp / "v2" / "x.avi", 30, shade=160)
+    m1, m2 = tmp / "m1" / "drives.csv", tmp / "m2" / "drives.csv"
+    for m, v in ((m1, "v1"), (m2, "v2")):
+        m.parent.mkdir()
+        m.write_text(f"path,driver_id\n{tmp / v / 'x.avi'},{v}\n")
+    return m1, m2
+
+
+def test_a_drive_is_known_by_its_file_not_its_name(tmp_path) -> None:
+    m1, m2 = _two_manifests(tmp_path)
+    out = tmp_path / "out"
+    (first,) = [stamped(d) for d in read_drives(m1)]
+    (second,) = [stamped(d) for d in read_drives(m2)]
+    assert first.id == second.id == "x"
+    _complete_folder(out, first)
+    placed, done, changed = place_drives([first], out)
+    assert [d.id for d in placed] == ["x"] and done == {"x"} and not changed
+    # the other file of the same name: its own folder, not the first one's results
+    placed, done, changed = place_drives([second], out)
+    assert placed[0].id != "x" and placed[0].id.startswith("x-") and not done
+    assert place_drives([second], out)[0][0].id == placed[0].id  # the same at every run
+    _complete_folder(out, placed[0])
+    assert place_drives([second], out)[1] == {placed[0].id}
+    assert place_drives([first], out)[1] == {"x"}
+    # the first file re-recorded (same path, new size and time): analysed again
+    synthetic_drive(tmp_path / "v1" / "x.avi", 25, shade=70)
+    os.utime(tmp_path / "v1" / "x.avi", ns=(first.mtime_ns + 10**9, first.mtime_ns + 10**9))
+    placed, done, changed = place_drives([stamped(read_drives(m1)[0])], out)
+    assert placed[0].id == "x" and not done and changed == ["x"]
+    assert place_drives([first], out, force=True)[1] == set()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_rerun_with_another_manifest_analyses_its_own_drive(tmp_path, cluster) -> None:
+    m1, m2 = _two_manifests(tmp_path)
+    out = tmp_path / "out"
+    opts = BatchOptions(overrides=NO_ENGINE, workers=1, progress=False)
+    assert run_batch(m1, out, opts)["ok"] == 1
+    again = run_batch(m2, out, opts)
+    assert again["ok"] == 1 and again["skipped"] == 0
+    (o,) = outcomes(out).values()
+    folder = out / "drives" / o["drive"]
+    assert o["drive"] != "x" and json.loads((folder / "summary.json").read_text())["frames"] == 30
+    assert json.loads((out / "drives" / "x" / "summary.json").read_text())["frames"] == 20  # kept
+    assert json.loads((folder / "drive.json").read_text())["path"] == str(tmp_path / "v2" / "x.avi")
+    assert run_batch(m1, out, opts)["skipped"] == 1
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_repeated_manifest_row_is_analysed_once_with_one_warning(tmp_path, suffix) -> None:
+    a, b = synthetic_drive(tmp_path / "a.avi", 5), synthetic_drive(tmp_path / "b.avi", 5)
+    rows = [(a, "anna"), (b, "ben"), (a, "carl"), ("a.avi", "dora")]  # the last: the same file, relative
+    m = tmp_path / f"drives{suffix}"
+    if suffix == ".csv":
+        m.write_text("path,driver_id\n" + "".join(f"{p},{d}\n" for p, d in rows))
+    else:
+        m.write_text("".join(json.dumps({"path": str(p), "driver_id": d}) + "\n" for p, d in rows))
+    said: list[str] = []
+    drives = read_drives(m, said.append)
+    assert [(Path(d.path).name, d.driver_id) for d in drives] == [("a.avi", "anna"), ("b.avi", "ben")]
+    first, again = (2, (4, 5)) if suffix == ".csv" else (1, (3, 4))  # the CSV's header is line 1
+    assert len(said) == 1 and str(m) in said[0]
+    assert all(f"a.avi on line {n} (first on line {first})" in said[0] for n in again)
+    assert read_drives(m) == drives  # no warn given: still once

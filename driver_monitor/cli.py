@@ -173,7 +173,8 @@ def _add_batch(sub: Any) -> None:
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="Ray cluster to use: auto (a running local cluster) or ray://HOST:10001; "
                         "default: start Ray on this machine")
-    p.add_argument("--workers", type=_positive_int, metavar="N", help="workers (default: as many as the CPUs allow)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="workers (default, and at most: as many as the cluster's CPUs / GPUs hold)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="K", help="CPUs per worker (default 1)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0)")
     p.add_argument("--retries", type=int, default=2, metavar="R", help="times a drive is retried when its worker "

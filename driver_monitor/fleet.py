@@ -6,7 +6,8 @@
   face mesh, created inside the actor (never in the driver process, never across a fork), and
   analyses one drive at a time, in order, with the same :func:`~driver_monitor.analyze.analyze`
   as the command line; ``ray.util.ActorPool`` hands the drives out. Local by default
-  (``ray.init()`` on this machine), a running cluster with ``--address``.
+  (``ray.init()`` on this machine), a running cluster with ``--address``. ``--workers`` beyond what
+  the cluster's CPUs (GPUs) hold is capped, with one line saying so (the rest would never start).
 * A drive is written into a temporary folder and renamed when its analysis ends, so a crash leaves
   no half-written drive. A drive's folder records its file (path, size, modification time): a
   re-run skips a drive complete for that very file (``--force`` redoes it), analyses a changed file
@@ -310,18 +311,28 @@ def pin_mesh_in_workers(address: str | None, started_here: bool, workers: int) -
     return address is None and started_here and workers == 1
 
 
-def _worker_count(ray: Any, workers: int | None, cpus: float, gpus: float) -> int:
-    if workers is not None:
-        return workers
-    res = ray.cluster_resources()
-    n = int(res.get("CPU", 1) // max(cpus, 1e-9))
+def worker_count(resources: dict[str, float], workers: int | None, cpus: float, gpus: float,
+                 log: Callable[[str], None] = lambda m: None) -> int:
+    """The workers to start: as many as the cluster's CPUs (and GPUs) hold at the per-worker share,
+    or ``workers`` when it fits. More would never be scheduled and their drives would wait for ever,
+    so more is capped at what fits, with one line saying so."""
+    fit = int(resources.get("CPU", 0) // max(cpus, 1e-9))
     if gpus > 0:
-        n = min(n, int(res.get("GPU", 0) // gpus))
-    if n < 1:
-        raise DriverMonitorError(f"the cluster has {res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs: not "
-                                 f"enough for one worker of {cpus:g} CPUs / {gpus:g} GPUs; lower "
-                                 f"--cpus-per-worker / --gpus-per-worker")
-    return n
+        fit = min(fit, int(resources.get("GPU", 0) // gpus))
+    have = f"{resources.get('CPU', 0):g} CPUs" + (f" and {resources.get('GPU', 0):g} GPUs" if gpus > 0 else "")
+    if fit < 1:
+        raise DriverMonitorError(f"the cluster has {have}: not enough for one worker of {cpus:g} CPUs"
+                                 + (f" / {gpus:g} GPUs" if gpus > 0 else "")
+                                 + "; lower --cpus-per-worker / --gpus-per-worker")
+    if workers is None:
+        return fit
+    if workers > fit:
+        share = f"{cpus:g} CPU{'s' if cpus != 1 else ''}" + (f" / {gpus:g} GPU{'s' if gpus != 1 else ''}"
+                                                             if gpus > 0 else "")
+        log(f"batch: --workers {workers} is more than the cluster can run at once ({have}, {share} per worker); "
+            f"using {fit}")
+        return fit
+    return workers
 
 
 @dataclass
@@ -387,7 +398,8 @@ def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: 
     if ours:
         _connect(ray, opts.address)
     try:
-        n = min(_worker_count(ray, opts.workers, opts.cpus_per_worker, opts.gpus_per_worker), len(todo))
+        n = min(worker_count(ray.cluster_resources(), opts.workers, opts.cpus_per_worker, opts.gpus_per_worker,
+                             log), len(todo))
         # a worker that dies is restarted without limit; a drive is retried ``retries`` times
         actor = ray.remote(num_cpus=opts.cpus_per_worker, num_gpus=opts.gpus_per_worker, max_restarts=-1,
                            max_task_retries=opts.retries)(DriveAnalyzer)

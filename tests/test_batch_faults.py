@@ -1,4 +1,5 @@
-"""`driver-monitor batch` under faults: two files of one name, repeated manifest rows.
+"""`driver-monitor batch` under faults: more workers than the cluster holds, two files of one name,
+repeated manifest rows.
 
 Small synthetic drives (grey frames with a moving square, no face), the engine off where it does
 not matter; one local Ray cluster (2 CPUs) serves the module. The pure parts run without Ray.
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver_monitor.fleet import BatchOptions, Drive, place_drives, read_drives, run_batch, stamped
+from driver_monitor.fleet import BatchOptions, Drive, place_drives, read_drives, run_batch, stamped, worker_count
 
 NO_ENGINE = ("engine.enabled=false",)
 
@@ -45,6 +46,32 @@ def cluster():
 
 def outcomes(out: Path) -> dict[str, dict]:
     return {o["drive"]: o for o in map(json.loads, (out / "fleet.jsonl").read_text().splitlines())}
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_workers_beyond_the_cluster_are_capped_with_one_line() -> None:
+    said: list[str] = []
+    assert worker_count({"CPU": 2.0}, 100, 1.0, 0.0, said.append) == 2
+    assert len(said) == 1 and "--workers 100" in said[0] and "using 2" in said[0] and "2 CPUs" in said[0]
+    assert worker_count({"CPU": 2.0}, 2, 1.0, 0.0, said.append) == 2 and len(said) == 1  # fits: no word
+    assert worker_count({"CPU": 8.0, "GPU": 1.0}, 4, 1.0, 0.5, said.append) == 2  # the GPUs hold two
+    assert worker_count({"CPU": 2.0}, None, 0.5, 0.0) == 4
+    with pytest.raises(Exception, match="not enough for one worker"):
+        worker_count({"CPU": 2.0}, 1, 4.0, 0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_batch_with_more_workers_than_cpus_ends(tmp_path, cluster) -> None:
+    for n in ("a", "b", "c"):
+        synthetic_drive(tmp_path / "in" / f"{n}.avi", 20)
+    said: list[str] = []
+    stats = run_batch(tmp_path / "in", tmp_path / "out", BatchOptions(overrides=NO_ENGINE, workers=3,
+                                                                      progress=False), said.append)
+    assert stats["ok"] == 3 and stats["workers"] == 2
+    assert [s for s in said if "--workers 3" in s and "using 2" in s]
 
 
 # --------------------------------------------------------------------------- drive identity

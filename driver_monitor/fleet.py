@@ -5,7 +5,7 @@
 * Ray does the scheduling: one actor per worker (:class:`DriveAnalyzer`) holds the engine and the
   face mesh, created inside the actor (never in the driver process, never across a fork), and
   analyses one drive at a time, in order, with the same :func:`~driver_monitor.analyze.analyze`
-  as the command line; ``ray.util.ActorPool`` hands the drives out. Local by default
+  as the command line; the batch hands each idle worker the next drive. Local by default
   (``ray.init()`` on this machine), a running cluster with ``--address``. ``--workers`` beyond what
   the cluster's CPUs (GPUs) hold is capped, with one line saying so (the rest would never start).
 * A drive is written into a temporary folder and renamed when its analysis ends, so a crash leaves
@@ -13,7 +13,8 @@
   re-run skips a drive complete for that very file (``--force`` redoes it), analyses a changed file
   again, and gives a different file of the same name its own folder. A drive that cannot be read
   fails alone and ``fleet.jsonl`` says why; a worker killed mid-drive is restarted by Ray and the
-  drive retried (``--retries``). Ctrl-C keeps every completed drive.
+  drive retried (``--retries``). Ctrl-C, SIGTERM and SIGHUP stop the workers, keep every completed
+  drive and write the report for them (exit 130 / 143 / 129 from the command line).
 * The report (``fleet.csv``, ``fleet_drivers.csv``, ``fleet.html``) is built from the drive folders
   by :mod:`driver_monitor.fleet_report`.
 
@@ -29,12 +30,13 @@ import shutil
 import sys
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .config import PROJECT_ROOT, load_config
-from .errors import ConfigError, DriverMonitorError
+from .errors import ConfigError, DriverMonitorError, Terminated
 from .fleet_report import write_metrics, write_report
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
@@ -290,17 +292,112 @@ def _ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, address: str | None) -> None:
-    import logging
+class StopSignals:
+    """Ctrl-C, SIGTERM and SIGHUP during a batch: noted, and the batch stops at its next look (a
+    quarter of a second), keeps every completed drive and writes its report; a second signal while it
+    does is noted too, so it cannot cut the report short. A handler raising instead would land inside
+    Ray's waits, which turn any interrupt into a plain KeyboardInterrupt: which signal it was is lost.
+    Only in the main thread (elsewhere Python delivers no signals)."""
 
-    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                              ignore_reinit_error=True)
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._before: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    try:
+                        self._before[sig] = signal.signal(sig, self.note)
+                    except (OSError, ValueError):  # not allowed here (embedded interpreter)
+                        pass
+        return self
+
+    def note(self, signum: int, _frame: object = None) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self._before.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+    def interrupt(self) -> KeyboardInterrupt:
+        """What the stop raises: KeyboardInterrupt for Ctrl-C, :class:`Terminated` for the others."""
+        import signal
+
+        if self.signum is None or self.signum == signal.SIGINT:
+            return KeyboardInterrupt()
+        return Terminated(self.signum, signal.Signals(self.signum).name)
+
+
+def _connect(ray: Any, address: str | None, stop: StopSignals, verbose: bool = False) -> None:
+    """Start or join Ray. Ray's own messages (start-up, a task retried after a worker died) stay off
+    the console unless ``verbose``; ray.init's SIGTERM handler (exit at once, nothing written) is
+    replaced by the batch's again."""
+    import logging
+    import signal
+
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the core's C++ log, read by ray.init
+    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=verbose, ignore_reinit_error=True,
+                              logging_level=logging.WARNING if verbose else logging.ERROR)
+    before = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(address=address, **kw)
+    except SystemExit as exc:  # SIGTERM while Ray started: its handler exits
+        if exc.code != signal.SIGTERM:
+            raise
+        stop.note(signal.SIGTERM)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise DriverMonitorError(f"cannot start or reach {where} ({str(exc).splitlines()[0]}); check --address "
                                  f"(auto, or ray://HOST:10001) and that the cluster is up") from None
+    finally:
+        if before is not None and signal.getsignal(signal.SIGTERM) is not before:
+            try:
+                signal.signal(signal.SIGTERM, before)
+            except (OSError, ValueError):  # not the main thread: Ray set none either
+                pass
+
+
+class RayMessages:
+    """Ray prints its own messages to stdout from a thread of its own, whatever ``log_to_driver``
+    says ("(raylet) Task DriveAnalyzer.analyze failed. There are 2 retries remaining, ..." after a
+    worker died): they go to ``DIR/ray.log`` instead, and the batch says in its own words what
+    happened to each drive (fleet.jsonl). ``verbose`` leaves them on the console."""
+
+    def __init__(self, log_file: Path, verbose: bool = False) -> None:
+        self.log_file, self.verbose, self._module, self._original = log_file, verbose, None, None
+
+    def __enter__(self) -> "RayMessages":
+        try:
+            import ray._private.worker as module
+        except ImportError:  # a Ray without it: its messages stay where it puts them
+            return self
+        if not self.verbose and callable(getattr(module, "print_to_stdstream", None)):
+            self._module, self._original = module, module.print_to_stdstream
+            module.print_to_stdstream = self.write
+        return self
+
+    def write(self, data: dict[str, Any], ignore_prefix: bool = False) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            with open(self.log_file, "a", encoding="utf-8") as fh:
+                fh.writelines(f"{stamp} ({data.get('pid', '')}) {line}\n" for line in data.get("lines", []))
+        except OSError:  # the results folder went away: nothing more to keep
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self._module is not None:
+            self._module.print_to_stdstream = self._original
 
 
 def pin_mesh_in_workers(address: str | None, started_here: bool, workers: int) -> bool:
@@ -346,12 +443,15 @@ class BatchOptions:
     retries: int = 2
     force: bool = False
     progress: bool | None = None
+    verbose: bool = False  # Ray's own messages on the console
 
 
 def run_batch(spec: str | os.PathLike, out: str | os.PathLike, opts: BatchOptions,
               log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
     """Analyse every drive of ``spec`` into ``out`` on Ray; write fleet.jsonl and the report.
-    Returns the run's summary (counts, frames, seconds, frames per second)."""
+    Returns the run's summary (counts, frames, seconds, frames per second). A stop (Ctrl-C, SIGTERM,
+    SIGHUP) still writes fleet.jsonl, batch.json and the report for what completed, then raises
+    KeyboardInterrupt (:class:`Terminated` for TERM / HUP) with the summary as its ``batch``."""
     drives = [stamped(d) for d in read_drives(spec, log)]
     out = Path(out)
     (out / "drives").mkdir(parents=True, exist_ok=True)
@@ -366,38 +466,57 @@ def run_batch(spec: str | os.PathLike, out: str | os.PathLike, opts: BatchOption
     outcomes: dict[str, dict[str, Any]] = {d.id: {"drive": d.id, "path": d.path, "status": "skipped",
                                                   "reason": "complete from an earlier run (--force redoes it)"}
                                            for d in drives if d.id in done}
-    started = time.perf_counter()
-    stats = {"drives": len(drives), "skipped": len(done), "workers": 0, "ray_start_s": 0.0}
-    interrupted = None
-    if todo:
-        try:
-            _analyze_on_ray(todo, out, opts, outcomes, stats, log)
-        except KeyboardInterrupt as exc:
-            interrupted = exc
-        clean_stale(out)  # what a killed (and retried) worker or Ctrl-C left half-written
-    stats["seconds"] = round(time.perf_counter() - started, 3)
-    _write_outcomes(out, drives, outcomes)
-    stats.update(write_report(out, drives))
-    frames = sum(int(o.get("frames") or 0) for o in outcomes.values() if o.get("status") in ("ok", "incomplete"))
-    counts = {k: sum(1 for o in outcomes.values() if o.get("status") == k) for k in ("ok", "incomplete", "failed")}
-    stats.update(frames=frames, fps=round(frames / stats["seconds"], 2) if stats["seconds"] > 0 else None, **counts)
-    (out / "batch.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    stats: dict[str, Any] = {"drives": len(drives), "skipped": len(done), "workers": 0, "ray_start_s": 0.0}
+    started, interrupted = time.perf_counter(), None
+    with StopSignals() as stop:
+        if todo:
+            try:
+                _analyze_on_ray(todo, out, opts, outcomes, stats, stop, log)
+            except KeyboardInterrupt as exc:  # outside the main thread's handlers, or before they were set
+                interrupted = exc
+            clean_stale(out)  # what a killed (and retried) worker or a stop left half-written
+        _finish(out, drives, outcomes, stats, time.perf_counter() - started)
+    if interrupted is None and stop.signum is not None:
+        interrupted = stop.interrupt()
     if interrupted is not None:
+        interrupted.batch = stats  # type: ignore[attr-defined]
         raise interrupted
     return stats
 
 
-def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: dict[str, dict[str, Any]],
-                    stats: dict[str, Any], log: Callable[[str], None]) -> None:
-    ray = _ray()
-    from ray.util import ActorPool
+def _finish(out: Path, drives: list[Drive], outcomes: dict[str, dict[str, Any]], stats: dict[str, Any],
+            seconds: float) -> None:
+    """fleet.jsonl, the report and batch.json: after every run, a stopped one too."""
+    stats["seconds"] = round(seconds, 3)
+    _write_outcomes(out, drives, outcomes)
+    stats.update(write_report(out, drives))
+    analysed = [o for o in outcomes.values() if o.get("status") in ("ok", "incomplete")]
+    frames = sum(int(o.get("frames") or 0) for o in analysed)
+    counts = {k.replace(" ", "_"): sum(1 for o in outcomes.values() if o.get("status") == k)
+              for k in ("ok", "incomplete", "failed", "interrupted")}
+    counts["not_run"] = len(drives) - len(outcomes)
+    stats.update(frames=frames, fps=round(frames / seconds, 2) if analysed and seconds > 0 else None, **counts)
+    (out / "batch.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
-    t0 = time.perf_counter()
+
+def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: dict[str, dict[str, Any]],
+                    stats: dict[str, Any], stop: StopSignals, log: Callable[[str], None]) -> None:
+    ray = _ray()
     ours = not ray.is_initialized()  # a Ray the caller started (a notebook, the tests) stays up
+    with RayMessages(out / "ray.log", opts.verbose):
+        _run_workers(ray, ours, todo, out, opts, outcomes, stats, stop, log)
+
+
+def _run_workers(ray: Any, ours: bool, todo: list[Drive], out: Path, opts: BatchOptions,
+                 outcomes: dict[str, dict[str, Any]], stats: dict[str, Any], stop: StopSignals,
+                 log: Callable[[str], None]) -> None:
+    t0 = time.perf_counter()
     actors: list[Any] = []
-    if ours:
-        _connect(ray, opts.address)
     try:
+        if ours:
+            _connect(ray, opts.address, stop, opts.verbose)
+        if stop.signum is not None:
+            return
         n = min(worker_count(ray.cluster_resources(), opts.workers, opts.cpus_per_worker, opts.gpus_per_worker,
                              log), len(todo))
         # a worker that dies is restarted without limit; a drive is retried ``retries`` times
@@ -406,11 +525,13 @@ def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: 
         threads = max(1, int(round(opts.cpus_per_worker)))
         pin = pin_mesh_in_workers(opts.address, ours, n)
         actors = [actor.remote(opts.config, list(opts.overrides), threads, pin) for _ in range(n)]
-        pool = ActorPool(actors)
-        stats.update(workers=n, ray_start_s=round(time.perf_counter() - t0, 3))
-        for d in todo:
-            pool.submit(lambda a, dv: a.analyze.remote(dv, str(out)), asdict(d))
-        _collect(pool, todo, outcomes, opts, log)
+        stats["workers"] = n
+        if not _workers_ready(ray, actors, stop):
+            return
+        stats["ray_start_s"] = round(time.perf_counter() - t0, 3)
+        running = _dispatch(ray, actors, todo, out, opts, outcomes, stop, log)
+        if running:
+            _interrupt(ray, actors, running, outcomes)
     finally:
         for a in actors:  # their CPUs go back to the cluster
             ray.kill(a)
@@ -418,33 +539,71 @@ def _analyze_on_ray(todo: list[Drive], out: Path, opts: BatchOptions, outcomes: 
             ray.shutdown()
 
 
-def _collect(pool: Any, todo: list[Drive], outcomes: dict[str, dict[str, Any]], opts: BatchOptions,
-             log: Callable[[str], None]) -> None:
-    """Outcomes as the drives finish, with a progress bar over drives and the frames per second."""
-    bar = _bar(len(todo), opts.progress)
-    errors: list[str] = []
-    frames, t0 = 0, time.perf_counter()
-    while pool.has_next():
-        try:
-            o = pool.get_next_unordered()
-        except Exception as exc:  # a worker that died more than --retries times
-            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
-            o = None
-        if o is not None:
-            outcomes[o["drive"]] = o
-            frames += int(o.get("frames") or 0)
-            if o["status"] == "failed":
-                log(f"batch: {o['drive']} failed: {o['reason']}")
+def _workers_ready(ray: Any, actors: list[Any], stop: StopSignals) -> bool:
+    """Wait for the workers to load their models. False: stopped meanwhile."""
+    pending = [a.__ray_ready__.remote() for a in actors]
+    while pending and stop.signum is None:
+        _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
+    return stop.signum is None
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)  # a RayTaskError carries the worker's own exception
+    exc = cause if isinstance(cause, BaseException) else exc
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1][:300] if text else ''}"
+
+
+def _dispatch(ray: Any, actors: list[Any], todo: list[Drive], out: Path, opts: BatchOptions,
+              outcomes: dict[str, dict[str, Any]], stop: StopSignals, log: Callable[[str], None]) -> dict[Any, Drive]:
+    """Hand the drives to the workers one at a time, record each outcome as it comes (a progress bar
+    over drives with the frames per second); returns the drives still running when a stop came."""
+    queue, idle, running = deque(todo), list(actors), {}
+    bar, frames, t0 = _bar(len(todo), opts.progress), 0, time.perf_counter()
+    try:
+        while (queue or running) and stop.signum is None:
+            while idle and queue:
+                a, d = idle.pop(), queue.popleft()
+                running[a.analyze.remote(asdict(d), str(out))] = (a, d)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+            for ref in ready:
+                a, d = running.pop(ref)
+                idle.append(a)
+                o = outcomes[d.id] = _outcome(ray, ref, d, opts)
+                frames += int(o.get("frames") or 0)
+                if o["status"] == "failed":
+                    log(f"batch: {d.id} failed: {o['reason']}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"{frames / max(time.perf_counter() - t0, 1e-9):.0f} frames/s")
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{frames / max(time.perf_counter() - t0, 1e-9):.0f} frames/s")
-    if bar is not None:
-        bar.close()
-    for d in todo:  # a drive whose worker kept dying has no outcome: say so
-        if d.id not in outcomes:
-            outcomes[d.id] = {"drive": d.id, "path": d.path, "status": "failed",
-                              "reason": f"the worker analysing it died {opts.retries + 1} times "
-                                        f"({'; '.join(errors[:2]) or 'no error reported'})"}
+            bar.close()
+    return {ref: d for ref, (_, d) in running.items()}
+
+
+def _outcome(ray: Any, ref: Any, d: Drive, opts: BatchOptions) -> dict[str, Any]:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # the analysis raised what no bad drive raises
+        reason = f"its analysis stopped with {_first_line(exc)}"
+    except Exception as exc:  # the worker died more than --retries times
+        reason = f"the worker analysing it died {opts.retries + 1} times ({_first_line(exc)})"
+    return {"drive": d.id, "path": d.path, "status": "failed", "reason": reason}
+
+
+def _interrupt(ray: Any, actors: list[Any], running: dict[Any, Drive], outcomes: dict[str, dict[str, Any]]) -> None:
+    """A stop: end the workers, wait until they are gone (no drive renamed into place after the report
+    is written), and record each drive they were analysing: done meanwhile, or interrupted."""
+    for a in actors:
+        ray.kill(a, no_restart=True)
+    ray.wait(list(running), num_returns=len(running), timeout=10)
+    for ref, d in running.items():
+        try:
+            outcomes[d.id] = ray.get(ref, timeout=0)
+        except Exception:  # ended with its worker
+            outcomes[d.id] = {"drive": d.id, "path": d.path, "status": "interrupted", "reason": "interrupted "
+                              "while running (its partial results were removed; a re-run analyses it)"}
 
 
 def _bar(total: int, progress: bool | None) -> Any:
@@ -458,7 +617,8 @@ def _bar(total: int, progress: bool | None) -> Any:
 
 
 def _write_outcomes(out: Path, drives: Iterable[Drive], outcomes: dict[str, dict[str, Any]]) -> None:
-    """fleet.jsonl: one line per drive of the input, in its order: ok / incomplete / failed / skipped."""
+    """fleet.jsonl: one line per drive of the input, in its order: ok / incomplete / failed / skipped /
+    interrupted (while running) / not run (not started when the batch stopped)."""
     lines = [json.dumps(outcomes.get(d.id, {"drive": d.id, "path": d.path, "status": "not run",
                                             "reason": "interrupted before it started"})) for d in drives]
     (out / "fleet.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

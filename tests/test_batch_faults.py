@@ -1,5 +1,5 @@
-"""`driver-monitor batch` under faults: more workers than the cluster holds, two files of one name,
-repeated manifest rows.
+"""`driver-monitor batch` under faults: more workers than the cluster holds, stop signals, two files
+of one name, repeated manifest rows, Ray's own messages.
 
 Small synthetic drives (grey frames with a moving square, no face), the engine off where it does
 not matter; one local Ray cluster (2 CPUs) serves the module. The pure parts run without Ray.
@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from driver_monitor.fleet import BatchOptions, Drive, place_drives, read_drives, run_batch, stamped, worker_count
+from driver_monitor.cli import _batch_line, main
+from driver_monitor.fleet import (BatchOptions, Drive, RayMessages, StopSignals, is_complete, place_drives,
+                                  read_drives, run_batch, stamped, worker_count)
 
 NO_ENGINE = ("engine.enabled=false",)
 
@@ -72,6 +77,75 @@ def test_a_batch_with_more_workers_than_cpus_ends(tmp_path, cluster) -> None:
                                                                       progress=False), said.append)
     assert stats["ok"] == 3 and stats["workers"] == 2
     assert [s for s in said if "--workers 3" in s and "using 2" in s]
+
+
+# --------------------------------------------------------------------------- stop signals
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("signame, code, line", [("SIGTERM", 143, "stopped by SIGTERM"),
+                                                 ("SIGHUP", 129, "stopped by SIGHUP"),
+                                                 ("SIGINT", 130, "interrupted (Ctrl-C)")])
+def test_a_stop_signal_keeps_completed_drives_and_writes_the_report(tmp_path, cluster, capsys, signame, code,
+                                                                    line) -> None:
+    """The first drive complete, the second running, the third not started when the signal comes."""
+    src = tmp_path / "in"
+    synthetic_drive(src / "a_short.avi", 20)
+    synthetic_drive(src / "b_long.avi", 3000)
+    synthetic_drive(src / "c_short.avi", 20)
+    out = tmp_path / "out"
+    sig = getattr(signal, signame)
+
+    def send_when_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if is_complete(out / "drives" / "a_short") and list((out / "drives").glob(".tmp-b_long*/frames.csv")):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), sig)
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    sender = threading.Thread(target=send_when_running, daemon=True)
+    sender.start()
+    try:
+        rc = main(["batch", str(src), "--out", str(out), "--workers", "1", "--no-progress",
+                   "--set", "engine.enabled=false"])
+    finally:
+        sender.join(5)
+        for s, h in before.items():
+            signal.signal(s, h)
+    got = capsys.readouterr()
+    assert rc == code, got.err
+    assert got.err.strip().splitlines() == [got.err.strip()] and got.err.startswith(line)
+    assert "1 drives analysed and kept, 1 interrupted while running, 1 not started" in got.err
+    assert "retries remaining" not in got.out + got.err and "(raylet)" not in got.out
+    o = outcomes(out)
+    assert o["a_short"]["status"] == "ok"
+    assert o["b_long"]["status"] == "interrupted" and "while running" in o["b_long"]["reason"]
+    assert o["c_short"]["status"] == "not run" and "before it started" in o["c_short"]["reason"]
+    assert not list((out / "drives").glob(".tmp-*")) and not (out / "drives" / "b_long").exists()
+    assert is_complete(out / "drives" / "a_short")
+    for name in ("batch.json", "fleet.csv", "fleet.html"):
+        assert (out / name).is_file(), name
+    stats = json.loads((out / "batch.json").read_text())
+    assert (stats["ok"], stats["interrupted"], stats["not_run"]) == (1, 1, 1)
+
+
+def test_stop_signals_are_noted_and_the_handlers_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)  # a second signal: the first decides
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGTERM) is before
+    exc = stop.interrupt()
+    assert exc.exit_code == 129 and exc.name == "SIGHUP"
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert type(stop.interrupt()) is KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------- drive identity
@@ -159,3 +233,32 @@ def test_a_repeated_manifest_row_is_analysed_once_with_one_warning(tmp_path, suf
     assert len(said) == 1 and str(m) in said[0]
     assert all(f"a.avi on line {n} (first on line {first})" in said[0] for n in again)
     assert read_drives(m) == drives  # no warn given: still once
+
+
+# --------------------------------------------------------------------------- the console
+
+
+def test_ray_messages_go_to_the_log_file_unless_verbose(tmp_path, capsys) -> None:
+    pytest.importorskip("ray")
+    import ray._private.worker as rw
+
+    msg = {"lines": ["Task DriveAnalyzer.analyze failed. There are 2 retries remaining"], "pid": "raylet",
+           "is_err": False}
+    original = rw.print_to_stdstream
+    with RayMessages(tmp_path / "ray.log"):
+        rw.print_to_stdstream(msg, ignore_prefix=False)
+    assert rw.print_to_stdstream is original
+    assert "retries remaining" not in capsys.readouterr().out
+    assert "(raylet) Task DriveAnalyzer.analyze failed" in (tmp_path / "ray.log").read_text()
+    with RayMessages(tmp_path / "verbose.log", verbose=True):
+        assert rw.print_to_stdstream is original
+
+
+def test_a_rerun_with_nothing_left_says_so() -> None:
+    stats = {"drives": 4, "skipped": 4, "ok": 0, "incomplete": 0, "failed": 0, "frames": 0, "seconds": 0.1,
+             "fps": None, "workers": 0}
+    line = _batch_line(stats, "out")
+    assert "None" not in line and "0 workers" not in line and "all already complete" in line
+    some = _batch_line({**stats, "skipped": 1, "ok": 2, "failed": 1, "frames": 300, "seconds": 3.0, "fps": 100.0,
+                        "workers": 1}, "out")
+    assert "100 frames/s, 1 worker)" in some

@@ -7,7 +7,8 @@
   analyses one drive at a time, in order, with the same :func:`~driver_monitor.analyze.analyze`
   as the command line; the batch hands each idle worker the next drive. Local by default
   (``ray.init()`` on this machine), a running cluster with ``--address``. ``--workers`` beyond what
-  the cluster's CPUs (GPUs) hold is capped, with one line saying so (the rest would never start).
+  the cluster's CPUs (GPUs) hold is capped, with one line saying so (the rest would never start);
+  an engine the config asks for that does not open in the workers stops the batch before any drive.
 * A drive is written into a temporary folder and renamed when its analysis ends, so a crash leaves
   no half-written drive. A drive's folder records its file (path, size, modification time): a
   re-run skips a drive complete for that very file (``--force`` redoes it), analyses a changed file
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .config import PROJECT_ROOT, load_config
-from .errors import ConfigError, DriverMonitorError, Terminated
+from .errors import BackendUnavailableError, ConfigError, DriverMonitorError, ModelError, Terminated
 from .fleet_report import write_metrics, write_report
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".ts", ".mpg", ".mpeg")
@@ -243,9 +244,20 @@ class DriveAnalyzer:
         cv2.setNumThreads(threads)
         pin = f"face.pin_mesh={'true' if pin_mesh else 'false'}"  # before the user's --set, which wins
         self.cfg = load_config(config, [pin, *overrides, f"engine.cpu_threads={threads}"])
-        self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
+        self.error: DriverMonitorError | None = None  # an engine asked for by name that cannot load
+        try:
+            self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
+        except DriverMonitorError as exc:
+            self.engine, self.selection, self.error = None, {"backend": "none", "reason": str(exc)}, exc
         self.detector = FaceMeshDetector(self.cfg.face)
         self.pid = os.getpid()
+
+    def engine_state(self) -> dict[str, Any]:
+        """Whether the engine the config asks for opened here, and if not why (said before any drive
+        is handed out: a fleet analysed without it would lack every emotion and AU column)."""
+        return {"enabled": bool(self.cfg.engine.enabled), "open": self.engine is not None,
+                "reason": str(self.selection.get("reason", "")),
+                "error": None if self.error is None else type(self.error).__name__}
 
     def analyze(self, drive: dict[str, Any], out: str) -> dict[str, Any]:
         """Analyse one drive into ``out/drives/<id>`` (via a temporary folder); never raises for a
@@ -540,11 +552,26 @@ def _run_workers(ray: Any, ours: bool, todo: list[Drive], out: Path, opts: Batch
 
 
 def _workers_ready(ray: Any, actors: list[Any], stop: StopSignals) -> bool:
-    """Wait for the workers to load their models. False: stopped meanwhile."""
-    pending = [a.__ray_ready__.remote() for a in actors]
+    """Wait for the workers to load their models; refuse the batch when the engine the config asks
+    for did not open (every drive would lack its emotion and AU columns). False: stopped meanwhile."""
+    pending = [a.engine_state.remote() for a in actors]
+    refs = list(pending)
     while pending and stop.signum is None:
         _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
-    return stop.signum is None
+    if stop.signum is not None:
+        return False
+    for ref in refs:
+        try:
+            state = ray.get(ref)
+        except Exception as exc:  # the worker could not start at all
+            raise DriverMonitorError(f"the batch's workers could not start ({_first_line(exc)}); nothing was "
+                                     f"analysed") from None
+        if state["enabled"] and not state["open"]:
+            kind = BackendUnavailableError if state["error"] == "BackendUnavailableError" else ModelError
+            raise kind(f"the emotion/AU engine did not open in the batch's workers: {state['reason']}. Nothing "
+                       f"was analysed; fix engine.model (see driver-monitor engines list) or run the batch "
+                       f"without it: --set engine.enabled=false")
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

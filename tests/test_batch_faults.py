@@ -1,5 +1,5 @@
 """`driver-monitor batch` under faults: more workers than the cluster holds, stop signals, two files
-of one name, repeated manifest rows, Ray's own messages.
+of one name, repeated manifest rows, an engine that does not open, Ray's own messages.
 
 Small synthetic drives (grey frames with a moving square, no face), the engine off where it does
 not matter; one local Ray cluster (2 CPUs) serves the module. The pure parts run without Ray.
@@ -233,6 +233,23 @@ def test_a_repeated_manifest_row_is_analysed_once_with_one_warning(tmp_path, suf
     assert len(said) == 1 and str(m) in said[0]
     assert all(f"a.avi on line {n} (first on line {first})" in said[0] for n in again)
     assert read_drives(m) == drives  # no warn given: still once
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_model_that_does_not_open_stops_the_batch_before_any_drive(tmp_path, cluster, capsys) -> None:
+    synthetic_drive(tmp_path / "in" / "a.avi", 10)
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(os.urandom(4096))
+    out = tmp_path / "out"
+    rc = main(["batch", str(tmp_path / "in"), "--out", str(out), "--workers", "1", "--no-progress",
+               "--set", f"engine.model={bad}"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 4 and err.count("\n") == 0 and "did not open" in err and "engine.enabled=false" in err
+    assert not [d for d in (out / "drives").iterdir()] and not (out / "fleet.jsonl").exists()
 
 
 # --------------------------------------------------------------------------- the console

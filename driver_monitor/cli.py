@@ -176,11 +176,12 @@ def cmd_batch(args: argparse.Namespace, cfg: Config) -> int:
 def _batch_line(stats: dict[str, Any], out: str) -> str:
     """The batch's closing line; a run with nothing left to analyse says so instead of a speed."""
     report = f"report: {out}/fleet.csv, fleet.html"
+    drives = f"{stats['drives']} drive{'s' if stats['drives'] != 1 else ''}"
     if stats["skipped"] == stats["drives"]:
-        return (f"{stats['drives']} drives, all already complete from an earlier run: nothing analysed (--force "
-                f"redoes them); {report}")
+        return (f"{drives}, all already complete from an earlier run: nothing analysed (--force redoes them); "
+                f"{report}")
     speed = f"{stats['fps']:g} frames/s" if stats.get("fps") is not None else "no frames analysed"
-    return (f"{stats['drives']} drives: {stats['ok']} analysed, {stats['incomplete']} incomplete, {stats['failed']} "
+    return (f"{drives}: {stats['ok']} analysed, {stats['incomplete']} incomplete, {stats['failed']} "
             f"failed, {stats['skipped']} already complete; {stats['frames']} frames in {stats['seconds']:.1f} s "
             f"({speed}, {stats['workers']} worker{'s' if stats['workers'] != 1 else ''}); {report}")
 

@@ -279,3 +279,4 @@ def test_a_rerun_with_nothing_left_says_so() -> None:
     some = _batch_line({**stats, "skipped": 1, "ok": 2, "failed": 1, "frames": 300, "seconds": 3.0, "fps": 100.0,
                         "workers": 1}, "out")
     assert "100 frames/s, 1 worker)" in some
+    assert _batch_line({**stats, "drives": 1, "skipped": 1}, "out").startswith("1 drive, all already complete")

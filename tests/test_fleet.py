@@ -162,7 +162,9 @@ def test_ctrl_c_keeps_every_completed_drive(tmp_path):
     assert done and all(is_complete(d) for d in done)
     assert not list((out / "drives").glob(".tmp-*"))
     lines = [json.loads(x) for x in (out / "fleet.jsonl").read_text().splitlines()]
-    assert len(lines) == 4 and {x["status"] for x in lines} <= {"ok", "not run"}
+    assert len(lines) == 4 and {x["status"] for x in lines} <= {"ok", "interrupted", "not run"}
+    assert err.strip().startswith("interrupted (Ctrl-C): ") and len(err.strip().splitlines()) == 1, err
+    assert (out / "fleet.csv").is_file() and (out / "batch.json").is_file()
 
 
 def test_manifest_with_drivers_groups_the_report(tmp_path):

@@ -328,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
+    try:  # a stop while the commands load (the first fraction of a second) is a stop too
+        parser = build_parser()
+        args = parser.parse_args(argv)
         overrides = list(args.overrides or [])
         if args.backend:
             overrides.append(f"engine.backend={args.backend}")

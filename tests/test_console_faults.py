@@ -335,3 +335,15 @@ def test_a_skipped_line_wraps_between_words_on_a_terminal():
     lines = wrapped.splitlines()
     assert len(lines) > 1 and all(len(x) <= 80 for x in lines)
     assert " ".join(wrapped.split()) == one and one.endswith("auto|onnxruntime|torch)")  # no word lost or cut
+
+
+def test_a_stop_while_the_commands_load_is_a_stop(monkeypatch, capsys) -> None:
+    from driver_monitor import cli
+    from driver_monitor.errors import Terminated
+
+    def stopped():
+        raise Terminated(15, "SIGTERM")
+
+    monkeypatch.setattr(cli, "build_parser", stopped)
+    assert cli.main(["analyze", "x.mp4", "--out", "y"]) == 143
+    assert "stopped by SIGTERM" in capsys.readouterr().err

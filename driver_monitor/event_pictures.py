@@ -1,6 +1,7 @@
 """Pictures of a drive's alerts: the annotated frame at each alert's peak, small, in the drive folder.
 
-For every event that ends at ``warning`` or above, ``events/NNN.jpg`` (NNN: the event's line in
+For every event that ends at ``warning`` or above, and every phone use (a violation in itself,
+whatever level the distraction rules gave it), ``events/NNN.jpg`` (NNN: the event's line in
 events.jsonl, from 001) holds the frame where the event was worst, with the overlays of
 :func:`driver_monitor.annotate.annotate`, shrunk to ``WIDTH`` pixels wide; ``events/pictures.jsonl``
 says, per picture, which line it belongs to (type, level and start, so a reader can check the match)
@@ -25,6 +26,7 @@ from .types import Event, FrameResult, Level
 WIDTH = 320
 JPEG_QUALITY = 80
 MIN_LEVEL = Level.WARNING
+ALWAYS = ("phone_use",)  # pictured at any level
 FOLDER = "events"
 INDEX = "pictures.jsonl"
 
@@ -109,11 +111,11 @@ class EventPictures:
         self._last = None
 
     def end(self, line: int, event: Event, last: FrameResult | None) -> None:
-        """An event written at ``line``: its picture when it reached ``MIN_LEVEL`` (the frame
-        ``last`` when no frame of it was seen open)."""
+        """An event written at ``line``: its picture when it reached ``MIN_LEVEL`` or is one of
+        ``ALWAYS`` (the frame ``last`` when no frame of it was seen open)."""
         peak = self._peak.pop(event.type, None)
         result = peak[1] if peak is not None else last
-        if event.level < MIN_LEVEL or result is None or result.frame is None:
+        if (event.level < MIN_LEVEL and event.type not in ALWAYS) or result is None or result.frame is None:
             return
         try:
             self.folder.mkdir(exist_ok=True)

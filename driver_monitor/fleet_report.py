@@ -197,7 +197,8 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 # ---------------------------------------------------------------------------------------- the page
 
-LEVEL_WORDS = {"warning": "Warning", "critical": "Critical"}
+LEVEL_WORDS = {"none": "Below warning", "warning": "Warning", "critical": "Critical"}
+REVIEW_ALWAYS = ("phone_use",)  # shown at any level: phone use is a violation in itself
 TYPE_WORDS = {**RANKED, "microsleep": "Microsleep", "eyes_closed": "Eyes closed", "glance": "Glance",
               "time_sharing": "Time-sharing", "driver_absent": "Driver absent",
               "eyes_not_visible": "Eyes not visible", "camera_lost": "Camera lost"}
@@ -301,11 +302,12 @@ def _picture(folder: Path, event: dict[str, Any], entry: dict[str, Any] | None) 
 
 
 def event_rows(folder: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The drive's events at warning or above, each with its drive, driver, time, and picture."""
+    """The drive's events at warning or above (and its phone use at any level), each with its drive,
+    driver, time, and picture."""
     pictures = read_pictures(folder)
     out = []
     for e in read_events(folder):
-        if e.get("level") not in LEVELS:
+        if e.get("level") not in LEVELS and not (e.get("type") in REVIEW_ALWAYS and e.get("level") in LEVEL_WORDS):
             continue
         b64, why = _picture(folder, e, pictures.get(e["line"]))
         entry = pictures.get(e["line"]) or {}
@@ -404,7 +406,7 @@ def _filters(events: Sequence[dict[str, Any]]) -> str:
     boxes = "".join(f'<label><input type="checkbox" data-f="type" value="{html.escape(t)}" checked> '
                     f'{html.escape(TYPE_WORDS.get(t, t))}</label>' for t in types)
     levels = "".join(f'<label><input type="checkbox" data-f="level" value="{lv}" checked> {LEVEL_WORDS[lv]}</label>'
-                     for lv in LEVELS)
+                     for lv in LEVEL_WORDS if lv in LEVELS or any(e["level"] == lv for e in events))
     return f'<div class="filters"><div><span>Type:</span>{boxes}</div><div><span>Level:</span>{levels}</div></div>'
 
 
@@ -432,10 +434,10 @@ def _driver_section(driver: dict[str, Any], rows: Sequence[dict[str, Any]], even
     order = {r["drive"]: i for i, r in enumerate(sorted(drives, key=rank_key, reverse=True))}
     mine.sort(key=lambda e: (order.get(e["drive"], 0), e["start_s"], e["line"]))
     note = " (no manifest named a driver for these drives)" if did == UNKNOWN_DRIVER else ""
-    cards = "".join(_event_card(e) for e in mine) or '<p class="note">No alert at warning or above.</p>'
+    cards = "".join(_event_card(e) for e in mine) or '<p class="note">Nothing to review.</p>'
     return (f'<section class="driver" id="driver-{_slug(did)}"><h3>{html.escape(_driver_name(did))}{note}</h3>'
             f'<p>{plural(len(drives), "drive")}, {fmt_duration(driver["duration_s"])} of driving; '
-            f'<span class="shown">{len(mine)}</span> of {plural(len(mine), "alert")} shown.</p>'
+            f'<span class="shown">{len(mine)}</span> of {plural(len(mine), "event")} shown.</p>'
             f'<div class="cards">{cards}</div></section>')
 
 
@@ -450,7 +452,8 @@ td.why{white-space:normal;min-width:11em}
 .ev{border:1px solid #ccc;border-radius:6px;padding:6px;width:300px;max-width:100%;box-sizing:border-box;font-size:14px}
 .ev img{display:block;width:100%;height:auto;max-height:260px;object-fit:contain;background:#111}
 .ev p{margin:4px 0}.nopic{color:#8a6d00}
-.lvl{padding:1px 6px;border-radius:3px;color:#fff}.lvl.warning{background:#b06a00}.lvl.critical{background:#c62828}
+.lvl{padding:1px 6px;border-radius:3px;color:#fff}
+.lvl.none{background:#666}.lvl.warning{background:#b06a00}.lvl.critical{background:#c62828}
 .filters{position:sticky;top:0;background:#fff;padding:6px 0;z-index:1}
 .filters label{margin-right:12px;white-space:nowrap}.filters span{font-weight:bold;margin-right:6px}
 @media (max-width:600px){.filters{position:static}}"""
@@ -461,7 +464,8 @@ def _intro(rows: Sequence[dict[str, Any]], drivers: Sequence[dict[str, Any]], ev
     totals = ", ".join(f"{rate_or_count(sum(int(r.get(f'{t}_count') or 0) for r in rows), seconds)} "
                        f"{w.lower()}" for t, w in RANKED.items())
     return (f"<p>{plural(len(rows), 'drive')}, {plural(len(drivers), 'driver')}, {fmt_duration(seconds)} of "
-            f"driving: {totals}; {plural(len(events), 'alert')} at warning or above to review.</p>"
+            f"driving: {totals}; {plural(len(events), 'event')} to review (alerts at warning or above, and "
+            f"phone use at any level).</p>"
             f'<p class="note">Rates are per hour of driving and shown only where a driver or drive has at least '
             f"{RATE_MIN_S / 60:.0f} minutes of it; below that the cells are counts (one event in a 20-second "
             f"drive would read as 180 per hour). Ranked worst first: rates, then counts.</p>")

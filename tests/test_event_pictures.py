@@ -32,12 +32,15 @@ def test_the_picture_is_the_first_frame_at_the_alert_s_highest_level(tmp_path, m
         pics.update(fake_result(i, lvl, [start, yawn] if i == 0 else []), [])
     ended = Event("drowsiness", Level.CRITICAL, 0.0, 0.5, 0, 5)
     pics.update(fake_result(5, Level.NONE), [(3, ended)])
-    pics.close([(4, Event("yawn", Level.NONE, 0.0, 0.6))])  # below warning: no picture
+    pics.close([(4, Event("yawn", Level.NONE, 0.0, 0.6)),  # below warning: no picture
+                (5, Event("phone_use", Level.NONE, 0.5, 0.6))])  # phone use: at any level
     assert (tmp_path / "events" / "003.jpg").read_bytes() == b"frame 2"
+    assert (tmp_path / "events" / "005.jpg").read_bytes() == b"frame 5"
+    assert not (tmp_path / "events" / "004.jpg").exists()
     index = [json.loads(x) for x in (tmp_path / "events" / "pictures.jsonl").read_text().splitlines()]
-    assert index == [{"line": 3, "file": "003.jpg", "type": "drowsiness", "level": "critical", "start_s": 0.0,
-                      "peak_s": 0.2, "peak_frame": 2}]
-    assert pics.written == 1
+    assert index[0] == {"line": 3, "file": "003.jpg", "type": "drowsiness", "level": "critical", "start_s": 0.0,
+                        "peak_s": 0.2, "peak_frame": 2}
+    assert [p["line"] for p in index] == [3, 5] and pics.written == 2
 
 
 @pytest.mark.data

@@ -80,11 +80,13 @@ def test_bins_have_readable_names_and_keep_their_edges():
 def test_event_rows_carry_time_level_and_the_matching_picture(tmp_path):
     d = make_drive(tmp_path, "d1", driver="anna", start_time="2026-12-01T08:00:00",
                    events=[ev("yawn", "none", 1.0), ev("drowsiness", "warning", 2.0, 6.5),
-                           ev("distraction", "critical", 9.0), ev("phone_use", "warning", 12.0)],
+                           ev("distraction", "critical", 9.0), ev("phone_use", "warning", 12.0),
+                           ev("glance", "none", 14.0), ev("phone_use", "none", 15.0)],
                    pictures=[pic(2, "drowsiness", 2.0, 4.1), pic(4, "drowsiness", 0.0, 1.0)])
     rows = fr.event_rows(d, fr.drive_row(d))
     assert [(r["type"], r["level"], r["line"]) for r in rows] == \
-        [("drowsiness", "warning", 2), ("distraction", "critical", 3), ("phone_use", "warning", 4)]
+        [("drowsiness", "warning", 2), ("distraction", "critical", 3), ("phone_use", "warning", 4),
+         ("phone_use", "none", 6)]  # phone use at any level, other events from warning up
     first = rows[0]
     assert base64.b64decode(first["picture"]) == JPEG and first["peak_s"] == 4.1 and first["duration_s"] == 6.5
     assert rows[1]["picture"] == "" and "without event pictures" in rows[1]["picture_missing"]

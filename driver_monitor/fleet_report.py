@@ -356,7 +356,7 @@ def _perclos_cell(r: dict[str, Any]) -> str:
     if isinstance(v, (int, float)) and math.isfinite(v):
         return f'<td class="n">{v:.0%}</td>'
     why = html.escape(str(r.get("perclos_missing") or "not measured"))
-    return f'<td class="n why">not measured<br><small>{why}</small></td>'
+    return f'<td class="why">not measured: <small>{why}</small></td>'
 
 
 def _drive_cells(r: dict[str, Any]) -> str:
@@ -446,7 +446,7 @@ h1{margin:0 0 4px}h2{margin-top:28px;border-bottom:2px solid #ddd}.note,small{co
 table{border-collapse:collapse;font-size:14px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;white-space:nowrap}
 th{background:#f3f3f3;white-space:normal;min-width:4em}td.n{text-align:right}
-td.why{white-space:normal;min-width:11em}
+td.why{white-space:normal;min-width:17em}nav a{margin-right:14px}
 .scroll{overflow-x:auto}.chart{width:100%;max-width:640px;height:auto}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
 .ev{border:1px solid #ccc;border-radius:6px;padding:6px;width:300px;max-width:100%;box-sizing:border-box;font-size:14px}
@@ -456,7 +456,8 @@ td.why{white-space:normal;min-width:11em}
 .lvl.none{background:#666}.lvl.warning{background:#b06a00}.lvl.critical{background:#c62828}
 .filters{position:sticky;top:0;background:#fff;padding:6px 0;z-index:1}
 .filters label{margin-right:12px;white-space:nowrap}.filters span{font-weight:bold;margin-right:6px}
-@media (max-width:600px){.filters{position:static}}"""
+@media (max-width:600px){.filters{position:static}.ev{width:100%}h1{font-size:1.6em}
+td:first-child{white-space:normal;overflow-wrap:anywhere;min-width:6em}}"""
 
 
 def _intro(rows: Sequence[dict[str, Any]], drivers: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> str:
@@ -481,14 +482,16 @@ def write_html(path: Path, rows: Sequence[dict[str, Any]], folders: Sequence[Pat
 <style>{_CSS}</style></head><body>
 <h1>Fleet report</h1>
 {_intro(rows, drivers, events)}
-<h2>Needs attention: drivers</h2>
+<nav><a href="#drivers">Drivers</a><a href="#drives">Drives</a><a href="#review">Alerts to review ({len(events)})</a>
+<a href="#fleet">Across the fleet</a></nav>
+<h2 id="drivers">Needs attention: drivers</h2>
 {_drivers_table(drivers)}
-<h2>Needs attention: drives</h2>
+<h2 id="drives">Needs attention: drives</h2>
 {_drives_table(rows)}
-<h2>Alerts to review, by driver</h2>
+<h2 id="review">Alerts to review, by driver</h2>
 {_filters(events)}
 {sections}
-<h2>Across the fleet</h2>
+<h2 id="fleet">Across the fleet</h2>
 <h3>PERCLOS p95 per drive (share of time with the eyes closed)</h3>
 {histogram([r['perclos_p95'] for r in rows], PERCLOS_EDGES, "%", 100.0)}
 <h3>Longest glance off the road per drive</h3>

@@ -22,6 +22,7 @@ import html
 import json
 import math
 import re
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -291,8 +292,12 @@ def read_pictures(folder: Path) -> dict[int, dict[str, Any]]:
 
 def _picture(folder: Path, event: dict[str, Any], entry: dict[str, Any] | None) -> tuple[str, str]:
     """(base64 JPEG, "") or ("", why there is none) for one event."""
-    if entry is None or entry.get("type") != event.get("type") \
-            or abs(float(entry.get("start_s", -1)) - float(event.get("start_s") or 0)) > 1e-3:
+    try:
+        same = entry is not None and entry.get("type") == event.get("type") \
+            and abs(float(entry.get("start_s")) - float(event.get("start_s") or 0.0)) <= 1e-3
+    except (TypeError, ValueError):
+        same = False
+    if not same:
         return "", "no picture: the drive was analysed without event pictures; analyse it again to get them"
     try:
         data = (folder / "events" / str(entry["file"])).read_bytes()
@@ -370,7 +375,7 @@ def _drive_cells(r: dict[str, Any]) -> str:
 def _drives_table(rows: Sequence[dict[str, Any]]) -> str:
     head = "".join(f"<th>{w}</th>" for w in RANKED.values())
     body = "".join(
-        f'<tr><td><a href="drives/{html.escape(r["drive"])}/">{html.escape(r["drive"])}</a></td>'
+        f'<tr><td><a href="{_folder_href(r["drive"])}">{html.escape(r["drive"])}</a></td>'
         f'<td>{html.escape(r["driver_id"] or "unknown")}</td>'
         f'<td class="n">{fmt_duration(r["duration_s"])}</td>{_type_cells(r)}{_drive_cells(r)}</tr>'
         for r in sorted(rows, key=rank_key, reverse=True))
@@ -379,14 +384,19 @@ def _drives_table(rows: Sequence[dict[str, Any]]) -> str:
             f"<th>driver visible</th><th>complete</th></tr>{body}</table></div>")
 
 
+def _folder_href(drive: str) -> str:
+    """The link to a drive's folder, relative to fleet.html (which sits beside ``drives/``)."""
+    return html.escape(f"drives/{quote(drive)}/")
+
+
 def _event_card(e: dict[str, Any]) -> str:
-    drive = html.escape(e["drive"])
+    drive, folder = html.escape(e["drive"]), _folder_href(e["drive"])
     when = f'at {fmt_clock(e["start_s"])} into the drive ({e["start_s"]:.1f} s)'
     clock = wall_clock(e["start_time"], e["start_s"])
     dur = e.get("duration_s")
     lasted = f"lasted {float(dur):.1f} s" if isinstance(dur, (int, float)) else "still going on when the drive ended"
     if e["picture"]:
-        href = f'drives/{drive}/events/{html.escape(e["file"])}'
+        href = f'{folder}events/{html.escape(quote(e["file"]))}'
         pic = (f'<a href="{href}"><img src="data:image/jpeg;base64,{e["picture"]}" width="320" '
                f'alt="{html.escape(TYPE_WORDS.get(e["type"], e["type"]))} at its peak, {e["peak_s"]:.1f} s"></a>'
                f'<small>frame at its peak, {e["peak_s"]:.1f} s</small>')
@@ -396,8 +406,8 @@ def _event_card(e: dict[str, Any]) -> str:
             f'<p><b>{html.escape(TYPE_WORDS.get(e["type"], e["type"]))}</b> '
             f'<span class="lvl {e["level"]}">{LEVEL_WORDS[e["level"]]}</span><br>'
             f'{when}{"<br>" + clock if clock else ""}<br>{lasted}<br>'
-            f'drive <a href="drives/{drive}/">{drive}</a> · '
-            f'<a href="drives/{drive}/events.jsonl">events.jsonl</a> line {e["line"]}</p></div>')
+            f'drive <a href="{folder}">{drive}</a> · '
+            f'<a href="{folder}events.jsonl">events.jsonl</a> line {e["line"]}</p></div>')
 
 
 def _filters(events: Sequence[dict[str, Any]]) -> str:

@@ -94,6 +94,7 @@ def test_event_rows_carry_time_level_and_the_matching_picture(tmp_path):
     card = fr._event_card(first)
     assert "at 0:02 into the drive (2.0 s)" in card and "2026-12-01 08:00:02" in card and "lasted 6.5 s" in card
     assert 'href="drives/d1/events/002.jpg"' in card and "events.jsonl</a> line 2" in card
+    assert fr._folder_href("van 7 & co") == "drives/van%207%20%26%20co/"  # a link that works from fleet.html
 
 
 def test_a_missing_picture_file_is_named(tmp_path):

@@ -462,6 +462,7 @@ td.why{white-space:normal;min-width:17em}nav a{margin-right:14px}
 .ev{border:1px solid #ccc;border-radius:6px;padding:6px;width:300px;max-width:100%;box-sizing:border-box;font-size:14px}
 .ev img{display:block;width:100%;height:auto;max-height:260px;object-fit:contain;background:#111}
 .ev p{margin:4px 0}.nopic{color:#8a6d00}
+.warn{border:1px solid #c77700;background:#fff4e0;padding:4px 10px;border-radius:4px}
 .lvl{padding:1px 6px;border-radius:3px;color:#fff}
 .lvl.none{background:#666}.lvl.warning{background:#b06a00}.lvl.critical{background:#c62828}
 .filters{position:sticky;top:0;background:#fff;padding:6px 0;z-index:1}
@@ -482,8 +483,18 @@ def _intro(rows: Sequence[dict[str, Any]], drivers: Sequence[dict[str, Any]], ev
             f"drive would read as 180 per hour). Ranked worst first: rates, then counts.</p>")
 
 
-def write_html(path: Path, rows: Sequence[dict[str, Any]], folders: Sequence[Path] = ()) -> None:
-    """fleet.html: one self-contained file (pictures embedded, links relative to it)."""
+def _left_out(missing: Sequence[tuple[str, str]]) -> str:
+    if not missing:
+        return ""
+    items = "".join(f"<li>{html.escape(d)}: {html.escape(why)}</li>" for d, why in missing)
+    return (f'<div class="warn"><b>{plural(len(missing), "drive")} not in this report</b> (see fleet.jsonl):'
+            f"<ul>{items}</ul></div>")
+
+
+def write_html(path: Path, rows: Sequence[dict[str, Any]], folders: Sequence[Path] = (),
+               missing: Sequence[tuple[str, str]] = ()) -> None:
+    """fleet.html: one self-contained file (pictures embedded, links relative to it); ``missing``:
+    (drive, why) of the drives it lacks."""
     drivers = driver_rows(rows)
     events = [e for f, r in zip(folders, rows) for e in event_rows(f, r)]
     sections = "".join(_driver_section(d, rows, events) for d in sorted(drivers, key=rank_key, reverse=True))
@@ -492,6 +503,7 @@ def write_html(path: Path, rows: Sequence[dict[str, Any]], folders: Sequence[Pat
 <style>{_CSS}</style></head><body>
 <h1>Fleet report</h1>
 {_intro(rows, drivers, events)}
+{_left_out(missing)}
 <nav><a href="#drivers">Drivers</a><a href="#drives">Drives</a><a href="#review">Alerts to review ({len(events)})</a>
 <a href="#fleet">Across the fleet</a></nav>
 <h2 id="drivers">Needs attention: drivers</h2>
@@ -512,6 +524,37 @@ def write_html(path: Path, rows: Sequence[dict[str, Any]], folders: Sequence[Pat
     path.write_text(page, encoding="utf-8")
 
 
+def not_in_report(out: Path) -> list[tuple[str, str]]:
+    """(drive, why) for the drives of the last batch (fleet.jsonl) that have no results: failed,
+    or not run because the batch was stopped."""
+    try:
+        lines = (out / "fleet.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    missing = []
+    for text in lines:
+        try:
+            o = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and o.get("status") in ("failed", "not run"):
+            missing.append((str(o.get("drive", "?")), f'{o["status"]}: {o.get("reason") or "no reason given"}'))
+    return missing
+
+
+def _rows(folders: Sequence[Path]) -> tuple[list[Path], list[dict[str, Any]], list[tuple[str, str]]]:
+    """The drives' rows; a folder whose results cannot be read is left out, with the reason."""
+    kept, rows, bad = [], [], []
+    for f in folders:
+        try:
+            rows.append(read_row(f))
+            kept.append(f)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            bad.append((f.name, f"its results cannot be read ({type(exc).__name__}: {exc}); "
+                                 f"analyse it again with --force"))
+    return kept, rows, bad
+
+
 def write_report(out: str | Path, drives: Sequence[Any] | None = None) -> dict[str, Any]:
     """fleet.csv, fleet_drivers.csv and fleet.html from every complete drive folder in ``out``
     (in the order of ``drives`` when given); returns their paths and the number of drives."""
@@ -520,8 +563,8 @@ def write_report(out: str | Path, drives: Sequence[Any] | None = None) -> dict[s
     order = [root / d.id for d in drives] if drives is not None else sorted(root.iterdir())
     folders = [f for f in order if f.is_dir() and not f.name.startswith(".") and (f / "summary.json").is_file()
                and (f / "frames.csv").is_file()]
-    rows = [read_row(f) for f in folders]
+    folders, rows, unreadable = _rows(folders)
     _write_csv(out / "fleet.csv", rows)
     _write_csv(out / "fleet_drivers.csv", driver_rows(rows))
-    write_html(out / "fleet.html", rows, folders)
+    write_html(out / "fleet.html", rows, folders, not_in_report(out) + unreadable)
     return {"report_drives": len(rows), "fleet_csv": str(out / "fleet.csv"), "fleet_html": str(out / "fleet.html")}

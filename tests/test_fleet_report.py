@@ -154,3 +154,17 @@ def test_metrics_of_an_older_version_are_recomputed(tmp_path):
     assert fr.read_row(d)["yawn_count"] == 1
     fr.write_metrics(d)
     assert fr.read_row(d)["row_version"] == fr.ROW_VERSION
+
+
+def test_drives_left_out_of_the_report_are_named_with_their_reason(tmp_path):
+    make_drive(tmp_path, "good", driver="anna")
+    bad = make_drive(tmp_path, "cut", driver="ben")
+    (bad / "summary.json").write_text('{"duration_s": 3')  # cut off
+    (tmp_path / "fleet.jsonl").write_text(
+        json.dumps({"drive": "broken", "status": "failed", "reason": "the video could not be opened"}) + "\n" +
+        json.dumps({"drive": "good", "status": "ok"}) + "\n")
+    stats = fr.write_report(tmp_path)
+    page = (tmp_path / "fleet.html").read_text()
+    assert stats["report_drives"] == 1
+    assert "2 drives not in this report" in page and "broken: failed: the video could not be opened" in page
+    assert "cut: its results cannot be read (JSONDecodeError" in page and "analyse it again with --force" in page

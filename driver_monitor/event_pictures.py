@@ -79,8 +79,12 @@ class EventPictures:
         self.folder = Path(out_dir) / FOLDER
         self._peak: dict[str, tuple[tuple[int, float], FrameResult]] = {}
         self.written = 0
+        self.error: str | None = None  # why pictures stopped (the results go on without them)
         self._last: FrameResult | None = None
-        self._clear()
+        try:
+            self._clear()
+        except OSError as exc:
+            self.error = f"old pictures in {str(self.folder)!r} cannot be removed ({exc.strerror or exc})"
 
     def _clear(self) -> None:
         """Remove the pictures of an earlier run of this folder (they would match other lines)."""
@@ -115,7 +119,8 @@ class EventPictures:
         ``ALWAYS`` (the frame ``last`` when no frame of it was seen open)."""
         peak = self._peak.pop(event.type, None)
         result = peak[1] if peak is not None else last
-        if (event.level < MIN_LEVEL and event.type not in ALWAYS) or result is None or result.frame is None:
+        if (event.level < MIN_LEVEL and event.type not in ALWAYS) or result is None or result.frame is None \
+                or self.error is not None:
             return
         try:
             self.folder.mkdir(exist_ok=True)
@@ -125,7 +130,9 @@ class EventPictures:
                                      "peak_s": round(result.time_s, 3), "peak_frame": result.index}
             with open(self.folder / INDEX, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
-        except OSError as exc:
-            raise OutputError(f"cannot write the picture of event {line} in {str(self.folder)!r} "
-                              f"({exc.strerror or exc}); free some space or pass --out with another folder") from None
+        except (OSError, OutputError) as exc:
+            # a picture is not worth the drive's results: note why, write no more pictures, go on
+            self.error = (f"the picture of events.jsonl line {line} could not be written in {str(self.folder)!r} "
+                          f"({getattr(exc, 'strerror', None) or exc}); later alerts have no picture")
+            return
         self.written += 1

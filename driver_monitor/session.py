@@ -333,6 +333,8 @@ class Recorder:
             extra = {"processing_fps": round(frames / self.processing_s, 2) if self.processing_s > 0 else None}
             if self.video is not None:
                 extra["annotated_video"] = self.video.path.name
+            if self.pictures.error is not None:
+                extra["event_pictures_error"] = self.pictures.error
             return self.results.close({**extra, **(summary or {})})
         finally:
             if self.video is not None:

@@ -62,3 +62,13 @@ def test_analyze_writes_a_picture_for_every_alert_of_a_real_clip(tmp_path):
         assert p["type"] == e["type"] and e["start_s"] - 0.05 <= p["peak_s"] <= e["end_s"] + 0.05
         img = cv2.imread(str(out / "events" / p["file"]))
         assert img is not None and img.shape[1] == event_pictures.WIDTH
+
+
+def test_a_picture_that_cannot_be_written_stops_the_pictures_not_the_drive(tmp_path, monkeypatch):
+    monkeypatch.setattr(event_pictures, "encode", lambda r: b"jpeg")
+    (tmp_path / "events").write_text("a file where the folder should be")
+    pics = event_pictures.EventPictures(tmp_path)
+    pics.update(fake_result(0, Level.WARNING, [Event("drowsiness", Level.WARNING, 0.0)]), [])
+    pics.update(fake_result(1, Level.NONE), [(1, Event("drowsiness", Level.WARNING, 0.0, 0.1))])  # no raise
+    assert pics.written == 0 and "events.jsonl line 1 could not be written" in pics.error
+    assert "later alerts have no picture" in pics.error

@@ -139,6 +139,7 @@ class ResultWriter:
         self._decimals = self.cfg.output.decimals
         self._flush_every = self.cfg.output.flush_every
         self.frames_written = 0
+        self.events_written = 0  # lines in events.jsonl
         self.event_counts: Counter[str] = Counter()
         self.level_counts: Counter[str] = Counter()
         self._first_t: float | None = None
@@ -180,7 +181,9 @@ class ResultWriter:
                            f"{self._rows_flushed} frames written before are kept and summary.json "
                            f"marks the folder incomplete; free some space or pass --out with another folder")
 
-    def write(self, result: FrameResult) -> None:
+    def write(self, result: FrameResult) -> list[tuple[int, Event]]:
+        """Write a frame's row and the events that ended on it; returns those events with their
+        line in events.jsonl (from 1)."""
         if self._closed:
             raise OutputError(f"the results in {str(self.out_dir)!r} are closed; nothing more can be written")
         try:
@@ -196,12 +199,13 @@ class ResultWriter:
                 self._rows_flushed = self.frames_written
         except OSError as exc:
             raise self._fail(exc, "writing frames.csv") from None
-        self.write_events(e for e in result.events if e.end_s is not None)
+        return self.write_events(e for e in result.events if e.end_s is not None)
 
-    def write_events(self, events: Iterable[Event]) -> None:
+    def write_events(self, events: Iterable[Event]) -> list[tuple[int, Event]]:
+        """Append the ended events to events.jsonl; returns them with their line (from 1)."""
         if self._closed:
-            return
-        wrote = False
+            return []
+        written: list[tuple[int, Event]] = []
         try:
             for event in events:
                 if event.end_s is None:
@@ -209,11 +213,13 @@ class ResultWriter:
                 self._events_fh.write(json.dumps(event.to_dict(), sort_keys=False) + "\n")
                 self.event_counts[event.type] += 1
                 self.level_counts[str(event.level)] += 1
-                wrote = True
-            if wrote:
+                self.events_written += 1
+                written.append((self.events_written, event))
+            if written:
                 self._events_fh.flush()
         except OSError as exc:
             raise self._fail(exc, "writing events.jsonl") from None
+        return written
 
     # ------------------------------------------------------------------ end
 

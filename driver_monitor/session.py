@@ -292,7 +292,8 @@ def source_stats(src: "VideoSource") -> dict[str, Any]:
 
 
 class Recorder:
-    """What one drive writes: results (always) and an annotated video (``video_fps`` given).
+    """What one drive writes: results and the pictures of its alerts (always: event_pictures.py)
+    and an annotated video (``video_fps`` given).
 
     ``write(result)`` streams a result; ``close(summary, events)`` writes the events the pipeline
     closed at the end and summary.json, and returns the summary. Errors writing are one line
@@ -310,6 +311,9 @@ class Recorder:
             from .annotate import AnnotatedVideoWriter
 
             self.video = AnnotatedVideoWriter(self.out_dir / "annotated.mp4", video_fps)
+        from .event_pictures import EventPictures
+
+        self.pictures = EventPictures(self.out_dir)  # events/NNN.jpg: each alert at its peak
         self.processing_s = 0.0  # time spent decoding and analysing frames (not waiting)
 
     @property
@@ -319,17 +323,19 @@ class Recorder:
     def write(self, result: FrameResult) -> None:
         if result.camera_ok:
             self.processing_s += float(result.timings_ms.get("total", 0.0)) / 1e3
-        self.results.write(result)
+        self.pictures.update(result, self.results.write(result))
         if self.video is not None:
             self.video.write(result)
 
     def close(self, summary: Mapping[str, Any] | None = None, events: Any = ()) -> dict[str, Any]:
         try:
-            self.results.write_events(events)
+            self.pictures.close(self.results.write_events(events))
             frames = self.results.frames_written
             extra = {"processing_fps": round(frames / self.processing_s, 2) if self.processing_s > 0 else None}
             if self.video is not None:
                 extra["annotated_video"] = self.video.path.name
+            if self.pictures.error is not None:
+                extra["event_pictures_error"] = self.pictures.error
             return self.results.close({**extra, **(summary or {})})
         finally:
             if self.video is not None:

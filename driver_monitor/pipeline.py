@@ -242,11 +242,13 @@ class Pipeline:
         if face is not None:
             signals, aligned, reading = self._read_face(frame, face, timings)
 
-        phone = self._read_phone(frame, timings)
+        nobody = face is None and detected.person is False  # no face, and the person check saw no one
+        phone, phone_reading = self._read_phone(frame, timings, nobody)
         t0 = time.perf_counter()
         smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
-                                            aus=reading.visible_aus(), person=detected.person, phone=phone)
+                                            aus=reading.visible_aus(), person=detected.person,
+                                            phone=phone_reading)
         timings["state"] = (time.perf_counter() - t0) * 1e3
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 
@@ -325,19 +327,25 @@ class Pipeline:
         self._eye_last = (t, p, ear)
         return replace(signals, eye_closed_p=p)
 
-    def _read_phone(self, frame: Frame, timings: dict[str, float]) -> float | None:
-        """The phone detector's best score on the whole frame when it is due
+    def _read_phone(self, frame: Frame, timings: dict[str, float], nobody: bool) -> tuple[float | None, float | None]:
+        """(the phone detector's best score, the reading the monitor gets) when a run is due
         (:class:`PhoneSchedule`: ``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like
-        score; a rewind runs it at once), 0.0 when it finds none; None between runs."""
+        score; a rewind runs it at once): a run's score, 0.0 when it finds none; with nobody in
+        view (no face, and the person check saw no one) the detector does not run and the
+        reading is 0.0, as there is no driver to hold a phone. (None, None) between runs."""
         if self.phone_detector is None or not self._phone_schedule.due(frame.time_s):
-            return None
+            return None, None
+        if nobody:
+            self._phone_schedule.ran(frame.time_s, 0.0)
+            self._phone_box = None
+            return None, 0.0
         t0 = time.perf_counter()
         found = self.phone_detector.detect(frame.image)
         timings["phone"] = (time.perf_counter() - t0) * 1e3
         score = found[0].score if found else 0.0
         self._phone_schedule.ran(frame.time_s, score)
         self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
-        return score
+        return score, score
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""

@@ -260,3 +260,20 @@ def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
         assert pipe.phone_detector is None
         r = pipe.process(Frame(img, 0, 0.0))
         assert r.phone_score is None and "phone" not in r.timings_ms
+
+
+def test_with_nobody_in_view_the_phone_detector_rests_and_phone_use_ends(real_face):
+    img, face = real_face
+    det = CountingPhoneDetector(0.4)
+    mesh = ScriptedDetector([[face]] * 30 + [[]] * 60)
+    pipe = Pipeline(load_config(None), None, detector=mesh, eye_model=None, phone_detector=det)
+    with_face = [pipe.process(Frame(img, i, i / 30)) for i in range(30)]
+    assert with_face[-1].state.phone_use and det.calls == 3
+    mesh.person_in_view = True  # a person without a face (turned away): still looked at
+    turned = [pipe.process(Frame(img, i, i / 30)) for i in range(30, 45)]
+    assert det.calls == 5 and any(r.phone_score == pytest.approx(0.4) for r in turned)
+    mesh.person_in_view = False  # nobody: no run, readings of no phone end the phone use
+    gone = [pipe.process(Frame(img, i, i / 30)) for i in range(45, 90)]
+    assert det.calls == 5
+    assert all(r.phone_score is None and "phone" not in r.timings_ms for r in gone)
+    assert not gone[-1].state.phone_use and gone[-1].phone_box is None

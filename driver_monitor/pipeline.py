@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple, Protocol
 import numpy as np
 
 from .config import Config
+from .cores import allowed_cores, pin
 from .face.align import align_face
 from .face.eyes import eye_patches
 from .face.geometry import measure, right_eye_weight
@@ -161,8 +162,12 @@ class Pipeline:
         self._had_face = False
         self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
         self._eye_last: tuple[float, float, float] | None = None  # the last eye reading: (t, P(closed), EAR)
-        self._phone_schedule = PhoneSchedule(cfg.phone)  # when the phone detector runs
+        self._phone_schedule = PhoneSchedule(cfg.phone, cfg.phone.lag_s)  # when the phone detector runs
         self._phone_box: tuple[float, float, float, float] | None = None  # its latest phone at min_score
+        self._phone_pool: Any = None  # the detector's own thread (made on its first run)
+        self._phone_job: Any = None   # the run in flight: a Future of (boxes, ms)
+        self._phone_job_t = 0.0       # the video time of its frame
+        self.mesh_core: int | None = None  # the core the mesh stage keeps to (session), if any
         self._since_engine = 0             # frames of the face since the engine last ran
         self._engine_t: float | None = None  # video time of the engine's last run
 
@@ -328,24 +333,63 @@ class Pipeline:
         return replace(signals, eye_closed_p=p)
 
     def _read_phone(self, frame: Frame, timings: dict[str, float], nobody: bool) -> tuple[float | None, float | None]:
-        """(the phone detector's best score, the reading the monitor gets) when a run is due
-        (:class:`PhoneSchedule`: ``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like
-        score; a rewind runs it at once): a run's score, 0.0 when it finds none; with nobody in
-        view (no face, and the person check saw no one) the detector does not run and the
-        reading is 0.0, as there is no driver to hold a phone. (None, None) between runs."""
-        if self.phone_detector is None or not self._phone_schedule.due(frame.time_s):
+        """(the phone detector's best score, the reading the monitor gets) on this frame, (None,
+        None) when no reading falls on it. :class:`PhoneSchedule` says when a run starts
+        (``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like score) and when its reading
+        counts: ``phone.lag_s`` of video later, the detector running on its own thread meanwhile
+        (the same frames get the same readings however fast the machine is). A run's score is 0.0
+        when it finds none; with nobody in view (no face, and the person check saw no one) no run
+        starts and the reading is 0.0 at once: there is no driver to hold a phone."""
+        sched, t = self._phone_schedule, frame.time_s
+        if self.phone_detector is None:
             return None, None
+        score = None
+        if sched.pending and (sched.ready(t) or t < self._phone_job_t):
+            score = self._take_phone(timings, rewound=t < self._phone_job_t)
+        if not sched.due(t):
+            return score, score
         if nobody:
-            self._phone_schedule.ran(frame.time_s, 0.0)
+            sched.ran(t, 0.0)
             self._phone_box = None
-            return None, 0.0
-        t0 = time.perf_counter()
-        found = self.phone_detector.detect(frame.image)
-        timings["phone"] = (time.perf_counter() - t0) * 1e3
-        score = found[0].score if found else 0.0
-        self._phone_schedule.ran(frame.time_s, score)
-        self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
+            return score, 0.0 if score is None else score
+        self._start_phone(frame)
+        sched.start(t)
+        if sched.ready(t):  # no lag: read at once
+            score = self._take_phone(timings)
         return score, score
+
+    def _start_phone(self, frame: Frame) -> None:
+        if self._phone_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._phone_pool = ThreadPoolExecutor(1, thread_name_prefix="phone", initializer=self._phone_thread)
+        self._phone_job_t = frame.time_s
+        self._phone_job = self._phone_pool.submit(self._detect_phone, frame.image)
+
+    def _phone_thread(self) -> None:
+        """The detector's thread keeps off the mesh stage's core (the frame loop's bottleneck)."""
+        core = self.mesh_core
+        others = allowed_cores() - {core} if core is not None else set()
+        if others:
+            pin((0,), others)
+
+    def _detect_phone(self, image: Any) -> tuple[list[Any], float]:
+        t0 = time.perf_counter()
+        found = self.phone_detector.detect(image)
+        return found, (time.perf_counter() - t0) * 1e3
+
+    def _take_phone(self, timings: dict[str, float], rewound: bool = False) -> float | None:
+        """The run in flight's best score (waiting for it), its box kept; dropped after a rewind."""
+        found, ms = self._phone_job.result()
+        self._phone_job = None
+        if rewound:
+            self._phone_schedule.reset()
+            return None
+        timings["phone"] = ms
+        score = found[0].score if found else 0.0
+        self._phone_schedule.done(score)
+        self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
+        return score
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""
@@ -415,6 +459,9 @@ class Pipeline:
         return self.monitor.finish(t, last.index if last is not None else None)
 
     def _close_models(self) -> None:
+        pool, self._phone_pool = getattr(self, "_phone_pool", None), None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         for model in (self.eye_model, self.phone_detector):
             if model is not None:
                 model.close()

@@ -141,9 +141,11 @@ def _mesh_on_one_core(pipeline: "Pipeline") -> Iterator[None]:
         return
     allowed = allowed_cores()
     pin((0, *ids), {core})  # 0: this thread
+    pipeline.mesh_core = core  # the pipeline's own threads (the phone detector's) keep off it
     try:
         yield
     finally:
+        pipeline.mesh_core = None
         pin(pipeline.detector.thread_ids, allowed)
 
 

@@ -168,8 +168,10 @@ def test_the_vote_needs_k_of_the_last_n_runs_at_the_rate():
 
     pe = load_tool("phone_eval")
     rows = _rows("c", [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], "ear")
-    # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by 0.3 s
+    # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by the run at 0.3 s,
+    # or 0.1 s later when a reading counts that much after its frame (phone.lag_s)
     assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3)) == (pytest.approx(0.3), 4)
+    assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3), lag_s=0.1) == (pytest.approx(0.4), 4)
     # at 10 Hz the runs see 0.5, 0, 0, 0.5, 0, 0, 0.5: never two of three in a row of three
     assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10.0))[0] is None
     assert pe._first_vote(rows, "crop", _cfg(0.3, 1, 1, 10.0))[0] is None
@@ -180,18 +182,30 @@ def test_the_schedule_runs_at_the_busy_rate_after_a_phone_like_score():
 
     sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=5.0, wake=0.15))
     runs = []
-    for i in range(40):  # 10 frames a second; phone-like from 1.5 s on, nothing after 2.5 s
+    for i in range(60):  # 10 frames a second; phone-like from 3.5 s on, nothing after 4.5 s
         t = i / 10
         if sched.due(t):
             runs.append(t)
-            sched.ran(t, 0.3 if 1.5 <= t < 2.5 else 0.05)
-    # idle: one run a second (0, 1, 2); 2.0 saw 0.3: busy every 0.2 s while one of the last 3
-    # runs saw it; after three runs without it, one a second again
-    assert runs == pytest.approx([0.0, 1.0, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 4.0][:len(runs)])
-    assert len(runs) == 8 and not sched.busy
+            sched.ran(t, 0.3 if 3.5 <= t < 4.5 else 0.05)
+    # one run a second; 4.0 saw 0.3: every 0.2 s while one of the last 3 runs saw it; after three
+    # without it, one a second again
+    assert runs == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 4.2, 4.4, 4.6, 4.8, 5.0])
+    assert not sched.busy
     assert sched.due(0.5)  # a rewind runs at once
     sched.reset()
     assert sched.due(9.0) and not sched.busy
+
+
+def test_a_lagged_reading_counts_later_and_one_run_is_in_flight_at_a_time():
+    from driver_monitor.monitor.phone import PhoneSchedule
+
+    sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=5.0), lag_s=0.3)
+    assert sched.due(0.0)
+    sched.start(0.0)
+    assert sched.pending and not sched.due(0.2) and not sched.ready(0.2)  # in flight, not yet counted
+    assert sched.ready(0.3)
+    sched.done(0.0)
+    assert not sched.pending and not sched.due(0.3) and sched.due(1.0)  # idle: a second after the run's frame
 
 
 def test_the_schedule_makes_a_phone_free_drive_cheap():

@@ -221,29 +221,51 @@ class CountingPhoneDetector:
 def test_the_phone_detector_runs_at_its_rate_and_its_vote_is_phone_use(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.4)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 60), eye_model=None,
-                    phone_detector=det)
+    cfg = load_config(None, ["phone.lag_s=0.1"])
+    pipe = Pipeline(cfg, None, detector=ScriptedDetector([[face]] * 60), eye_model=None, phone_detector=det)
     results = [pipe.process(Frame(img, i, i / 30)) for i in range(60)]
     assert det.calls == 6  # 3 a second of video: frames 0, 10, 20, ...
-    ran = [i for i, r in enumerate(results) if "phone" in r.timings_ms]
-    assert ran == [0, 10, 20, 30, 40, 50] and all(results[i].phone_score == pytest.approx(0.4) for i in ran)
+    read = [i for i, r in enumerate(results) if "phone" in r.timings_ms]
+    # with phone.lag_s each reading counts 0.1 s (3 frames) after its frame: the run goes on beside them
+    assert read == [3, 13, 23, 33, 43, 53] and all(results[i].phone_score == pytest.approx(0.4) for i in read)
     assert results[5].phone_score is None
-    assert not results[9].state.phone_use and results[10].state.phone_use  # two readings of three
-    assert [e.type for e in results[10].events] == ["phone_use"]
+    assert not results[12].state.phone_use and results[13].state.phone_use  # two readings of three
+    assert [e.type for e in results[13].events] == ["phone_use"]
 
 
 def test_the_phone_detector_idles_at_one_run_a_second_and_its_box_is_kept(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.12)  # counts for the vote (0.1), not phone-like enough to wake (0.15)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 90), eye_model=None,
+    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 150), eye_model=None,
                     phone_detector=det)
     results = [pipe.process(Frame(img, i, i / 30)) for i in range(90)]
     assert [i for i, r in enumerate(results) if "phone" in r.timings_ms] == [0, 30, 60]
     assert all(r.phone_box == (1.0, 1.0, 5.0, 9.0) for r in results)  # held between runs
     assert results[30].state.phone_use  # two of three runs at 0.12
     det.score = 0.0
-    later = [pipe.process(Frame(img, i, i / 30)) for i in range(90, 121)]
+    later = [pipe.process(Frame(img, i, i / 30)) for i in range(90, 150)]
     assert later[0].phone_score == 0.0 and all(r.phone_box is None for r in later)
+
+
+def test_the_phone_readings_do_not_depend_on_how_long_the_detector_takes(real_face):
+    import random
+    import time as _time
+
+    class Slow(CountingPhoneDetector):
+        def detect(self, image):
+            _time.sleep(random.uniform(0.0, 0.03))
+            self.score = 0.4 if 5 <= self.calls < 15 else 0.05
+            return super().detect(image)
+
+    img, face = real_face
+    runs = []
+    for det in (Slow(0.05), Slow(0.05)):
+        pipe = Pipeline(load_config(None, ["phone.lag_s=0.1"]), None, detector=ScriptedDetector([[face]] * 400),
+                        eye_model=None, phone_detector=det)
+        runs.append([(r.phone_score, r.state.phone_use) for r in (pipe.process(Frame(img, i, i / 30))
+                                                                 for i in range(400))])
+        pipe.close()
+    assert runs[0] == runs[1] and any(use for _, use in runs[0])
 
 
 def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
@@ -252,7 +274,7 @@ def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
     with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 3), eye_model=None,
                   phone_detector=det) as pipe:
         assert pipe.process(Frame(img, 0, 0.0)).phone_score == 0.0
-    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
+    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 4), eye_model=None) as pipe:
         assert pipe.phone_detector is not None  # the shipped YOLOX-Nano
         assert pipe.process(Frame(img, 0, 0.0)).phone_score is not None
     off = load_config(None, ["phone.enabled=false"])

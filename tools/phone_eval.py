@@ -214,20 +214,28 @@ def _score(r: dict[str, object], view: str) -> float:
             else float(r[f"{view}_score"]))  # type: ignore[arg-type]
 
 
-def _first_vote(rows: list[dict[str, object]], view: str, cfg: PhoneConfig) -> tuple[float | None, int]:
-    """The time of the first detector run at which the monitor's vote (:class:`PhoneVote`) says a
-    phone is in use, with the runs on the frames the pipeline's :class:`PhoneSchedule` picks (None
-    if never), and how many runs the clip took."""
-    vote, schedule = PhoneVote(cfg), PhoneSchedule(cfg)
-    first, runs = None, 0
+def _first_vote(rows: list[dict[str, object]], view: str, cfg: PhoneConfig,
+                lag_s: float | None = None) -> tuple[float | None, int]:
+    """The time of the first frame at which the monitor's vote (:class:`PhoneVote`) says a phone
+    is in use, the runs on the frames the pipeline's :class:`PhoneSchedule` picks and each reading
+    counted ``lag_s`` later as the pipeline counts it (None if never), and how many runs the clip
+    took."""
+    vote, schedule = PhoneVote(cfg), PhoneSchedule(cfg, cfg.lag_s if lag_s is None else lag_s)
+    first, runs, pending = None, 0, 0.0
     for r in rows:
         ts = float(r["time_s"])  # type: ignore[arg-type]
-        if not schedule.due(ts):
-            continue
-        s = _score(r, view)
-        schedule.ran(ts, s)
-        runs += 1
-        if vote.update(s) and first is None:
+        reading = None
+        if schedule.ready(ts):
+            schedule.done(pending)
+            reading = pending
+        if schedule.due(ts):
+            schedule.start(ts)
+            runs += 1
+            pending = _score(r, view)
+            if schedule.ready(ts):
+                schedule.done(pending)
+                reading = pending
+        if reading is not None and vote.update(reading) and first is None:
             first = ts
     return first, runs
 

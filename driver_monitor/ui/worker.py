@@ -315,7 +315,7 @@ class SessionWorker(QObject):
         if r is None and src.is_live and not src.ended:  # no frame this poll; the source reconnects
             if not playback.lost_due(time.perf_counter()):
                 return None
-            r = self._pipeline.process(None)  # no frame for read_timeout_s: camera lost, said as such
+            r = self._pipeline.process(None, index=src.lost_tick())  # no frame for read_timeout_s: camera lost
         if r is None:
             return self._end()
         plan = FramePlan()

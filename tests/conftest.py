@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,25 @@ def unpack_data(rel: str, into: Path) -> Path:
     with tarfile.open(need_data(rel)) as tf:
         tf.extractall(into, filter="data")
     return into
+
+
+def analyze_running(out: Path, *extra: str, poll_s: float = 0.1) -> Any:
+    """``driver-monitor analyze`` of sunglasses_talking_yawns.avi into ``out`` in a process of its
+    own, without the engine, returned once it has written 20 kB of frames.csv (so a signal sent
+    now stops a run that has results to keep)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "analyze",
+                             str(need_data("videos/sunglasses_talking_yawns.avi")), "--out", str(out),
+                             "--no-progress", "--set", "engine.enabled=false", *extra], cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (out / "frames.csv").is_file() and (out / "frames.csv").stat().st_size > 20000:
+            break
+        time.sleep(poll_s)
+    return proc
 
 
 def load_tool(stem: str) -> ModuleType:

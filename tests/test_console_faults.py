@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from driver_monitor import errors, recording
 from driver_monitor.cli import main
 from driver_monitor.config import Config
 
-from .conftest import PROJECT_ROOT, need_data
+from .conftest import analyze_running, need_data
 
 NO_ENGINE = ["--set", "engine.enabled=false"]
 
@@ -110,15 +108,7 @@ def test_signals_after_the_first_are_ignored_and_said_once():
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
 def test_two_real_signals_50ms_apart_keep_the_summary_and_the_first_reason(tmp_path: Path, second):
     out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "analyze",
-                             str(need_data("videos/sunglasses_talking_yawns.avi")), "--out", str(out),
-                             "--no-progress", *NO_ENGINE], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (out / "frames.csv").is_file() and (out / "frames.csv").stat().st_size > 20000:
-            break
-        time.sleep(0.02)
+    proc = analyze_running(out, poll_s=0.02)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(second)

@@ -23,7 +23,7 @@ from driver_monitor.pipeline import Pipeline
 from driver_monitor.recording import ResultWriter
 from driver_monitor.types import DriverState, Frame, FrameResult
 
-from .conftest import PROJECT_ROOT, need_data
+from .conftest import PROJECT_ROOT, analyze_running, need_data
 
 NO_ENGINE = ["--set", "engine.enabled=false"]
 
@@ -134,15 +134,7 @@ def test_summary_says_incomplete_while_running(tmp_path: Path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_keep_the_results(tmp_path: Path, sig):
     out = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "driver_monitor.cli", "analyze",
-                             str(need_data("videos/sunglasses_talking_yawns.avi")), "--out", str(out),
-                             "--no-progress", *NO_ENGINE], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (out / "frames.csv").is_file() and (out / "frames.csv").stat().st_size > 20000:
-            break
-        time.sleep(0.1)
+    proc = analyze_running(out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     name = signal.Signals(sig).name

@@ -148,7 +148,7 @@ def test_bench_end_to_end_reads_the_pipeline_stage_timings(setup):
 
     video = need_data("videos/single_face.mp4")
     cfg = load_config(None, [f"engine.model={setup['model']}", f"engine.cache_dir={setup['cache']}",
-                             "engine.backend=onnxruntime"])
+                             "engine.backend=onnxruntime", "engine.rate_hz=0"])  # the engine on every frame
     runs = bench.bench_pipelines(cfg, video, backends=["onnxruntime"], max_frames=15, log=lambda m: None)
     assert [r["label"] for r in runs] == ["no engine", "onnxruntime CPU fp32"]
     for r in runs:

@@ -133,7 +133,7 @@ def test_an_engine_that_returns_too_few_outputs_is_a_model_error():
 
 
 def _run_pipeline(img, face, mouth_vis, cfg=None):
-    cfg = cfg or load_config(None, ["smoothing.prob_filter=none"])
+    cfg = cfg or load_config(None, ["smoothing.prob_filter=none", "engine.rate_hz=0"])
     n = len(mouth_vis)
     with Pipeline(cfg, RegionEngine(mouth_vis), detector=ScriptedDetector([[face]] * n)) as pipe:
         return pipe, [pipe.process(Frame(img, i, i / 30)) for i in range(n)]
@@ -153,7 +153,7 @@ def test_pipeline_reports_regions_and_hides_the_mouth_aus_behind_a_mask(real_fac
 
 def test_visibility_is_smoothed_like_the_other_engine_outputs(real_face):  # noqa: F811
     img, face = real_face
-    _, results = _run_pipeline(img, face, [0.9, 0.1], cfg=load_config(None))
+    _, results = _run_pipeline(img, face, [0.9, 0.1], cfg=load_config(None, ["engine.rate_hz=0"]))
     assert 0.1 < results[1].regions["mouth"] < 0.9  # one frame of a hand does not flip it at once
 
 

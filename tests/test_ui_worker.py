@@ -56,6 +56,13 @@ class FakeSource:
         self._next += 1
         return Frame(np.full((24, 32, 3), i % 256, np.uint8), i, i / self.fps)
 
+    def lost_tick(self) -> int | None:
+        """As a live VideoSource: a frame number of its own for a tick that brought nothing."""
+        if not self.is_live:
+            return None
+        self._next += 1
+        return self._next - 1
+
     def seek(self, index: int) -> None:
         if self.is_live:
             raise SourceError("live")
@@ -80,11 +87,14 @@ class FakePipeline:
         self.closed = False
         self.processed: list[int] = []
         self.last_t = 0.0
+        self.lost_indices: list[int | None] = []  # the frame numbers of the camera-lost ticks
 
-    def process(self, frame, *, decode_ms=None) -> FrameResult:
+    def process(self, frame, *, decode_ms=None, index=None) -> FrameResult:
         if frame is None:
             self.last_t += 0.1
-            return FrameResult(frame=Frame(np.zeros((1, 1), np.uint8), -1, self.last_t), camera_ok=False,
+            self.lost_indices.append(index)
+            return FrameResult(frame=Frame(np.zeros((1, 1), np.uint8), -1 if index is None else index, self.last_t),
+                               camera_ok=False,
                                state=DriverState(self.last_t, status=Status.CAMERA_LOST))
         if frame.index == self.fail_at:
             raise RuntimeError(f"boom at frame {frame.index}")
@@ -309,6 +319,9 @@ def test_live_feed_that_drops_shows_camera_lost(qtbot):
     last_ok = max(t for ok, t in seen if ok)
     first_lost = min(t for ok, t in seen if not ok)
     assert first_lost - last_ok >= 0.45  # lost only after read_timeout_s without a frame
+    qtbot.waitUntil(lambda: len(factory.made[-1].lost_indices) >= 2, timeout=5000)
+    lost = factory.made[-1].lost_indices[:2]
+    assert lost[0] >= 20 and lost[1] > lost[0]  # each lost tick a frame number of its own, after the frames
 
 
 class FakeCamera:

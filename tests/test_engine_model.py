@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver_monitor.engine.contract import read_model_info
+from driver_monitor.model_contract import read_model_info
 from driver_monitor.errors import ModelError
 from driver_monitor.preprocess import AUS, EMOTIONS
 
@@ -143,7 +143,7 @@ def export_tiny_regions(path: Path, *, seed: int = 0, flip_tta: bool = False, ve
     """``tiny_region_net(seed)`` exported to ``path`` by the product's exporter with its region
     metadata, and its checkpoint beside it (``<stem>.pt``, named by dm.torch_checkpoint) for the
     torch backend. Returns (path, the network)."""
-    from driver_monitor.engine.contract import model_metadata
+    from driver_monitor.model_contract import model_metadata
     from driver_monitor.model.checkpoint import default_meta, save_checkpoint
     from driver_monitor.model.export import export_onnx
     from driver_monitor.model.regions import AU_REGIONS

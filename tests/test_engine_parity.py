@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driver_monitor.engine.contract import read_model_info
+from driver_monitor.model_contract import read_model_info
 from driver_monitor.engine.onnxruntime_backend import OnnxRuntimeEngine
 from driver_monitor.engine.precision import COPY_RECIPES, build_copy, model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine

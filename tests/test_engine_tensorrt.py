@@ -31,7 +31,7 @@ import pytest
 
 from driver_monitor.engine import tensorrt_backend as trt_b
 from driver_monitor.engine.cache import list_cache
-from driver_monitor.engine.contract import read_model_info
+from driver_monitor.model_contract import read_model_info
 from driver_monitor.engine.precision import model_for_precision
 from driver_monitor.engine.torch_backend import TorchEngine
 from driver_monitor.errors import BackendUnavailableError, ModelError

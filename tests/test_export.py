@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 from driver_monitor.errors import ModelError  # noqa: E402
 from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint  # noqa: E402
 from driver_monitor.model.checkpoint import default_meta  # noqa: E402
-from driver_monitor.engine.contract import META_KEYS, model_metadata, read_metadata  # noqa: E402
+from driver_monitor.model_contract import META_KEYS, model_metadata, read_metadata  # noqa: E402
 from driver_monitor.model.export import check_parity, export_onnx  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, to_input  # noqa: E402
 from tests.conftest import load_tool  # noqa: E402
@@ -153,7 +153,7 @@ def exported_regions(tmp_path_factory):
 
 
 def test_region_network_exports_attention_and_visibility(exported_regions):
-    from driver_monitor.engine.contract import read_model_info
+    from driver_monitor.model_contract import read_model_info
     from driver_monitor.model.regions import AU_REGIONS, REGIONS
 
     net, path = exported_regions
@@ -214,7 +214,7 @@ def test_export_refuses_metadata_that_does_not_name_the_regions(exported, tmp_pa
 
 
 def test_region_metadata_maps_every_au_to_the_regions_the_model_has():
-    from driver_monitor.engine.contract import region_metadata
+    from driver_monitor.model_contract import region_metadata
     from driver_monitor.model.regions import AU_REGIONS
 
     meta = region_metadata(("eyes", "mouth"), AU_REGIONS, AUS)
@@ -251,7 +251,7 @@ def _edited(path, tmp_path, *, drop_outputs=(), props=None, drop_props=()):
     ({"props": {"dm.au_regions": "[1"}}, "dm.au_regions must map"),
 ])
 def test_region_contract_is_checked_when_the_model_is_read(exported_regions, tmp_path, edit, message):
-    from driver_monitor.engine.contract import read_model_info
+    from driver_monitor.model_contract import read_model_info
 
     with pytest.raises(ModelError, match=message):
         read_model_info(_edited(exported_regions[1], tmp_path, **edit))
@@ -259,7 +259,7 @@ def test_region_contract_is_checked_when_the_model_is_read(exported_regions, tmp
 
 def test_export_tool_writes_the_region_outputs(tmp_path, capsys):
 
-    from driver_monitor.engine.contract import read_model_info
+    from driver_monitor.model_contract import read_model_info
     from driver_monitor.model.checkpoint import save_checkpoint
 
     from .test_engine_model import tiny_region_net

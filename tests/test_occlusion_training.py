@@ -313,7 +313,7 @@ def test_region_variant_exports_the_two_outputs_and_the_region_outputs(tmp_path)
     pytest.importorskip("onnxruntime")
     import onnx
 
-    from driver_monitor.engine.contract import OUTPUT_NAMES, REGION_OUTPUT_NAMES, model_metadata
+    from driver_monitor.model_contract import OUTPUT_NAMES, REGION_OUTPUT_NAMES, model_metadata
     from driver_monitor.model.export import check_parity, export_onnx
 
     model = _net(TINY_RA, seed=5)

@@ -90,7 +90,7 @@ def _crops(n: int, seed: int = 0) -> np.ndarray:
 def test_engines_return_the_region_outputs_of_the_network(region_model, backend):
     import torch
 
-    from driver_monitor.engine.contract import read_model_info
+    from driver_monitor.model_contract import read_model_info
     from driver_monitor.preprocess import to_input
 
     path, net = region_model

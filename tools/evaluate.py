@@ -73,7 +73,7 @@ Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def onnx_predictor(path: Path, threads: int = 0) -> tuple[Predictor, InputSpec, dict]:
     import onnxruntime as ort
 
-    from driver_monitor.engine.contract import read_metadata
+    from driver_monitor.model_contract import read_metadata
 
     props = read_metadata(path)
     spec = InputSpec(int(props["dm.input_size"]), float(props["dm.input_mean"]), float(props["dm.input_std"]))

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
-        from driver_monitor.engine.contract import model_metadata
+        from driver_monitor.model_contract import model_metadata
         from driver_monitor.model.export import check_parity, export_onnx
         from driver_monitor.model.regions import AU_REGIONS
 

@@ -108,7 +108,7 @@ def region_predictor(name: str, onnx: bool, flip_tta: bool = False) -> tuple[Cal
     if onnx:
         import onnxruntime as ort
 
-        from driver_monitor.engine.contract import OUTPUT_REGION_VISIBILITY, read_model_info
+        from driver_monitor.model_contract import OUTPUT_REGION_VISIBILITY, read_model_info
 
         info = read_model_info(name)
         if not info.region_names:

@@ -8,15 +8,16 @@ Public API (runtimes are imported only by the backend that is opened)::
     selection.to_dict()                # backend, device, precision, reason -> summary.json
     engine.close()
 
-Modules: ``backends`` (the table of backends), ``contract`` (the model file), ``base`` (the
-Engine interface), ``select`` (the choice), ``precision`` (fp16 / int8 copies), ``cache``
-(TensorRT plans), one module per backend, ``commands`` (``driver-monitor engines``).
+Modules: ``backends`` (the table of backends), ``base`` (the Engine interface), ``select`` (the
+choice), ``precision`` (fp16 / int8 copies), ``cache`` (TensorRT plans), one module per backend,
+``commands`` (``driver-monitor engines``). The model file's contract, which the exporter in
+``driver_monitor.model`` writes to, is ``driver_monitor.model_contract``, below both.
 """
 from __future__ import annotations
 
+from ..model_contract import ModelInfo, read_model_info
 from .backends import BACKENDS, install_hint
 from .base import Engine, Selection
-from .contract import ModelInfo, read_model_info
 from .select import create_engine, open_engine_or_none, plan_selection
 
 __all__ = ["BACKENDS", "Engine", "ModelInfo", "Selection", "create_engine", "install_hint", "open_engine_or_none",

@@ -13,7 +13,7 @@ from typing import Any
 from ..config import PROJECT_ROOT, Config
 from ..errors import DriverMonitorError, ModelError
 from .base import resolve_cache_dir, resolve_model_path
-from .contract import file_sha256, read_model_info
+from ..model_contract import file_sha256, read_model_info
 from .precision import CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy, model_for_precision
 
 

@@ -16,7 +16,7 @@ from ..cores import usable_cores
 from ..errors import BackendUnavailableError, ModelError
 from .backends import install_hint
 from .base import Engine
-from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
+from ..model_contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 

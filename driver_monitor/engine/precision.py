@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 from ..errors import DatasetError, ModelError
 from ..preprocess import InputSpec, to_input
 from .cache import new_temp_file
-from .contract import INPUT_NAME, ModelInfo, read_model_info
+from ..model_contract import INPUT_NAME, ModelInfo, read_model_info
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 #: the copies' kinds: an int8 copy for the CPU is made differently from the one for TensorRT

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..errors import BackendUnavailableError, ConfigError, ModelError
 from .backends import AUTO_ORDER, BACKENDS, backend, backend_module, install_hint
 from .base import Engine, Selection, resolve_cache_dir, resolve_model_path
-from .contract import read_model_info
+from ..model_contract import read_model_info
 from .precision import model_for_precision
 
 Prober = Callable[[str, str], "str | None"]

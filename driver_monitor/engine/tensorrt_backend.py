@@ -49,7 +49,7 @@ from ..errors import BackendUnavailableError, DriverMonitorError, ModelError
 from .backends import install_hint
 from .base import Engine
 from .cache import PlanKey, load_or_build
-from .contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
+from ..model_contract import INPUT_NAME, OUTPUT_AUS, OUTPUT_PROBS, REGION_OUTPUT_NAMES, ModelInfo
 
 WORKSPACE_BYTES = 1 << 30
 OPT_LEVEL = 3  # TensorRT's default builder optimisation level, set explicitly: it is part of the plan key

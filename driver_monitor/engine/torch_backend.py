@@ -16,7 +16,7 @@ from ..errors import BackendUnavailableError, ModelError
 from ..preprocess import InputSpec
 from .backends import install_hint
 from .base import Engine
-from .contract import ModelInfo
+from ..model_contract import ModelInfo
 
 
 def probe(device: str) -> str | None:

@@ -1,6 +1,6 @@
 """ONNX export of the emotion + AU network, with its metadata inside the file.
 
-The file follows the model contract of ``engine/contract.py`` (names, opset, the ``dm.*`` keys
+The file follows the model contract of ``model_contract.py`` (names, opset, the ``dm.*`` keys
 written by ``contract.model_metadata``), which the engines and tools/evaluate.py read. A plain
 network exports the two outputs ``emotion_probs`` / ``au_intensity``; the region-attention variant
 adds ``region_attention`` and ``region_visibility`` (``forward_regions``: attention weights and
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.contract import INPUT_NAME, OPSET, OUTPUT_NAMES, REGION_OUTPUT_NAMES
+from ..model_contract import INPUT_NAME, OPSET, OUTPUT_NAMES, REGION_OUTPUT_NAMES
 from ..errors import ModelError
 from .network import EmotionAUNet
 

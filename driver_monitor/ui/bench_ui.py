@@ -34,7 +34,7 @@ def model_emotion_names(cfg) -> tuple[str, ...]:
     """The emotion names the configured model carries (none when it cannot be read: no engine)."""
     from ..config import PROJECT_ROOT
     from ..engine.base import resolve_model_path
-    from ..engine.contract import read_model_info
+    from ..model_contract import read_model_info
     from ..errors import DriverMonitorError
 
     try:

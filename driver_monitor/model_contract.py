@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import ModelError
-from ..preprocess import InputSpec
+from .errors import ModelError
+from .preprocess import InputSpec
 
 INPUT_NAME = "face"
 OUTPUT_PROBS = "emotion_probs"

@@ -2,7 +2,7 @@
 
 Every backend lives in its own module (``onnxruntime_backend``, ``torch_backend``,
 ``tensorrt_backend``, listed in ``backends.TABLE``) that imports its runtime inside itself; the
-choice is made in ``select.py``; the model file's contract is ``contract.py``.
+choice is made in ``select.py``; the model file's contract is ``driver_monitor.model_contract``.
 Third-party types never leave a backend module: engines return :class:`EngineOutput`.
 """
 from __future__ import annotations

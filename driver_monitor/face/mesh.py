@@ -1,4 +1,4 @@
-"""MediaPipe FaceMesh adapter: with face/landmarker.py the only code that imports mediapipe.
+"""MediaPipe FaceMesh adapter: with face/hands.py and training/landmarker.py the only code that imports mediapipe.
 
 Legacy ``mp.solutions.face_mesh`` with ``refine_landmarks=True`` (478 points, iris included) and
 ``static_image_mode=False`` (tracking between video frames). Its normalised output becomes our

@@ -6,14 +6,14 @@ Face Landmarker sees on each training face. This module is the adapter: a small 
 mapping from those to our 13 AUs (:func:`aus_from_mediapipe`), documented unit by unit in
 docs/model.md and checked against the CK+ FACS presence labels.
 
-The Face Landmarker itself is read through the face adapter (``face/landmarker.py``).
+The Face Landmarker itself is read through ``training/landmarker.py``, its only user being this labeller.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..face.landmarker import BLENDSHAPES, BlendshapeExtractor, MediapipeFaceReadout  # noqa: F401 - the labeller's API
+from .landmarker import BLENDSHAPES, BlendshapeExtractor, MediapipeFaceReadout  # noqa: F401 - the labeller's API
 from ..preprocess import AUS
 
 _BS = {n: i for i, n in enumerate(BLENDSHAPES)}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.training.datasets import load_dataset
 from driver_monitor.errors import DriverMonitorError, report
-from driver_monitor.face.landmarker import BLENDSHAPES, LANDMARKER_URL
+from driver_monitor.training.landmarker import BLENDSHAPES, LANDMARKER_URL
 from driver_monitor.preprocess import AUS
 
 

@@ -96,7 +96,7 @@ def _rate(summary: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
-    from .evaluation import evaluate, markdown
+    from .scenarios import evaluate, markdown
 
     base = list(args.overrides or [])
     if args.backend:

@@ -269,7 +269,7 @@ def test_an_interval_past_the_end_of_the_clip_is_refused_before_analysing(tmp_pa
 
 
 def test_overlapping_intervals_that_contradict_each_other_are_refused(tmp_path):
-    from driver_monitor.evaluation import load_truth
+    from driver_monitor.scenarios import load_truth
 
     truth = _truth(tmp_path, "      - [attentive, 0.0, 5.0]\n      - [eyes_closed, 3.0, 6.5]\n")
     with pytest.raises(errors.ConfigError) as info:
@@ -283,7 +283,7 @@ def test_overlapping_intervals_that_contradict_each_other_are_refused(tmp_path):
 
 
 def test_attentive_time_counts_only_the_frames_there_are():
-    from driver_monitor.evaluation import Clip, Interval, Results, score_clip, summarise
+    from driver_monitor.scenarios import Clip, Interval, Results, score_clip, summarise
 
     t = [i / 10 for i in range(100)]  # 10 s of frames
     res = Results(t, [{"time_s": str(x), "drowsiness": "none", "distraction": "none"} for x in t], [])

@@ -11,7 +11,7 @@ import pytest
 from driver_monitor.cli import main
 from driver_monitor.config import Config, load_config
 from driver_monitor.errors import ConfigError
-from driver_monitor.evaluation import (Clip, Expect, Interval, Results, default_expectation, load_truth,
+from driver_monitor.scenarios import (Clip, Expect, Interval, Results, default_expectation, load_truth,
                                        markdown, score_clip, summarise)
 from tests.conftest import need_data
 

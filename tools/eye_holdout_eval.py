@@ -25,7 +25,7 @@ from typing import Any
 
 from driver_monitor.analyze import analyze
 from driver_monitor.config import PROJECT_ROOT, load_config
-from driver_monitor.evaluation import Results, load_truth, score_clip, summarise
+from driver_monitor.scenarios import Results, load_truth, score_clip, summarise
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
 TRUTHS = (PROJECT_ROOT / "scenarios" / "ir_clips.yaml", PROJECT_ROOT / "scenarios" / "shared_clips.yaml")

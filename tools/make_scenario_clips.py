@@ -31,7 +31,7 @@ import yaml  # noqa: E402
 
 from driver_monitor.config import Config  # noqa: E402
 from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
-from driver_monitor.evaluation import load_truth  # noqa: E402
+from driver_monitor.scenarios import load_truth  # noqa: E402
 
 SOURCE = "head_turns"  # the clip in the source truth file the recipes are written for
 OUT_OF_VIEW = -1       # a frame index meaning: the source frame slid out of the picture

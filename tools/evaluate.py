@@ -50,7 +50,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.training.datasets import (
     FERPLUS_PROTOCOLS, FaceDataset, load_ckplus, load_fer2013, load_ferplus,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.training.datasets import read_grey
 from driver_monitor.errors import DatasetError, DriverMonitorError, report

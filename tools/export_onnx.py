@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.errors import DriverMonitorError, ModelError, report
 

@@ -22,16 +22,15 @@ import argparse
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
+import yaml
+
+from driver_monitor.config import Config
+from driver_monitor.errors import DriverMonitorError, report
+from driver_monitor.scenarios import load_truth
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from driver_monitor.config import Config  # noqa: E402
-from driver_monitor.errors import DriverMonitorError, report  # noqa: E402
-from driver_monitor.scenarios import load_truth  # noqa: E402
 
 SOURCE = "head_turns"  # the clip in the source truth file the recipes are written for
 OUT_OF_VIEW = -1       # a frame index meaning: the source frame slid out of the picture

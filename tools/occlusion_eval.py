@@ -52,7 +52,6 @@ from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from driver_monitor.errors import DriverMonitorError, report
 from driver_monitor.model.metrics import classification_report

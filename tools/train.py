@@ -54,7 +54,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 from torch.nn import functional as F

@@ -458,13 +458,25 @@ class Pipeline:
         t = self._last_t if self._last_t is not None else 0.0  # lost ticks count: camera_lost ends there
         return self.monitor.finish(t, last.index if last is not None else None)
 
-    def _close_models(self) -> None:
+    def _stop_phone_thread(self) -> None:
         pool, self._phone_pool = getattr(self, "_phone_pool", None), None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        self._phone_job = None
+
+    def _close_models(self) -> None:
+        self._stop_phone_thread()
         for model in (self.eye_model, self.phone_detector):
             if model is not None:
                 model.close()
+
+    def hand_over_models(self) -> dict[str, Any]:
+        """The eye-state model and the phone detector, for a pipeline that replaces this one (a
+        seek in the dashboard): this one stops its phone thread and will not close them."""
+        self._stop_phone_thread()
+        models = {"eye_model": self.eye_model, "phone_detector": self.phone_detector}
+        self.eye_model = self.phone_detector = None
+        return models
 
     def close(self) -> None:
         self.detector.close()

@@ -662,3 +662,31 @@ def test_registered_widgets_are_held_until_the_teardown_closes_them(qtbot):
     del w
     gc.collect()
     assert ref() is not None
+
+
+def test_a_seek_keeps_the_eye_model_and_the_phone_detector_and_stops_the_old_thread():
+    """renew() after a seek: the new pipeline gets the old one's models (no reload), the old one's
+    phone thread ends, and only the last pipeline closes them."""
+    from driver_monitor.ui.worker import PipelineFactory
+
+    class NoFaces:
+        person_in_view = True  # someone in view: the phone detector runs
+
+        def detect(self, image):
+            return []
+
+        def close(self):
+            pass
+
+    factory = PipelineFactory(Config(), make_engine=lambda cfg: (None, None), detector_factory=NoFaces)
+    first = factory.create()
+    eye, phone = first.eye_model, first.phone_detector
+    assert eye is not None and phone is not None
+    first.process(Frame(np.zeros((240, 320, 3), np.uint8), 0, 0.0))
+    assert first._phone_pool is not None  # its thread is running
+    second = factory.renew(first)
+    assert second.eye_model is eye and second.phone_detector is phone
+    assert first._phone_pool is None and first.eye_model is None and first.phone_detector is None
+    assert second.process(Frame(np.zeros((240, 320, 3), np.uint8), 5, 5.0)).phone_score is not None
+    factory.close(second)
+    assert second._phone_pool is None

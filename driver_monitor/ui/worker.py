@@ -67,7 +67,8 @@ class PipelineFactory:
     """Makes the session's pipelines; the engine is made once and shared by all of them.
 
     ``create()`` the first pipeline; ``renew(old)`` a fresh one after a seek (closes the old one's
-    face detector, keeps the engine); ``close(p)`` the last one, engine included.
+    face detector, keeps the engine, the eye-state model and the phone detector); ``close(p)`` the
+    last one, engine and models included.
     """
 
     def __init__(self, cfg: Config, *, make_engine: Callable[[Config], tuple[Any, Any]] | None = None,
@@ -79,11 +80,11 @@ class PipelineFactory:
         self.selection: Any = None
         self._made_engine = False
 
-    def _new(self):
+    def _new(self, models: dict[str, Any] | None = None):
         from ..pipeline import Pipeline
 
         detector = self._detector_factory() if self._detector_factory else None
-        return Pipeline(self.cfg, self.engine, detector=detector)
+        return Pipeline(self.cfg, self.engine, detector=detector, **(models or {}))
 
     def create(self):
         if not self._made_engine:
@@ -101,7 +102,8 @@ class PipelineFactory:
         detector = getattr(old, "detector", None)
         if detector is not None:
             detector.close()
-        return self._new()
+        hand_over = getattr(old, "hand_over_models", None)  # the eye model and phone detector go on
+        return self._new(hand_over() if hand_over is not None else None)
 
     def close(self, pipeline) -> None:
         if pipeline is not None:

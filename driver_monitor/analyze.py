@@ -101,6 +101,8 @@ def _close(src: Any, pipeline: Any, recorder: Recorder | None, bar: Any, loop: l
         src.close()
         if pipeline is not None and not keep_models:
             pipeline.close()
+        elif pipeline is not None:  # the engine and the detector stay; the models it opened itself go
+            pipeline.close_own_models()
 
 
 def _open(source: Any, cfg: Config, engine: Any, selection: dict | None, log: Callable[[str], None],

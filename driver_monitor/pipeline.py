@@ -464,6 +464,13 @@ class Pipeline:
             pool.shutdown(wait=True, cancel_futures=True)
         self._phone_job = None
 
+    def close_own_models(self) -> None:
+        """Close what the pipeline opened from the config (the eye-state model, the phone detector
+        and its thread), not the engine and face detector it was given (a fleet worker keeps those
+        for its next drive)."""
+        self._close_models()
+        self.eye_model = self.phone_detector = None
+
     def _close_models(self) -> None:
         self._stop_phone_thread()
         for model in (self.eye_model, self.phone_detector):

@@ -221,3 +221,23 @@ def test_non_video_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert line.startswith("error: ") and "notes.mp4" in line
     rc, _, err = run_cli(["analyze", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")], capsys)
     assert rc != 0 and "missing.mp4" in err and "Traceback" not in err
+
+
+@pytest.mark.data
+def test_drives_that_keep_the_models_close_what_each_pipeline_opened(tmp_path: Path) -> None:
+    """A fleet worker keeps the engine and the face detector from drive to drive; the eye-state
+    model, the phone detector and the detector's thread of each drive's pipeline are closed."""
+    import threading
+
+    from driver_monitor.analyze import analyze
+    from driver_monitor.face.mesh import FaceMeshDetector
+
+    cfg = load_config(None, ["engine.enabled=false"])
+    video = str(need_data("videos/single_face.mp4"))
+    with FaceMeshDetector(cfg.face) as mesh:
+        for i in range(2):
+            s = analyze(video, tmp_path / f"d{i}", cfg, progress=False, detector=mesh, keep_models=True,
+                        selection={}, log=lambda m: None)
+            assert s["frames"] == 72
+            mesh.reset()  # as the fleet worker does between drives
+    assert not [t for t in threading.enumerate() if t.name.startswith("phone")]

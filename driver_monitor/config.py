@@ -235,11 +235,6 @@ class PhoneConfig:
     rate_hz: float = _f(1.0, "Hz", gt=0, le=30)
     busy_rate_hz: float = _f(3.0, "Hz", gt=0, le=30)
     wake_score: float = _f(0.15, "score", gt=0, lt=1)
-    # a run's reading counts on the first frame this much video after its own, the run going on
-    # beside the frames between on its own thread; 0: the loop waits for it on its own frame. 0.1
-    # gives batch work 0.05-0.08x of the bare mesh loop on 30 frames/s drives and costs a phone
-    # 0.1 s more to be found (docs/benchmarks.md), so it is not the default
-    lag_s: float = _f(0.0, "s", ge=0, le=2)
     size: int = _f(0, "px", ge=0, le=1024)  # the detector's input side (a multiple of 32); 0 = the file's
 
 

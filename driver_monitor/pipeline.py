@@ -41,12 +41,14 @@ class FaceDetector(Protocol):
 @dataclass(frozen=True, slots=True)
 class Detected:
     """The face mesh's result for frame ``index``: the faces and the milliseconds it took;
-    ``person``: a person in view (a detector that looks when it finds no face; None otherwise)."""
+    ``person``: a person in view (a detector that looks when it finds no face; None otherwise);
+    ``phone``: the phone detector's run started with it (:meth:`Pipeline.detect`)."""
 
     index: int
     faces: tuple[Face, ...]
     mesh_ms: float
     person: bool | None = None
+    phone: Any = None  # the phone detector's run started on this frame (a Future), NOBODY, or None
 
 
 class EngineReading(NamedTuple):
@@ -102,6 +104,14 @@ EYE_REUSE_ABOVE = 0.9
 #: the EAR "stays" within a tenth of the reading's: falls no more for open eyes, rises no more
 #: (and no more than this much, the EAR's jitter on shut lids) for closed ones
 EYE_REUSE_EAR_JITTER = 0.01
+
+# a phone run starts with the face mesh of its frame (the first stage) and its reading is taken
+# with the rest of the frame (the second), so the detector works beside both. Whether a run is
+# due follows the readings of frames at least this many frames back: with two frames in the
+# hand-off (session._HANDOFF) and one being analysed, those are always in when a frame's mesh
+# starts, so the runs fall on the same frames however fast each stage is
+PHONE_SCHEDULE_DELAY = 4
+NOBODY = "nobody"  # a phone run due while nobody is in view: read as no phone, the detector rests
 
 _LOST_IMAGE = np.zeros((1, 1), np.uint8)  # stands in for the frame that did not come; camera_ok=False says so
 
@@ -162,11 +172,10 @@ class Pipeline:
         self._had_face = False
         self._held: EngineReading | None = None  # the engine's last smoothed outputs (engine.stride > 1)
         self._eye_last: tuple[float, float, float] | None = None  # the last eye reading: (t, P(closed), EAR)
-        self._phone_schedule = PhoneSchedule(cfg.phone, cfg.phone.lag_s)  # when the phone detector runs
+        self._phone_schedule = PhoneSchedule(cfg.phone, PHONE_SCHEDULE_DELAY)  # when the phone detector runs
         self._phone_box: tuple[float, float, float, float] | None = None  # its latest phone at min_score
         self._phone_pool: Any = None  # the detector's own thread (made on its first run)
-        self._phone_job: Any = None   # the run in flight: a Future of (boxes, ms)
-        self._phone_job_t = 0.0       # the video time of its frame
+        self._nobody = False          # the last mesh saw no face and the person check no one
         self.mesh_core: int | None = None  # the core the mesh stage keeps to (session), if any
         self._since_engine = 0             # frames of the face since the engine last ran
         self._engine_t: float | None = None  # video time of the engine's last run
@@ -210,6 +219,7 @@ class Pipeline:
         """The first stage: the face mesh on one frame (``prepared``: :meth:`prepare`'s result for
         it, when done ahead). Touches nothing but the detector, so it may run on another thread
         than :meth:`process`, one frame ahead (frames in order)."""
+        phone = self._start_phone(frame)
         t0 = time.perf_counter()
         kw: dict[str, Any] = {}
         if self._detect_takes_time:
@@ -218,7 +228,8 @@ class Pipeline:
             kw["prepared"] = prepared
         faces = self.detector.detect(frame.image, **kw)
         person = getattr(self.detector, "person_in_view", None)
-        return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3, person)
+        self._nobody = not faces and person is False
+        return Detected(frame.index, tuple(faces), (time.perf_counter() - t0) * 1e3, person, phone)
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
                 t_s: float | None = None, detected: Detected | None = None, index: int | None = None) -> FrameResult:
@@ -247,8 +258,7 @@ class Pipeline:
         if face is not None:
             signals, aligned, reading = self._read_face(frame, face, timings)
 
-        nobody = face is None and detected.person is False  # no face, and the person check saw no one
-        phone, phone_reading = self._read_phone(frame, timings, nobody)
+        phone, phone_reading = self._read_phone(frame, detected.phone, timings)
         t0 = time.perf_counter()
         smoothed = self._smooth(signals, face is not None, frame.time_s)
         state, events = self.monitor.update(frame.time_s, smoothed, camera_ok=True, frame_index=frame.index,
@@ -332,39 +342,38 @@ class Pipeline:
         self._eye_last = (t, p, ear)
         return replace(signals, eye_closed_p=p)
 
-    def _read_phone(self, frame: Frame, timings: dict[str, float], nobody: bool) -> tuple[float | None, float | None]:
-        """(the phone detector's best score, the reading the monitor gets) on this frame, (None,
-        None) when no reading falls on it. :class:`PhoneSchedule` says when a run starts
-        (``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like score) and when its reading
-        counts: ``phone.lag_s`` of video later, the detector running on its own thread meanwhile
-        (the same frames get the same readings however fast the machine is). A run's score is 0.0
-        when it finds none; with nobody in view (no face, and the person check saw no one) no run
-        starts and the reading is 0.0 at once: there is no driver to hold a phone."""
-        sched, t = self._phone_schedule, frame.time_s
-        if self.phone_detector is None:
-            return None, None
-        score = None
-        if sched.pending and (sched.ready(t) or t < self._phone_job_t):
-            score = self._take_phone(timings, rewound=t < self._phone_job_t)
-        if not sched.due(t):
-            return score, score
-        if nobody:
-            sched.ran(t, 0.0)
-            self._phone_box = None
-            return score, 0.0 if score is None else score
-        self._start_phone(frame)
-        sched.start(t)
-        if sched.ready(t):  # no lag: read at once
-            score = self._take_phone(timings)
-        return score, score
-
-    def _start_phone(self, frame: Frame) -> None:
+    def _start_phone(self, frame: Frame) -> Any:
+        """Start the phone detector on its own thread when a run is due on this frame
+        (:class:`PhoneSchedule`: ``phone.rate_hz``, ``phone.busy_rate_hz`` after a phone-like
+        score; a rewind runs it at once): its Future; NOBODY when the last mesh saw nobody in view
+        (no face, and the person check saw no one: no driver to hold a phone, no run); else None."""
+        if self.phone_detector is None or not self._phone_schedule.due(frame.time_s, frame.index):
+            return None
+        self._phone_schedule.start(frame.time_s)
+        if self._nobody:
+            return NOBODY
         if self._phone_pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._phone_pool = ThreadPoolExecutor(1, thread_name_prefix="phone", initializer=self._phone_thread)
-        self._phone_job_t = frame.time_s
-        self._phone_job = self._phone_pool.submit(self._detect_phone, frame.image)
+        return self._phone_pool.submit(self._detect_phone, frame.image)
+
+    def _read_phone(self, frame: Frame, run: Any, timings: dict[str, float]) -> tuple[float | None, float | None]:
+        """(the phone detector's best score, the reading the monitor gets) for the run started on
+        this frame (waiting for it), 0.0 when it found none; nobody in view reads (None, 0.0); no
+        run, (None, None). The reading is recorded for the schedule and the box kept."""
+        if run is None:
+            return None, None
+        if run is NOBODY:
+            self._phone_schedule.done(frame.index, 0.0)
+            self._phone_box = None
+            return None, 0.0
+        found, ms = run.result()
+        timings["phone"] = ms
+        score = found[0].score if found else 0.0
+        self._phone_schedule.done(frame.index, score)
+        self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
+        return score, score
 
     def _phone_thread(self) -> None:
         """The detector's thread keeps off the mesh stage's core (the frame loop's bottleneck)."""
@@ -377,19 +386,6 @@ class Pipeline:
         t0 = time.perf_counter()
         found = self.phone_detector.detect(image)
         return found, (time.perf_counter() - t0) * 1e3
-
-    def _take_phone(self, timings: dict[str, float], rewound: bool = False) -> float | None:
-        """The run in flight's best score (waiting for it), its box kept; dropped after a rewind."""
-        found, ms = self._phone_job.result()
-        self._phone_job = None
-        if rewound:
-            self._phone_schedule.reset()
-            return None
-        timings["phone"] = ms
-        score = found[0].score if found else 0.0
-        self._phone_schedule.done(score)
-        self._phone_box = found[0].box if found and score >= self.cfg.phone.min_score else None
-        return score
 
     def _smooth(self, signals: Signals | None, has_face: bool, t_s: float) -> Signals | None:
         """Smoothed signals; the filters restart when the face comes back after a gap."""
@@ -462,7 +458,6 @@ class Pipeline:
         pool, self._phone_pool = getattr(self, "_phone_pool", None), None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        self._phone_job = None
 
     def close_own_models(self) -> None:
         """Close what the pipeline opened from the config (the eye-state model, the phone detector

@@ -168,10 +168,8 @@ def test_the_vote_needs_k_of_the_last_n_runs_at_the_rate():
 
     pe = load_tool("phone_eval")
     rows = _rows("c", [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], "ear")
-    # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by the run at 0.3 s,
-    # or 0.1 s later when a reading counts that much after its frame (phone.lag_s)
+    # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by the run at 0.3 s
     assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3)) == (pytest.approx(0.3), 4)
-    assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3), lag_s=0.1) == (pytest.approx(0.4), 4)
     # at 10 Hz the runs see 0.5, 0, 0, 0.5, 0, 0, 0.5: never two of three in a row of three
     assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10.0))[0] is None
     assert pe._first_vote(rows, "crop", _cfg(0.3, 1, 1, 10.0))[0] is None
@@ -184,28 +182,27 @@ def test_the_schedule_runs_at_the_busy_rate_after_a_phone_like_score():
     runs = []
     for i in range(60):  # 10 frames a second; phone-like from 3.5 s on, nothing after 4.5 s
         t = i / 10
-        if sched.due(t):
+        if sched.due(t, i):
             runs.append(t)
-            sched.ran(t, 0.3 if 3.5 <= t < 4.5 else 0.05)
+            sched.ran(t, i, 0.3 if 3.5 <= t < 4.5 else 0.05)
     # one run a second; 4.0 saw 0.3: every 0.2 s while one of the last 3 runs saw it; after three
     # without it, one a second again
     assert runs == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 4.2, 4.4, 4.6, 4.8, 5.0])
-    assert not sched.busy
-    assert sched.due(0.5)  # a rewind runs at once
+    assert not sched.busy()
+    assert sched.due(0.5, 5)  # a rewind runs at once
+    sched.start(0.5)
+    assert not sched.busy()  # and forgets what was read after it
     sched.reset()
-    assert sched.due(9.0) and not sched.busy
+    assert sched.due(9.0, 90) and not sched.busy()
 
 
-def test_a_lagged_reading_counts_later_and_one_run_is_in_flight_at_a_time():
+def test_a_reading_counts_for_the_rate_only_frames_later():
     from driver_monitor.monitor.phone import PhoneSchedule
 
-    sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=5.0), lag_s=0.3)
-    assert sched.due(0.0)
-    sched.start(0.0)
-    assert sched.pending and not sched.due(0.2) and not sched.ready(0.2)  # in flight, not yet counted
-    assert sched.ready(0.3)
-    sched.done(0.0)
-    assert not sched.pending and not sched.due(0.3) and sched.due(1.0)  # idle: a second after the run's frame
+    sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=10.0), delay=4)
+    sched.ran(0.0, 0, 0.9)  # phone-like on frame 0
+    assert not sched.busy(3) and sched.busy(4)  # frames 1-3 start while frame 0 may not be read yet
+    assert not sched.due(0.3, 3) and sched.due(0.4, 4)
 
 
 def test_the_schedule_makes_a_phone_free_drive_cheap():
@@ -214,9 +211,9 @@ def test_the_schedule_makes_a_phone_free_drive_cheap():
     pe = load_tool("phone_eval")
     free = _rows("f", [0.05] * 100, "none")  # 10 s, nothing phone-like: one run a second
     assert pe._first_vote(free, "full", _cfg(0.1, 2, 3, 1.0, 3.0)) == (None, 10)
-    phone = _rows("p", [0.0] * 12 + [0.3] * 28, "ear")  # a phone from 1.2 s: the 2.0 s run wakes it
-    hit, runs = pe._first_vote(phone, "full", _cfg(0.1, 2, 3, 1.0, 10 / 3))
-    assert hit == pytest.approx(2.3) and runs > 4
+    phone = _rows("p", [0.0] * 12 + [0.3] * 28, "ear")  # a phone from 1.2 s: the 2.0 s run wakes it,
+    hit, runs = pe._first_vote(phone, "full", _cfg(0.1, 2, 3, 1.0, 3.0))  # the next is 1/3 s on: 2.4 s
+    assert hit == pytest.approx(2.4) and runs > 4
 
 
 def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one():

@@ -27,6 +27,7 @@ import numpy as np
 from driver_monitor.config import PROJECT_ROOT, PhoneConfig
 from driver_monitor.errors import DriverMonitorError
 from driver_monitor.monitor.phone import PhoneSchedule, PhoneVote
+from driver_monitor.pipeline import PHONE_SCHEDULE_DELAY
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
 PHONE_MARKS = ("ear", "hand", "front")
@@ -214,28 +215,21 @@ def _score(r: dict[str, object], view: str) -> float:
             else float(r[f"{view}_score"]))  # type: ignore[arg-type]
 
 
-def _first_vote(rows: list[dict[str, object]], view: str, cfg: PhoneConfig,
-                lag_s: float | None = None) -> tuple[float | None, int]:
-    """The time of the first frame at which the monitor's vote (:class:`PhoneVote`) says a phone
-    is in use, the runs on the frames the pipeline's :class:`PhoneSchedule` picks and each reading
-    counted ``lag_s`` later as the pipeline counts it (None if never), and how many runs the clip
-    took."""
-    vote, schedule = PhoneVote(cfg), PhoneSchedule(cfg, cfg.lag_s if lag_s is None else lag_s)
-    first, runs, pending = None, 0, 0.0
+def _first_vote(rows: list[dict[str, object]], view: str, cfg: PhoneConfig) -> tuple[float | None, int]:
+    """The time of the first detector run at which the monitor's vote (:class:`PhoneVote`) says a
+    phone is in use, with the runs on the frames the pipeline's :class:`PhoneSchedule` picks
+    (readings counting for the rate ``PHONE_SCHEDULE_DELAY`` frames later, as in the pipeline);
+    None if never; and how many runs the clip took."""
+    vote, schedule = PhoneVote(cfg), PhoneSchedule(cfg, PHONE_SCHEDULE_DELAY)
+    first, runs = None, 0
     for r in rows:
-        ts = float(r["time_s"])  # type: ignore[arg-type]
-        reading = None
-        if schedule.ready(ts):
-            schedule.done(pending)
-            reading = pending
-        if schedule.due(ts):
-            schedule.start(ts)
-            runs += 1
-            pending = _score(r, view)
-            if schedule.ready(ts):
-                schedule.done(pending)
-                reading = pending
-        if reading is not None and vote.update(reading) and first is None:
+        ts, index = float(r["time_s"]), int(r["frame"])  # type: ignore[arg-type]
+        if not schedule.due(ts, index):
+            continue
+        s = _score(r, view)
+        schedule.ran(ts, index, s)
+        runs += 1
+        if vote.update(s) and first is None:
             first = ts
     return first, runs
 

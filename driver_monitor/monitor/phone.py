@@ -44,53 +44,46 @@ class PhoneVote:
 
 
 class PhoneSchedule:
-    """When the detector runs and when its reading counts (pure; the pipeline and the evaluation
-    both follow it). ``due(t)``: a run starts on the frame at video time ``t`` (then ``start(t)``);
-    ``ready(t)``: the run in flight gives its reading on this frame (then ``done(score)``), at
-    least ``lag_s`` of video after its own frame, so the detector works beside the frames in
-    between; ``ran(t, score)``: a run read at once. One run at a time. The interval is
-    1 / ``phone.busy_rate_hz`` while one of the last ``phone.runs`` readings reached
-    ``phone.wake_score``, else 1 / ``phone.rate_hz``; the first frame and a rewind (``t`` before
-    the last run) are due at once."""
+    """When the detector runs (pure; the pipeline and the evaluation both follow it).
 
-    def __init__(self, cfg: PhoneConfig, lag_s: float = 0.0) -> None:
+    ``due(t, index)``: a run starts on frame ``index`` at video time ``t`` (then ``start(t)``);
+    ``done(index, score)`` records a run's reading; ``ran(t, index, score)`` both at once. The
+    interval is 1 / ``phone.busy_rate_hz`` while one of the last ``phone.runs`` readings reached
+    ``phone.wake_score``, else 1 / ``phone.rate_hz``; the first frame and a rewind (``t`` before the
+    last run) are due at once. Only readings of frames ``delay`` frames or more before ``index``
+    count for the rate: the pipeline starts a run while later frames are still being read (two
+    stages), and the same frames must get the same runs however fast the machine is."""
+
+    def __init__(self, cfg: PhoneConfig, delay: int = 0) -> None:
         self.cfg = cfg
-        self.lag_s = float(lag_s)
+        self.delay = int(delay)
         self.reset()
 
     def reset(self) -> None:
         self._last_t: float | None = None
-        self._pending_t: float | None = None
-        self._scores: deque[float] = deque(maxlen=max(1, self.cfg.runs))
+        self._readings: deque[tuple[int, float]] = deque(maxlen=max(1, self.cfg.runs) + self.delay + 8)
 
-    @property
-    def busy(self) -> bool:
-        return any(s >= self.cfg.wake_score for s in self._scores)
+    def busy(self, index: int | None = None) -> bool:
+        """Whether one of the last ``phone.runs`` readings old enough for frame ``index`` (all of
+        them when None) reached the wake score."""
+        seen = [s for i, s in list(self._readings) if index is None or i <= index - self.delay]
+        return any(s >= self.cfg.wake_score for s in seen[-max(1, self.cfg.runs):])
 
-    @property
-    def pending(self) -> bool:
-        return self._pending_t is not None
-
-    def due(self, t: float) -> bool:
+    def due(self, t: float, index: int | None = None) -> bool:
         last = self._last_t
-        if self._pending_t is not None:
-            return False
         if last is None or t < last:
             return True
-        rate = self.cfg.busy_rate_hz if self.busy else self.cfg.rate_hz
+        rate = self.cfg.busy_rate_hz if self.busy(index) else self.cfg.rate_hz
         return t - last >= 1.0 / rate - 1e-6
 
-    def ready(self, t: float) -> bool:
-        pend = self._pending_t
-        return pend is not None and t >= pend + self.lag_s - 1e-6
-
     def start(self, t: float) -> None:
-        self._last_t = self._pending_t = t
+        if self._last_t is not None and t < self._last_t:  # a rewind: what was read no longer applies
+            self._readings.clear()
+        self._last_t = t
 
-    def done(self, score: float) -> None:
-        self._pending_t = None
-        self._scores.append(score if math.isfinite(score) else 0.0)
+    def done(self, index: int, score: float) -> None:
+        self._readings.append((int(index), score if math.isfinite(score) else 0.0))
 
-    def ran(self, t: float, score: float) -> None:
+    def ran(self, t: float, index: int, score: float) -> None:
         self.start(t)
-        self.done(score)
+        self.done(index, score)

@@ -124,8 +124,8 @@ class Pipeline:
     eye_model: injected eye-state model (tests); default the one ``eyes.model`` names when
     ``eyes.model_enabled`` (None then: the eyes are judged by their aspect ratio alone).
     phone_detector: injected phone detector (tests); default the one ``phone.model`` names when
-    ``phone.enabled``: it runs on the whole frame ``phone.rate_hz`` times a second of video and its
-    best score goes to the monitor (phone use).
+    ``phone.enabled``: it runs on the whole frame when :class:`PhoneSchedule` says (``phone.rate_hz``,
+    ``phone.busy_rate_hz``) and its best score goes to the monitor (phone use).
     """
 
     def __init__(self, cfg: Config, engine: "Engine | None" = None, *,
@@ -150,7 +150,7 @@ class Pipeline:
 
                 detector = FaceMeshDetector(cfg.face)
         except BaseException:
-            self._close_models()
+            self.close_own_models()
             raise
         self.detector = detector
         # a detector that schedules its search for other faces wants the frame's video time
@@ -463,14 +463,11 @@ class Pipeline:
         """Close what the pipeline opened from the config (the eye-state model, the phone detector
         and its thread), not the engine and face detector it was given (a fleet worker keeps those
         for its next drive)."""
-        self._close_models()
-        self.eye_model = self.phone_detector = None
-
-    def _close_models(self) -> None:
         self._stop_phone_thread()
         for model in (self.eye_model, self.phone_detector):
             if model is not None:
                 model.close()
+        self.eye_model = self.phone_detector = None
 
     def hand_over_models(self) -> dict[str, Any]:
         """The eye-state model and the phone detector, for a pipeline that replaces this one (a
@@ -482,7 +479,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.detector.close()
-        self._close_models()
+        self.close_own_models()
         if self.engine is not None:
             self.engine.close()
 

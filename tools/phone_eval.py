@@ -112,31 +112,39 @@ def run(data: Path, out_dir: Path, size: int | None = None, hands: bool = False)
     return rows
 
 
-def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
-    def score(r: dict[str, object], view: str) -> float:
-        if view == "either":
-            return max(float(r["full_score"]), float(r["crop_score"]))  # type: ignore[arg-type]
-        return float(r[f"{view}_score"])  # type: ignore[arg-type]
+def _score(r: dict[str, object], view: str) -> float:
+    """A frame's best phone score on one view: ``full``, ``crop`` or ``either`` (the higher)."""
+    return (max(float(r["full_score"]), float(r["crop_score"])) if view == "either"  # type: ignore[arg-type]
+            else float(r[f"{view}_score"]))  # type: ignore[arg-type]
 
+
+def _by_clip(rows: list[dict[str, object]]) -> dict[str, list[dict[str, object]]]:
+    by: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by.setdefault(str(r["clip"]), []).append(r)
+    return by
+
+
+def summarise(rows: list[dict[str, object]]) -> dict[str, object]:
     views = ("full", "crop", "either")
     found: dict[str, dict[str, dict[str, float]]] = {}
     for mark in PHONE_MARKS + ("all phone",):
         sel = [r for r in rows if (r["mark"] in PHONE_MARKS if mark == "all phone" else r["mark"] == mark)]
-        found[mark] = {v: {str(t): 100.0 * np.mean([score(r, v) >= t for r in sel]) if sel else float("nan")
+        found[mark] = {v: {str(t): 100.0 * np.mean([_score(r, v) >= t for r in sel]) if sel else float("nan")
                            for t in THRESHOLDS} for v in views}
         found[mark]["frames"] = {"n": float(len(sel))}
     phone_clips = sorted({str(r["clip"]) for r in rows if r["mark"] in PHONE_MARKS})
     free = [r for r in rows if str(r["clip"]) not in phone_clips]
     free_clips = sorted({str(r["clip"]) for r in free})
-    false = {v: {str(t): {"frames": int(sum(score(r, v) >= t for r in free)),
-                          "clips": sorted({str(r["clip"]) for r in free if score(r, v) >= t})}
+    false = {v: {str(t): {"frames": int(sum(_score(r, v) >= t for r in free)),
+                          "clips": sorted({str(r["clip"]) for r in free if _score(r, v) >= t})}
                  for t in THRESHOLDS} for v in views}
     per_clip = {}
     for clip in phone_clips:
         sel = [r for r in rows if r["clip"] == clip and r["mark"] in PHONE_MARKS]
         per_clip[clip] = {"phone frames": len(sel), **{
-            f"{v} >= {t}": int(sum(score(r, v) >= t for r in sel)) for v in views for t in (0.1, 0.2, 0.3)}}
-    free_max = {c: max(score(r, "either") for r in free if r["clip"] == c) for c in free_clips}
+            f"{v} >= {t}": int(sum(_score(r, v) >= t for r in sel)) for v in views for t in (0.1, 0.2, 0.3)}}
+    free_max = {c: max(_score(r, "either") for r in free if r["clip"] == c) for c in free_clips}
     ms = {v: float(np.nanmedian([float(r[f"{v}_ms"]) for r in rows])) for v in ("full", "crop")}  # type: ignore[arg-type]
     return {"found_pct": found, "false": false, "per_clip": per_clip, "phone_clips": phone_clips,
             "free_clips": len(free_clips), "free_frames": len(free), "median_ms": ms,
@@ -186,9 +194,7 @@ def hand_summary(rows: list[dict[str, object]], rate_hz: float) -> dict[str, obj
                   "hand at head %": 100.0 * np.mean([hand_at_head(r) for r in v]),
                   "hand low %": 100.0 * np.mean([hand_low(r) for r in v]),
                   "|dx| 5/50/95": spread(v, 0), "dy 5/50/95": spread(v, 1)} for k, v in groups.items()}
-    by: dict[str, list[dict[str, object]]] = {}
-    for r in rows:
-        by.setdefault(str(r["clip"]), []).append(r)
+    by = _by_clip(rows)
     fixed = PhoneConfig(min_score=0.5, votes=2, runs=3, rate_hz=rate_hz, busy_rate_hz=rate_hz)
     voted = {c: _first_vote([{**r, "full_score": float(hand_at_head(r)), "crop_score": 0.0} for r in rs],
                             "full", fixed)[0] for c, rs in by.items()}
@@ -208,11 +214,6 @@ def hand_summary(rows: list[dict[str, object]], rate_hz: float) -> dict[str, obj
 VOTE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 VOTES = ((2, 3), (3, 5), (4, 7), (5, 7))
 WAKE_SCORES = (0.05, 0.1, 0.15)
-
-
-def _score(r: dict[str, object], view: str) -> float:
-    return (max(float(r["full_score"]), float(r["crop_score"])) if view == "either"  # type: ignore[arg-type]
-            else float(r[f"{view}_score"]))  # type: ignore[arg-type]
 
 
 def _first_vote(rows: list[dict[str, object]], view: str, cfg: PhoneConfig) -> tuple[float | None, int]:
@@ -270,9 +271,7 @@ def vote_by_driver(rows: list[dict[str, object]], subjects: dict[str, str], rate
     then on the held-out driver the phone clips found within 2 s, the latency from the first frame
     marked with a phone, the phone-free clips with a false phone and the detector runs a second of
     video on them. The shared clips (no phone) always count among the others."""
-    by: dict[str, list[dict[str, object]]] = {}
-    for r in rows:
-        by.setdefault(str(r["clip"]), []).append(r)
+    by = _by_clip(rows)
     phone = {c for c, rs in by.items() if any(r["mark"] in PHONE_MARKS for r in rs)}
     drivers = sorted({subjects[c] for c in by if c in subjects and subjects[c].startswith("ir_")})
     out: dict[str, object] = {}

@@ -29,6 +29,7 @@ OVERLAY_LABELS: dict[str, str] = {
     "gaze": "Gaze direction", "eye_state": "Eye state", "phone": "Phone box",
 }
 PHONE_SEEN = "#00a0ff"  # the phone's box while it is only seen; in use it takes the distraction's colour
+LEVEL_COLOURS = {Level.NONE: "#3ddc84", Level.WARNING: "#ffc107", Level.CRITICAL: "#ff3b30"}
 
 
 def qimage_view(image: np.ndarray) -> tuple[QImage, np.ndarray]:
@@ -183,20 +184,13 @@ class VideoView(QWidget):
             return
         x0, y0, x1, y1 = (float(v) for v in r.phone_box)
         st = r.state
-        col = QColor({Level.WARNING: "#ffc107", Level.CRITICAL: "#ff3b30"}.get(st.distraction, PHONE_SEEN)
-                     if st.phone_use else PHONE_SEEN)
+        in_use = st.phone_use and st.distraction != Level.NONE
+        col = QColor(LEVEL_COLOURS[st.distraction] if in_use else PHONE_SEEN)
         p.setPen(QPen(col, 2.5 * px))
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawRect(QRectF(x0, y0, x1 - x0, y1 - y0))
-        f = QFont(p.font())
-        f.setPixelSize(max(8, int(13 * px)))
-        p.setFont(f)
         text = "phone in use" if st.phone_use else "phone"
-        base = QPointF(x0, max(14 * px, y0 - 5 * px))
-        box = QFontMetricsF(f).tightBoundingRect(text).translated(base).adjusted(-3 * px, -3 * px, 3 * px, 3 * px)
-        p.fillRect(box, QColor(*LABEL_BACKDROP))
-        p.setPen(col)
-        p.drawText(base, text)
+        _label(p, text, col, QPointF(x0, max(14 * px, y0 - 5 * px)), px, 13, bold=False)
 
     def _draw_overlays(self, p: QPainter, r: FrameResult, px: float) -> None:
         """Paint in frame pixels; ``px`` = one screen pixel in frame pixels (pen widths)."""
@@ -206,8 +200,7 @@ class VideoView(QWidget):
         x0, y0, x1, y1 = (float(v) for v in face.bbox)
         fw = max(1.0, x1 - x0)
         st = r.state
-        level_col = {Level.NONE: QColor("#3ddc84"), Level.WARNING: QColor("#ffc107"),
-                     Level.CRITICAL: QColor("#ff3b30")}[st.level]
+        level_col = QColor(LEVEL_COLOURS[st.level])
         if on["mesh"]:
             p.setPen(QPen(QColor(0, 220, 255, 170), 2.0 * px))
             p.drawPoints(QPolygonF([QPointF(float(x), float(y)) for x, y in lm[:, :2]]))
@@ -236,13 +229,17 @@ class VideoView(QWidget):
             p.setBrush(Qt.BrushStyle.NoBrush)
             for contour in EYE_CONTOURS:
                 p.drawPolygon(QPolygonF([QPointF(float(lm[i, 0]), float(lm[i, 1])) for i in contour]))
-            f = QFont(p.font())
-            f.setPixelSize(max(8, int(14 * px)))
-            f.setBold(True)
-            p.setFont(f)
-            # on a dark backdrop, so the label reads on any frame (a white wall, a sunlit face)
-            base = QPointF(x0, max(16 * px, y0 - 6 * px))
-            box = QFontMetricsF(f).tightBoundingRect(text).translated(base).adjusted(-3 * px, -3 * px, 3 * px, 3 * px)
-            p.fillRect(box, QColor(*LABEL_BACKDROP))
-            p.setPen(QColor(col))
-            p.drawText(base, text)
+            _label(p, text, QColor(col), QPointF(x0, max(16 * px, y0 - 6 * px)), px, 14, bold=True)
+
+
+def _label(p: QPainter, text: str, colour: QColor, base: QPointF, px: float, size: int, *, bold: bool) -> None:
+    """``text`` at ``base`` (frame pixels), ``size`` screen pixels high, on a dark backdrop so it
+    reads on any frame (a white wall, a sunlit face)."""
+    f = QFont(p.font())
+    f.setPixelSize(max(8, int(size * px)))
+    f.setBold(bold)
+    p.setFont(f)
+    box = QFontMetricsF(f).tightBoundingRect(text).translated(base).adjusted(-3 * px, -3 * px, 3 * px, 3 * px)
+    p.fillRect(box, QColor(*LABEL_BACKDROP))
+    p.setPen(colour)
+    p.drawText(base, text)

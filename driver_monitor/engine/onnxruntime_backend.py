@@ -27,6 +27,11 @@ def _import_ort() -> Any:
     return ort
 
 
+def version() -> str:
+    """The installed ONNX Runtime's version."""
+    return str(_import_ort().__version__)
+
+
 def probe(device: str) -> str | None:
     """None when ONNX Runtime can run on ``device`` here, else why not."""
     try:
@@ -89,6 +94,17 @@ def cpu_session(path: Path, what: str, fix: str, threads: int = 1,
     except Exception as exc:  # ORT raises its own types
         raise ModelError(f"{what} {str(path)!r} could not be loaded: {exc.__class__.__name__}: "
                          f"{str(exc)[:200]}; {fix}") from None
+
+
+def plain_cpu_session(path: Path | str, threads: int = 0) -> Any:
+    """A CPU session of a model file with ONNX Runtime's default options (``threads`` intra-op
+    threads, 0 = its default): what model-accuracy measurements read a model with
+    (``engine.predict``)."""
+    ort = _import_ort()
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 class OnnxRuntimeEngine(Engine):

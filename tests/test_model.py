@@ -16,14 +16,21 @@ from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint, save_
 from driver_monitor.model.checkpoint import default_meta, read_checkpoint  # noqa: E402
 from driver_monitor.model.metrics import binary_f1, classification_report, roc_auc  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS  # noqa: E402
-from tests.conftest import load_tool  # noqa: E402
+from driver_monitor.training import amp  # noqa: E402
+from driver_monitor.training.augment import augment  # noqa: E402
+from driver_monitor.training.losses import masked_bce, soft_ce  # noqa: E402
+from driver_monitor.training.networks import WeightEMA, freeze, set_frozen_bn_eval  # noqa: E402
+from driver_monitor.training.presets import ARCHS  # noqa: E402
+from driver_monitor.training.targets import class_weights  # noqa: E402
 
 TINY = NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4)
 
 
 @pytest.fixture(scope="module")
 def train_mod():
-    return load_tool("train")
+    from tools import train
+
+    return train
 
 
 @pytest.mark.parametrize("cfg", [TINY, NetConfig(stem=(8, 16), stem_stride=2, widths=(16, 24, 32), extra_blocks=0)])
@@ -38,10 +45,10 @@ def test_forward_contract(cfg, n):
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
 
 
-def test_shipped_presets_stay_small(train_mod):
+def test_shipped_presets_stay_small():
     from driver_monitor.model import count_parameters
 
-    for name, cfg in train_mod.ARCHS.items():
+    for name, cfg in ARCHS.items():
         assert count_parameters(EmotionAUNet(cfg)) < 3_000_000, name
 
 
@@ -101,41 +108,41 @@ def test_classification_report_and_f1():
 
 # ------------------------------------------------------------------------------- training parts
 
-def test_class_weights_favour_rare_classes(train_mod):
+def test_class_weights_favour_rare_classes():
     hard = np.array([0] * 90 + [1] * 9 + [7] * 1)
-    w = train_mod.class_weights(hard, power=0.5, cap=5.0)
+    w = class_weights(hard, power=0.5, cap=5.0)
     assert w[7] > w[1] > w[0]
     assert w[hard].mean() == pytest.approx(1.0, rel=1e-5)
-    assert np.allclose(train_mod.class_weights(hard, power=0.0, cap=5.0)[[0, 1, 7]], 1.0)
+    assert np.allclose(class_weights(hard, power=0.0, cap=5.0)[[0, 1, 7]], 1.0)
 
 
-def test_augment_is_seeded_and_in_range(train_mod):
+def test_augment_is_seeded_and_in_range():
     x = torch.rand(16, 1, 48, 48)
-    a1, f1 = train_mod.augment(x, torch.Generator().manual_seed(3))
-    a2, f2 = train_mod.augment(x, torch.Generator().manual_seed(3))
+    a1, f1 = augment(x, torch.Generator().manual_seed(3))
+    a2, f2 = augment(x, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a1, a2)
     assert torch.equal(f1, f2)
     assert a1.shape == x.shape and float(a1.min()) >= 0 and float(a1.max()) <= 1
     assert not torch.allclose(a1, x)
 
 
-def test_masked_bce_ignores_unlabelled_rows(train_mod):
+def test_masked_bce_ignores_unlabelled_rows():
     logits = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
     target = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")]])
-    loss = train_mod.masked_bce(logits, target)
+    loss = masked_bce(logits, target)
     assert loss.item() == pytest.approx(float(np.log(2)), rel=1e-5)
-    assert train_mod.masked_bce(logits, torch.full((2, 2), float("nan"))).item() == 0.0
+    assert masked_bce(logits, torch.full((2, 2), float("nan"))).item() == 0.0
 
 
-def test_freeze_keeps_weights_and_bn_stats(train_mod):
+def test_freeze_keeps_weights_and_bn_stats():
     torch.manual_seed(0)
     model = EmotionAUNet(TINY)
-    frozen = train_mod.freeze(model, ["stem", "trunk.0"])
+    frozen = freeze(model, ["stem", "trunk.0"])
     assert frozen and all(n.startswith(("stem", "trunk.0")) for n in frozen)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     model.train()
-    train_mod.set_frozen_bn_eval(model, ["stem", "trunk.0"])
+    set_frozen_bn_eval(model, ["stem", "trunk.0"])
     e, a = model.forward_logits(torch.randn(8, 1, 48, 48))
     (e.sum() + a.sum()).backward()
     opt.step()
@@ -146,10 +153,10 @@ def test_freeze_keeps_weights_and_bn_stats(train_mod):
             assert same, k
     assert not torch.equal(before["emotion.weight"], after["emotion.weight"])
     with pytest.raises(Exception, match="matched no parameter"):
-        train_mod.freeze(EmotionAUNet(TINY), ["nothing"])
+        freeze(EmotionAUNet(TINY), ["nothing"])
 
 
-def test_few_steps_lower_the_loss(train_mod):
+def test_few_steps_lower_the_loss():
     """Joint loss on a fixed, learnable batch goes down within a few optimiser steps."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -168,7 +175,7 @@ def test_few_steps_lower_the_loss(train_mod):
 
     def loss_fn():
         e, a = model.forward_logits(x)
-        return train_mod.soft_ce(e, soft, w) + 0.5 * train_mod.masked_bce(a, aus)
+        return soft_ce(e, soft, w) + 0.5 * masked_bce(a, aus)
 
     model.train()  # batch statistics throughout, so the comparison is like for like
     with torch.no_grad():
@@ -207,7 +214,7 @@ def _tiny_ferplus(root: Path, n: int = 48) -> Path:
 
 def test_train_tool_end_to_end_with_resume_and_finetune(tmp_path, train_mod, monkeypatch):
     data = _tiny_ferplus(tmp_path / "ferplus")
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test", TINY)
     common = ["--data", str(data), "--arch", "test", "--batch", "16", "--threads", "1", "--no-progress",
               "--lr", "3e-3", "--aug-strength", "0.3"]
     out = tmp_path / "run"
@@ -271,8 +278,8 @@ def test_grow_from_refuses_what_it_cannot_carry(cfg, message):
 
 def test_train_tool_grows_a_checkpoint_into_a_wider_preset(tmp_path, train_mod, monkeypatch):
     data = _tiny_ferplus(tmp_path / "ferplus")
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
-    monkeypatch.setitem(train_mod.ARCHS, "test_wider", NetConfig(stem=(8, 24), widths=(24, 40), se_ratio=4))
+    monkeypatch.setitem(ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test_wider", NetConfig(stem=(8, 24), widths=(24, 40), se_ratio=4))
     common = ["--data", str(data), "--batch", "16", "--threads", "1", "--no-progress", "--lr", "3e-3"]
     assert train_mod.main(common + ["--arch", "test", "--out", str(tmp_path / "a"), "--epochs", "1"]) == 0
     assert train_mod.main(common + ["--arch", "test_wider", "--init", str(tmp_path / "a" / "best.pt"),
@@ -285,10 +292,10 @@ def test_train_tool_grows_a_checkpoint_into_a_wider_preset(tmp_path, train_mod, 
                                     "--out", str(tmp_path / "c"), "--epochs", "1"]) != 0
 
 
-def test_weight_ema_averages_weights_and_buffers(train_mod):
+def test_weight_ema_averages_weights_and_buffers():
     torch.manual_seed(0)
     model = EmotionAUNet(TINY)
-    ema = train_mod.WeightEMA(model, decay=0.99)
+    ema = WeightEMA(model, decay=0.99)
     start = copy.deepcopy(ema.module.state_dict())
     with torch.no_grad():
         for p in model.parameters():
@@ -304,12 +311,12 @@ def test_weight_ema_averages_weights_and_buffers(train_mod):
     assert ema.module.stem[1].num_batches_tracked == model.stem[1].num_batches_tracked
     assert not any(p.requires_grad for p in ema.module.parameters())
     with pytest.raises(DriverMonitorError, match="--ema"):
-        train_mod.WeightEMA(model, decay=1.5)
+        WeightEMA(model, decay=1.5)
 
 
 def test_train_tool_with_ema_saves_the_average_and_resumes_it(tmp_path, train_mod, monkeypatch):
     data = _tiny_ferplus(tmp_path / "ferplus")
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test", TINY)
     common = ["--data", str(data), "--arch", "test", "--batch", "16", "--threads", "1", "--no-progress",
               "--lr", "3e-3", "--aug-strength", "0.3", "--ema", "0.9", "--patience", "99"]
     out = tmp_path / "run"
@@ -369,7 +376,7 @@ def test_train_tool_holdout_validation_on_class_folders(tmp_path, train_mod, mon
             d = tmp_path / "fer" / "train" / cls
             d.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(d / f"{i}.png"), rng.integers(0, 255, (48, 48)).astype(np.uint8))
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test", TINY)
     out = tmp_path / "run"
     args = ["--kind", "fer2013", "--data", str(tmp_path / "fer"), "--val-split", "holdout:0.25", "--arch", "test",
             "--batch", "10", "--epochs", "1", "--threads", "1", "--no-progress", "--out", str(out)]
@@ -404,18 +411,19 @@ def test_flip_tta_averages_the_crop_and_its_mirror(tmp_path):
     assert NetConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "flip_tta"}).flip_tta is False
 
 
-def test_amp_choice(train_mod, monkeypatch):
+def test_amp_choice(monkeypatch):
     cpu = torch.device("cpu")
-    assert train_mod.pick_amp("off", cpu) is None
-    assert train_mod.pick_amp("bf16", cpu) is torch.bfloat16
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: False)
-    assert train_mod.pick_amp("auto", cpu) is None
-    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: True)
-    assert train_mod.pick_amp("auto", cpu) is torch.bfloat16
+    assert amp.pick_amp("off", cpu) is None
+    assert amp.pick_amp("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: False)
+    assert amp.pick_amp("auto", cpu) is None
+    monkeypatch.setattr(amp, "cpu_has_bf16", lambda: True)
+    assert amp.pick_amp("auto", cpu) is torch.bfloat16
 
 
-def test_bench_train_tool_writes_its_table(tmp_path, train_mod, capsys):
-    mod = load_tool("bench_train")
+def test_bench_train_tool_writes_its_table(tmp_path, capsys):
+    from tools import bench_train as mod
+
     assert mod.main(["--arch", "tiny", "--amp", "off", "--steps", "1", "--batch", "4", "--threads", "1",
                      "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]

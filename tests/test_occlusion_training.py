@@ -12,7 +12,6 @@ from driver_monitor.model.regions import (
     AU_REGIONS, REGION_BOXES, REGIONS, cell_weights, mirror_index, pixel_masks, region_boxes,
 )
 from driver_monitor.preprocess import AUS, EMOTIONS
-from tests.conftest import load_tool
 from tests.test_model import _tiny_ferplus
 from driver_monitor.training.occlusion_aug import OCCLUDER_WEIGHTS, PHOTOMETRIC, OccluderGenerator
 
@@ -184,6 +183,8 @@ from driver_monitor.errors import ModelError  # noqa: E402
 from driver_monitor.model import EmotionAUNet, NetConfig, load_checkpoint, save_checkpoint  # noqa: E402
 from driver_monitor.model.checkpoint import default_meta, read_checkpoint  # noqa: E402
 from driver_monitor.model.network import load_plain_weights, with_region_attention  # noqa: E402
+from driver_monitor.training.losses import distill_loss, visibility_loss  # noqa: E402
+from driver_monitor.training.presets import ARCHS  # noqa: E402
 
 TINY = NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4)
 TINY_RA = with_region_attention(TINY)
@@ -328,18 +329,20 @@ def test_region_variant_exports_the_two_outputs_and_the_region_outputs(tmp_path)
 
 @pytest.fixture(scope="module")
 def train_mod():
-    return load_tool("train")
+    from tools import train
+
+    return train
 
 
-def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it(train_mod):
+def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it():
     torch.manual_seed(0)
     t_logits, t_au_logits = torch.randn(6, 8), torch.randn(6, 13)
     t_p, t_au = torch.softmax(t_logits, 1), torch.sigmoid(t_au_logits)
-    kd_emo, kd_au = train_mod.distill_loss(t_logits, t_au_logits, t_p, t_au)
+    kd_emo, kd_au = distill_loss(t_logits, t_au_logits, t_p, t_au)
     assert abs(kd_emo.item()) < 1e-5 and abs(kd_au.item()) < 1e-5
     s_logits = torch.randn(6, 8, requires_grad=True)
     s_au = torch.randn(6, 13, requires_grad=True)
-    kd_emo, kd_au = train_mod.distill_loss(s_logits, s_au, t_p, t_au)
+    kd_emo, kd_au = distill_loss(s_logits, s_au, t_p, t_au)
     assert kd_emo.item() > 0.05 and kd_au.item() > 0.05
     (kd_emo + kd_au).backward()
     # the gradient of the AU term is the BCE one: (sigmoid(student) - teacher) / numel
@@ -347,33 +350,35 @@ def test_distill_loss_is_zero_at_the_teacher_and_pulls_towards_it(train_mod):
     torch.testing.assert_close(s_logits.grad, (torch.softmax(s_logits, 1) - t_p).detach() / 6)
 
 
-def test_visibility_loss_prefers_the_truth(train_mod):
+def test_visibility_loss_prefers_the_truth():
     cover = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
-    good = train_mod.visibility_loss(torch.tensor([[-6.0, 6.0], [6.0, 6.0]]), cover)
-    bad = train_mod.visibility_loss(torch.tensor([[6.0, -6.0], [-6.0, 6.0]]), cover)
+    good = visibility_loss(torch.tensor([[-6.0, 6.0], [6.0, 6.0]]), cover)
+    bad = visibility_loss(torch.tensor([[6.0, -6.0], [-6.0, 6.0]]), cover)
     assert good.item() < 0.01 < bad.item()
 
 
-def test_batch_inputs_give_the_teacher_the_clean_crop(train_mod):
-    from driver_monitor.preprocess import InputSpec
+def test_batch_inputs_give_the_teacher_the_clean_crop():
+    from dataclasses import replace
 
-    args = train_mod.build_parser().parse_args(["--data", "x", "--out", "y", "--occlusion-p", "1"])
-    occluder = train_mod.make_occluder(args, 48)
+    from driver_monitor.preprocess import InputSpec
+    from driver_monitor.training.augment import batch_inputs, make_occluder
+    from driver_monitor.training.options import TrainOptions
+
+    args = TrainOptions(data="x", out="y", occlusion_p=1.0)
+    occluder = make_occluder(args, 48)
     x01 = torch.from_numpy(_faces(6))[:, None]
-    student, clean, cover = train_mod.batch_inputs(x01, torch.Generator().manual_seed(0), args, occluder,
-                                                   InputSpec())
+    student, clean, cover = batch_inputs(x01, torch.Generator().manual_seed(0), args, occluder, InputSpec())
     assert student.shape == clean.shape == (6, 1, 48, 48) and cover.shape == (6, len(REGIONS))
     assert all(not torch.equal(s, c) for s, c in zip(student, clean))
-    again = train_mod.batch_inputs(x01, torch.Generator().manual_seed(0), args, occluder, InputSpec())
+    again = batch_inputs(x01, torch.Generator().manual_seed(0), args, occluder, InputSpec())
     torch.testing.assert_close(again[0], student)
-    args.occlusion_p = 0.0
-    assert train_mod.make_occluder(args, 48) is None
-    student, clean, cover = train_mod.batch_inputs(x01, torch.Generator().manual_seed(0), args, None, InputSpec())
+    args = replace(args, occlusion_p=0.0)
+    assert make_occluder(args, 48) is None
+    student, clean, cover = batch_inputs(x01, torch.Generator().manual_seed(0), args, None, InputSpec())
     assert student is clean and cover is None
-    args.occlusion_kinds = "mask,umbrella"
-    args.occlusion_p = 0.5
+    args = replace(args, occlusion_kinds="mask,umbrella", occlusion_p=0.5)
     with pytest.raises(Exception, match="umbrella"):
-        train_mod.make_occluder(args, 48)
+        make_occluder(args, 48)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -385,7 +390,7 @@ def test_distillation_alone_brings_the_student_to_the_teacher(tmp_path, train_mo
     """No emotion labels, no AU labels: only the teacher's outputs. The student's AU outputs on the
     validation crops move towards the teacher's (val_au_mae is measured against the teacher)."""
     data = _tiny_ferplus(tmp_path / "ferplus")
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test", TINY)
     net = _net(TINY, seed=11)
     with torch.no_grad():  # AU intensities far from the 0.5 a fresh student starts at
         net.au.bias.copy_(torch.linspace(-2.5, 2.5, len(AUS)))
@@ -403,7 +408,7 @@ def test_distillation_alone_brings_the_student_to_the_teacher(tmp_path, train_mo
 
 def test_train_tool_occlusion_distillation_and_region_attention(tmp_path, train_mod, monkeypatch):
     data = _tiny_ferplus(tmp_path / "ferplus")
-    monkeypatch.setitem(train_mod.ARCHS, "test", TINY)
+    monkeypatch.setitem(ARCHS, "test", TINY)
     teacher = save_checkpoint(tmp_path / "teacher.pt", _net(TINY, seed=12), default_meta(model_version="t"))
     common = ["--data", str(data), "--batch", "16", "--threads", "1", "--no-progress", "--lr", "3e-3",
               "--epochs", "2", "--init", str(teacher), "--teacher", str(teacher), "--occlusion-p", "0.5"]

@@ -20,21 +20,23 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from driver_monitor.errors import DriverMonitorError, report
 
 
 def time_steps(arch: str, amp: str, *, batch: int, steps: int, threads: int) -> dict:
     import torch
 
-    import train as T  # tools/train.py: the presets, the AMP choice and the losses it trains with
+    from driver_monitor.model.checkpoint import build_model
+    from driver_monitor.model.network import count_parameters
+    from driver_monitor.training.amp import pick_amp
+    from driver_monitor.training.losses import masked_bce, soft_ce
+    from driver_monitor.training.presets import ARCHS
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     device = torch.device("cpu")
-    model = T.build_model(T.ARCHS[arch]).to(memory_format=torch.channels_last).train()
-    amp_dtype = T.pick_amp(amp, device)
+    model = build_model(ARCHS[arch]).to(memory_format=torch.channels_last).train()
+    amp_dtype = pick_amp(amp, device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     target = torch.softmax(torch.randn(batch, 8), 1)
@@ -45,7 +47,7 @@ def time_steps(arch: str, amp: str, *, batch: int, steps: int, threads: int) -> 
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             emo, au = model.forward_logits(x)
-        loss = T.soft_ce(emo.float(), target, weights) + 0.5 * T.masked_bce(au.float(), aus)
+        loss = soft_ce(emo.float(), target, weights) + 0.5 * masked_bce(au.float(), aus)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -54,7 +56,7 @@ def time_steps(arch: str, amp: str, *, batch: int, steps: int, threads: int) -> 
     return {"arch": arch, "amp": amp, "autocast": str(amp_dtype or "off (float32)"), "batch": batch,
             "threads": threads, "steps": steps, "median_s_per_step": statistics.median(times),
             "images_per_s": batch / statistics.median(times),
-            "parameters": T.count_parameters(model)}
+            "parameters": count_parameters(model)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="docs/bench")
     args = ap.parse_args(argv)
     try:
-        import train as T
+        from driver_monitor.training.amp import cpu_has_bf16
+        from driver_monitor.training.presets import ARCHS
 
-        unknown = [a for a in args.arch if a not in T.ARCHS]
+        unknown = [a for a in args.arch if a not in ARCHS]
         if unknown:
-            raise DriverMonitorError(f"unknown preset(s) {unknown}; choose from {sorted(T.ARCHS)}")
+            raise DriverMonitorError(f"unknown preset(s) {unknown}; choose from {sorted(ARCHS)}")
         rows = []
         for arch in args.arch:
             for amp in args.amp:
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
         cmd = "python tools/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
         machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, bf16 native: "
-                   f"{T.cpu_has_bf16()}")
+                   f"{cpu_has_bf16()}")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "train_speed.json").write_text(json.dumps({"command": cmd, "machine": machine, "rows": rows}, indent=2))

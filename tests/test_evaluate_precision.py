@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from .test_engine_model import export_tiny, random_crops, tiny_module
-from tests.conftest import load_tool
-
 
 
 @pytest.fixture(scope="module")
 def evaluate_tool():
-    return load_tool("evaluate")
+    from tools import evaluate
+
+    return evaluate
 
 
 def _fake_ferplus(root: Path, crops: np.ndarray, labels: np.ndarray) -> Path:

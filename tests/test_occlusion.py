@@ -11,7 +11,6 @@ import pytest
 
 from driver_monitor.training import occlusion as occ
 from driver_monitor.training.occlusion import CONDITIONS, occlude, occlude_all
-from tests.conftest import load_tool
 
 S = 48
 
@@ -199,7 +198,9 @@ def test_bad_input_is_refused():
 
 @pytest.fixture(scope="module")
 def tool():
-    return load_tool("occlusion_eval")
+    from tools import occlusion_eval
+
+    return occlusion_eval
 
 
 def fake_ferplus(root: Path, crops: np.ndarray, labels: np.ndarray) -> np.ndarray:

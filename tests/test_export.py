@@ -18,7 +18,6 @@ from driver_monitor.model.checkpoint import default_meta  # noqa: E402
 from driver_monitor.model_contract import META_KEYS, model_metadata, read_metadata  # noqa: E402
 from driver_monitor.model.export import check_parity, export_onnx  # noqa: E402
 from driver_monitor.preprocess import AUS, EMOTIONS, to_input  # noqa: E402
-from tests.conftest import load_tool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = NetConfig(stem=(8, 16), widths=(16, 32), extra_blocks=1, se_ratio=4)
@@ -265,7 +264,8 @@ def test_export_tool_writes_the_region_outputs(tmp_path, capsys):
     from .test_engine_model import tiny_region_net
 
     ckpt = save_checkpoint(tmp_path / "best.pt", tiny_region_net(seed=6), default_meta())
-    tool = load_tool("export_onnx")
+    from tools import export_onnx as tool
+
     out = tmp_path / "engines" / "m.onnx"
     assert tool.main(["--checkpoint", str(ckpt), "--out", str(out), "--version", "2.0.0-ra"]) == 0
     assert "regions eyes, nose, mouth, left_cheek, right_cheek, face" in capsys.readouterr().out

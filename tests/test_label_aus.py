@@ -10,7 +10,8 @@ from driver_monitor.errors import ModelError
 from driver_monitor.training.face_au import BLENDSHAPES, aus_from_mediapipe, face_geometry
 from driver_monitor.model.metrics import roc_auc
 from driver_monitor.preprocess import AUS
-from tests.conftest import load_tool, need_data, unpack_data
+from tests.conftest import need_data, unpack_data
+from tools import label_aus as mod
 
 
 
@@ -93,7 +94,6 @@ def ckplus_dir(tmp_path_factory):
 @pytest.mark.data
 def test_label_tool_writes_cache(tmp_path, ckplus_dir):
     model = need_data("models/face_landmarker.task")
-    mod = load_tool("label_aus")
     out = tmp_path / "ck.npz"
     assert mod.main(["--model", str(model), "--dataset", "ckplus", "--root", str(ckplus_dir),
                      "--out", str(out), "--limit", "4"]) == 0

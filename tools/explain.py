@@ -14,15 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
+from driver_monitor.errors import DriverMonitorError, report
+from driver_monitor.preprocess import EMOTIONS, InputSpec
 
 
-from driver_monitor.training.datasets import read_grey
-from driver_monitor.errors import DatasetError, DriverMonitorError, report
-from driver_monitor.preprocess import EMOTIONS, InputSpec, to_input
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", nargs="+", help="face crop images")
     ap.add_argument("--checkpoint", default="engines/emotion_au.pt")
@@ -31,16 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=8, help="occlusion patch side (px of the model input)")
     ap.add_argument("--stride", type=int, default=4)
     ap.add_argument("--out", default="results/explain")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import torch
-
         from driver_monitor.model.checkpoint import load_checkpoint
-        from driver_monitor.model.explain import grad_cam, occlusion_map
+        from driver_monitor.training.explain_figure import explain_image
 
         if args.target is not None and args.target not in EMOTIONS:
             raise DriverMonitorError(f"--target {args.target!r} is not one of {list(EMOTIONS)}")
@@ -50,34 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name in args.images:
             path = Path(name)
-            if not path.is_file():
-                raise DatasetError(f"image {path} not found")
-            crop = read_grey(path, spec.size)
-            x = torch.from_numpy(to_input(crop, spec))
-            with torch.no_grad():
-                probs = model(x)[0][0].numpy()
-            target = EMOTIONS.index(args.target) if args.target else int(probs.argmax())
-            cam = grad_cam(model, x, target)
-            occ = occlusion_map(model, x, target, patch=args.patch, stride=args.stride)
-            fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
-            axes[0].imshow(crop, cmap="gray", vmin=0, vmax=255)
-            top = np.argsort(probs)[::-1][:3]
-            axes[0].set_title("\n".join(f"{EMOTIONS[i]} {probs[i]:.2f}" for i in top), fontsize=8)
-            axes[1].imshow(crop, cmap="gray", vmin=0, vmax=255)
-            axes[1].imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            axes[1].set_title(f"Grad-CAM: {EMOTIONS[target]}", fontsize=8)
-            lim = max(float(np.abs(occ).max()), 1e-6)
-            axes[2].imshow(crop, cmap="gray", vmin=0, vmax=255)
-            im = axes[2].imshow(occ, cmap="bwr", alpha=0.55, vmin=-lim, vmax=lim)
-            axes[2].set_title(f"occlusion: drop of p({EMOTIONS[target]})", fontsize=8)
-            fig.colorbar(im, ax=axes[2], fraction=0.046)
-            for ax in axes:
-                ax.axis("off")
-            fig.tight_layout()
-            dest = out / f"{path.stem}_explain.png"
-            fig.savefig(dest, dpi=110)
-            plt.close(fig)
-            print(f"{path}: {EMOTIONS[target]} ({probs[target]:.2f}) -> {dest}")
+            emotion, p, dest = explain_image(model, spec, path, out, args.target, patch=args.patch,
+                                             stride=args.stride)
+            print(f"{path}: {emotion} ({p:.2f}) -> {dest}")
         return 0
     except DriverMonitorError as err:
         return report(err)

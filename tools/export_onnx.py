@@ -14,15 +14,12 @@ exports ``region_attention`` and ``region_visibility`` with ``dm.regions`` / ``d
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
+
+from driver_monitor.errors import DriverMonitorError, report
 
 
-from driver_monitor.errors import DriverMonitorError, ModelError, report
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="training checkpoint (best.pt)")
     ap.add_argument("--out", default="engines/emotion_au.onnx")
@@ -34,38 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip-tta", action="store_true",
                     help="bake test-time augmentation into the model: every crop is read together with its "
                          "mirror image (same engine call, batch doubled inside) and the outputs averaged")
-    args = ap.parse_args(argv)
-    try:
-        from driver_monitor.model.checkpoint import load_checkpoint, save_checkpoint
-        from driver_monitor.model_contract import model_metadata
-        from driver_monitor.model.export import check_parity, export_onnx
-        from driver_monitor.model.regions import AU_REGIONS
+    return ap
 
-        model, meta = load_checkpoint(args.checkpoint)
-        if args.flip_tta:
-            model.set_flip_tta()
-        out = Path(args.out)
-        pt_out = Path(args.pt_out) if args.pt_out else out.with_suffix(".pt")
-        metrics = meta.get("metrics", {})
-        if args.metrics:
-            mpath = Path(args.metrics)
-            if not mpath.is_file():
-                raise ModelError(f"metrics file {mpath} not found; run tools/evaluate.py first")
-            metrics = json.loads(mpath.read_text()).get("summary", {})
-        meta = {**meta, "model_version": args.version, "metrics": metrics}
-        if args.training_data:
-            meta["training_data"] = args.training_data
-        save_checkpoint(pt_out, model, meta)
-        props = model_metadata(meta, torch_checkpoint=pt_out.name, model_version=args.version, metrics=metrics,
-                               regions=model.region_names, au_regions=AU_REGIONS)
-        export_onnx(model, out, props, input_size=int(meta["input_size"]))
-        err = check_parity(model, out, input_size=int(meta["input_size"]), atol=args.atol)
-        regions = f"; regions {', '.join(model.region_names)}" if model.region_names else ""
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {pt_out} "
-              f"({pt_out.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff {err:.2e}{regions}")
-        return 0
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from driver_monitor.model.release import release_checkpoint
+
+        r = release_checkpoint(args.checkpoint, args.out, pt_out=args.pt_out, metrics=args.metrics,
+                               version=args.version, training_data=args.training_data, atol=args.atol,
+                               flip_tta=args.flip_tta)
     except DriverMonitorError as err:
         return report(err)
+    regions = f"; regions {', '.join(r.region_names)}" if r.region_names else ""
+    print(f"wrote {r.onnx} ({r.onnx.stat().st_size / 1e6:.2f} MB) and {r.checkpoint} "
+          f"({r.checkpoint.stat().st_size / 1e6:.2f} MB); ONNX Runtime vs PyTorch max abs diff "
+          f"{r.max_abs_diff:.2e}{regions}")
+    return 0
 
 
 if __name__ == "__main__":

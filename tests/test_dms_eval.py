@@ -224,9 +224,8 @@ def test_a_regression_fails_the_evaluation(shared_eval, tmp_path: Path, capsys):
 def test_long_glances_and_time_sharing_on_rearranged_real_frames(tmp_path: Path):
     # tools/make_scenario_clips.py holds real head turns / a real look down for 4.7-5.8 s, slides the
     # face out of the picture after a turn, and strings five short glances together
-    from tests.conftest import load_tool
+    from tools import make_scenario_clips as tool
 
-    tool = load_tool("make_scenario_clips")
     clips = tmp_path / "clips"
     assert tool.main(["--out", str(clips), "--video-dir", str(need_data("videos"))]) == 0
     rc = main(["evaluate", str(clips / "derived_clips.yaml"), "--out", str(tmp_path / "eval")])

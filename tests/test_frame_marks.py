@@ -9,7 +9,9 @@ import pytest
 
 from driver_monitor.capture import open_source
 from driver_monitor.config import CaptureConfig
-from tests.conftest import load_tool, need_data
+from driver_monitor.evaluation.frame_marks import phone_intervals
+from tests.conftest import need_data
+from tools import frame_marks_to_truth as tool
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKS = ROOT / "scenarios" / "frame_marks"
@@ -54,7 +56,6 @@ def test_marks_have_one_row_per_decoded_frame() -> None:
 
 
 def test_ir_truth_file_is_generated_from_the_marks(tmp_path: Path) -> None:
-    tool = load_tool("frame_marks_to_truth")
     out = tmp_path / "ir_clips.yaml"
     note = (MARKS / "ir_note.txt").read_text(encoding="utf-8").strip()
     assert tool.main([str(MARKS / "ir_clips"), "--fps", "10", "--video-dir", "../../shared/data/ir_clips",
@@ -65,7 +66,6 @@ def test_ir_truth_file_is_generated_from_the_marks(tmp_path: Path) -> None:
 
 
 def test_the_phone_truth_file_is_generated_from_the_marks(tmp_path: Path) -> None:
-    tool = load_tool("frame_marks_to_truth")
     out = tmp_path / "ir_phone.yaml"
     committed = (ROOT / "scenarios" / "ir_phone.yaml").read_text(encoding="utf-8")
     note = committed.split("note: >-\n  ", 1)[1].split("\n", 1)[0]
@@ -77,10 +77,9 @@ def test_the_phone_truth_file_is_generated_from_the_marks(tmp_path: Path) -> Non
 
 
 def test_phone_intervals_bridge_unsure_frames_between_phone_frames() -> None:
-    tool = load_tool("frame_marks_to_truth")
     marks = ["none"] * 4 + ["ear"] * 3 + ["unsure"] * 2 + ["hand"] * 3 + ["unsure"] * 3 + ["none"] * 3
     rows = [{"phone": m} for m in marks]
-    assert tool.phone_intervals(rows, 10.0) == [
+    assert phone_intervals(rows, 10.0) == [
         ("no_phone", 0.0, 0.3, "frames 0-3"),
         ("phone", 0.4, 1.1, "frames 4-11, ear / hand"),
         ("no_phone", 1.5, 1.7, "frames 15-17"),

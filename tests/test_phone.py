@@ -14,6 +14,7 @@ from driver_monitor.engine.eye_state import EyeStateModel
 from driver_monitor.engine.phone import (PHONE_CLASS, PhoneDetector, _grids, decode, driver_region, letterbox,
                                          nms)
 from driver_monitor.errors import ModelError
+from driver_monitor.evaluation import phone as pe
 from tests.conftest import need_data
 
 MODEL = PROJECT_ROOT / "engines" / "phone" / "yolox_nano.onnx"
@@ -164,9 +165,6 @@ def _cfg(t: float, k: int, n: int, rate: float, busy: float | None = None, wake:
 
 
 def test_the_vote_needs_k_of_the_last_n_runs_at_the_rate():
-    from tests.conftest import load_tool
-
-    pe = load_tool("phone_eval")
     rows = _rows("c", [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], "ear")
     # at 10/3 Hz (every third frame) the runs see 0.5, 0.5, 0.5: two of three by the run at 0.3 s
     assert pe._first_vote(rows, "full", _cfg(0.3, 2, 3, 10 / 3)) == (pytest.approx(0.3), 4)
@@ -206,9 +204,6 @@ def test_a_reading_counts_for_the_rate_only_frames_later():
 
 
 def test_the_schedule_makes_a_phone_free_drive_cheap():
-    from tests.conftest import load_tool
-
-    pe = load_tool("phone_eval")
     free = _rows("f", [0.05] * 100, "none")  # 10 s, nothing phone-like: one run a second
     assert pe._first_vote(free, "full", _cfg(0.1, 2, 3, 1.0, 3.0)) == (None, 10)
     phone = _rows("p", [0.0] * 12 + [0.3] * 28, "ear")  # a phone from 1.2 s: the 2.0 s run wakes it,
@@ -217,9 +212,6 @@ def test_the_schedule_makes_a_phone_free_drive_cheap():
 
 
 def test_the_vote_is_chosen_on_the_other_drivers_and_scored_on_the_held_out_one():
-    from tests.conftest import load_tool
-
-    pe = load_tool("phone_eval")
     rows = (_rows("a_phone", [0.0] * 5 + [0.4] * 20, "ear") + _rows("a_free", [0.1] * 25, "none")
             + _rows("b_phone", [0.35] * 25, "ear") + _rows("b_free", [0.0] * 25, "none"))
     subjects = {"a_phone": "ir_a", "a_free": "ir_a", "b_phone": "ir_b", "b_free": "ir_b"}
@@ -258,9 +250,6 @@ def test_the_hand_finder_finds_the_hand_that_holds_a_phone_to_the_ear():
 
 
 def test_the_hand_rules_of_the_phone_evaluation():
-    from tests.conftest import load_tool
-
-    pe = load_tool("phone_eval")
     assert pe.hand_at_head({"hand_places": "0.60,0.10"}) and not pe.hand_at_head({"hand_places": "0.10,0.10"})
     assert pe.hand_low({"hand_places": "0.10,1.20 0.5,0.0"}) and not pe.hand_low({"hand_places": ""})
 

@@ -210,7 +210,7 @@ def test_au_panel_greys_out_hidden_aus(real_face):  # noqa: F811
 
 
 def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsys):  # noqa: F811
-    from tests.conftest import load_tool
+    from tools import visibility_report as tool
 
     img, face = real_face
     _, results = _run_pipeline(img, face, [0.9, 0.1, 0.1, 0.9])
@@ -218,7 +218,6 @@ def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsy
     for r in results:
         w.write(r)
     w.close({})
-    tool = load_tool("visibility_report")
     assert tool.main([str(tmp_path / "drive"), "--json", str(tmp_path / "v.json")]) == 0
     (res,) = __import__("json").loads((tmp_path / "v.json").read_text())
     assert res["frames"] == 4 and res["regions"]["mouth"]["hidden_share"] == 0.5

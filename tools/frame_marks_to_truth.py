@@ -30,100 +30,13 @@ such frames count with them) give ``phone`` intervals, runs with no phone ``no_p
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
-BLINK_MAX_S = 0.5
-MIN_RUN_FRAMES = 3
-MIN_YAWN_S = 1.0  # a yawn the clip shows for less (cut by its start) cannot be told from talking
-LABEL = {"closed": "eyes_closed", "aside": "looking_aside", "down": "looking_down", "up": "looking_up",
-         "open": "attentive"}
+from driver_monitor.evaluation.frame_marks import truth_file
 
 
-def read_marks(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{k: (v or "").strip() for k, v in r.items() if k} for r in csv.DictReader(fh)]
-
-
-def _runs(values: list[str]) -> list[tuple[str, int, int]]:
-    """(value, first, last) of each run of equal values."""
-    out: list[tuple[str, int, int]] = []
-    for i, v in enumerate(values):
-        if out and out[-1][0] == v and out[-1][2] == i - 1:
-            out[-1] = (v, out[-1][1], i)
-        else:
-            out.append((v, i, i))
-    return out
-
-
-def eye_states(rows: list[dict[str, str]], fps: float) -> list[str]:
-    """The state of each frame (see the module docstring); "" for frames left out."""
-    eyes = [r["eyes"] for r in rows]
-    for i in range(1, len(eyes) - 1):  # a lone half frame inside a closure is part of it
-        if eyes[i] == "half" and eyes[i - 1] == "closed" and eyes[i + 1] == "closed":
-            eyes[i] = "closed"
-    # a blink: a closure (with the half-open frames around it) no longer than BLINK_MAX_S between
-    # open frames; it belongs to the attentive driving around it, whatever its gaze mark says
-    lidded = ["shut" if e in ("closed", "half") else e for e in eyes]
-    blink = set()
-    for v, a, b in _runs(lidded):
-        if (v == "shut" and "closed" in eyes[a:b + 1] and (b - a + 1) / fps <= BLINK_MAX_S and a > 0
-                and b < len(eyes) - 1 and eyes[a - 1] == "open" and eyes[b + 1] == "open"):
-            blink.update(range(a, b + 1))
-    out = []
-    for i, r in enumerate(rows):
-        head, gaze = r.get("head", ""), r.get("gaze", "")
-        if eyes[i] == "closed" and i not in blink:
-            out.append("closed")
-        elif head in ("away", "aside") or gaze == "aside":
-            out.append("aside")
-        elif gaze == "down" and eyes[i] in ("open", "half"):
-            out.append("down")
-        elif head == "up" and (eyes[i] == "open" or i in blink):
-            out.append("up")
-        elif r.get("phone", "") in PHONE_MARKS:  # a phone in use is never attentive driving
-            out.append("")
-        elif i in blink or (eyes[i] == "open" and gaze in ("road", "camera", "")):
-            out.append("open")
-        else:
-            out.append("")
-    return out
-
-
-def intervals(rows: list[dict[str, str]], fps: float) -> list[tuple[str, float, float, str]]:
-    out = []
-    for state, a, b in _runs(eye_states(rows, fps)):
-        if state and b - a + 1 >= MIN_RUN_FRAMES:
-            out.append((LABEL[state], a / fps, b / fps, f"frames {a}-{b}"))
-    for v, a, b in _runs([r.get("mouth", "") for r in rows]):
-        if v == "yawn" and (b - a + 1) / fps >= MIN_YAWN_S:
-            out.append(("yawn", a / fps, b / fps, f"frames {a}-{b}"))
-    return sorted(out, key=lambda iv: (iv[1], iv[0]))
-
-
-PHONE_MARKS = ("ear", "hand", "front")
-
-
-def phone_intervals(rows: list[dict[str, str]], fps: float) -> list[tuple[str, float, float, str]]:
-    marks = [r.get("phone", "") or "none" for r in rows]
-    state = ["phone" if m in PHONE_MARKS else "no_phone" if m == "none" else "" for m in marks]
-    for i, m in enumerate(marks):  # unsure frames between phone frames count with them
-        if m == "unsure":
-            before = next((s for s in reversed(state[:i]) if s), "")
-            after = next((s for s in state[i + 1:] if s), "")
-            if before == after == "phone":
-                state[i] = "phone"
-    out = []
-    for lab, a, b in _runs(state):
-        if lab and b - a + 1 >= MIN_RUN_FRAMES:
-            kinds = sorted({marks[i] for i in range(a, b + 1)} & set(PHONE_MARKS))
-            note = f"frames {a}-{b}" + (f", {' / '.join(kinds)}" if kinds else "")
-            out.append((lab, a / fps, b / fps, note))
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("marks", help="folder of per-frame marks CSVs")
     ap.add_argument("--fps", type=float, required=True)
@@ -132,21 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--note", default="", help="what the clips are, for the report")
     ap.add_argument("--phone", action="store_true", help="the phone's truth (phone / no_phone intervals)")
-    args = ap.parse_args(argv)
-    lines = ["# Generated by tools/frame_marks_to_truth.py from the per-frame marks in",
-             f"# {args.marks} (marked by eye; the rules are in the tool's docstring). Do not edit by hand:",
-             "# change the marks and generate again.", f"video_dir: {args.video_dir}"]
-    if args.note:
-        lines.append(f"note: >-\n  {args.note}")
-    lines.append("clips:")
-    for path in sorted(Path(args.marks).glob("*.csv")):
-        rows = read_marks(path)
-        ivs = phone_intervals(rows, args.fps) if args.phone else intervals(rows, args.fps)
-        if not ivs:
-            continue
-        lines += [f"  - name: {path.stem}", f"    video: {path.stem}{args.ext}", "    intervals:"]
-        lines += [f"      - [{lab}, {a:.2f}, {b:.2f}, \"{note}\"]" for lab, a, b, note in ivs]
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    text = truth_file(args.marks, args.fps, args.video_dir, ext=args.ext, note=args.note, phone=args.phone)
+    Path(args.out).write_text(text, encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 

@@ -22,167 +22,25 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-import yaml
-
-from driver_monitor.config import Config
 from driver_monitor.errors import DriverMonitorError, report
-from driver_monitor.scenarios import load_truth
+from driver_monitor.evaluation.scenario_clips import make_clips
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SOURCE = "head_turns"  # the clip in the source truth file the recipes are written for
-OUT_OF_VIEW = -1       # a frame index meaning: the source frame slid out of the picture
 
-
-def pingpong(a: int, b: int, n: int) -> list[int]:
-    """n frames going a..b..a..b (a real head held still, with its small natural motion)."""
-    cycle = list(range(a, b + 1)) + list(range(b - 1, a, -1))
-    return [cycle[i % len(cycle)] for i in range(n)]
-
-
-def span(a: int, b: int) -> list[int]:
-    return list(range(a, b + 1))
-
-
-# name -> (frame list, note). Frame numbers are head_turns.mp4's (30.08 fps); see its marks in
-# scenarios/shared_clips.yaml: looking_aside 48-137 (right, yaw to -47) and 179-253 (left, to +50),
-# looking_down 387-441 (pitch to -39), attentive 0-46, 139-177, 254-290, 442-622.
-RECIPES: dict[str, tuple[list[int], str]] = {
-    "held_turn_right": (span(0, 89) + pingpong(90, 124, 120) + span(125, 177) + span(254, 285),
-                        "a head turn to the right (yaw -45 deg) held 5.8 s, 1.6 s into the drive"),
-    "held_turn_left": (span(150, 199) + pingpong(200, 240, 120) + span(241, 290),
-                       "a head turn to the left (yaw +48 deg) held 5.1 s, 1 s into the drive"),
-    "held_look_down": (span(254, 285) + span(370, 395) + pingpong(396, 430, 120) + span(431, 500),
-                       "a look down (pitch -38 deg) held 4.7 s, 1.5 s into the drive"),
-    "turn_then_out_of_view": (span(0, 95) + [OUT_OF_VIEW] * 75 + span(126, 177) + span(254, 285),
-                              "a head turn to the right, then the face slides out of the picture for 2.5 s "
-                              "(a driver dodging the camera), then back"),
-    "glances_time_sharing": (span(0, 46) + (span(48, 177) + span(179, 285)) * 2 + span(48, 177)
-                             + span(442, 622),
-                             "five glances of 2.1-2.8 s to either side with 1.2 s looks back at the road"),
-}
-
-
-def read_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    ok, img = cap.read()
-    while ok:
-        frames.append(img)
-        ok, img = cap.read()
-    cap.release()
-    if not frames:
-        raise DriverMonitorError(f"{path} could not be decoded; pass --video-dir with the shared videos")
-    return frames
-
-
-def slid_out(img: np.ndarray, k: int, n: int) -> np.ndarray:
-    """The image moved sideways by (k+1)/n of its width (edge pixels fill the gap): after n frames
-    the face is out of the picture and only the replicated background edge remains."""
-    w = img.shape[1]
-    shift = int(round(w * min(1.0, (k + 1) / n)))
-    m = np.float32([[1, 0, -shift], [0, 1, 0]])
-    return cv2.warpAffine(img, m, (w, img.shape[0]), borderMode=cv2.BORDER_REPLICATE)
-
-
-def label_runs(labels: list[str], fps: float) -> list[tuple[str, float, float]]:
-    runs, start = [], 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            runs.append((labels[start], round(start / fps, 2), round((i - 1) / fps, 2)))
-            start = i
-    return runs
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--truth", default=str(ROOT / "scenarios" / "shared_clips.yaml"),
                     help="the source clip's truth file (default: scenarios/shared_clips.yaml)")
     ap.add_argument("--video-dir", help="folder of the source videos (default: the truth file's video_dir)")
     ap.add_argument("--out", required=True, help="folder for the clips and derived_clips.yaml")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        clips = {c.name: c for c in load_truth(args.truth, lambda extra: Config(), args.video_dir)}
-        if SOURCE not in clips:
-            raise DriverMonitorError(f"{args.truth} has no clip named {SOURCE!r}; the recipes are written for it")
-        src = clips[SOURCE]
-        frames = read_frames(src.video)
-        cap = cv2.VideoCapture(str(src.video))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        cap.release()
-        # the label of every source frame: the interval (not eyes_hidden) that holds its time
-        marks = [iv for iv in src.intervals if iv.label != "eyes_hidden"]
-
-        def label_of(i: int) -> str:
-            t = i / fps
-            hits = [iv.label for iv in marks if iv.start_s - 0.5 / fps <= t <= iv.end_s + 0.5 / fps]
-            return hits[0] if hits else "unmarked"
-
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        truth_clips = []
-        for name, (seq, note) in RECIPES.items():
-            h, w = frames[0].shape[:2]
-            path = out / f"{name}.mp4"
-            vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if not vw.isOpened():
-                raise DriverMonitorError(f"cannot write {path}: OpenCV has no mp4v encoder here")
-            labels, last, k = [], 0, 0
-            for i in seq:
-                if i == OUT_OF_VIEW:
-                    n_slide = 8
-                    img = slid_out(frames[last], k, n_slide)
-                    k += 1
-                    labels.append(labels[-1] if labels else "attentive")
-                else:
-                    img = frames[i]
-                    last, k = i, 0
-                    labels.append(label_of(i))
-                vw.write(img)
-            vw.release()
-            intervals = []
-            if name == "glances_time_sharing":
-                # one stretch from the first glance to the end of the last: the marked glances add up
-                # to more than the time-sharing limit, none is long enough for a long distraction, so
-                # the warning is due by the end of the last glance (+ the alert's raise time and the
-                # marking tolerance). Not earlier: the marks start where the turn becomes visible
-                # (15-20 deg), the rule counts from its limit (23 deg, 28.9 before the pose is learned)
-                cfg = Config()
-                runs = label_runs(labels, fps)
-                glances = [r for r in runs if r[0] == "looking_aside"]
-                total = sum(b - a for _, a, b in glances)
-                if (total < cfg.distraction.time_sharing_s
-                        or max(b - a for _, a, b in glances) >= cfg.distraction.warning_s):
-                    raise DriverMonitorError("the time-sharing recipe must mark over time_sharing_s of short glances")
-                start, end = glances[0][1], glances[-1][2]
-                within = round(end - start + cfg.alerts.raise_after_s + 0.5, 2)
-                intervals = [list(r) for r in runs if r[2] < start]
-                intervals.append({"label": "glances", "start_s": start, "end_s": end,
-                                  "note": f"{len(glances)} glances, {total:.1f} s marked, the longest "
-                                          f"{max(b - a for _, a, b in glances):.1f} s; back on the road 1.2 s between",
-                                  "expect": {"alert": "distraction", "level": "warning", "within_s": within},
-                                  "forbid": ["drowsiness", "microsleep"]})
-                intervals += [list(r) for r in runs if r[1] > end and r[0] != "unmarked"]
-            else:
-                intervals = [list(r) for r in label_runs(labels, fps) if r[0] != "unmarked"]
-            truth_clips.append({"name": name, "video": path.name, "note": note + f" (from {src.video.name})",
-                                "intervals": intervals})
-            print(f"{path}: {len(seq)} frames, {len(seq) / fps:.1f} s")
-        header = ("# Written by tools/make_scenario_clips.py: the clips rearrange the frames of "
-                  f"{src.video.name};\n# each interval keeps the label marked on its source frames in "
-                  f"{Path(args.truth).name}.\n")
-        (out / "derived_clips.yaml").write_text(
-            header + yaml.safe_dump({"video_dir": ".", "note": (
-                f"The clips were built by `python tools/make_scenario_clips.py --out {args.out}`: they "
-                f"rearrange real frames of {src.video.name} (a held turn or look down played back and "
-                f"forth, the picture slid sideways until the face leaves it, short glances strung "
-                f"together); each interval keeps the label marked on its source frames in "
-                f"{Path(args.truth).name}."), "clips": truth_clips}, sort_keys=False, width=110,
-                                    default_flow_style=None),
-            encoding="utf-8")
-        print(f"{out / 'derived_clips.yaml'}: truth for {len(truth_clips)} clips")
+        make_clips(args.truth, args.video_dir, args.out)
         return 0
     except DriverMonitorError as exc:
         return report(exc)

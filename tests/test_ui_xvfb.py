@@ -70,11 +70,8 @@ def test_real_window_screenshot_is_not_blank(xvfb_display, tmp_path):
     assert "platform xcb" in proc.stdout and "frame 60" in proc.stdout
     from PyQt6.QtGui import QImage
 
-    sys.path.insert(0, str(PROJECT_ROOT / "tools"))
-    try:
-        from screenshot_dashboard import image_stats
-    finally:
-        sys.path.pop(0)
+    from driver_monitor.ui.screenshot import image_stats
+
     img = QImage(str(out))
     assert not img.isNull() and img.width() >= 1200 and img.height() >= 800
     distinct, std = image_stats(img)

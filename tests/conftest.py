@@ -6,11 +6,9 @@ Tests that need the real material in ../shared/data use the ``shared_data`` fixt
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -62,17 +60,6 @@ def analyze_running(out: Path, *extra: str, poll_s: float = 0.1) -> Any:
             break
         time.sleep(poll_s)
     return proc
-
-
-def load_tool(stem: str) -> ModuleType:
-    """``tools/<stem>.py`` as a module, freshly executed and registered as ``dm_tools_<stem>`` (the
-    tools are scripts, not a package)."""
-    name = f"dm_tools_{stem}"
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "tools" / f"{stem}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="session")

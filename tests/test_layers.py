@@ -1,7 +1,9 @@
-"""Layering: which package may import which, read from the source (no module is imported here).
+"""What the import contracts cannot check, read from the source: the length of every function in
+the package and the tools, and import cycles between the package's modules.
 
-The run-time app never imports the training-only package, and the engine package knows nothing
-above it (no bench, pipeline, dashboard or command line of the app).
+Which package may import which is checked by the contracts in pyproject.toml (``lint-imports``),
+the single checker of imports: the run-time app imports no training code, the engines nothing above
+them, the package no tool, a tool no other tool.
 """
 from __future__ import annotations
 
@@ -10,69 +12,31 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "driver_monitor"
-
-
-def _imports(path: Path) -> set[str]:
-    """Absolute names of the driver_monitor modules ``path`` imports (relative imports resolved)."""
-    parts = list(path.relative_to(PACKAGE.parent).parts[:-1])  # the package the module sits in
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = parts[:len(parts) - (node.level - 1)]
-                mod = ".".join(base + ([node.module] if node.module else []))
-            else:
-                mod = node.module or ""
-            names.add(mod)
-            names.update(f"{mod}.{a.name}" for a in node.names)
-    return {n for n in names if n == "driver_monitor" or n.startswith("driver_monitor.")}
-
-
-def _modules(under: str = "") -> list[Path]:
-    return sorted((PACKAGE / under).rglob("*.py"))
-
-
-def _inside(path: Path, *packages: str) -> bool:
-    return any(path.is_relative_to(PACKAGE / p) for p in packages)
-
-
-def test_relative_imports_are_resolved():
-    assert "driver_monitor.errors" in _imports(PACKAGE / "engine" / "commands.py")
-    assert "driver_monitor.engine.precision" in _imports(PACKAGE / "engine" / "commands.py")
-    assert "driver_monitor.engine" in _imports(PACKAGE / "bench_cli.py")
-    assert "driver_monitor.preprocess" in _imports(PACKAGE / "training" / "datasets.py")
-
-
-def test_only_training_code_imports_the_training_package():
-    offenders = {str(p.relative_to(PACKAGE.parent)): sorted(n for n in _imports(p)
-                                                            if n.startswith("driver_monitor.training"))
-                 for p in _modules() if not _inside(p, "training", "model")}
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
-@pytest.mark.parametrize("above", ["driver_monitor.bench", "driver_monitor.bench_cli", "driver_monitor.cli",
-                                   "driver_monitor.pipeline", "driver_monitor.analyze", "driver_monitor.ui",
-                                   "driver_monitor.training"])
-def test_engine_package_imports_nothing_above_it(above):
-    offenders = [str(p.relative_to(PACKAGE.parent)) for p in _modules("engine")
-                 if any(n == above or n.startswith(above + ".") for n in _imports(p))]
-    assert offenders == []
-
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "driver_monitor"
+TOOLS = ROOT / "tools"
 
 MAX_FUNCTION_LINES = 60
 
 
-def test_no_function_in_the_package_is_longer_than_60_lines():
+def _sources() -> list[Path]:
+    """Every module of the package and every tool."""
+    return sorted(PACKAGE.rglob("*.py")) + sorted(TOOLS.glob("*.py"))
+
+
+def test_the_sources_include_the_tools():
+    names = {str(p.relative_to(ROOT)) for p in _sources()}
+    assert {"tools/train.py", "tools/evaluate.py", "driver_monitor/training/trainer.py"} <= names
+
+
+def test_no_function_in_the_package_or_the_tools_is_longer_than_60_lines():
     long = []
-    for path in _modules():
+    for path in _sources():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
                 if n > MAX_FUNCTION_LINES:
-                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({n} lines)")
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, long
 
 

@@ -259,29 +259,25 @@ def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, max_fr
                    label: str | None = None, log: Log = print) -> dict[str, Any]:
     """Run the real pipeline on ``video``; FPS and per-stage ms from ``FrameResult.timings_ms``.
 
-    The engine (if any) is closed with the pipeline.
+    The engine (if any) is closed with the run's other models.
     """
-    from .capture import open_source
-    from .pipeline import Pipeline
-    from .session import run_frames
+    from .runtime import Runtime
 
-    src = open_source(video, cfg.capture)
     timings: dict[str, list[float]] = {}
     frames = faces = 0
     size: tuple[int, int] | None = None
-    try:
-        with Pipeline(cfg, engine) as pipeline:
-            backend = pipeline.backend_description
+    with Runtime(cfg, engine=engine, log=lambda m: None) as runtime:
+        src = runtime.open_source(video)  # before the models load: a wrong path is said at once
+        with runtime.session(src) as drive:
+            backend = drive.pipeline.backend_description
             t_start = time.perf_counter()
-            for result in run_frames(src, pipeline, max_frames=max_frames):  # the app's one loop
+            for result in drive.results(max_frames=max_frames):  # the app's one loop
                 size = (result.frame.width, result.frame.height)
                 for k, v in result.timings_ms.items():
                     timings.setdefault(k, []).append(float(v))
                 frames += 1
                 faces += int(result.face is not None)
             wall = time.perf_counter() - t_start
-    finally:
-        src.close()
     if frames == 0:
         raise DriverMonitorError(f"bench: {video} gave no frames; pass a readable video with --video")
     stages = {k: {"mean_ms": round(float(np.mean(v)), 3), "p50_ms": round(float(np.median(v)), 3),

@@ -19,7 +19,7 @@ from driver_monitor import recording
 from driver_monitor.cli import build_parser, main
 from driver_monitor.config import load_config
 from driver_monitor.errors import ConfigError, OutputError
-from driver_monitor.pipeline import Pipeline
+from tests.pipelines import FakeDetector, make_pipeline
 from driver_monitor.recording import ResultWriter
 from driver_monitor.types import DriverState, Frame, FrameResult
 
@@ -174,14 +174,14 @@ def test_an_implausible_frame_rate_is_said_and_can_be_set(tmp_path: Path, capsys
 def test_lost_ticks_carry_on_the_clock_and_the_event_ends_with_them():
     cfg = load_config(None, ["engine.enabled=false"])
 
-    class NoFace:
-        def detect(self, image):
+    class NoFace(FakeDetector):
+        def faces(self, image):
             return []
 
         def close(self):
             pass
 
-    p = Pipeline(cfg, None, detector=NoFace())
+    p = make_pipeline(cfg, None, detector=NoFace())
     p.process(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0))
     for t in (0.5, 1.0, 1.5, 2.0):
         r = p.process(None, t_s=t)
@@ -189,7 +189,7 @@ def test_lost_ticks_carry_on_the_clock_and_the_event_ends_with_them():
     lost = [e for e in p.finish() if e.type == "camera_lost"]
     assert lost and lost[0].start_s == 0.5 and lost[0].end_s == 2.0
     # a source that never delivers a frame: the clock still moves
-    q = Pipeline(cfg, None, detector=NoFace())
+    q = make_pipeline(cfg, None, detector=NoFace())
     t0 = q.process(None).time_s
     time.sleep(0.05)
     assert q.process(None).time_s > t0

@@ -27,7 +27,7 @@ import numpy as np
 from driver_monitor.config import PROJECT_ROOT, PhoneConfig
 from driver_monitor.errors import DriverMonitorError
 from driver_monitor.monitor.phone import PhoneSchedule, PhoneVote
-from driver_monitor.pipeline import PHONE_SCHEDULE_DELAY
+from driver_monitor.stages.phone import PHONE_SCHEDULE_DELAY
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
 PHONE_MARKS = ("ear", "hand", "front")

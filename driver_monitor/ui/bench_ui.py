@@ -48,7 +48,7 @@ def bench_plots(cfg, app, redraws: int = 300, plots=None, emotion_names=None) ->
     emotion curves (default: the configured model's)."""
     import numpy as np
 
-    from ..types import DriverState, Frame, FrameResult, Signals
+    from ..types import DriverState, EngineReading, Frame, FrameResult, Signals
     from .plots import DEFAULT_PLOTS, SignalPlots
 
     names = model_emotion_names(cfg) if emotion_names is None else tuple(emotion_names)
@@ -62,7 +62,7 @@ def bench_plots(cfg, app, redraws: int = 300, plots=None, emotion_names=None) ->
         t = i / 30.0
         s = Signals(0.3, 0.3, 0.3 + 0.05 * math.sin(t), 0.1, 10 * math.sin(t / 3), 5 * math.cos(t / 2), 0, 0, 0)
         return FrameResult(frame=Frame(img, i, t), camera_ok=True, state=DriverState(t_s=t, perclos=0.1),
-                           smoothed=s, signals=s, emotion_probs=probs)
+                           smoothed=s, signals=s, engine=EngineReading(probs))
 
     full = int(cfg.ui.plot_window_s * 30)
     for i in range(full):
@@ -144,6 +144,7 @@ class _PacedFile:
 def bench_live(cfg, app, video: str) -> list[str]:
     """``video`` played as a camera: capture -> drawn latency (the status bar's, for a live source)."""
     from ..capture import LiveSource
+    from ..runtime import Runtime
     from .main_window import MainWindow
 
     camera = _PacedFile(video)
@@ -153,7 +154,8 @@ def bench_live(cfg, app, video: str) -> list[str]:
     def open_camera(spec, capture_cfg):
         return LiveSource(video, f"camera (simulated from {name})", capture_cfg, lambda target: camera)
 
-    w = MainWindow(cfg, video, open_source=open_camera, speed=1.0)
+    w = MainWindow(cfg, video, runtime_maker=lambda c: Runtime(c, log=lambda m: None, open_source=open_camera),
+                   speed=1.0)
     w.resize(1400, 900)
     w.show()
     t0 = time.monotonic()

@@ -203,19 +203,17 @@ class EventSlider(QSlider):
 class MainWindow(QMainWindow):
     """The dashboard. ``source``: camera index, file path or URL (None: open nothing yet).
 
-    ``factory`` / ``open_source`` are passed to the worker (tests inject fakes; the defaults are
-    the real Pipeline with the configured engine, and capture.open_source).
+    ``runtime_maker(cfg)`` makes each session's :class:`~driver_monitor.runtime.Runtime` (tests
+    inject fakes; the default opens the configured models and sources).
     """
 
     sessionEnded = pyqtSignal(str)
 
-    def __init__(self, cfg: Config, source: Any = None, *, factory_maker: Callable[[Config], Any] | None = None,
-                 open_source: Callable[..., Any] | None = None, start_paused: bool = False,
-                 speed: float | None = 1.0) -> None:
+    def __init__(self, cfg: Config, source: Any = None, *, runtime_maker: Callable[[Config], Any] | None = None,
+                 start_paused: bool = False, speed: float | None = 1.0) -> None:
         super().__init__()
         self.cfg = cfg
-        self._factory_maker = factory_maker
-        self._open_source = open_source
+        self._runtime_maker = runtime_maker
         self._start_paused = start_paused
         self.setWindowTitle("driver-monitor")
         self._fitted_after_show = False
@@ -477,9 +475,9 @@ class MainWindow(QMainWindow):
         self.status_live.setText("")
         self.status_live.setVisible(False)
         self.status_source.setText(f"opening {source}")
-        factory = self._factory_maker(self.cfg) if self._factory_maker else None
+        runtime = self._runtime_maker(self.cfg) if self._runtime_maker else None
         paused = self._start_paused if start_paused is None else start_paused
-        self.worker = SessionWorker(self.cfg, source, factory=factory, open_source=self._open_source,
+        self.worker = SessionWorker(self.cfg, source, runtime=runtime,
                                     start_paused=paused, speed=self.speed)
         self.worker.opened.connect(self._on_opened)
         self.worker.result.connect(self._on_result)

@@ -7,9 +7,9 @@ its own state and policy; the pipeline only passes each frame along. A stage who
 (None in :class:`Models`) is left out.
 
 The pipeline owns no thread and no clock of its own: a caller (runtime.DriveSession) reads frames
-from a VideoSource and hands them in; a camera-lost tick without a time of its own is timed on
-the wall clock from the last frame. Each result carries per-stage milliseconds (``decode`` is
-measured by the caller and passed in), so benchmarks read what the pipeline measured.
+from a VideoSource and hands them in, and times a camera-lost tick (session.LostClock). Each
+result carries per-stage milliseconds (``decode`` is measured by the caller and passed in), so
+benchmarks read what the pipeline measured.
 """
 from __future__ import annotations
 
@@ -93,8 +93,6 @@ class Pipeline:
         self.monitor = DriverMonitor(cfg)
         self._last_frame: Frame | None = None
         self._lost_index = -1  # the last lost tick's frame number
-        self._last_wall: float | None = None
-        self._first_wall: float | None = None  # when the first tick came (a source may never deliver)
         self._last_t: float | None = None      # time of the last tick, lost ones included
         self._had_face = False
 
@@ -159,11 +157,10 @@ class Pipeline:
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
                 t_s: float | None = None, detected: Detected | None = None, index: int | None = None) -> FrameResult:
-        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick; ``index``
-        is then the tick's frame number (the source's ``lost_tick()``; default: one past the last).
-        ``detected``: the frame's :meth:`detect` result when the mesh already ran (two stages)."""
-        if self._first_wall is None:
-            self._first_wall = time.monotonic()
+        """Analyse one frame. ``frame=None`` means the camera delivered nothing this tick: ``t_s`` is
+        then its time (session.LostClock; default: the last tick's) and ``index`` its frame number
+        (the source's ``lost_tick()``; default: one past the last). ``detected``: the frame's
+        :meth:`detect` result when the mesh already ran (two stages)."""
         if frame is None:
             return self._lost(t_s, index)
         t_start = time.perf_counter()
@@ -195,7 +192,6 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - t_start) * 1e3 + (decode_ms or 0.0)
 
         self._last_frame = frame
-        self._last_wall = time.monotonic()
         self._last_t = frame.time_s
         return FrameResult(
             frame=frame, camera_ok=True, state=state, face=face, faces_count=len(faces),
@@ -243,11 +239,8 @@ class Pipeline:
 
     def _lost(self, t_s: float | None, index: int | None = None) -> FrameResult:
         last = self._last_frame
-        if t_s is None:  # the wall clock goes on while nothing comes
-            if last is not None and self._last_wall is not None:
-                t_s = last.time_s + (time.monotonic() - self._last_wall)
-            else:
-                t_s = time.monotonic() - (self._first_wall or time.monotonic())
+        if t_s is None:
+            t_s = self._last_t if self._last_t is not None else 0.0
         self._last_t = float(t_s)
         if index is None:  # each lost tick a number of its own
             index = max(last.index if last is not None else -1, self._lost_index) + 1

@@ -4,9 +4,10 @@
 dashboard all make a :class:`Runtime` and nothing else: it opens the face mesh, the emotion/AU
 engine, the eye-state model and the phone detector the config asks for, once, and lends them to
 every drive (a fleet worker's next drive, the dashboard's fresh pipeline after a seek). A
-:class:`DriveSession` is one drive: a source and a fresh pipeline, whose results are either
-iterated (the two-stage frame loop of :func:`~driver_monitor.session.run_frames`) or stepped one
-frame at a time (the dashboard's worker, paced by its playback controller).
+:class:`DriveSession` is one drive: a source and a fresh pipeline, whose results come from the one
+frame loop (:func:`~driver_monitor.session.run_frames`): written as they come (``analyze``),
+timed (``bench``), or taken one at a time by the dashboard's worker, paced by its playback
+controller.
 
 A new model-backed stage is opened here, in :meth:`Runtime._open_models`, and read in the
 pipeline; nothing else changes.
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from .config import PROJECT_ROOT, CaptureConfig, Config
 from .pipeline import Models, Pipeline
-from .session import Step, run_frames, step
+from .session import run_frames
 from .types import Event, FrameResult
 
 #: what a caller passes for a model to have it opened from the config (the default)
@@ -158,9 +159,10 @@ class Runtime:
 
 
 class DriveSession:
-    """One drive: its source and its pipeline. Iterate :meth:`results` (the frame loop), or
-    :meth:`step` one frame at a time; :meth:`finish` closes the events still open at the end;
-    :meth:`close` releases the source and the pipeline (not the models: the runtime's)."""
+    """One drive: its source and its pipeline. :meth:`results` is the frame loop (a generator: a
+    consumer takes a result when it wants one); :meth:`seek` starts afresh at another frame;
+    :meth:`finish` closes the events still open at the end; :meth:`close` releases the source and
+    the pipeline (not the models: the runtime's)."""
 
     def __init__(self, source: Any, new_pipeline: Callable[[], Pipeline], pipeline: Pipeline) -> None:
         self.source = source
@@ -168,18 +170,12 @@ class DriveSession:
         self._new_pipeline = new_pipeline
 
     def results(self, *, max_frames: int | None = None, should_stop: Callable[[], bool] = lambda: False,
-                overlap: bool = True) -> Iterator[FrameResult]:
-        """Every result of the drive in order (session.run_frames: two stages when ``overlap``)."""
+                overlap: bool = True, idle_s: float | None = None) -> Iterator[FrameResult | None]:
+        """Every result of the drive in order (session.run_frames: two stages when ``overlap``;
+        ``idle_s``: None when no result came within that long, for a consumer that must stay
+        responsive). Close the generator (or stop taking from it) before :meth:`seek`."""
         return run_frames(self.source, self.pipeline, max_frames=max_frames, should_stop=should_stop,
-                          overlap=overlap)
-
-    def step(self, *, report_lost: bool = True) -> Step:
-        """Read and analyse one frame (session.step)."""
-        return step(self.source, self.pipeline, report_lost=report_lost)
-
-    def lost(self) -> FrameResult:
-        """The camera delivered no frame for ``capture.read_timeout_s``: a camera-lost tick."""
-        return self.pipeline.process(None, index=self.source.lost_tick())
+                          overlap=overlap, idle_s=idle_s)
 
     def seek(self, index: int) -> None:
         """Move the source to frame ``index`` and start the analysis afresh there: the state of the

@@ -80,7 +80,7 @@ def test_a_seek_keeps_the_models_and_stops_the_old_pipelines_phone_thread():
     drive.seek(10)
     assert drive.pipeline is not first and first.phone._pool is None
     assert drive.pipeline.eyes.model is eye and drive.pipeline.phone.detector is phone
-    assert drive.step().result.index == 10
+    assert next(drive.results(overlap=False)).index == 10
     drive.close()
     assert src.closes == 1 and drive.pipeline.phone._pool is None and runtime.models.phone_detector is phone
     runtime.close()
@@ -112,16 +112,44 @@ def test_a_session_that_cannot_start_closes_its_source():
     assert src.closes == 1
 
 
-@pytest.mark.parametrize("overlap", [True, False])
-def test_iterated_and_stepped_drives_give_the_same_results(overlap):
-    def states(drive: DriveSession, stepped: bool) -> list:
-        if not stepped:
-            return [(r.index, r.state.status) for r in drive.results(overlap=overlap)]
-        out = []
-        while (r := drive.step().result) is not None:
-            out.append((r.index, r.state.status))
-        return out
+def test_two_stages_and_one_give_the_same_results():
+    def states(drive: DriveSession, overlap: bool) -> list:
+        return [(r.index, r.state.status) for r in drive.results(overlap=overlap)]
 
     with Runtime(Config(), engine=None, detector=Closing(), phone_detector=None, log=lambda m: None) as runtime:
         with runtime.session(Source(8)) as a, runtime.session(Source(8)) as b:
-            assert states(a, False) == states(b, True) and len(states(runtime.session(Source(3)), True)) == 3
+            two, one = states(a, True), states(b, False)
+    assert two == one and [i for i, _ in two] == list(range(8))
+
+
+class Silent(Source):
+    """A live source whose camera gives nothing: each read waits a little and says so."""
+
+    is_live = True
+
+    def read(self):
+        import time
+
+        time.sleep(0.01)
+        return None
+
+    def lost_tick(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_consumer_hears_when_nothing_came_and_gets_the_lost_ticks_on_time(overlap):
+    """The dashboard takes results from the same loop as analyze: None while nothing came (it looks
+    at its requests), a camera-lost tick once nothing came for capture.read_timeout_s."""
+    cfg = load_config(None, ["capture.read_timeout_s=0.3"])
+    with Runtime(cfg, engine=None, detector=Closing(), phone_detector=None, log=lambda m: None) as runtime:
+        with runtime.session(Silent()) as drive:
+            loop, got = drive.results(overlap=overlap, idle_s=0.05), []
+            while len([r for r in got if r is not None]) < 2:
+                got.append(next(loop))
+            loop.close()
+    ticks = [r for r in got if r is not None]
+    assert got[0] is None and all(not r.camera_ok for r in ticks)  # "nothing yet" first, then lost ticks
+    assert [r.index for r in ticks] == [0, 1] and ticks[0].time_s == pytest.approx(0.3, abs=0.1)
+    assert ticks[1].time_s - ticks[0].time_s == pytest.approx(0.3, abs=0.1)

@@ -50,6 +50,7 @@ class FakeSource:
             time.sleep(self.read_delay)
         if self.lost_after is not None and self._next >= self.lost_after:
             self.lost = True  # a live feed that dropped: no frame, not ended (reconnecting)
+            time.sleep(0.01)  # a live read waits for a frame (its read timeout) before saying none came
             return None
         if self._next >= self.n:
             self.ended = True
@@ -82,6 +83,14 @@ class FakePipeline:
     emotion_names: tuple[str, ...] = ()
     au_names: tuple[str, ...] = ()
     region_names: tuple[str, ...] = ()
+    cfg = Config()
+    detector = None  # no face detector of its own (nothing for the frame loop to pin)
+
+    def prepare(self, frame) -> None:
+        return None
+
+    def detect(self, frame, prepared=None) -> None:
+        return None
 
     def __init__(self, fail_at: int | None = None, end_absent: bool = False) -> None:
         self.fail_at = fail_at
@@ -92,7 +101,7 @@ class FakePipeline:
         self.last_t = 0.0
         self.lost_indices: list[int | None] = []  # the frame numbers of the camera-lost ticks
 
-    def process(self, frame, *, decode_ms=None, index=None) -> FrameResult:
+    def process(self, frame, *, decode_ms=None, index=None, t_s=None, detected=None) -> FrameResult:
         if frame is None:
             self.last_t += 0.1
             self.lost_indices.append(index)

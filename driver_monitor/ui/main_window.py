@@ -773,25 +773,25 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"exported {summary.get('frames', 0)} frames to {path}", 8000)
 
     def export_results(self, out_dir: str | Path) -> dict:
-        """Write the session's results as ``analyze`` does: frames.csv, events.jsonl, summary.json.
+        """Write the session's results as ``analyze`` does (its session.Recorder): frames.csv,
+        events.jsonl, summary.json; no alert pictures (the results are kept without their pixels).
 
         Rows are the frames analysed in this session (every replayed frame once, the latest pass
         wins), in frame order; events are the session's ended events, in start order.
         """
-        from ..recording import ResultWriter
+        from ..session import Recorder
 
         info = self.info
-        writer = ResultWriter(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
-                              au_names=info.au_names if info else (),
-                              region_names=info.region_names if info else ())
+        recorder = Recorder(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
+                            au_names=info.au_names if info else (),
+                            region_names=info.region_names if info else (), pictures=False)
         for idx in sorted(self.session_results):
-            writer.write(dataclasses.replace(self.session_results[idx], events=()))
+            recorder.write(dataclasses.replace(self.session_results[idx], events=()))
         ended = sorted((e for e in self.session_events.values() if e.end_s is not None), key=lambda e: e.start_s)
-        writer.write_events(ended)
         n = len(self.session_results)
         complete = bool(info and info.frame_count and n >= info.frame_count)
         of = info.frame_count if info and info.frame_count else "unknown"
-        return writer.close({
+        return recorder.close(events=ended, summary={
             "source": info.source if info else str(self.source_spec),
             "source_fps": info.fps if info else None,
             "backend": info.backend if info else "none",

@@ -19,9 +19,13 @@ tracking, filters and the driver-state machines; the models are kept), because t
 drive before a jump says nothing about the frames after it. At the end of a file the worker
 stays alive and paused, so the user can seek back. Started paused (``start_paused``), a file
 shows its first frame, analysed, and waits. Live sources: every newest frame; no frame
-within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects. The
-worker opens live sources with reads of at most ``LIVE_POLL_S`` and the controller keeps the
-lost-camera clock, so a stop request is seen within 0.2 s even while the camera is gone (closing
+within ``capture.read_timeout_s`` is a "camera lost" tick while the source reconnects (decided
+where ``analyze`` decides it: session.LostClock). The results come from the drive's frame loop,
+the one ``analyze`` writes from (for a file two stages: the next frame's face mesh runs while this
+one is finished; for a live source one thread, so a frame waits for no other); the worker takes a
+result when its controller wants one, so the loop waits while paused.
+Live sources are opened with reads of at most ``LIVE_POLL_S`` and the loop says when nothing came
+within it, so a stop request is seen within 0.2 s even while the camera is gone (closing
 within 2 s). A live source's counts (frames dropped for a newer one, reconnects) come through
 ``stats`` when they change.
 """
@@ -34,7 +38,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
@@ -53,6 +57,7 @@ __all__ = ["SPEEDS", "LIVE_POLL_S", "PlaybackState", "SessionInfo", "SessionWork
 # is lost; "camera lost" is still declared after capture.read_timeout_s without a frame.
 LIVE_POLL_S = 0.2
 STATS_INTERVAL_S = 0.5  # a live source's counts (dropped frames, reconnects) are looked at this often
+_ENDED = object()  # the frame loop has no more results
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,7 @@ class SessionWorker(QObject):
         self.source = None
         # the session's state, owned by the worker thread
         self.drive: DriveSession | None = None
+        self._results: Iterator[FrameResult | None] | None = None  # the drive's frame loop, taken from
         self._recorder: session.Recorder | None = None
         self._playback: Playback | None = None
         self._stats_at = -math.inf
@@ -194,8 +200,7 @@ class SessionWorker(QObject):
             au_names=tuple(pipeline.au_names), selection=self.runtime.selection,
             region_names=tuple(pipeline.region_names)))
         self._playback = Playback(live=bool(src.is_live), frame_count=src.frame_count,
-                                  start_paused=self._start_paused, speed=self._speed,
-                                  lost_after_s=self.cfg.capture.read_timeout_s, now=time.perf_counter())
+                                  start_paused=self._start_paused, speed=self._speed)
         return None
 
     def _loop(self) -> str:
@@ -239,35 +244,43 @@ class SessionWorker(QObject):
         """Move the source and restart the analysis there with a fresh pipeline (the models are kept)."""
         try:
             if seek.renew:
+                self._stop_loop()  # its first stage reads ahead: stopped before the source moves
                 self.drive.seek(seek.index)
             self._playback.seeked(seek.index)
         except SourceError as exc:
             self.failed.emit(self._error("source", exc, fatal=False))
 
     def _advance(self) -> str | None:
-        """One step: a frame read, analysed and shown (paced at the replay speed), a "camera lost"
-        tick, nothing yet (a live poll), or the end. Returns why the session ends, else None."""
-        src, playback = self.source, self._playback
-        s = self.drive.step(report_lost=False)
-        r = s.result
-        if r is None and src.is_live and not src.ended:  # no frame this poll; the source reconnects
-            if not playback.lost_due(time.perf_counter()):
-                return None
-            r = self.drive.lost()  # no frame for read_timeout_s: camera lost
+        """Take the next result of the drive's frame loop and show it (paced at the replay speed):
+        a frame, a "camera lost" tick (session.LostClock decides), nothing within LIVE_POLL_S (the
+        requests are looked at again), or the end. Returns why the session ends, else None."""
+        if self._results is None:  # a live frame waits for no other: one thread; a file's replay: two stages
+            self._results = self.drive.results(overlap=not self.source.is_live, idle_s=LIVE_POLL_S,
+                                               should_stop=self._stop.is_set)
+        r = next(self._results, _ENDED)
+        got_at = time.perf_counter()
         if r is None:
-            return self._end()
+            return None
+        if r is _ENDED:
+            self._results = None
+            return None if self._stop.is_set() else self._end()
         plan = FramePlan()
         if r.camera_ok:
-            # when the frame arrived: the read began at read_at and waited / decoded this long
-            received = s.read_at + float(r.timings_ms.get("decode", 0.0)) / 1e3
-            plan = playback.on_frame(r.index, r.time_s, received=received, now=time.perf_counter())
+            plan = self._playback.on_frame(r.index, r.time_s, now=got_at)
         if plan.delay_s > 0:
             self._stop.wait(plan.delay_s)
-        # the latency runs from the frame's capture (live) or from its read (a file)
-        self._emit(r, r.frame.captured_at if r.frame.captured_at is not None else s.read_at)
+        # the latency runs from the frame's capture (live), or from when its analysis began (a file)
+        captured = r.frame.captured_at
+        self._emit(r, captured if captured is not None else got_at - float(r.timings_ms.get("total", 0.0)) / 1e3)
         if plan.announce:
             self._announce()
         return None
+
+    def _stop_loop(self) -> None:
+        """End the frame loop (its first stage stops and is waited for)."""
+        results, self._results = self._results, None
+        if results is not None:
+            results.close()
 
     def _end(self) -> str | None:
         """The source has no more frames: close the open events; a file waits at its end, paused."""
@@ -335,7 +348,7 @@ class SessionWorker(QObject):
 
     def _close(self) -> None:
         """Close the recording, the drive (its source and pipeline) and the models; each one is tried."""
-        for closer in (self._stop_recording,
+        for closer in (self._stop_recording, self._stop_loop,
                        lambda: self.drive.close() if self.drive is not None else None,
                        lambda: self.source.close() if self.source is not None else None,
                        self.runtime.close):

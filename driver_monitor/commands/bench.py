@@ -1,7 +1,6 @@
 """``driver-monitor bench``: the command line of the benchmark (driver_monitor/bench.py).
 
-Plugged into ``driver-monitor`` by cli.py through ``add_parsers(subparsers)``; the handler is
-``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
+The handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
 """
 from __future__ import annotations
 
@@ -11,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import PROJECT_ROOT, Config
-from .engine import BACKENDS
-from .engine.precision import PRECISIONS
-from .errors import DriverMonitorError
+from ..config import PROJECT_ROOT, Config
+from ..engine import BACKENDS
+from ..engine.precision import PRECISIONS
+from ..errors import DriverMonitorError
 
 #: exit code when every engine and run was skipped: nothing could be measured on this machine
 NOTHING_MEASURED = 8
@@ -38,7 +37,7 @@ def _check_out(out_arg: str) -> None:
 
 
 def cmd_side_by_side(args: argparse.Namespace, cfg: Config, command: str) -> int:
-    from .throughput import side_by_side
+    from ..throughput import side_by_side
 
     report = side_by_side(cfg, args.side_by_side, repeats=args.repeats, out_dir=args.out, command=command, log=_err)
     for clip in report["clips"]:
@@ -50,7 +49,7 @@ def cmd_side_by_side(args: argparse.Namespace, cfg: Config, command: str) -> int
 
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
-    from .bench import run_bench
+    from ..bench import run_bench
 
     if args.video is not None and not Path(args.video).is_file():
         raise DriverMonitorError(f"bench --video {args.video!r} does not exist; pass a video file, e.g. "
@@ -87,8 +86,8 @@ def _positive(text: str) -> int:
     return v
 
 
-def add_parsers(subparsers: Any) -> None:
-    p = subparsers.add_parser(
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
         "bench", help="benchmark engines (latency p50/p95 at batch 1 and 8) and end-to-end FPS",
         description="For every backend / precision that can run here: engine latency p50 / p95 at each "
                     "batch size and throughput; with --video, end-to-end pipeline FPS and the per-stage "
@@ -113,3 +112,4 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--out", default="results/bench", metavar="DIR",
                    help="output folder (default results/bench in the current folder)")
     p.set_defaults(func=cmd_bench)
+    return p

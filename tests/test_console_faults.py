@@ -315,7 +315,7 @@ def test_bench_says_the_whole_reason_a_backend_was_skipped(tmp_path, capsys):
 
 
 def test_a_skipped_line_wraps_between_words_on_a_terminal():
-    from driver_monitor.bench import skipped_line
+    from driver_monitor.bench.common import skipped_line
 
     reason = ("engine backend 'onnxruntime' on cuda cannot run here: CUDAExecutionProvider is not in this "
               "onnxruntime build. To fix: install the GPU build of ONNX Runtime: `pip uninstall onnxruntime && "

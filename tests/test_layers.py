@@ -40,9 +40,9 @@ def _inside(path: Path, *packages: str) -> bool:
 
 
 def test_relative_imports_are_resolved():
-    assert "driver_monitor.errors" in _imports(PACKAGE / "engine" / "commands.py")
-    assert "driver_monitor.engine.precision" in _imports(PACKAGE / "engine" / "commands.py")
-    assert "driver_monitor.engine" in _imports(PACKAGE / "bench_cli.py")
+    assert "driver_monitor.errors" in _imports(PACKAGE / "commands" / "engines.py")
+    assert "driver_monitor.engine.precision" in _imports(PACKAGE / "commands" / "engines.py")
+    assert "driver_monitor.engine" in _imports(PACKAGE / "commands" / "bench.py")
     assert "driver_monitor.preprocess" in _imports(PACKAGE / "training" / "datasets.py")
 
 
@@ -53,7 +53,7 @@ def test_only_training_code_imports_the_training_package():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-@pytest.mark.parametrize("above", ["driver_monitor.bench", "driver_monitor.bench_cli", "driver_monitor.cli",
+@pytest.mark.parametrize("above", ["driver_monitor.bench", "driver_monitor.commands", "driver_monitor.cli",
                                    "driver_monitor.pipeline", "driver_monitor.analyze", "driver_monitor.ui",
                                    "driver_monitor.training"])
 def test_engine_package_imports_nothing_above_it(above):

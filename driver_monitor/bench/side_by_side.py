@@ -33,15 +33,14 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .analyze import analyze, machine_description
-from .bench import _loadavg
-from .config import Config
-from .errors import DriverMonitorError
-from .recording import STAGES
-
-Log = Callable[[str], None]
+from ..analyze import analyze, machine_description
+from ..config import Config
+from ..errors import DriverMonitorError
+from ..recording import STAGES
+from .common import Log
+from .engines import _loadavg
 
 #: (name, config overrides as (section, field, value), two stages)
 RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
@@ -98,7 +97,7 @@ def stride_cost(every: list[dict[str, str]], strided: list[dict[str, str]]) -> d
 
 
 def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -> dict[str, Any]:
-    from .face.mesh import bare_mesh_loop
+    from ..face.mesh import bare_mesh_loop
 
     fps: dict[str, list[float]] = {"mesh": []}
     cores: dict[str, list[float]] = {"mesh": []}

@@ -58,6 +58,7 @@ class Runtime:
         self._verbose = verbose
         self._open_source = open_source
         self.models: Models | None = None
+        self._lent = False  # whether a pipeline has had the models (the detector has tracked a stream)
 
     # ------------------------------------------------------------------ the models
 
@@ -120,14 +121,16 @@ class Runtime:
         return self.models.selection if self.models is not None else {"backend": "none"}
 
     def pipeline(self) -> Pipeline:
-        """A fresh pipeline for a new drive (or a seek), over the open models; the face detector
-        forgets what it tracked."""
+        """A fresh pipeline for a new drive (or a seek), over the open models; a face detector that
+        tracked a stream before forgets it."""
         models = self.open().models
-        models.reset()
+        if self._lent:
+            models.reset()
+        self._lent = True
         return Pipeline(self.cfg, models)
 
     def close(self) -> None:
-        models, self.models = self.models, None
+        models, self.models, self._lent = self.models, None, False
         if models is not None:
             models.close()
 

@@ -1,11 +1,25 @@
 """What the benchmarks share: the log's type and the line that says a run was skipped, and why."""
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 Log = Callable[[str], None]
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, stem: str,
+                 markdown: Callable[[dict[str, Any]], str], indent: int = 2) -> dict[str, Any]:
+    """``STEM.json`` and ``STEM.md`` in ``out_dir`` (made when missing); the report, with the
+    paths written under ``files``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=indent) + "\n", encoding="utf-8")
+    (out / f"{stem}.md").write_text(markdown(report), encoding="utf-8")
+    report["files"] = {"json": str(out / f"{stem}.json"), "markdown": str(out / f"{stem}.md")}
+    return report
 
 
 def skipped_line(what: str, reason: str, width: int | None = None) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from ..config import PROJECT_ROOT
 from ..errors import DriverMonitorError
-from .common import Log
+from .common import Log, write_report
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv")
 
@@ -115,12 +115,7 @@ def bench_fleet(videos: str | Path, *, drives: int = 20, workers: Sequence[int] 
                           "python": platform.python_version()},
               "drives": len(links), "videos": names, "command": command or "driver-monitor bench --fleet",
               "date": time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), "rows": rows}
-    dest = Path(out_dir)
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "fleet.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (dest / "fleet.md").write_text(markdown(report), encoding="utf-8")
-    report["files"] = {"json": str(dest / "fleet.json"), "markdown": str(dest / "fleet.md")}
-    return report
+    return write_report(report, out_dir, "fleet", markdown)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -27,7 +27,6 @@ every frame, frame by frame.
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 import tempfile
 import time
@@ -39,7 +38,7 @@ from ..analyze import analyze, machine_description
 from ..config import Config
 from ..errors import DriverMonitorError
 from ..recording import STAGES
-from .common import Log
+from .common import Log, write_report
 from .engines import _loadavg
 
 #: (name, config overrides as (section, field, value), two stages)
@@ -151,12 +150,7 @@ def side_by_side(cfg: Config, videos: Sequence[str | Path], *, repeats: int = 3,
     with tempfile.TemporaryDirectory(prefix="dm-side-") as scratch:
         report["clips"] = [_one_clip(cfg, p, repeats, Path(scratch), log) for p in paths]
     report["load_average_end"] = _loadavg()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    (out / "throughput.md").write_text(markdown(report), encoding="utf-8")
-    report["files"] = {"json": str(out / "throughput.json"), "markdown": str(out / "throughput.md")}
-    return report
+    return write_report(report, out_dir, "throughput", markdown, indent=1)
 
 
 def markdown(report: dict[str, Any]) -> str:

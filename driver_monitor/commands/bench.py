@@ -17,6 +17,7 @@ from ..config import PROJECT_ROOT, Config
 from ..engine import BACKENDS
 from ..engine.precision import PRECISIONS
 from ..errors import DriverMonitorError
+from .argtypes import positive_int
 
 #: exit code when every engine and run was skipped: nothing could be measured on this machine
 NOTHING_MEASURED = 8
@@ -118,13 +119,6 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench", help="benchmark engines (latency p50/p95 at batch 1 and 8) and end-to-end FPS; also analyze "
@@ -139,9 +133,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help=f"engine backends to measure (default: all: {' '.join(BACKENDS)})")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS), metavar="P",
                    help="precisions to measure (fp16/int8 need `driver-monitor engines build` first)")
-    p.add_argument("--batches", nargs="+", type=_positive, default=[1, 8], metavar="N")
-    p.add_argument("--iters", type=_positive, default=300, help="timed runs per batch size (default 300)")
-    p.add_argument("--frames", type=_positive, default=None, metavar="N", help="end-to-end: stop after N frames")
+    p.add_argument("--batches", nargs="+", type=positive_int, default=[1, 8], metavar="N")
+    p.add_argument("--iters", type=positive_int, default=300, help="timed runs per batch size (default 300)")
+    p.add_argument("--frames", type=positive_int, default=None, metavar="N", help="end-to-end: stop after N frames")
     p.add_argument("--e2e-backends", nargs="+", choices=("auto", *BACKENDS), default=["auto"], metavar="NAME",
                    help="engines for the end-to-end runs, besides the run without engine (default: auto)")
     p.add_argument("--no-engines", action="store_true", help="skip the engine latency part")
@@ -149,13 +143,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     mode.add_argument("--side-by-side", nargs="+", metavar="VIDEO",
                       help="instead: analyze against the bare decode + face mesh loop on these clips, interleaved "
                            "and repeated; ratios and per-stage ms to throughput.json / throughput.md in --out")
-    p.add_argument("--repeats", type=_positive, default=3, help="--side-by-side: repeats per clip (default 3)")
+    p.add_argument("--repeats", type=positive_int, default=3, help="--side-by-side: repeats per clip (default 3)")
     mode.add_argument("--fleet", metavar="DIR",
                       help="instead: a folder of --drives links to the videos in DIR, `driver-monitor batch` with "
                            "each of --workers against `driver-monitor analyze` one drive after another, each run a "
                            "whole command; fleet.json / fleet.md in --out")
-    p.add_argument("--drives", type=_positive, default=20, metavar="N", help="--fleet: drives (default 20)")
-    p.add_argument("--workers", type=_positive, nargs="+", default=[1, 2], metavar="N",
+    p.add_argument("--drives", type=positive_int, default=20, metavar="N", help="--fleet: drives (default 20)")
+    p.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2], metavar="N",
                    help="--fleet: the batch worker counts to run (default 1 2)")
     mode.add_argument("--dashboard", nargs="*", metavar="VIDEO",
                       help="instead: the dashboard's drawing cost (plots), and for each VIDEO a replay in the real "

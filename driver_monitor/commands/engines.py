@@ -16,6 +16,7 @@ from ..engine.base import resolve_cache_dir, resolve_model_path
 from ..engine.precision import (CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy,
                                 model_for_precision)
 from ..errors import DriverMonitorError, ModelError
+from .argtypes import positive_int
 from ..model_contract import file_sha256, read_model_info
 
 
@@ -172,13 +173,6 @@ def cmd_engines_clean(args: argparse.Namespace, cfg: Config) -> int:
 # --------------------------------------------------------------------------- parsers
 
 
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     e = sub.add_parser("engines",
                               help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
@@ -187,7 +181,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     b.add_argument("--precision", action="append", choices=PRECISIONS,
                    help="repeatable; default fp32 and fp16, plus int8 when --calib-dir is given")
     b.add_argument("--calib-dir", metavar="DIR", help="folder of aligned grey face crops (PNG/JPG) for int8")
-    b.add_argument("--calib-limit", type=_positive, default=1000, metavar="N",
+    b.add_argument("--calib-limit", type=positive_int, default=1000, metavar="N",
                    help="calibrate on at most N crops (random sample, default 1000)")
     b.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
                    help="int8 activation-range calibration (default minmax)")

@@ -70,28 +70,18 @@ class Runtime:
         return self
 
     def _open_models(self) -> Models:
-        given = dict(self._given)
         opened: list[Any] = []
 
         def take(name: str, make: Callable[[], Any]) -> Any:
-            if given[name] is not FROM_CONFIG:
-                return given[name]
-            made = make()
-            opened.append(made)
-            return made
+            if self._given[name] is not FROM_CONFIG:
+                return self._given[name]
+            opened.append(make())
+            return opened[-1]
 
         try:
-            selection = self._selection
-            if given["engine"] is FROM_CONFIG:
-                from .engine.select import open_engine_or_none
-
-                engine, selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT, warn=self._log,
-                                                        verbose=self._verbose)
-                opened.append(engine)
-            else:
-                engine = given["engine"]
+            engine = take("engine", self._engine)  # first: a named engine that cannot load is said at once
             return Models(detector=take("detector", self._face_mesh), engine=engine,
-                          selection=selection or _described(engine),
+                          selection=self._selection or _described(engine),
                           eye_model=take("eye_model", self._eye_model),
                           phone_detector=take("phone_detector", self._phone_detector))
         except BaseException:
@@ -99,6 +89,13 @@ class Runtime:
                 if model is not None:
                     model.close()
             raise
+
+    def _engine(self) -> Any:
+        from .engine.select import open_engine_or_none
+
+        engine, self._selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT, warn=self._log,
+                                                      verbose=self._verbose)
+        return engine
 
     def _face_mesh(self) -> Any:
         from .face.mesh import FaceMeshDetector  # the only MediaPipe import, at the edge

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__
-from .config import PROJECT_ROOT, Config
-from .engine.select import open_engine_or_none
+from .config import Config
 from .errors import OutputError, Terminated, hold_stop_signals, raise_held
 from .recording import existing_results
-from .session import Recorder, end_reason, run_frames, source_stats
+from .runtime import DriveSession, Runtime
+from .session import Recorder, end_reason, source_stats
 
 
 def machine_description() -> dict[str, Any]:
@@ -37,10 +37,9 @@ def machine_description() -> dict[str, Any]:
 
 
 def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: bool | None = None,
-            max_frames: int | None = None, engine: Any = None, selection: dict | None = None,
-            detector: Any = None, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-            overwrite: bool = True, verbose: bool = False, keep_models: bool = False,
-            overlap: bool = True) -> dict[str, Any]:
+            max_frames: int | None = None, runtime: "Runtime | None" = None,
+            log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+            overwrite: bool = True, verbose: bool = False, overlap: bool = True) -> dict[str, Any]:
     """Analyse ``source`` into ``out_dir``; returns the summary (also written to summary.json).
 
     Raises SourceError when the source cannot be opened, OutputError when ``out_dir`` already holds
@@ -48,28 +47,26 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     says incomplete). A source that ends early (truncated file, camera gone for good) still writes
     everything analysed and returns a summary with ``complete: false`` and the reason;
     KeyboardInterrupt (Ctrl-C, and SIGTERM / SIGHUP as :class:`Terminated`) does the same and re-raises.
-    ``keep_models``: the ``engine`` and ``detector`` passed in stay open for the next drive (a fleet
-    worker loads them once); the caller resets the detector between drives and closes them.
+    ``runtime``: the run's models, lent for this drive and left open (a fleet worker opens them
+    once for drive after drive); without one the models are opened from ``cfg`` and closed here.
     ``overlap``: the frame loop's two stages (session.run_frames); False runs it on one thread.
     """
-    from .pipeline import Pipeline
-
     _refuse_earlier_results(out_dir, overwrite)
-    src, engine, selection = _open(source, cfg, engine, selection, log, verbose)
-    if src.warning:
-        log(f"warning: {src.warning}")
-    pipeline = recorder = None
+    owned = runtime is None
+    if runtime is None:
+        runtime = Runtime(cfg, log=log, verbose=verbose)
+    drive = recorder = None
     started, reason = time.time(), None
     loop: list[tuple[float, float]] = []  # (perf_counter(), process_time()) when the frame loop started and ended
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
-        pipeline = Pipeline(cfg, engine, detector=detector)
-        recorder = Recorder(out_dir, cfg, emotion_names=pipeline.emotion_names, au_names=pipeline.au_names,
-                            region_names=pipeline.region_names)
-        bar = _progress_bar(src, source, progress)
-        _write_frames(src, pipeline, recorder, bar, loop, max_frames=max_frames, overlap=overlap)
-        reason = end_reason(src)
+        drive = _open(source, runtime, log)
+        recorder = Recorder(out_dir, cfg, emotion_names=drive.pipeline.emotion_names,
+                            au_names=drive.pipeline.au_names, region_names=drive.pipeline.region_names)
+        bar = _progress_bar(drive.source, source, progress)
+        _write_frames(drive, recorder, bar, loop, max_frames=max_frames, overlap=overlap)
+        reason = end_reason(drive.source)
     except KeyboardInterrupt as exc:
         interrupted = exc
         reason = f"terminated ({exc.name})" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
@@ -78,56 +75,53 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
         raise
     finally:  # a stop signal now waits for summary.json (errors.hold_stop_signals)
         with hold_stop_signals() as held:
-            summary = _close(src, pipeline, recorder, bar, loop, keep_models,
-                             lambda: _summary(src, pipeline, cfg, selection, started, reason))
+            summary = _close(drive, recorder, bar, loop, runtime if owned else None,
+                             lambda: _summary(drive, runtime, cfg, started, reason))
     if interrupted:
         raise interrupted
     raise_held(held)  # a stop asked while the complete results were being written: honoured now
     return summary
 
 
-def _close(src: Any, pipeline: Any, recorder: Recorder | None, bar: Any, loop: list[tuple[float, float]],
-           keep_models: bool, summary: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Close the bar, write the open events and summary.json, release the source and the engine."""
+def _close(drive: "DriveSession | None", recorder: Recorder | None, bar: Any, loop: list[tuple[float, float]],
+           owned: "Runtime | None", summary: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Close the bar, write the open events and summary.json, release the source and the models
+    opened here (``owned``)."""
     if bar is not None:
         bar.close()
     try:
-        if recorder is None or pipeline is None:
+        if recorder is None or drive is None:
             return {}
         loop.append((time.perf_counter(), time.process_time()))
         return recorder.close({**summary(), **_loop_figures(loop, recorder.frames_written)},
-                              events=pipeline.finish())
-    finally:  # the source and the engine are released whatever the writing did
-        src.close()
-        if pipeline is not None and not keep_models:
-            pipeline.close()
-        elif pipeline is not None:  # the engine and the detector stay; the models it opened itself go
-            pipeline.close_own_models()
+                              events=drive.finish())
+    finally:  # the source and the models are released whatever the writing did
+        try:
+            if drive is not None:
+                drive.close()
+        finally:
+            if owned is not None:
+                owned.close()
 
 
-def _open(source: Any, cfg: Config, engine: Any, selection: dict | None, log: Callable[[str], None],
-          verbose: bool) -> tuple[Any, Any, dict | None]:
-    """(source, engine, selection). A file is opened (and its first frame decoded) before the
-    engine loads, so a wrong path or a file that is no video is said at once; a camera or stream
-    is only checked for its form then, and opened after the engine (it would drop frames while a
-    model loads)."""
-    from .capture import open_source, parse_source
+def _open(source: Any, runtime: "Runtime", log: Callable[[str], None]) -> "DriveSession":
+    """The drive over ``source``. A file is opened (and its first frame decoded) before the models
+    load, so a wrong path or a file that is no video is said at once; a camera or stream is only
+    checked for its form then, and opened after the models (it would drop frames while one loads)."""
+    from .capture import parse_source
 
-    src = None if parse_source(source).is_live else open_source(source, cfg.capture)
-    opened = None
+    src = None if parse_source(source).is_live else runtime.open_source(source)
     try:
-        if engine is None and selection is None:
-            engine, selection = open_engine_or_none(cfg.engine, PROJECT_ROOT, warn=log, verbose=verbose)
-            opened = engine  # ours to close if the source fails
+        runtime.open()
         if src is None:
-            src = open_source(source, cfg.capture)
+            src = runtime.open_source(source)
     except BaseException:
         if src is not None:
             src.close()
-        if opened is not None:
-            opened.close()
         raise
-    return src, engine, selection
+    if src.warning:
+        log(f"warning: {src.warning}")
+    return runtime.session(src)
 
 
 def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None:
@@ -137,11 +131,11 @@ def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None
                           f"replace them, or give another --out")
 
 
-def _write_frames(src: Any, pipeline: Any, recorder: Recorder, bar: Any, loop: list[tuple[float, float]], *,
+def _write_frames(drive: "DriveSession", recorder: Recorder, bar: Any, loop: list[tuple[float, float]], *,
                   max_frames: int | None, overlap: bool) -> None:
     """The frame loop: every result written as it comes; ``loop`` gets the start (wall, CPU) time."""
     loop.append((time.perf_counter(), time.process_time()))
-    for result in run_frames(src, pipeline, max_frames=max_frames, overlap=overlap):
+    for result in drive.results(max_frames=max_frames, overlap=overlap):
         recorder.write(result)
         if bar is not None and result.camera_ok:
             bar.update(1)
@@ -157,11 +151,12 @@ def _loop_figures(loop: list[tuple[float, float]], frames: int) -> dict[str, Any
             "loop_cpu_s": round(cpu, 3), "loop_cores": round(cpu / seconds, 2) if seconds > 0 else None}
 
 
-def _summary(src: Any, pipeline: Any, cfg: Config, selection: dict | None, started: float,
+def _summary(drive: "DriveSession", runtime: "Runtime", cfg: Config, started: float,
              reason: str | None) -> dict[str, Any]:
     """What summary.json says besides the counts the recorder keeps."""
+    pipeline, selection = drive.pipeline, runtime.selection
     return {
-        **source_stats(src),
+        **source_stats(drive.source),
         "wall_time_s": round(time.time() - started, 3),
         "complete": reason is None,
         **({"reason": reason} if reason else {}),

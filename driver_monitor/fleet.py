@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .config import PROJECT_ROOT, load_config
+from .config import load_config
 from .errors import BackendUnavailableError, ConfigError, DriverMonitorError, ModelError, Terminated
 from .fleet_report import write_metrics, write_report
 
@@ -227,7 +227,8 @@ def place_drives(drives: Sequence[Drive], out: str | os.PathLike,
 
 
 class DriveAnalyzer:
-    """One fleet worker: the engine and the face mesh, loaded once, analyse drive after drive.
+    """One fleet worker: the run's models (:class:`~driver_monitor.runtime.Runtime`), opened once,
+    analyse drive after drive.
 
     Created inside a Ray actor process. ``threads``: the CPUs Ray gave the actor; OpenCV and ONNX
     Runtime are told so (Ray sets OMP_NUM_THREADS, which OpenCV ignores). ``pin_mesh``: whether the
@@ -237,26 +238,28 @@ class DriveAnalyzer:
                  pin_mesh: bool = False) -> None:
         import cv2
 
-        from .engine.select import open_engine_or_none
-        from .face.mesh import FaceMeshDetector
+        from .runtime import Runtime
 
         threads = max(1, int(threads))
         cv2.setNumThreads(threads)
         pin = f"face.pin_mesh={'true' if pin_mesh else 'false'}"  # before the user's --set, which wins
         self.cfg = load_config(config, [pin, *overrides, f"engine.cpu_threads={threads}"])
         self.error: DriverMonitorError | None = None  # an engine asked for by name that cannot load
+        self.runtime = Runtime(self.cfg, log=lambda m: None)
         try:
-            self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
-        except DriverMonitorError as exc:
-            self.engine, self.selection, self.error = None, {"backend": "none", "reason": str(exc)}, exc
-        self.detector = FaceMeshDetector(self.cfg.face)
+            self.runtime.open()
+        except DriverMonitorError as exc:  # the rest opens without the engine; engine_state says why
+            self.error = exc
+            self.runtime = Runtime(self.cfg, engine=None, selection={"backend": "none", "reason": str(exc)},
+                                   log=lambda m: None).open()
         self.pid = os.getpid()
 
     def engine_state(self) -> dict[str, Any]:
         """Whether the engine the config asks for opened here, and if not why (said before any drive
         is handed out: a fleet analysed without it would lack every emotion and AU column)."""
-        return {"enabled": bool(self.cfg.engine.enabled), "open": self.engine is not None,
-                "reason": str(self.selection.get("reason", "")),
+        models = self.runtime.open().models
+        return {"enabled": bool(self.cfg.engine.enabled), "open": models.engine is not None,
+                "reason": str(models.selection.get("reason", "")),
                 "error": None if self.error is None else type(self.error).__name__}
 
     def analyze(self, drive: dict[str, Any], out: str) -> dict[str, Any]:
@@ -270,9 +273,7 @@ class DriveAnalyzer:
         started = time.perf_counter()
         outcome: dict[str, Any] = {"drive": d.id, "path": d.path, "worker": self.pid}
         try:
-            self.detector.reset()  # a new stream: nothing tracked from the previous drive
-            summary = analyze(d.path, tmp, self.cfg, progress=False, engine=self.engine, selection=self.selection,
-                              detector=self.detector, log=lambda m: None, keep_models=True)
+            summary = analyze(d.path, tmp, self.cfg, progress=False, runtime=self.runtime, log=lambda m: None)
         except DriverMonitorError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             return {**outcome, "status": "failed", "reason": str(exc),
@@ -288,9 +289,7 @@ class DriveAnalyzer:
                 "seconds": round(time.perf_counter() - started, 3)}
 
     def close(self) -> None:
-        self.detector.close()
-        if self.engine is not None:
-            self.engine.close()
+        self.runtime.close()
 
 
 # --------------------------------------------------------------------------- the run

@@ -1,11 +1,11 @@
 """The one frame loop, and the recorder of one drive's results.
 
-Every consumer of a drive runs the same loop: read the next frame from a
+Every consumer of a drive runs the same loop, :func:`run_frames`: read the next frame from a
 :class:`~driver_monitor.capture.VideoSource` (timing the decode), analyse it with a
-:class:`~driver_monitor.pipeline.Pipeline`, and, for a live source that delivered nothing this
-tick, analyse the lost tick (camera lost, never a black frame). ``analyze`` writes what the loop
-yields, ``bench`` times it, the dashboard's worker drives it one step at a time with its playback
-controls, and a fleet worker runs it per drive.
+:class:`~driver_monitor.pipeline.Pipeline`, and, for a live source that delivered nothing for
+``capture.read_timeout_s``, analyse a camera-lost tick (:class:`LostClock`, never a black frame).
+``analyze`` writes what the loop yields, ``bench`` times it, the dashboard's worker takes one
+result at a time under its playback controls, and a fleet worker runs it per drive.
 
 :class:`Recorder` owns what one drive writes: ``frames.csv`` / ``events.jsonl`` / ``summary.json``
 (:class:`~driver_monitor.recording.ResultWriter`) and, optionally, ``annotated.mp4``.
@@ -30,35 +30,57 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Pipeline
 
 
+class LostClock:
+    """The one definition of "camera lost": a live source that delivered no frame for ``after_s``
+    (``capture.read_timeout_s``) gives a camera-lost tick, and one more every ``after_s`` while
+    none comes. It also times those ticks, as the clock of the frame loop (the pipeline has none):
+    the video time of the last frame plus the wall time since it came, or, before any frame, the
+    wall time since the loop started."""
+
+    def __init__(self, after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.after_s = float(after_s)
+        self._clock = clock
+        self._start = self._since = clock()
+        self._frame: tuple[float, float] | None = None  # (video time, wall time) of the last frame
+
+    def frame(self, time_s: float) -> None:
+        """A frame came (its video time)."""
+        self._since = self._clock()
+        self._frame = (time_s, self._since)
+
+    def due(self) -> float | None:
+        """After a read that gave nothing: the time of a camera-lost tick when one is due, else None."""
+        now = self._clock()
+        if now - self._since < self.after_s:
+            return None
+        self._since = now
+        return self._frame[0] + (now - self._frame[1]) if self._frame is not None else now - self._start
+
+
+def _lost_item(src: "VideoSource", lost: LostClock) -> Any:
+    """What a read that gave nothing becomes: a lost tick (its frame number and time) when one is
+    due, _END when the source has ended, else None (nothing yet: read again)."""
+    if not src.is_live or src.ended:
+        return _END
+    t = lost.due()
+    return None if t is None else _Lost(src.lost_tick(), t)
+
+
 @dataclass(frozen=True, slots=True)
-class Step:
-    """One turn of the loop: ``result`` (None when the source has ended), and ``read_at``, the
-    perf_counter() when its frame was asked for (the dashboard's latency)."""
-
-    result: FrameResult | None
-    read_at: float
-
-
-def step(src: "VideoSource", pipeline: "Pipeline", *, report_lost: bool = True) -> Step:
-    """Read and analyse one frame. A live source that gave nothing (its read waited
-    ``capture.read_timeout_s``) is a camera-lost tick when ``report_lost`` (else the result is None
-    and ``src.ended`` tells whether more may come); a source that has ended gives None."""
-    read_at = time.perf_counter()
-    frame = src.read()
-    decode_ms = (time.perf_counter() - read_at) * 1e3
-    if frame is None:
-        if src.is_live and not src.ended and report_lost:
-            return Step(pipeline.process(None, index=src.lost_tick()), read_at)
-        return Step(None, read_at)
-    return Step(pipeline.process(frame, decode_ms=decode_ms), read_at)
+class _Lost:
+    index: int | None
+    time_s: float
 
 
 def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | None = None,
-               should_stop: Callable[[], bool] = lambda: False, overlap: bool = True) -> Iterator[FrameResult]:
+               should_stop: Callable[[], bool] = lambda: False, overlap: bool = True,
+               lost_after_s: float | None = None, idle_s: float | None = None) -> Iterator[FrameResult | None]:
     """Every result of a drive, in order: all frames of a file, the newest frames of a live source
-    (with camera-lost ticks while it delivers nothing), until the source ends, ``max_frames``
-    frames were analysed or ``should_stop()``. The caller finishes the pipeline (closing the open
-    events) and closes the source.
+    (with camera-lost ticks while it delivers nothing: :class:`LostClock`, after ``lost_after_s``,
+    default ``capture.read_timeout_s``), until the source ends, ``max_frames`` frames were analysed
+    or ``should_stop()``. The caller finishes the pipeline (closing the open events) and closes the
+    source. ``idle_s``: a consumer that must stay responsive (the dashboard) also gets None when
+    no result came within that long; without it the loop only yields results.
 
     ``overlap`` (default): two stages on two threads: decoding and the face mesh of frame n+1 run
     while the rest of frame n (alignment, engine, smoothing, state, and the caller's writing) does
@@ -67,33 +89,48 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
     the results are those of one thread (``overlap=False``). A live source keeps only the newest
     frame: a frame the second stage has not taken yet is replaced by a newer one. An error in the
     first stage is raised here; stopping early (``max_frames``, ``should_stop``, an exception in
-    the caller) ends the first stage before this returns."""
+    the caller, closing the generator) ends the first stage before this returns."""
+    lost = LostClock(pipeline.cfg.capture.read_timeout_s if lost_after_s is None else lost_after_s)
     if overlap:
-        yield from _two_stages(src, pipeline, max_frames, should_stop)
+        yield from _two_stages(src, pipeline, max_frames, should_stop, lost, idle_s)
         return
     n = 0
+    idle_from = time.perf_counter()
     while (max_frames is None or n < max_frames) and not should_stop():
-        s = step(src, pipeline)
-        if s.result is None:
-            return
-        yield s.result
-        if s.result.camera_ok:
+        t0 = time.perf_counter()
+        frame = src.read()
+        if frame is not None:
+            lost.frame(frame.time_s)
+            yield pipeline.process(frame, decode_ms=(time.perf_counter() - t0) * 1e3)
             n += 1
+            idle_from = time.perf_counter()
+            continue
+        item = _lost_item(src, lost)
+        if item is _END:
+            return
+        if item is not None:
+            yield pipeline.process(None, index=item.index, t_s=item.time_s)
+            idle_from = time.perf_counter()
+        elif idle_s is not None and time.perf_counter() - idle_from >= idle_s:
+            yield None
+            idle_from = time.perf_counter()
 
 
 _HANDOFF = 2  # frames between the two stages
+_WAKE_S = 0.2  # the second stage looks at should_stop at least this often while it waits
 _READ_AHEAD = 3  # a file's frames decoded ahead of the mesh
 _END = object()
 
 
-def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event) -> None:
+def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event,
+                 lost: LostClock) -> None:
     """Read, time the decode, run the mesh; hand (frame, decode_ms, detected) on, in order. A
     file is decoded ahead on a thread of its own (:class:`_ReadAhead`), so the mesh never waits
     for the decoder; a live source has its capture thread already."""
     reader = None if src.is_live else _ReadAhead(src, stop, pipeline.prepare)
     try:
         with _mesh_on_one_core(pipeline):
-            _mesh_frames(src, pipeline, hand, stop, reader)
+            _mesh_frames(src, pipeline, hand, stop, reader, lost)
     except BaseException as exc:  # reaches the second stage, which raises it
         _put(hand, exc, stop)
         return
@@ -104,7 +141,7 @@ def _first_stage(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
 
 
 def _mesh_frames(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[Any]", stop: threading.Event,
-                 reader: "_ReadAhead | None") -> None:
+                 reader: "_ReadAhead | None", lost: LostClock) -> None:
     while not stop.is_set():
         prepared = None
         if reader is not None:
@@ -116,10 +153,15 @@ def _mesh_frames(src: "VideoSource", pipeline: "Pipeline", hand: "queue.Queue[An
             t0 = time.perf_counter()
             frame = src.read()
             decode_ms = (time.perf_counter() - t0) * 1e3
-            if frame is None and src.ended:
+        if frame is None:
+            item: Any = _lost_item(src, lost)
+            if item is _END:
                 return
-        item: Any = (src.lost_tick() if frame is None  # a lost tick: its frame number
-                     else (frame, decode_ms, pipeline.detect(frame, prepared)))
+            if item is None:
+                continue
+        else:
+            lost.frame(frame.time_s)
+            item = (frame, decode_ms, pipeline.detect(frame, prepared))
         if src.is_live:
             _put_newest(hand, item)
         else:
@@ -239,27 +281,35 @@ def _opencv_threads_per_stage() -> Iterator[None]:
 
 
 def _two_stages(src: "VideoSource", pipeline: "Pipeline", max_frames: int | None,
-                should_stop: Callable[[], bool]) -> Iterator[FrameResult]:
+                should_stop: Callable[[], bool], lost: LostClock,
+                idle_s: float | None) -> Iterator[FrameResult | None]:
     with _opencv_threads_per_stage():
-        yield from _two_stage_loop(src, pipeline, max_frames, should_stop)
+        yield from _two_stage_loop(src, pipeline, max_frames, should_stop, lost, idle_s)
 
 
 def _two_stage_loop(src: "VideoSource", pipeline: "Pipeline", max_frames: int | None,
-                    should_stop: Callable[[], bool]) -> Iterator[FrameResult]:
+                    should_stop: Callable[[], bool], lost: LostClock,
+                    idle_s: float | None) -> Iterator[FrameResult | None]:
     hand: queue.Queue[Any] = queue.Queue(maxsize=_HANDOFF)
     stop = threading.Event()
-    first = threading.Thread(target=_first_stage, args=(src, pipeline, hand, stop), name="mesh-stage", daemon=True)
+    first = threading.Thread(target=_first_stage, args=(src, pipeline, hand, stop, lost), name="mesh-stage",
+                             daemon=True)
     first.start()
     n = 0
     try:
         while (max_frames is None or n < max_frames) and not should_stop():
-            item = hand.get()
+            try:
+                item = hand.get(timeout=idle_s if idle_s is not None else _WAKE_S)
+            except queue.Empty:  # nothing yet: a consumer that waits for nothing hears so
+                if idle_s is not None:
+                    yield None
+                continue
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
-            if item is None or isinstance(item, int):  # a lost tick
-                yield pipeline.process(None, index=item)
+            if isinstance(item, _Lost):
+                yield pipeline.process(None, index=item.index, t_s=item.time_s)
                 continue
             frame, decode_ms, detected = item
             yield pipeline.process(frame, decode_ms=decode_ms, detected=detected)
@@ -294,8 +344,10 @@ def source_stats(src: "VideoSource") -> dict[str, Any]:
 
 
 class Recorder:
-    """What one drive writes: results and the pictures of its alerts (always: event_pictures.py)
-    and an annotated video (``video_fps`` given).
+    """What one drive writes, the one way results are written (``analyze``, a fleet worker, the
+    dashboard's recording and its export): results, the pictures of its alerts (``pictures``:
+    event_pictures.py; off for results kept without their pixels) and an annotated video
+    (``video_fps`` given).
 
     ``write(result)`` streams a result; ``close(summary, events)`` writes the events the pipeline
     closed at the end and summary.json, and returns the summary. Errors writing are one line
@@ -304,7 +356,7 @@ class Recorder:
 
     def __init__(self, out_dir: str | Path, cfg: Config, *, emotion_names: tuple[str, ...] = (),
                  au_names: tuple[str, ...] = (), region_names: tuple[str, ...] = (),
-                 video_fps: float | None = None) -> None:
+                 video_fps: float | None = None, pictures: bool = True) -> None:
         self.results = ResultWriter(out_dir, cfg, emotion_names=emotion_names, au_names=au_names,
                                     region_names=region_names)
         self.out_dir = self.results.out_dir
@@ -313,9 +365,11 @@ class Recorder:
             from .annotate import AnnotatedVideoWriter
 
             self.video = AnnotatedVideoWriter(self.out_dir / "annotated.mp4", video_fps)
-        from .event_pictures import EventPictures
+        self.pictures = None
+        if pictures:
+            from .event_pictures import EventPictures
 
-        self.pictures = EventPictures(self.out_dir)  # events/NNN.jpg: each alert at its peak
+            self.pictures = EventPictures(self.out_dir)  # events/NNN.jpg: each alert at its peak
         self.processing_s = 0.0  # time spent decoding and analysing frames (not waiting)
 
     @property
@@ -325,18 +379,22 @@ class Recorder:
     def write(self, result: FrameResult) -> None:
         if result.camera_ok:
             self.processing_s += float(result.timings_ms.get("total", 0.0)) / 1e3
-        self.pictures.update(result, self.results.write(result))
+        written = self.results.write(result)
+        if self.pictures is not None:
+            self.pictures.update(result, written)
         if self.video is not None:
             self.video.write(result)
 
     def close(self, summary: Mapping[str, Any] | None = None, events: Any = ()) -> dict[str, Any]:
         try:
-            self.pictures.close(self.results.write_events(events))
+            written = self.results.write_events(events)
+            if self.pictures is not None:
+                self.pictures.close(written)
             frames = self.results.frames_written
             extra = {"processing_fps": round(frames / self.processing_s, 2) if self.processing_s > 0 else None}
             if self.video is not None:
                 extra["annotated_video"] = self.video.path.name
-            if self.pictures.error is not None:
+            if self.pictures is not None and self.pictures.error is not None:
                 extra["event_pictures_error"] = self.pictures.error
             return self.results.close({**extra, **(summary or {})})
         finally:

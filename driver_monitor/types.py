@@ -296,19 +296,45 @@ class DriverState:
 
 
 @dataclass(frozen=True, slots=True)
+class EngineReading:
+    """The engine's smoothed outputs for the driver's face on one frame (the engine stage's part of
+    a :class:`FrameResult`); every field empty when no engine runs or no face is seen.
+
+    emotion_probs / aus: keyed by class / AU name. regions / region_attention: with a
+        region-attention model, the visible (uncovered) fraction of each face region and the weight
+        the reading gave it, keyed by region name (else None).
+    aus_hidden: the AUs none of whose regions is visible (``engine.min_region_visibility``): their
+        intensity is a guess, shown greyed and left out of the driver state; ``()`` when all are seen.
+    regions_hidden: the face regions counted as hidden (below ``engine.min_region_visibility``, or
+        hidden on the last reading and not yet clearly above it: ``monitor.hidden.hidden_regions``).
+    """
+
+    emotion_probs: Mapping[str, float] | None = None
+    aus: Mapping[str, float] | None = None
+    regions: Mapping[str, float] | None = None
+    region_attention: Mapping[str, float] | None = None
+    aus_hidden: tuple[str, ...] = ()
+    regions_hidden: tuple[str, ...] = ()
+
+    def visible_aus(self) -> Mapping[str, float] | None:
+        """The AUs the driver state may use: a hidden one's intensity is a guess."""
+        if self.aus is None or not self.aus_hidden:
+            return self.aus
+        return {k: v for k, v in self.aus.items() if k not in self.aus_hidden}
+
+
+NO_READING = EngineReading()
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """Everything the pipeline knows about one frame; what the UI draws and the CSV writes.
 
     face: the driver's face (None when not found); faces_count counts every face seen.
     signals: raw geometry of the driver's face; smoothed: after the configured filters.
-    emotion_probs / aus: smoothed engine outputs for the driver keyed by class / AU name
-        (None when no engine runs or no face).
-    regions / region_attention: with a region-attention model, the smoothed visible (uncovered) fraction
-        of each face region and the weight the reading gave it, keyed by region name (else None).
-    aus_hidden: the AUs none of whose regions is visible (``engine.min_region_visibility``): their
-        intensity is a guess, shown greyed and left out of the driver state; ``()`` when all are seen.
-    regions_hidden: the face regions counted as hidden (below ``engine.min_region_visibility``, or
-        hidden on the last reading and not yet clearly above it: ``pipeline.hidden_regions``).
+    engine: the engine's smoothed outputs for the driver's face (:class:`EngineReading`), also read
+        as ``emotion_probs``, ``aus``, ``regions``, ``region_attention``, ``aus_hidden`` and
+        ``regions_hidden``.
     phone_score: the phone detector's best score on this frame when it ran on it (``phone.enabled``).
     phone_box: the box ``(x0, y0, x1, y1)`` in frame pixels of the phone the detector's latest run
         found at ``phone.min_score`` or more, kept until a run finds none (what the overlays draw).
@@ -325,14 +351,9 @@ class FrameResult:
     signals: Signals | None = None
     smoothed: Signals | None = None
     aligned: AlignedFace | None = None
-    emotion_probs: Mapping[str, float] | None = None
-    aus: Mapping[str, float] | None = None
-    regions: Mapping[str, float] | None = None
-    region_attention: Mapping[str, float] | None = None
-    aus_hidden: tuple[str, ...] = ()
+    engine: EngineReading = NO_READING
     phone_score: float | None = None
     phone_box: tuple[float, float, float, float] | None = None
-    regions_hidden: tuple[str, ...] = ()
     events: tuple[Event, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
@@ -347,6 +368,30 @@ class FrameResult:
     @property
     def face_detected(self) -> bool:
         return self.face is not None
+
+    @property
+    def emotion_probs(self) -> Mapping[str, float] | None:
+        return self.engine.emotion_probs
+
+    @property
+    def aus(self) -> Mapping[str, float] | None:
+        return self.engine.aus
+
+    @property
+    def regions(self) -> Mapping[str, float] | None:
+        return self.engine.regions
+
+    @property
+    def region_attention(self) -> Mapping[str, float] | None:
+        return self.engine.region_attention
+
+    @property
+    def aus_hidden(self) -> tuple[str, ...]:
+        return self.engine.aus_hidden
+
+    @property
+    def regions_hidden(self) -> tuple[str, ...]:
+        return self.engine.regions_hidden
 
     @property
     def emotion(self) -> str | None:

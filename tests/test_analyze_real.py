@@ -224,21 +224,29 @@ def test_non_video_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.data
-def test_drives_that_keep_the_models_close_what_each_pipeline_opened(tmp_path: Path) -> None:
-    """A fleet worker keeps the engine and the face detector from drive to drive; the eye-state
-    model, the phone detector and the detector's thread of each drive's pipeline are closed."""
+def test_drives_over_one_runtime_give_what_fresh_runs_give(tmp_path: Path) -> None:
+    """A fleet worker opens the models once (runtime.Runtime) and analyses drive after drive: each
+    drive's results are those of a run that opened its own models, the models stay open between
+    drives, and no drive leaves its phone thread behind."""
     import threading
 
     from driver_monitor.analyze import analyze
-    from driver_monitor.face.mesh import FaceMeshDetector
+    from driver_monitor.runtime import Runtime
 
     cfg = load_config(None, ["engine.enabled=false"])
     video = str(need_data("videos/single_face.mp4"))
     before = set(threading.enumerate())  # other tests' pipelines may hold threads of their own
-    with FaceMeshDetector(cfg.face) as mesh:
+    analyze(video, tmp_path / "fresh", cfg, progress=False, log=lambda m: None)
+    with Runtime(cfg, log=lambda m: None) as runtime:
         for i in range(2):
-            s = analyze(video, tmp_path / f"d{i}", cfg, progress=False, detector=mesh, keep_models=True,
-                        selection={}, log=lambda m: None)
+            s = analyze(video, tmp_path / f"d{i}", cfg, progress=False, runtime=runtime, log=lambda m: None)
             assert s["frames"] == 72
-            mesh.reset()  # as the fleet worker does between drives
+            assert runtime.models is not None and runtime.models.phone_detector is not None  # kept open
+            assert _rows(tmp_path / f"d{i}") == _rows(tmp_path / "fresh")
     assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("phone")]
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    """frames.csv without the timing columns (which vary from run to run)."""
+    with open(folder / "frames.csv", newline="", encoding="utf-8") as f:
+        return [{k: v for k, v in r.items() if not k.startswith("ms_")} for r in csv.DictReader(f)]

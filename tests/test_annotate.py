@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from driver_monitor.annotate import _hidden_lines, annotate
-from driver_monitor.types import DriverState, Frame, FrameResult, Level
+from driver_monitor.types import DriverState, EngineReading, Frame, FrameResult, Level
 
 
-def result(**kw) -> FrameResult:
+def result(phone_box=None, **kw) -> FrameResult:
     frame = Frame(np.full((120, 160, 3), 90, np.uint8), 3, 0.1)
-    return FrameResult(frame=frame, camera_ok=True, state=DriverState(t_s=0.1, drowsiness=Level.WARNING), **kw)
+    return FrameResult(frame=frame, camera_ok=True, state=DriverState(t_s=0.1, drowsiness=Level.WARNING),
+                       engine=EngineReading(**kw), phone_box=phone_box)
 
 
 def test_hidden_regions_and_the_aus_not_read_are_written_on_the_frame() -> None:

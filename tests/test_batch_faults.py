@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driver_monitor.cli import _batch_line, main
+from driver_monitor.cli import main
+from driver_monitor.commands.batch import _batch_line
 from driver_monitor.fleet import (BatchOptions, Drive, RayMessages, StopSignals, is_complete, place_drives,
                                   read_drives, run_batch, stamped, worker_count)
 

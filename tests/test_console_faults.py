@@ -154,12 +154,12 @@ def test_the_printed_rate_is_named_as_in_the_summary(tmp_path, capsys):
 
 @pytest.mark.parametrize("what", ["missing", "not a video", "a folder"])
 def test_a_bad_input_is_said_before_any_model_loads(tmp_path, monkeypatch, capsys, what):
-    from driver_monitor import analyze as analyze_mod
+    from driver_monitor.runtime import Runtime
 
-    def no_engine_yet(*a, **kw):
-        raise AssertionError("the engine was loaded before the input was checked")
+    def no_models_yet(*a, **kw):
+        raise AssertionError("the models were loaded before the input was checked")
 
-    monkeypatch.setattr(analyze_mod, "open_engine_or_none", no_engine_yet)
+    monkeypatch.setattr(Runtime, "_open_models", no_models_yet)
     video = tmp_path / "drive.mp4"
     if what == "not a video":
         video.write_bytes(b"no video here" * 1000)
@@ -315,7 +315,7 @@ def test_bench_says_the_whole_reason_a_backend_was_skipped(tmp_path, capsys):
 
 
 def test_a_skipped_line_wraps_between_words_on_a_terminal():
-    from driver_monitor.bench import skipped_line
+    from driver_monitor.bench.common import skipped_line
 
     reason = ("engine backend 'onnxruntime' on cuda cannot run here: CUDAExecutionProvider is not in this "
               "onnxruntime build. To fix: install the GPU build of ONNX Runtime: `pip uninstall onnxruntime && "

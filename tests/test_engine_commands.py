@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from driver_monitor import bench
+from driver_monitor.bench import engines, pipeline
 from driver_monitor.cli import main
 from driver_monitor.engine.cache import PlanKey, write_plan
 from driver_monitor.engine.precision import copy_path
@@ -120,8 +120,8 @@ def test_speedups_relative_to_torch_cpu():
          "results": [{"batch": 1, "p50_ms": 0.5}]},
         {"backend": "tensorrt", "device": "cuda", "precision": "fp16", "status": "skipped", "reason": "x"},
     ]
-    assert bench.speedups(rows, 1) == {"torch CPU fp32": 1.0, "onnxruntime CPU fp32": 4.0}
-    assert bench.speedups(rows[1:], 1) == {}
+    assert engines.speedups(rows, 1) == {"torch CPU fp32": 1.0, "onnxruntime CPU fp32": 4.0}
+    assert engines.speedups(rows[1:], 1) == {}
 
 
 @pytest.mark.parametrize("backends,precisions,expected", [
@@ -130,11 +130,11 @@ def test_speedups_relative_to_torch_cpu():
     (["onnxruntime"], ["fp16"], [("onnxruntime", "cuda", "fp16"), ("onnxruntime", "cpu", "fp16")]),
 ])
 def test_engine_candidates(backends, precisions, expected):
-    assert bench.engine_candidates(backends, precisions) == expected
+    assert engines.engine_candidates(backends, precisions) == expected
 
 
 def test_stats_percentiles():
-    s = bench._stats([0.001] * 95 + [0.010] * 5, batch=8)
+    s = engines._stats([0.001] * 95 + [0.010] * 5, batch=8)
     assert s["p50_ms"] == pytest.approx(1.0) and s["p95_ms"] == pytest.approx(1.0, abs=0.5)
     assert s["throughput_faces_per_s"] == pytest.approx(8000, rel=1e-3)
     assert np.isclose(s["mean_ms"], 1.45)
@@ -149,7 +149,7 @@ def test_bench_end_to_end_reads_the_pipeline_stage_timings(setup):
     video = need_data("videos/single_face.mp4")
     cfg = load_config(None, [f"engine.model={setup['model']}", f"engine.cache_dir={setup['cache']}",
                              "engine.backend=onnxruntime", "engine.rate_hz=0"])  # the engine on every frame
-    runs = bench.bench_pipelines(cfg, video, backends=["onnxruntime"], max_frames=15, log=lambda m: None)
+    runs = pipeline.bench_pipelines(cfg, video, backends=["onnxruntime"], max_frames=15, log=lambda m: None)
     assert [r["label"] for r in runs] == ["no engine", "onnxruntime CPU fp32"]
     for r in runs:
         assert r["frames"] == 15 and r["fps"] > 0 and r["resolution"] == "640x360"
@@ -172,7 +172,7 @@ def test_time_engines_interleaves_engines_in_rounds():
         def infer(self, crops):
             order.append(self.name)
 
-    stats = bench.time_engines([Fake("a"), Fake("b")], 2, iters=20, warmup=1, rounds=4)
+    stats = engines.time_engines([Fake("a"), Fake("b")], 2, iters=20, warmup=1, rounds=4)
     timed = order[2:]  # after one warm-up call each
     assert timed == (["a"] * 5 + ["b"] * 5) * 4
     assert [s["iters"] for s in stats] == [20, 20] and all(s["batch"] == 2 for s in stats)
@@ -185,5 +185,5 @@ def test_bench_end_to_end_to_the_end_of_the_file():
     from driver_monitor.config import load_config
 
     video = need_data("videos/single_face.mp4")
-    r = bench.bench_pipeline(load_config(None, []), video, engine=None, log=lambda m: None)
+    r = pipeline.bench_pipeline(load_config(None, []), video, engine=None, log=lambda m: None)
     assert r["frames"] == 72 and r["resolution"] == "640x360" and r["fps"] > 0

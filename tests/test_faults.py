@@ -19,7 +19,7 @@ from driver_monitor import recording
 from driver_monitor.cli import build_parser, main
 from driver_monitor.config import load_config
 from driver_monitor.errors import ConfigError, OutputError
-from driver_monitor.pipeline import Pipeline
+from tests.pipelines import FakeDetector, make_pipeline
 from driver_monitor.recording import ResultWriter
 from driver_monitor.types import DriverState, Frame, FrameResult
 
@@ -174,25 +174,42 @@ def test_an_implausible_frame_rate_is_said_and_can_be_set(tmp_path: Path, capsys
 def test_lost_ticks_carry_on_the_clock_and_the_event_ends_with_them():
     cfg = load_config(None, ["engine.enabled=false"])
 
-    class NoFace:
-        def detect(self, image):
+    class NoFace(FakeDetector):
+        def faces(self, image):
             return []
 
         def close(self):
             pass
 
-    p = Pipeline(cfg, None, detector=NoFace())
+    p = make_pipeline(cfg, None, detector=NoFace())
     p.process(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0))
     for t in (0.5, 1.0, 1.5, 2.0):
         r = p.process(None, t_s=t)
         assert not r.camera_ok and r.time_s == t
     lost = [e for e in p.finish() if e.type == "camera_lost"]
     assert lost and lost[0].start_s == 0.5 and lost[0].end_s == 2.0
-    # a source that never delivers a frame: the clock still moves
-    q = Pipeline(cfg, None, detector=NoFace())
-    t0 = q.process(None).time_s
-    time.sleep(0.05)
-    assert q.process(None).time_s > t0
+
+
+def test_the_frame_loop_times_the_lost_ticks_on_its_clock():
+    """session.LostClock: a tick once no frame came for read_timeout_s, one more every
+    read_timeout_s; timed from the last frame's video time on, or from the loop's start."""
+    from driver_monitor.session import LostClock
+
+    now = [100.0]
+    clock = LostClock(2.0, lambda: now[0])
+    assert clock.due() is None
+    now[0] = 102.0
+    assert clock.due() == 2.0  # never a frame: the time since the loop started
+    now[0] = 103.0
+    clock.frame(7.5)
+    now[0] = 104.9
+    assert clock.due() is None
+    now[0] = 105.0
+    assert clock.due() == pytest.approx(9.5)
+    now[0] = 106.0
+    assert clock.due() is None  # the next one after another read_timeout_s
+    now[0] = 107.0
+    assert clock.due() == pytest.approx(11.5)
 
 
 # ---------------------------------------------------------------- models and engines

@@ -248,6 +248,6 @@ def test_the_worker_config_pins_as_told_and_a_set_wins(monkeypatch) -> None:
         for pin, sets, want in ((True, [], True), (False, [], False), (True, ["face.pin_mesh=false"], False),
                                 (False, ["face.pin_mesh=true"], True)):
             worker = fleet.DriveAnalyzer(None, sets, 1, pin)
-            assert worker.cfg.face.pin_mesh is want and worker.detector.pin_mesh is want
+            assert worker.cfg.face.pin_mesh is want and worker.runtime.models.detector.pin_mesh is want
     finally:
         cv2.setNumThreads(before)

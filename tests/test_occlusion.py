@@ -369,7 +369,7 @@ def test_the_tool_reads_a_region_models_visibility(tmp_path, tool):
     import torch
 
     from driver_monitor.model.regions import AU_REGIONS
-    from driver_monitor.pipeline import hidden_aus
+    from driver_monitor.monitor.hidden import hidden_aus
     from driver_monitor.preprocess import AUS, to_input
 
     from .test_engine_model import export_tiny_regions

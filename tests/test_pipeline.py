@@ -7,7 +7,7 @@ import pytest
 
 from driver_monitor.config import load_config
 from driver_monitor.engine.base import Engine
-from driver_monitor.pipeline import Pipeline
+from tests.pipelines import FakeDetector, make_pipeline
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 from driver_monitor.types import Face, Frame, Level, Status
 from tests.conftest import need_data
@@ -29,14 +29,14 @@ class FakeEngine(Engine):
         return p, np.full((x.shape[0], len(AUS)), 0.25, np.float32)
 
 
-class ScriptedDetector:
+class ScriptedDetector(FakeDetector):
     """Returns the faces scripted for each call, in order."""
 
     def __init__(self, script):
         self.script = list(script)
         self.closed = False
 
-    def detect(self, image):
+    def faces(self, image):
         return self.script.pop(0) if self.script else []
 
     def close(self):
@@ -72,8 +72,9 @@ def test_driver_is_the_largest_face_and_only_the_driver_is_read(real_face) -> No
     cfg = load_config(None, ["engine.rate_hz=0"])  # the engine on every frame
     engine = FakeEngine()
     det = ScriptedDetector([[small, face]] * 3)
-    with Pipeline(cfg, engine, detector=det) as pipe:
+    with make_pipeline(cfg, engine, detector=det) as pipe:
         results = [pipe.process(Frame(img, i, i / 30), decode_ms=1.5) for i in range(3)]
+        assert pipe.backend_description == "fake cpu fp32"
     assert det.closed
     assert engine.batches == [batch] * 3
     r = results[-1]
@@ -83,13 +84,12 @@ def test_driver_is_the_largest_face_and_only_the_driver_is_read(real_face) -> No
     assert r.aligned is not None and r.aligned.image.shape == (48, 48)
     assert {"decode", "mesh", "align", "engine", "state", "total"} <= set(r.timings_ms)
     assert r.timings_ms["total"] >= r.timings_ms["decode"] == 1.5
-    assert pipe.backend_description == "fake cpu fp32"
 
 
 def test_camera_lost_is_its_own_state_not_no_face(real_face) -> None:
     img, face = real_face
     cfg = load_config(None, ["engine.enabled=false"])
-    with Pipeline(cfg, None, detector=ScriptedDetector([[face]] * 30)) as pipe:
+    with make_pipeline(cfg, None, detector=ScriptedDetector([[face]] * 30)) as pipe:
         for i in range(30):
             r = pipe.process(Frame(img, i, i / 30))
         assert r.camera_ok and r.state.status in (Status.OK, Status.CALIBRATING)
@@ -106,7 +106,7 @@ def test_camera_lost_is_its_own_state_not_no_face(real_face) -> None:
 
 def test_no_engine_still_aligns_for_display(real_face) -> None:
     img, face = real_face
-    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]])) as pipe:
+    with make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]])) as pipe:
         r = pipe.process(Frame(img, 0, 0.0))
     assert r.emotion_probs is None and r.aus is None and r.aligned is not None
     assert "engine" not in r.timings_ms and pipe.backend_description == "none"
@@ -118,7 +118,7 @@ def test_engine_stride_runs_every_kth_frame_and_holds_between(real_face) -> None
     cfg = load_config(None, ["engine.stride=3"])
     engine = FakeEngine()
     script = [[face]] * 7 + [[]] + [[face]] * 2
-    with Pipeline(cfg, engine, detector=ScriptedDetector(script)) as pipe:
+    with make_pipeline(cfg, engine, detector=ScriptedDetector(script)) as pipe:
         results = [pipe.process(Frame(img, i, i / 30)) for i in range(len(script))]
     ran = [i for i, r in enumerate(results) if "engine" in r.timings_ms]
     assert ran == [0, 3, 6, 8]  # every 3rd frame of the face; the face's return runs it at once
@@ -131,7 +131,8 @@ def test_engine_stride_runs_every_kth_frame_and_holds_between(real_face) -> None
 def test_engine_stride_one_and_no_rate_is_every_frame(real_face) -> None:
     img, face = real_face
     engine = FakeEngine()
-    with Pipeline(load_config(None, ["engine.rate_hz=0"]), engine, detector=ScriptedDetector([[face]] * 5)) as pipe:
+    cfg = load_config(None, ["engine.rate_hz=0"])
+    with make_pipeline(cfg, engine, detector=ScriptedDetector([[face]] * 5)) as pipe:
         for i in range(5):
             pipe.process(Frame(img, i, i / 30))
     assert engine.batches == [1] * 5
@@ -142,7 +143,7 @@ def test_engine_stride_one_and_no_rate_is_every_frame(real_face) -> None:
 def test_the_engine_reads_at_most_its_rate_a_second_of_video(real_face, fps, ran) -> None:
     img, face = real_face
     engine = FakeEngine()
-    with Pipeline(load_config(None), engine, detector=ScriptedDetector([[face]] * 11)) as pipe:  # 15 Hz
+    with make_pipeline(load_config(None), engine, detector=ScriptedDetector([[face]] * 11)) as pipe:  # 15 Hz
         results = [pipe.process(Frame(img, i, i / fps)) for i in range(10)]
         assert [i for i, r in enumerate(results) if "engine" in r.timings_ms] == ran
         assert all(r.emotion_probs is not None for r in results)  # frames between hold the last outputs
@@ -175,7 +176,7 @@ class CountingEyeModel:
 def test_clear_readings_are_taken_again_every_tenth_of_a_second(real_face, p, fps, expected_calls):
     img, face = real_face
     model = CountingEyeModel(p)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 30), eye_model=model)
+    pipe = make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 30), eye_model=model)
     results = [pipe.process(Frame(img, i, i / fps)) for i in range(30 if fps == 30 else 10)]
     assert model.calls == expected_calls
     assert all(r.signals.eye_closed_p == pytest.approx(p) for r in results)
@@ -196,7 +197,7 @@ def test_a_move_of_the_ear_is_read_at_once(real_face, p, opening):
     img, face = real_face
     script = [[_shut(face)], [face]] if opening else [[face], [_shut(face)]]
     model = CountingEyeModel(p)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector(script), eye_model=model)
+    pipe = make_pipeline(load_config(None), None, detector=ScriptedDetector(script), eye_model=model)
     pipe.process(Frame(img, 0, 0.0))
     pipe.process(Frame(img, 1, 1 / 30))
     assert model.calls == 2
@@ -221,7 +222,7 @@ class CountingPhoneDetector:
 def test_the_phone_detector_runs_at_its_rate_and_its_vote_is_phone_use(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.4)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 60), eye_model=None,
+    pipe = make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 60), eye_model=None,
                     phone_detector=det)
     results = [pipe.process(Frame(img, i, i / 30)) for i in range(60)]
     assert det.calls == 6  # 3 a second of video: frames 0, 10, 20, ...
@@ -235,7 +236,7 @@ def test_the_phone_detector_runs_at_its_rate_and_its_vote_is_phone_use(real_face
 def test_the_phone_detector_idles_at_one_run_a_second_and_its_box_is_kept(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.12)  # counts for the vote (0.1), not phone-like enough to wake (0.15)
-    pipe = Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 150), eye_model=None,
+    pipe = make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 150), eye_model=None,
                     phone_detector=det)
     results = [pipe.process(Frame(img, i, i / 30)) for i in range(90)]
     assert [i for i, r in enumerate(results) if "phone" in r.timings_ms] == [0, 30, 60]
@@ -278,7 +279,7 @@ def test_the_phone_runs_are_the_same_on_two_stages_as_on_one(real_face):
     runs = []
     cfg = load_config(None, ["phone.busy_rate_hz=10"])  # busy: a run every 3 frames, less than the hand-off spans
     for overlap in (False, True):
-        pipe = Pipeline(cfg, None, detector=ScriptedDetector([[face]] * 240), eye_model=None,
+        pipe = make_pipeline(cfg, None, detector=ScriptedDetector([[face]] * 240), eye_model=None,
                         phone_detector=Slow(0.05))
         runs.append([(r.index, r.phone_score, r.state.phone_use) for r in run_frames(Source(), pipe, overlap=overlap)])
         pipe.close()
@@ -288,15 +289,15 @@ def test_the_phone_runs_are_the_same_on_two_stages_as_on_one(real_face):
 def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.0)
-    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 3), eye_model=None,
+    with make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 3), eye_model=None,
                   phone_detector=det) as pipe:
         assert pipe.process(Frame(img, 0, 0.0)).phone_score == 0.0
-    with Pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 4), eye_model=None) as pipe:
-        assert pipe.phone_detector is not None  # the shipped YOLOX-Nano
+    with make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 4), eye_model=None) as pipe:
+        assert pipe.phone is not None  # the shipped YOLOX-Nano
         assert pipe.process(Frame(img, 0, 0.0)).phone_score is not None
     off = load_config(None, ["phone.enabled=false"])
-    with Pipeline(off, None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
-        assert pipe.phone_detector is None
+    with make_pipeline(off, None, detector=ScriptedDetector([[face]]), eye_model=None) as pipe:
+        assert pipe.phone is None
         r = pipe.process(Frame(img, 0, 0.0))
         assert r.phone_score is None and "phone" not in r.timings_ms
 
@@ -305,7 +306,7 @@ def test_with_nobody_in_view_the_phone_detector_rests_and_phone_use_ends(real_fa
     img, face = real_face
     det = CountingPhoneDetector(0.4)
     mesh = ScriptedDetector([[face]] * 30 + [[]] * 60)
-    pipe = Pipeline(load_config(None), None, detector=mesh, eye_model=None, phone_detector=det)
+    pipe = make_pipeline(load_config(None), None, detector=mesh, eye_model=None, phone_detector=det)
     with_face = [pipe.process(Frame(img, i, i / 30)) for i in range(30)]
     assert with_face[-1].state.phone_use and det.calls == 3
     mesh.person_in_view = True  # a person without a face (turned away): still looked at

@@ -10,7 +10,7 @@ import numpy as np
 from driver_monitor.config import Config, load_config
 from driver_monitor.preprocess import AUS, EMOTIONS
 from driver_monitor.recording import ResultWriter, frame_columns
-from driver_monitor.types import DriverState, Event, Face, Frame, FrameResult, Level, Signals, Status
+from driver_monitor.types import DriverState, EngineReading, Event, Face, Frame, FrameResult, Level, Signals, Status
 
 FACE = Face(np.array([0, 0, 2, 2], np.float32), np.zeros((478, 3), np.float32))
 
@@ -25,7 +25,7 @@ def make_result(i: int, *, face: bool = True, events: tuple[Event, ...] = (), pr
     state = DriverState(t_s=i / 30, status=Status.OK if face else Status.DRIVER_ABSENT, perclos=0.05,
                         drowsiness=Level.WARNING if i > 2 else Level.NONE)
     return FrameResult(frame=frame, camera_ok=True, state=state, face=FACE if face else None, signals=sig, smoothed=sig,
-                       faces_count=int(face), events=events, emotion_probs=probs, aus=aus,
+                       faces_count=int(face), events=events, engine=EngineReading(probs, aus),
                        timings_ms={"mesh": 4.0, "total": 5.5})
 
 
@@ -96,8 +96,8 @@ def test_every_column_holds_its_own_field(tmp_path: Path) -> None:
                         drowsiness=Level.WARNING, distraction=Level.CRITICAL, calibrated=True, phone_use=True)
     result = FrameResult(frame=Frame(np.zeros((4, 4, 3), np.uint8), 45, 1.5), camera_ok=True, state=state,
                          face=FACE, signals=raw, smoothed=smooth, faces_count=2, phone_score=0.625,
-                         emotion_probs={name: i / 100 for i, name in enumerate(EMOTIONS)},
-                         aus={au: 0.5 + i / 100 for i, au in enumerate(AUS)},
+                         engine=EngineReading(emotion_probs={name: i / 100 for i, name in enumerate(EMOTIONS)},
+                                              aus={au: 0.5 + i / 100 for i, au in enumerate(AUS)}),
                          timings_ms={s: 1.0 + i for i, s in enumerate(("decode", "mesh", "align", "eyes",
                                                                         "engine", "phone", "state", "total"))})
     w = ResultWriter(tmp_path, Config(), emotion_names=EMOTIONS, au_names=AUS)

@@ -12,7 +12,9 @@ from driver_monitor.config import Config, load_config
 from driver_monitor.engine.base import Engine
 from driver_monitor.model.regions import AU_REGIONS, REGIONS
 from driver_monitor.monitor.monitor import DriverMonitor
-from driver_monitor.pipeline import EngineReading, Pipeline, hidden_aus
+from driver_monitor.monitor.hidden import hidden_aus
+from driver_monitor.types import EngineReading
+from tests.pipelines import make_pipeline
 from driver_monitor.preprocess import AUS, EMOTIONS, InputSpec
 from driver_monitor.recording import ResultWriter, frame_columns
 from driver_monitor.types import EngineOutput, Frame, Signals
@@ -135,7 +137,7 @@ def test_an_engine_that_returns_too_few_outputs_is_a_model_error():
 def _run_pipeline(img, face, mouth_vis, cfg=None):
     cfg = cfg or load_config(None, ["smoothing.prob_filter=none", "engine.rate_hz=0"])
     n = len(mouth_vis)
-    with Pipeline(cfg, RegionEngine(mouth_vis), detector=ScriptedDetector([[face]] * n)) as pipe:
+    with make_pipeline(cfg, RegionEngine(mouth_vis), detector=ScriptedDetector([[face]] * n)) as pipe:
         return pipe, [pipe.process(Frame(img, i, i / 30)) for i in range(n)]
 
 
@@ -237,7 +239,7 @@ def test_visibility_report_summarises_analyze_folders(real_face, tmp_path, capsy
 
 
 def test_a_hidden_region_shows_again_only_clearly_above_the_threshold():
-    from driver_monitor.pipeline import REGION_HYSTERESIS, hidden_regions
+    from driver_monitor.monitor.hidden import REGION_HYSTERESIS, hidden_regions
 
     thr = 0.8
     assert hidden_regions({"eyes": 0.79, "mouth": 0.95}, thr) == {"eyes"}

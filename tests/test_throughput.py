@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from driver_monitor.config import load_config
-from driver_monitor.throughput import RUNS, side_by_side, stride_cost
+from driver_monitor.bench.side_by_side import RUNS, side_by_side, stride_cost
 from tests.conftest import need_data
 
 

@@ -13,7 +13,7 @@ import pytest
 from driver_monitor.capture import CaptureConfig, VideoSource, open_source
 from driver_monitor.config import load_config
 from driver_monitor.errors import SourceError
-from driver_monitor.pipeline import Pipeline
+from tests.pipelines import FakeDetector, OwningPipeline, make_pipeline
 from driver_monitor.session import run_frames
 from driver_monitor.types import Frame
 from tests.conftest import need_data
@@ -44,12 +44,12 @@ class Frames(VideoSource):
         pass
 
 
-class NoFaces:
+class NoFaces(FakeDetector):
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
         self.seen: list[int] = []
 
-    def detect(self, image):
+    def faces(self, image):
         time.sleep(self.delay_s)
         self.seen.append(int(image[0, 0]))
         return []
@@ -64,7 +64,7 @@ def _stage_threads() -> list[threading.Thread]:
 
 def test_every_frame_in_order() -> None:
     cfg = load_config(None, ["engine.enabled=false"])
-    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+    with make_pipeline(cfg, None, detector=NoFaces()) as pipe:
         got = [r.frame.index for r in run_frames(Frames(50), pipe)]
     assert got == list(range(50))
     assert not _stage_threads()
@@ -73,7 +73,7 @@ def test_every_frame_in_order() -> None:
 def test_a_first_stage_error_reaches_the_caller_after_the_frames_before_it() -> None:
     cfg = load_config(None, ["engine.enabled=false"])
     got = []
-    with Pipeline(cfg, None, detector=NoFaces()) as pipe, pytest.raises(SourceError, match="broke"):
+    with make_pipeline(cfg, None, detector=NoFaces()) as pipe, pytest.raises(SourceError, match="broke"):
         for r in run_frames(Frames(50, fail_at=20), pipe):
             got.append(r.frame.index)
     assert got == list(range(20))
@@ -83,7 +83,7 @@ def test_a_first_stage_error_reaches_the_caller_after_the_frames_before_it() -> 
 @pytest.mark.parametrize("how", ["max_frames", "should_stop", "caller_breaks"])
 def test_stopping_early_ends_the_first_stage(how: str) -> None:
     cfg = load_config(None, ["engine.enabled=false"])
-    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+    with make_pipeline(cfg, None, detector=NoFaces()) as pipe:
         got = []
         if how == "max_frames":
             got = [r.frame.index for r in run_frames(Frames(500), pipe, max_frames=7)]
@@ -105,12 +105,12 @@ def test_a_live_source_keeps_the_newest_frames() -> None:
     the order stays."""
     cfg = load_config(None, ["engine.enabled=false"])
 
-    class SlowPipeline(Pipeline):
+    class SlowPipeline(OwningPipeline):
         def process(self, frame, **kw):
             time.sleep(0.02)
             return super().process(frame, **kw)
 
-    with SlowPipeline(cfg, None, detector=NoFaces()) as pipe:
+    with make_pipeline(cfg, None, detector=NoFaces(), cls=SlowPipeline) as pipe:
         got = [r.frame.index for r in run_frames(Frames(200, live=True, delay_s=0.002), pipe) if r.camera_ok]
     assert got == sorted(got) and len(set(got)) == len(got)
     assert len(got) < 150 and got[-1] >= 190
@@ -122,7 +122,7 @@ def test_two_stages_give_the_results_of_one_thread() -> None:
     cfg = load_config(None, ["engine.enabled=false"])
     runs = []
     for overlap in (False, True):
-        with open_source(path, CaptureConfig()) as src, Pipeline(cfg, None) as pipe:
+        with open_source(path, CaptureConfig()) as src, make_pipeline(cfg, None) as pipe:
             runs.append(list(run_frames(src, pipe, max_frames=150, overlap=overlap)))
     one, two = runs
     assert len(one) == len(two) == 150
@@ -152,19 +152,19 @@ def test_a_file_is_decoded_ahead_of_the_mesh_on_its_own_thread() -> None:
             self.src = src
             self.ahead = 0
 
-        def detect(self, image):
+        def faces(self, image):
             self.ahead = max(self.ahead, self.src.i - int(image[0, 0]) - 1)
-            return super().detect(image)
+            return super().faces(image)
 
     src = Spy(60)
     det = SlowFaces(src)
-    with Pipeline(cfg, None, detector=det) as pipe:
+    with make_pipeline(cfg, None, detector=det) as pipe:
         got = [r.frame.index for r in run_frames(src, pipe)]
     assert got == list(range(60)) and readers == {"decode-ahead"}
     assert 1 <= det.ahead <= 5  # the read-ahead queue, the frame in hand and the one being offered
     assert not _stage_threads()
     readers.clear()
-    with Pipeline(cfg, None, detector=NoFaces()) as pipe:
+    with make_pipeline(cfg, None, detector=NoFaces()) as pipe:
         list(run_frames(Spy(20, live=True), pipe))
     assert readers == {"mesh-stage"}
 
@@ -180,14 +180,14 @@ def test_opencv_threads_one_per_stage_while_the_stages_run_then_restored() -> No
     seen: list[int] = []
 
     class Counting(NoFaces):
-        def detect(self, image):
+        def faces(self, image):
             seen.append(cv2.getNumThreads())
             return []
 
     before = cv2.getNumThreads()
     try:
         cv2.setNumThreads(4)
-        with Pipeline(cfg, None, detector=Counting()) as pipe:
+        with make_pipeline(cfg, None, detector=Counting()) as pipe:
             list(run_frames(Frames(10), pipe))
             assert set(seen) == {max(1, min(4, usable_cores() - 2))}
             assert cv2.getNumThreads() == 4
@@ -221,13 +221,13 @@ def test_the_mesh_and_its_graph_threads_share_one_core_while_the_stages_run(pin:
         def thread_ids(self):
             return (graph.native_id,)
 
-        def detect(self, image):
+        def faces(self, image):
             seen.append((_cores_of(0), _cores_of(graph.native_id), _cores_of(main)))
             return []
 
     main = threading.get_native_id()
     try:
-        with Pipeline(cfg, None, detector=Graphed()) as pipe:
+        with make_pipeline(cfg, None, detector=Graphed()) as pipe:
             assert [r.frame.index for r in run_frames(Frames(20), pipe)] == list(range(20))
         after = _cores_of(graph.native_id)
     finally:
@@ -249,10 +249,10 @@ def test_a_mesh_without_graph_threads_runs_unpinned_the_same() -> None:
     seen: list[set[int]] = []
 
     class Plain(NoFaces):
-        def detect(self, image):
+        def faces(self, image):
             seen.append(_cores_of(0))
             return []
 
-    with Pipeline(cfg, None, detector=Plain()) as pipe:
+    with make_pipeline(cfg, None, detector=Plain()) as pipe:
         assert [r.frame.index for r in run_frames(Frames(5), pipe)] == list(range(5))
     assert seen == [_cores_of(0)] * 5

@@ -42,7 +42,7 @@ class FileReplay:
             self.finishes += self.ctl.on_end().finish
             return True
         i, self.pos = self.pos, self.pos + 1
-        self.ctl.on_frame(i, i / 30, received=0.0, now=0.0)
+        self.ctl.on_frame(i, i / 30, now=0.0)
         self.shown.append(i)
         return True
 
@@ -183,7 +183,7 @@ def test_a_seek_renews_the_pipeline_unless_the_frame_is_next_anyway(seek, renewa
 
 def test_a_seek_that_fails_changes_nothing():
     ctl = Playback(live=False, frame_count=10, start_paused=True)
-    ctl.on_frame(0, 0.0, received=0.0, now=0.0)
+    ctl.on_frame(0, 0.0, now=0.0)
     plan = ctl.apply(Commands(seek=5))
     assert plan.seek == Seek(5, renew=True)
     # the worker could not move the source, so it does not report seeked(5)
@@ -214,38 +214,20 @@ def test_pacer(speed, frames, delays):
 
 def test_playing_frames_are_paced_and_asked_for_frames_are_not():
     ctl = Playback(live=False, frame_count=90, start_paused=True, speed=1.0)
-    assert ctl.on_frame(0, 0.0, received=0.0, now=5.0) == FramePlan(0.0, announce=True)  # the paused start
+    assert ctl.on_frame(0, 0.0, now=5.0) == FramePlan(0.0, announce=True)  # the paused start
     ctl.apply(Commands(step=1))
-    assert ctl.on_frame(1, 1 / 30, received=0.0, now=5.0) == FramePlan(0.0, announce=True)  # a step
+    assert ctl.on_frame(1, 1 / 30, now=5.0) == FramePlan(0.0, announce=True)  # a step
     ctl.apply(Commands(paused=False))
-    assert ctl.on_frame(2, 2 / 30, received=0.0, now=5.0) == FramePlan(0.0)  # anchors the clock
-    assert ctl.on_frame(3, 3 / 30, received=0.0, now=5.0).delay_s == pytest.approx(1 / 30)
+    assert ctl.on_frame(2, 2 / 30, now=5.0) == FramePlan(0.0)  # anchors the clock
+    assert ctl.on_frame(3, 3 / 30, now=5.0).delay_s == pytest.approx(1 / 30)
     ctl.apply(Commands(speed=(2.0,)))  # a new speed re-anchors
-    assert ctl.on_frame(4, 4 / 30, received=0.0, now=5.1) == FramePlan(0.0)
-    assert ctl.on_frame(5, 5 / 30, received=0.0, now=5.1).delay_s == pytest.approx(1 / 60)
+    assert ctl.on_frame(4, 4 / 30, now=5.1) == FramePlan(0.0)
+    assert ctl.on_frame(5, 5 / 30, now=5.1).delay_s == pytest.approx(1 / 60)
 
 
 def test_live_frames_are_never_paced():
     ctl = Playback(live=True, speed=0.25)
-    assert [ctl.on_frame(i, i / 30, received=0.0, now=1.0).delay_s for i in range(3)] == [0.0, 0.0, 0.0]
-
-
-# -------------------------------------------------------------------------- lost ticks
-
-
-@pytest.mark.parametrize("live, last_frame, now, lost", [
-    (True, None, 0.49, False),   # from the start: no frame for lost_after_s yet
-    (True, None, 0.5, True),
-    (True, 10.0, 10.3, False),
-    (True, 10.0, 10.5, True),
-    (True, 10.0, 99.0, True),    # every read after that is a lost tick, until a frame comes
-    (False, None, 99.0, False),  # a file is never "camera lost"
-])
-def test_lost_ticks_of_a_live_source(live, last_frame, now, lost):
-    ctl = Playback(live=live, lost_after_s=0.5, now=0.0)
-    if last_frame is not None:
-        ctl.on_frame(1, 0.0, received=last_frame, now=last_frame + 0.04)
-    assert ctl.lost_due(now) is lost
+    assert [ctl.on_frame(i, i / 30, now=1.0).delay_s for i in range(3)] == [0.0, 0.0, 0.0]
 
 
 def test_the_controller_needs_no_qt():

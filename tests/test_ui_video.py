@@ -169,7 +169,7 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
     """
     from driver_monitor.engine.base import Engine
     from driver_monitor.preprocess import AUS, DEFAULT_INPUT
-    from driver_monitor.ui.worker import PipelineFactory
+    from driver_monitor.runtime import Runtime
 
     probs = np.full(len(EMOTIONS), 0.05, np.float32)
     probs[EMOTIONS.index("happiness")] = 1.0 - 0.05 * (len(EMOTIONS) - 1)
@@ -185,13 +185,14 @@ def test_engine_outputs_reach_the_panels_and_plots(qtbot):
 
     engines: list[StubEngine] = []
 
-    def make_engine(cfg):
+    def make_runtime(cfg):
         engines.append(StubEngine(DEFAULT_INPUT, EMOTIONS, AUS))
-        return engines[-1], {"backend": "stub", "device": "cpu", "precision": "fp32", "reason": "test"}
+        selection = {"backend": "stub", "device": "cpu", "precision": "fp32", "reason": "test"}
+        return Runtime(cfg, engine=engines[-1], selection=selection, log=lambda m: None)
 
     path = need_data("videos/single_face.mp4")
     cfg = load_config()
-    w = MainWindow(cfg, str(path), factory_maker=lambda c: PipelineFactory(c, make_engine=make_engine), speed=None)
+    w = MainWindow(cfg, str(path), runtime_maker=make_runtime, speed=None)
     qtbot.addWidget(w)
     w.show()
     play_to_end(qtbot, w)

@@ -10,7 +10,7 @@ pytest.importorskip("PyQt6.QtWidgets")
 
 from driver_monitor.config import Config
 from driver_monitor.preprocess import AUS, EMOTIONS
-from driver_monitor.types import DriverState, Frame, FrameResult, Level, Status
+from driver_monitor.types import DriverState, EngineReading, Frame, FrameResult, Level, Status
 from driver_monitor.ui.main_window import strip_for_export
 from driver_monitor.ui.panels import AUPanel, DriverStatePanel, EmotionPanel, au_label, region_text
 from driver_monitor.ui.plots import (DEFAULT_PLOTS, MIN_TICK_PX, PLOT_KEYS, RollingBuffer,
@@ -30,7 +30,7 @@ def with_engine(r: FrameResult, top: str = "happiness") -> FrameResult:
     aus["AU12"] = 0.9
     import dataclasses
 
-    return dataclasses.replace(r, emotion_probs=probs, aus=aus)
+    return dataclasses.replace(r, engine=EngineReading(probs, aus))
 
 
 @pytest.mark.parametrize("name, label", [

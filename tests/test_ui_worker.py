@@ -19,8 +19,10 @@ from PyQt6.QtCore import Qt
 from driver_monitor.config import CaptureConfig, Config
 from driver_monitor.errors import SourceError
 from driver_monitor.recording import frame_columns
+from driver_monitor.runtime import Runtime
 from driver_monitor.types import DriverState, Event, Frame, FrameResult, Level, Status
 from driver_monitor.ui.main_window import MainWindow
+from tests.pipelines import FakeDetector
 
 pytestmark = pytest.mark.ui
 
@@ -48,6 +50,7 @@ class FakeSource:
             time.sleep(self.read_delay)
         if self.lost_after is not None and self._next >= self.lost_after:
             self.lost = True  # a live feed that dropped: no frame, not ended (reconnecting)
+            time.sleep(0.01)  # a live read waits for a frame (its read timeout) before saying none came
             return None
         if self._next >= self.n:
             self.ended = True
@@ -79,6 +82,15 @@ class FakePipeline:
     backend_description = "onnxruntime cpu fp32"
     emotion_names: tuple[str, ...] = ()
     au_names: tuple[str, ...] = ()
+    region_names: tuple[str, ...] = ()
+    cfg = Config()
+    detector = None  # no face detector of its own (nothing for the frame loop to pin)
+
+    def prepare(self, frame) -> None:
+        return None
+
+    def detect(self, frame, prepared=None) -> None:
+        return None
 
     def __init__(self, fail_at: int | None = None, end_absent: bool = False) -> None:
         self.fail_at = fail_at
@@ -89,7 +101,7 @@ class FakePipeline:
         self.last_t = 0.0
         self.lost_indices: list[int | None] = []  # the frame numbers of the camera-lost ticks
 
-    def process(self, frame, *, decode_ms=None, index=None) -> FrameResult:
+    def process(self, frame, *, decode_ms=None, index=None, t_s=None, detected=None) -> FrameResult:
         if frame is None:
             self.last_t += 0.1
             self.lost_indices.append(index)
@@ -124,41 +136,41 @@ class FakePipeline:
         self.closed = True
 
 
-class FakeFactory:
-    def __init__(self, **kw) -> None:
+class FakeRuntime(Runtime):
+    """The run's assembly over scripted parts: sources from ``open_source``, and a FakePipeline
+    for every drive and every seek (``made``); ``closed`` once the worker has closed it."""
+
+    def __init__(self, open_source=None, **kw) -> None:
+        super().__init__(Config(), open_source=open_source, log=lambda m: None)
         self.kw = kw
         self.made: list[FakePipeline] = []
         self.closed = False
-        self.selection = None
 
-    def create(self) -> FakePipeline:
+    def open(self) -> "FakeRuntime":
+        return self
+
+    def pipeline(self) -> FakePipeline:
         self.made.append(FakePipeline(**self.kw))
         return self.made[-1]
 
-    def renew(self, old: FakePipeline) -> FakePipeline:
-        return self.create()
-
-    def close(self, p) -> None:
+    def close(self) -> None:
         self.closed = True
-        if p is not None:
-            p.close()
 
 
 def make_window(qtbot, source: FakeSource | None = None, *, paused: bool = True, speed=None, cfg=None, **kw):
     src = source or FakeSource()
-    factory = FakeFactory(**kw)
     opened: list = []
 
     def open_source(spec, capture_cfg):
         opened.append(spec)
         return src
 
-    w = MainWindow(cfg or Config(), "fake.mp4", factory_maker=lambda cfg: factory, open_source=open_source,
-                   start_paused=paused, speed=speed)
+    runtime = FakeRuntime(open_source, **kw)
+    w = MainWindow(cfg or Config(), "fake.mp4", runtime_maker=lambda cfg: runtime, start_paused=paused, speed=speed)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.info is not None or bool(w.errors), timeout=5000)
-    return w, src, factory
+    return w, src, runtime
 
 
 def wait_index(qtbot, w, index: int, timeout: int = 5000) -> None:
@@ -272,7 +284,7 @@ def test_camera_that_cannot_open_offers_a_file(qtbot):
     def open_source(spec, capture_cfg):
         raise SourceError("camera 3 could not be opened; use --source FILE")
 
-    w = MainWindow(Config(), 3, factory_maker=lambda cfg: FakeFactory(), open_source=open_source)
+    w = MainWindow(Config(), 3, runtime_maker=lambda c: FakeRuntime(open_source))
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: bool(w.errors), timeout=5000)
@@ -293,7 +305,7 @@ def test_an_error_at_open_does_not_widen_the_window(qtbot, source):
     def open_source(spec, capture_cfg):
         raise SourceError(message)
 
-    w = MainWindow(Config(), source, factory_maker=lambda cfg: FakeFactory(), open_source=open_source)
+    w = MainWindow(Config(), source, runtime_maker=lambda c: FakeRuntime(open_source))
     qtbot.addWidget(w)
     w.resize(1400, 900)
     w.show()
@@ -363,8 +375,8 @@ def test_closing_a_real_live_source_releases_the_camera_within_2_s(qtbot, drop_a
         return cams[-1]
 
     cfg = Config(capture=CaptureConfig(read_timeout_s=2.0, reconnect_interval_s=0.5, reconnect_attempts=100))
-    w = MainWindow(cfg, 0, factory_maker=lambda c: FakeFactory(),
-                   open_source=lambda spec, ccfg: open_source(spec, ccfg, capture_factory=factory))
+    w = MainWindow(cfg, 0, runtime_maker=lambda c: FakeRuntime(
+        lambda spec, ccfg: open_source(spec, ccfg, capture_factory=factory)))
     qtbot.addWidget(w)
     w.show()
     if drop_after is None:
@@ -485,8 +497,7 @@ def test_live_recording_writes_an_annotated_video(qtbot, tmp_path):
 
 def test_a_new_session_drops_the_old_sessions_late_results(qtbot):
     sources = {"a.mp4": FakeSource(n=100_000, fps=30.0), "b.mp4": FakeSource(n=10, fps=10.0)}
-    w = MainWindow(Config(), "a.mp4", factory_maker=lambda cfg: FakeFactory(),
-                   open_source=lambda spec, ccfg: sources[spec], speed=None)
+    w = MainWindow(Config(), "a.mp4", runtime_maker=lambda c: FakeRuntime(lambda spec, ccfg: sources[spec]), speed=None)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.latest is not None and w.latest.index > 50, timeout=5000)
@@ -510,10 +521,10 @@ class LargeFakeSource(FakeSource):
         return None if f is None else Frame(np.full((240, 320, 3), 90, np.uint8), f.index, f.time_s)
 
 
-class OneFace:
+class OneFace(FakeDetector):
     """A face detector that finds the same face in every frame."""
 
-    def detect(self, image):
+    def faces(self, image):
         from .test_ui_alerts import make_face
 
         return [make_face()]
@@ -522,12 +533,11 @@ class OneFace:
         pass
 
 
-def named_engine_factory(cfg, emotion_names, au_names):
+def named_engine_runtime(cfg, emotion_names, au_names, open_source):
     """The real pipeline with a stand-in engine carrying these names (None: no engine): the first
     name the most likely emotion, the last AU the strongest."""
     from driver_monitor.engine.base import Engine
     from driver_monitor.preprocess import DEFAULT_INPUT
-    from driver_monitor.ui.worker import PipelineFactory
 
     class NamedEngine(Engine):
         name = "stub"
@@ -538,12 +548,12 @@ def named_engine_factory(cfg, emotion_names, au_names):
             aus = np.linspace(0.1, 0.8, len(self.au_names)).astype(np.float32)
             return np.tile(probs, (x.shape[0], 1)), np.tile(aus, (x.shape[0], 1))
 
-    def make_engine(c):
-        if emotion_names is None:
-            return None, {"backend": "none", "reason": "test"}
-        return NamedEngine(DEFAULT_INPUT, emotion_names, au_names), {"backend": "stub", "reason": "test"}
-
-    return PipelineFactory(cfg, make_engine=make_engine, detector_factory=OneFace)
+    if emotion_names is None:
+        engine, selection = None, {"backend": "none", "reason": "test"}
+    else:
+        engine, selection = NamedEngine(DEFAULT_INPUT, emotion_names, au_names), {"backend": "stub", "reason": "test"}
+    return Runtime(cfg, engine=engine, selection=selection, detector=OneFace(), open_source=open_source,
+                   log=lambda m: None)
 
 
 def test_panels_and_plots_show_the_names_the_loaded_model_carries(qtbot, tmp_path):
@@ -552,8 +562,8 @@ def test_panels_and_plots_show_the_names_the_loaded_model_carries(qtbot, tmp_pat
 
     emotions, aus = ("calm", "drowsy", "irritated"), ("AU6", "AU43")  # not the shipped model's
     models = iter([(emotions, aus), (None, None)])
-    w = MainWindow(Config(), "a.mp4", factory_maker=lambda c: named_engine_factory(c, *next(models)),
-                   open_source=lambda spec, ccfg: LargeFakeSource(n=6), speed=None)
+    w = MainWindow(Config(), "a.mp4", speed=None, runtime_maker=lambda c: named_engine_runtime(
+        c, *next(models), open_source=lambda spec, ccfg: LargeFakeSource(n=6)))
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.playback_state.at_end and len(w.session_results) == 6, timeout=10000)
@@ -662,31 +672,3 @@ def test_registered_widgets_are_held_until_the_teardown_closes_them(qtbot):
     del w
     gc.collect()
     assert ref() is not None
-
-
-def test_a_seek_keeps_the_eye_model_and_the_phone_detector_and_stops_the_old_thread():
-    """renew() after a seek: the new pipeline gets the old one's models (no reload), the old one's
-    phone thread ends, and only the last pipeline closes them."""
-    from driver_monitor.ui.worker import PipelineFactory
-
-    class NoFaces:
-        person_in_view = True  # someone in view: the phone detector runs
-
-        def detect(self, image):
-            return []
-
-        def close(self):
-            pass
-
-    factory = PipelineFactory(Config(), make_engine=lambda cfg: (None, None), detector_factory=NoFaces)
-    first = factory.create()
-    eye, phone = first.eye_model, first.phone_detector
-    assert eye is not None and phone is not None
-    first.process(Frame(np.zeros((240, 320, 3), np.uint8), 0, 0.0))
-    assert first._phone_pool is not None  # its thread is running
-    second = factory.renew(first)
-    assert second.eye_model is eye and second.phone_detector is phone
-    assert first._phone_pool is None and first.eye_model is None and first.phone_detector is None
-    assert second.process(Frame(np.zeros((240, 320, 3), np.uint8), 5, 5.0)).phone_score is not None
-    factory.close(second)
-    assert second._phone_pool is None

@@ -32,7 +32,7 @@ A region-attention model (ONNX outputs ``region_visibility`` / a checkpoint with
 read for what it says it sees: per condition, each region's mean visibility on FERPlus test and the
 share of crops where it counts as hidden (below ``--min-visibility``, the dashboard's
 ``engine.min_region_visibility``), and on CK+ the share of the mouth AUs, eye AUs and all AUs that
-would be greyed out (``pipeline.hidden_aus``). A visibility head is right when the region a condition
+would be greyed out (``monitor.hidden.hidden_aus``). A visibility head is right when the region a condition
 covers drops and the others stay.
 
 Runs on the CPU with one ONNX Runtime / torch thread.

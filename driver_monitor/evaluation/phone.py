@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import PROJECT_ROOT, PhoneConfig
 from ..monitor.phone import PhoneSchedule, PhoneVote
-from ..pipeline import PHONE_SCHEDULE_DELAY
+from ..stages.phone import PHONE_SCHEDULE_DELAY
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
 PHONE_MARKS = ("ear", "hand", "front")

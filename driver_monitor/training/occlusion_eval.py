@@ -10,7 +10,7 @@ faces clean and under each condition of :mod:`driver_monitor.training.occlusion`
   absolute difference of the network's AU intensities from it.
 * A region-attention model is also read for what it says it sees: each region's mean visibility
   and the share of crops where it counts as hidden, and the share of AUs the dashboard would grey
-  out (``pipeline.hidden_aus``).
+  out (``monitor.hidden.hidden_aus``).
 
 Runs on the CPU with one ONNX Runtime / torch thread.
 """
@@ -113,7 +113,7 @@ def score_regions(vis: np.ndarray, names: tuple[str, ...], threshold: float) -> 
 def score_hidden_aus(vis: np.ndarray, names: tuple[str, ...], threshold: float) -> dict:
     """The share of AUs the dashboard would grey out: mouth AUs, eye AUs (AU45, AU5) and all 13."""
     from ..model.regions import AU_REGIONS
-    from ..pipeline import hidden_aus
+    from ..monitor.hidden import hidden_aus
     from ..preprocess import AUS
 
     groups = {"mouth_aus": [a for a in AUS if AU_REGIONS.get(a) == ("mouth",)],

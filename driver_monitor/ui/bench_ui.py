@@ -1,8 +1,11 @@
-"""Measure the dashboard's drawing cost: ``python -m driver_monitor.ui.bench_ui [--video FILE]``.
+"""Measure the dashboard's drawing cost: ``driver-monitor bench --dashboard [VIDEO ...] [--live VIDEO]``.
+
+It drives the real window (``MainWindow``) and reads what the window measures of itself, so it sits
+beside it in ``ui``; ``commands/bench.py`` imports it only when ``--dashboard`` is asked for.
 
 1. plots: refresh + repaint with a full ``ui.plot_window_s`` window of synthetic samples, the
    default plots and all five;
-2. with ``--video``: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
+2. with VIDEOs: a replay at ``--speed`` in the real window: the cost of each ``redraw()``
    (widgets + plots), the end-to-end latency (frame read -> drawn) and the frames shown; then
    the time from a seek to the target frame on screen;
 3. with ``--live``: the file played as a camera (a live source whose capture thread gets the
@@ -14,10 +17,8 @@ on a shared machine the load moves these numbers more than the code does.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 import time
 
 
@@ -48,7 +49,7 @@ def bench_plots(cfg, app, redraws: int = 300, plots=None, emotion_names=None) ->
     emotion curves (default: the configured model's)."""
     import numpy as np
 
-    from ..types import DriverState, Frame, FrameResult, Signals
+    from ..types import DriverState, EngineReading, Frame, FrameResult, Signals
     from .plots import DEFAULT_PLOTS, SignalPlots
 
     names = model_emotion_names(cfg) if emotion_names is None else tuple(emotion_names)
@@ -62,7 +63,7 @@ def bench_plots(cfg, app, redraws: int = 300, plots=None, emotion_names=None) ->
         t = i / 30.0
         s = Signals(0.3, 0.3, 0.3 + 0.05 * math.sin(t), 0.1, 10 * math.sin(t / 3), 5 * math.cos(t / 2), 0, 0, 0)
         return FrameResult(frame=Frame(img, i, t), camera_ok=True, state=DriverState(t_s=t, perclos=0.1),
-                           smoothed=s, signals=s, emotion_probs=probs)
+                           smoothed=s, signals=s, engine=EngineReading(probs))
 
     full = int(cfg.ui.plot_window_s * 30)
     for i in range(full):
@@ -144,6 +145,7 @@ class _PacedFile:
 def bench_live(cfg, app, video: str) -> list[str]:
     """``video`` played as a camera: capture -> drawn latency (the status bar's, for a live source)."""
     from ..capture import LiveSource
+    from ..runtime import Runtime
     from .main_window import MainWindow
 
     camera = _PacedFile(video)
@@ -153,7 +155,8 @@ def bench_live(cfg, app, video: str) -> list[str]:
     def open_camera(spec, capture_cfg):
         return LiveSource(video, f"camera (simulated from {name})", capture_cfg, lambda target: camera)
 
-    w = MainWindow(cfg, video, open_source=open_camera, speed=1.0)
+    w = MainWindow(cfg, video, runtime_maker=lambda c: Runtime(c, log=lambda m: None, open_source=open_camera),
+                   speed=1.0)
     w.resize(1400, 900)
     w.show()
     t0 = time.monotonic()
@@ -190,37 +193,24 @@ def bench_seek(cfg, app, video: str, targets=(300, 100, 500, 20, 400, 200)) -> s
     return f"{os.path.basename(video)}: seek -> frame shown (fresh pipeline each time): {_stats(ms)}"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--video", action="append", default=[], help="replay this file too (repeatable)")
-    ap.add_argument("--speed", type=float, default=1.0, help="replay speed, 0 = as fast as possible")
-    ap.add_argument("--live", action="append", default=[], metavar="VIDEO",
-                    help="play this file as a camera and measure capture -> drawn (repeatable)")
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
-    args = ap.parse_args(argv)
+def bench_dashboard(cfg, *, videos=(), live=(), speed: float | None = 1.0, log=print) -> None:
+    """Every measurement, one ``log`` line each: the plots; for each of ``videos`` a replay at
+    ``speed`` (None: as fast as possible) and the seeks; for each of ``live`` the file as a camera.
+    Offscreen unless QT_QPA_PLATFORM says otherwise."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PyQt6.QtWidgets import QApplication
 
-    from ..config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    app = QApplication.instance() or QApplication(["driver-monitor-bench-ui"])
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"platform {app.platformName()}, {os.cpu_count()} CPUs, load average {load:.1f}")
-    print(bench_plots(cfg, app))
     from .plots import PLOT_KEYS
 
-    print(bench_plots(cfg, app, plots=PLOT_KEYS))
-    for video in args.video:
-        for line in bench_replay(cfg, app, video, None if args.speed == 0 else args.speed):
-            print(line)
-        print(bench_seek(cfg, app, video))
-    for video in args.live:
+    app = QApplication.instance() or QApplication(["driver-monitor-bench-ui"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    log(f"platform {app.platformName()}, {os.cpu_count()} CPUs, load average {load:.1f}")
+    log(bench_plots(cfg, app))
+    log(bench_plots(cfg, app, plots=PLOT_KEYS))
+    for video in videos:
+        for line in bench_replay(cfg, app, video, speed):
+            log(line)
+        log(bench_seek(cfg, app, video))
+    for video in live:
         for line in bench_live(cfg, app, video):
-            print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            log(line)

@@ -203,19 +203,17 @@ class EventSlider(QSlider):
 class MainWindow(QMainWindow):
     """The dashboard. ``source``: camera index, file path or URL (None: open nothing yet).
 
-    ``factory`` / ``open_source`` are passed to the worker (tests inject fakes; the defaults are
-    the real Pipeline with the configured engine, and capture.open_source).
+    ``runtime_maker(cfg)`` makes each session's :class:`~driver_monitor.runtime.Runtime` (tests
+    inject fakes; the default opens the configured models and sources).
     """
 
     sessionEnded = pyqtSignal(str)
 
-    def __init__(self, cfg: Config, source: Any = None, *, factory_maker: Callable[[Config], Any] | None = None,
-                 open_source: Callable[..., Any] | None = None, start_paused: bool = False,
-                 speed: float | None = 1.0) -> None:
+    def __init__(self, cfg: Config, source: Any = None, *, runtime_maker: Callable[[Config], Any] | None = None,
+                 start_paused: bool = False, speed: float | None = 1.0) -> None:
         super().__init__()
         self.cfg = cfg
-        self._factory_maker = factory_maker
-        self._open_source = open_source
+        self._runtime_maker = runtime_maker
         self._start_paused = start_paused
         self.setWindowTitle("driver-monitor")
         self._fitted_after_show = False
@@ -477,9 +475,9 @@ class MainWindow(QMainWindow):
         self.status_live.setText("")
         self.status_live.setVisible(False)
         self.status_source.setText(f"opening {source}")
-        factory = self._factory_maker(self.cfg) if self._factory_maker else None
+        runtime = self._runtime_maker(self.cfg) if self._runtime_maker else None
         paused = self._start_paused if start_paused is None else start_paused
-        self.worker = SessionWorker(self.cfg, source, factory=factory, open_source=self._open_source,
+        self.worker = SessionWorker(self.cfg, source, runtime=runtime,
                                     start_paused=paused, speed=self.speed)
         self.worker.opened.connect(self._on_opened)
         self.worker.result.connect(self._on_result)
@@ -775,25 +773,25 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"exported {summary.get('frames', 0)} frames to {path}", 8000)
 
     def export_results(self, out_dir: str | Path) -> dict:
-        """Write the session's results as ``analyze`` does: frames.csv, events.jsonl, summary.json.
+        """Write the session's results as ``analyze`` does (its session.Recorder): frames.csv,
+        events.jsonl, summary.json; no alert pictures (the results are kept without their pixels).
 
         Rows are the frames analysed in this session (every replayed frame once, the latest pass
         wins), in frame order; events are the session's ended events, in start order.
         """
-        from ..recording import ResultWriter
+        from ..session import Recorder
 
         info = self.info
-        writer = ResultWriter(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
-                              au_names=info.au_names if info else (),
-                              region_names=info.region_names if info else ())
+        recorder = Recorder(out_dir, self.cfg, emotion_names=info.emotion_names if info else (),
+                            au_names=info.au_names if info else (),
+                            region_names=info.region_names if info else (), pictures=False)
         for idx in sorted(self.session_results):
-            writer.write(dataclasses.replace(self.session_results[idx], events=()))
+            recorder.write(dataclasses.replace(self.session_results[idx], events=()))
         ended = sorted((e for e in self.session_events.values() if e.end_s is not None), key=lambda e: e.start_s)
-        writer.write_events(ended)
         n = len(self.session_results)
         complete = bool(info and info.frame_count and n >= info.frame_count)
         of = info.frame_count if info and info.frame_count else "unknown"
-        return writer.close({
+        return recorder.close(events=ended, summary={
             "source": info.source if info else str(self.source_spec),
             "source_fps": info.fps if info else None,
             "backend": info.backend if info else "none",

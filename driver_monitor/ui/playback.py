@@ -6,9 +6,8 @@ or a paused start, frames still to step, the recording folder) and turns what ha
 * ``apply(commands)``: the requests drained from the worker's queue (:func:`merge_requests`)
   -> a :class:`Plan` (calibrate, stop / start recording, seek, announce the new state);
 * ``wants_frame``: whether to read the next frame now, or wait for a request;
-* ``on_frame(index, time_s, received, now)``: a frame was read and analysed -> a
+* ``on_frame(index, time_s, now)``: a frame was read and analysed -> a
   :class:`FramePlan` (how long to wait before showing it, at the replay speed; announce);
-* ``lost_due(now)``: a live source that gave nothing: is it a "camera lost" tick yet;
 * ``on_end()``: the source has ended -> an :class:`EndPlan` (finish the pipeline, stop or pause).
 
 The worker carries a plan out and reports back what it did (``seeked``, ``recording_started`` /
@@ -157,13 +156,12 @@ class Playback:
 
     ``live``: a camera or stream (no seeking, stepping back or pacing; its frames are shown as they
     come). ``frame_count``: a file's frames (seeks are clamped to it), None when unknown.
-    ``start_paused``: a file shows its first frame, analysed, then waits. ``lost_after_s``: a live
-    source without a frame for this long gives "camera lost" ticks. ``now``: the clock at the
-    start (the lost-camera clock starts there).
+    ``start_paused``: a file shows its first frame, analysed, then waits. (When a live source is
+    "camera lost" is the frame loop's to say: session.LostClock.)
     """
 
     def __init__(self, *, live: bool, frame_count: int | None = None, start_paused: bool = False,
-                 speed: float | None = 1.0, lost_after_s: float = 2.0, now: float = 0.0) -> None:
+                 speed: float | None = 1.0) -> None:
         self.live = bool(live)
         self.frame_count = frame_count
         self.paused = bool(start_paused) and not self.live
@@ -174,8 +172,6 @@ class Playback:
         self.next_index = 0          # the frame the next read gives
         self.last_index = -1         # the last frame analysed
         self.recording: str | None = None
-        self.lost_after_s = float(lost_after_s)
-        self.last_frame_at = now
         self.pacer = Pacer()
 
     @property
@@ -243,10 +239,8 @@ class Playback:
 
     # -------------------------------------------------------------- outcomes of a step
 
-    def on_frame(self, index: int, time_s: float, *, received: float, now: float) -> FramePlan:
-        """Frame ``index`` (at ``time_s`` in the video) arrived at ``received`` and was analysed
-        by ``now``."""
-        self.last_frame_at = received
+    def on_frame(self, index: int, time_s: float, *, now: float) -> FramePlan:
+        """Frame ``index`` (at ``time_s`` in the video) was analysed by ``now``."""
         self.last_index, self.next_index = index, index + 1
         asked = self.show_one or self.steps > 0
         delay = 0.0
@@ -260,11 +254,6 @@ class Playback:
             self.steps -= 1
         self.pacer.reset()
         return FramePlan(delay, True)
-
-    def lost_due(self, now: float) -> bool:
-        """A live read gave nothing: True once no frame came for ``lost_after_s`` (each such read
-        is then a "camera lost" tick, until a frame comes)."""
-        return self.live and now - self.last_frame_at >= self.lost_after_s
 
     def on_end(self) -> EndPlan:
         """The source has no more frames. A file stays paused at its end (a seek back shows a frame)."""

@@ -8,18 +8,24 @@ which go into a queue the worker drains between frames, and gets back immutable
 thread: they come back as a :class:`WorkerError` through ``failed``.
 
 The worker keeps the thread, the queue and the signals; what to do next is decided by the pure
-:class:`~driver_monitor.ui.playback.Playback` controller, frames are read and analysed by
-:func:`driver_monitor.session.step` and a recording is a :class:`driver_monitor.session.Recorder`.
+:class:`~driver_monitor.ui.playback.Playback` controller; the drive is a
+:class:`~driver_monitor.runtime.DriveSession` of the run's :class:`~driver_monitor.runtime.Runtime`
+(the models ``analyze`` and ``batch`` use, opened the same way), stepped one frame at a time, and a
+recording is a :class:`driver_monitor.session.Recorder`.
 
 Replay (files): paced to the file's timestamps at ``speed`` (0.25x..4x), or as fast as possible
 (``speed=None``); a seek restarts the analysis at the new frame with a fresh pipeline (face
-tracker, filters and the driver-state machines; the engine is kept), because the state of the
+tracking, filters and the driver-state machines; the models are kept), because the state of the
 drive before a jump says nothing about the frames after it. At the end of a file the worker
 stays alive and paused, so the user can seek back. Started paused (``start_paused``), a file
 shows its first frame, analysed, and waits. Live sources: every newest frame; no frame
-within ``capture.read_timeout_s`` is processed as "camera lost" while the source reconnects. The
-worker opens live sources with reads of at most ``LIVE_POLL_S`` and the controller keeps the
-lost-camera clock, so a stop request is seen within 0.2 s even while the camera is gone (closing
+within ``capture.read_timeout_s`` is a "camera lost" tick while the source reconnects (decided
+where ``analyze`` decides it: session.LostClock). The results come from the drive's frame loop,
+the one ``analyze`` writes from (for a file two stages: the next frame's face mesh runs while this
+one is finished; for a live source one thread, so a frame waits for no other); the worker takes a
+result when its controller wants one, so the loop waits while paused.
+Live sources are opened with reads of at most ``LIVE_POLL_S`` and the loop says when nothing came
+within it, so a stop request is seen within 0.2 s even while the camera is gone (closing
 within 2 s). A live source's counts (frames dropped for a newer one, reconnects) come through
 ``stats`` when they change.
 """
@@ -32,85 +38,26 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Iterator
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from .. import session
 from ..config import Config
 from ..errors import DriverMonitorError, SourceError
-from ..types import Event, Frame, FrameResult
+from ..runtime import DriveSession, Runtime
+from ..types import FrameResult
 from .playback import (SPEEDS, Commands, FramePlan, Plan, Playback, PlaybackState, RecordTarget, Seek,
                        merge_requests)
 
-__all__ = ["SPEEDS", "LIVE_POLL_S", "PipelineFactory", "PlaybackState", "SessionInfo", "SessionWorker",
+__all__ = ["SPEEDS", "LIVE_POLL_S", "PlaybackState", "SessionInfo", "SessionWorker",
            "WorkerError", "start_worker"]
 
 # A live read waits at most this long, so a stop request is seen within it even while the camera
 # is lost; "camera lost" is still declared after capture.read_timeout_s without a frame.
 LIVE_POLL_S = 0.2
 STATS_INTERVAL_S = 0.5  # a live source's counts (dropped frames, reconnects) are looked at this often
-
-
-class PipelineLike(Protocol):
-    backend_description: str
-    emotion_names: tuple[str, ...]
-    au_names: tuple[str, ...]
-
-    def process(self, frame: Frame | None, *, decode_ms: float | None = None) -> FrameResult: ...
-    def calibrate_now(self) -> None: ...
-    def finish(self) -> list[Event]: ...
-    def close(self) -> None: ...
-
-
-class PipelineFactory:
-    """Makes the session's pipelines; the engine is made once and shared by all of them.
-
-    ``create()`` the first pipeline; ``renew(old)`` a fresh one after a seek (closes the old one's
-    face detector, keeps the engine, the eye-state model and the phone detector); ``close(p)`` the
-    last one, engine and models included.
-    """
-
-    def __init__(self, cfg: Config, *, make_engine: Callable[[Config], tuple[Any, Any]] | None = None,
-                 detector_factory: Callable[[], Any] | None = None) -> None:
-        self.cfg = cfg
-        self._make_engine = make_engine
-        self._detector_factory = detector_factory
-        self.engine: Any = None
-        self.selection: Any = None
-        self._made_engine = False
-
-    def _new(self, models: dict[str, Any] | None = None):
-        from ..pipeline import Pipeline
-
-        detector = self._detector_factory() if self._detector_factory else None
-        return Pipeline(self.cfg, self.engine, detector=detector, **(models or {}))
-
-    def create(self):
-        if not self._made_engine:
-            if self._make_engine is None:
-                from ..config import PROJECT_ROOT
-                from ..engine.select import open_engine_or_none
-
-                self.engine, self.selection = open_engine_or_none(self.cfg.engine, PROJECT_ROOT)
-            else:
-                self.engine, self.selection = self._make_engine(self.cfg)
-            self._made_engine = True
-        return self._new()
-
-    def renew(self, old):
-        detector = getattr(old, "detector", None)
-        if detector is not None:
-            detector.close()
-        hand_over = getattr(old, "hand_over_models", None)  # the eye model and phone detector go on
-        return self._new(hand_over() if hand_over is not None else None)
-
-    def close(self, pipeline) -> None:
-        if pipeline is not None:
-            pipeline.close()  # closes its detector and the shared engine
-        elif self.engine is not None:
-            self.engine.close()
-        self.engine = None
+_ENDED = object()  # the frame loop has no more results
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +98,13 @@ class SessionWorker(QObject):
     stats = pyqtSignal(object)            # dict, session.source_stats() of a live source, when it changes
     ended = pyqtSignal(str)               # why the session ended
 
-    def __init__(self, cfg: Config, source: Any, *, factory: Any = None,
-                 open_source: Callable[..., Any] | None = None, start_paused: bool = False,
+    def __init__(self, cfg: Config, source: Any, *, runtime: Runtime | None = None, start_paused: bool = False,
                  speed: float | None = 1.0) -> None:
         super().__init__()
         self.cfg = cfg
         self.source_spec = source
-        self.factory = factory if factory is not None else PipelineFactory(cfg)
-        if open_source is None:
-            from ..capture import open_source as _open
-
-            open_source = _open
-        self._open_source = open_source
+        # the run's models, opened on this worker's thread when the session starts, kept across seeks
+        self.runtime = runtime if runtime is not None else Runtime(cfg, log=lambda m: None)
         self._start_paused = start_paused
         self._speed = speed
         self._cmds: queue.SimpleQueue = queue.SimpleQueue()
@@ -173,7 +115,8 @@ class SessionWorker(QObject):
         self.frames_processed = 0
         self.source = None
         # the session's state, owned by the worker thread
-        self._pipeline = None
+        self.drive: DriveSession | None = None
+        self._results: Iterator[FrameResult | None] | None = None  # the drive's frame loop, taken from
         self._recorder: session.Recorder | None = None
         self._playback: Playback | None = None
         self._stats_at = -math.inf
@@ -245,20 +188,19 @@ class SessionWorker(QObject):
             capture_cfg = self.cfg.capture
             if capture_cfg.read_timeout_s > LIVE_POLL_S:
                 capture_cfg = dataclasses.replace(capture_cfg, read_timeout_s=LIVE_POLL_S)
-            self.source = self._open_source(self.source_spec, capture_cfg)
-            self._pipeline = self.factory.create()
+            self.source = self.runtime.open_source(self.source_spec, capture_cfg)
+            self.drive = self.runtime.session(self.source)
         except BaseException as exc:
             self.failed.emit(self._error("open", exc))
             return f"could not start: {exc}"
-        src, pipeline = self.source, self._pipeline
+        src, pipeline = self.source, self.drive.pipeline
         self.opened.emit(SessionInfo(
             source=src.description, is_live=bool(src.is_live), fps=float(src.fps), frame_count=src.frame_count,
             backend=pipeline.backend_description, emotion_names=tuple(pipeline.emotion_names),
-            au_names=tuple(pipeline.au_names), selection=getattr(self.factory, "selection", None),
-            region_names=tuple(getattr(pipeline, "region_names", ()))))
+            au_names=tuple(pipeline.au_names), selection=self.runtime.selection,
+            region_names=tuple(pipeline.region_names)))
         self._playback = Playback(live=bool(src.is_live), frame_count=src.frame_count,
-                                  start_paused=self._start_paused, speed=self._speed,
-                                  lost_after_s=self.cfg.capture.read_timeout_s, now=time.perf_counter())
+                                  start_paused=self._start_paused, speed=self._speed)
         return None
 
     def _loop(self) -> str:
@@ -288,7 +230,7 @@ class SessionWorker(QObject):
 
     def _carry_out(self, plan: Plan) -> None:
         if plan.calibrate:
-            self._pipeline.calibrate_now()
+            self.drive.calibrate_now()
         if plan.stop_recording:
             self._stop_recording()
         if plan.start_recording is not None:
@@ -299,39 +241,46 @@ class SessionWorker(QObject):
             self._announce()
 
     def _seek(self, seek: Seek) -> None:
-        """Move the source and restart the analysis there with a fresh pipeline (the engine is kept)."""
+        """Move the source and restart the analysis there with a fresh pipeline (the models are kept)."""
         try:
             if seek.renew:
-                self.source.seek(seek.index)
-                self._pipeline = self.factory.renew(self._pipeline)
+                self._stop_loop()  # its first stage reads ahead: stopped before the source moves
+                self.drive.seek(seek.index)
             self._playback.seeked(seek.index)
         except SourceError as exc:
             self.failed.emit(self._error("source", exc, fatal=False))
 
     def _advance(self) -> str | None:
-        """One step: a frame read, analysed and shown (paced at the replay speed), a "camera lost"
-        tick, nothing yet (a live poll), or the end. Returns why the session ends, else None."""
-        src, playback = self.source, self._playback
-        s = session.step(src, self._pipeline, report_lost=False)
-        r = s.result
-        if r is None and src.is_live and not src.ended:  # no frame this poll; the source reconnects
-            if not playback.lost_due(time.perf_counter()):
-                return None
-            r = self._pipeline.process(None, index=src.lost_tick())  # no frame for read_timeout_s: camera lost
+        """Take the next result of the drive's frame loop and show it (paced at the replay speed):
+        a frame, a "camera lost" tick (session.LostClock decides), nothing within LIVE_POLL_S (the
+        requests are looked at again), or the end. Returns why the session ends, else None."""
+        if self._results is None:  # a live frame waits for no other: one thread; a file's replay: two stages
+            self._results = self.drive.results(overlap=not self.source.is_live, idle_s=LIVE_POLL_S,
+                                               should_stop=self._stop.is_set)
+        r = next(self._results, _ENDED)
+        got_at = time.perf_counter()
         if r is None:
-            return self._end()
+            return None
+        if r is _ENDED:
+            self._results = None
+            return None if self._stop.is_set() else self._end()
         plan = FramePlan()
         if r.camera_ok:
-            # when the frame arrived: the read began at read_at and waited / decoded this long
-            received = s.read_at + float(r.timings_ms.get("decode", 0.0)) / 1e3
-            plan = playback.on_frame(r.index, r.time_s, received=received, now=time.perf_counter())
+            plan = self._playback.on_frame(r.index, r.time_s, now=got_at)
         if plan.delay_s > 0:
             self._stop.wait(plan.delay_s)
-        # the latency runs from the frame's capture (live) or from its read (a file)
-        self._emit(r, r.frame.captured_at if r.frame.captured_at is not None else s.read_at)
+        # the latency runs from the frame's capture (live), or from when its analysis began (a file)
+        captured = r.frame.captured_at
+        self._emit(r, captured if captured is not None else got_at - float(r.timings_ms.get("total", 0.0)) / 1e3)
         if plan.announce:
             self._announce()
         return None
+
+    def _stop_loop(self) -> None:
+        """End the frame loop (its first stage stops and is waited for)."""
+        results, self._results = self._results, None
+        if results is not None:
+            results.close()
 
     def _end(self) -> str | None:
         """The source has no more frames: close the open events; a file waits at its end, paused."""
@@ -339,7 +288,7 @@ class SessionWorker(QObject):
             self.failed.emit(WorkerError("source", self.source.error, "SourceError", True, fatal=False))
         plan = self._playback.on_end()
         if plan.finish:
-            ended = list(self._pipeline.finish())
+            ended = list(self.drive.finish())
             if self._recorder is not None:  # a recording keeps the events the end of the drive closed
                 self._recorder.results.write_events(ended)
             self.events.emit(ended)
@@ -374,10 +323,10 @@ class SessionWorker(QObject):
 
     def _start_recording(self, target: RecordTarget) -> None:
         try:
+            pipeline = self.drive.pipeline
             self._recorder = session.Recorder(
-                target.out_dir, self.cfg, emotion_names=tuple(self._pipeline.emotion_names),
-                au_names=tuple(self._pipeline.au_names),
-                region_names=tuple(getattr(self._pipeline, "region_names", ())),
+                target.out_dir, self.cfg, emotion_names=tuple(pipeline.emotion_names),
+                au_names=tuple(pipeline.au_names), region_names=tuple(pipeline.region_names),
                 video_fps=self.source.fps if target.video else None)
         except BaseException as exc:
             self.failed.emit(self._error("record", exc, fatal=False))
@@ -393,15 +342,16 @@ class SessionWorker(QObject):
             return
         summary: dict[str, Any] = {"recorded_from": "dashboard", "complete": True}
         try:
-            summary.update(session.source_stats(self.source), backend=self._pipeline.backend_description)
+            summary.update(session.source_stats(self.source), backend=self.drive.pipeline.backend_description)
         finally:
             recorder.close(summary)  # written even when the source could not say more
 
     def _close(self) -> None:
-        """Close the recording, the source and the pipeline (the engine with it); each one is tried."""
-        for closer in (self._stop_recording,
+        """Close the recording, the drive (its source and pipeline) and the models; each one is tried."""
+        for closer in (self._stop_recording, self._stop_loop,
+                       lambda: self.drive.close() if self.drive is not None else None,
                        lambda: self.source.close() if self.source is not None else None,
-                       lambda: self.factory.close(self._pipeline)):
+                       self.runtime.close):
             try:
                 closer()
             except BaseException:

@@ -1,18 +1,17 @@
-"""``driver-monitor gui [--source FILE|INDEX|URL]``: the dashboard (the CLI's default command)."""
+"""``driver-monitor gui [--source FILE|INDEX|URL]``: the dashboard (the CLI's default command).
+
+Qt is imported only when the dashboard starts (``ui.app`` inside :func:`cmd_gui`), and whether a window
+can open is tried in a child process first (:func:`display_problem`), so ``--help`` and the other
+commands never load it."""
 from __future__ import annotations
 
 import argparse
-
 from pathlib import Path
+from typing import Any
 
-from ..capture import parse_source, source_arg
 from ..config import Config
 from ..errors import DriverMonitorError, SourceError
-
-
-def _source(text: str):
-    """'0' -> camera 0; anything else is a path or URL."""
-    return source_arg(text)
+from . import argtypes
 
 
 _QT_LIBS_HINT = ("install the system libraries the dashboard needs, e.g. on Debian / Ubuntu: sudo apt-get install "
@@ -56,8 +55,10 @@ def display_problem(env: dict | None = None) -> str | None:
 
 
 def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
+    from ..capture import parse_source
+
     try:
-        from .app import run_gui
+        from ..ui.app import run_gui
     except ImportError as exc:  # PyQt6 / pyqtgraph / a Qt system library missing
         raise DriverMonitorError(
             f"the dashboard cannot start: {exc}; install the GUI dependencies (pip install -e .) and the "
@@ -76,11 +77,12 @@ def cmd_gui(args: argparse.Namespace, cfg: Config) -> int:
     return run_gui(cfg, source, start_paused=bool(getattr(args, "paused", False)))
 
 
-def add_parsers(subparsers) -> None:
-    p = subparsers.add_parser(
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
         "gui", help="open the dashboard on a camera, stream or recorded drive (default command)",
         description="Open the dashboard. Without --source it uses capture.source from the config.")
-    p.add_argument("--source", type=_source, default=None, metavar="FILE|INDEX|URL",
+    p.add_argument("--source", type=argtypes.source, default=None, metavar="FILE|INDEX|URL",
                    help="video file to replay, camera index (0) or stream URL (default: capture.source)")
     p.add_argument("--paused", action="store_true", help="open a recorded drive paused on its first frame")
     p.set_defaults(func=cmd_gui)
+    return p

@@ -27,21 +27,19 @@ every frame, frame by frame.
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from .analyze import analyze, machine_description
-from .bench import _loadavg
-from .config import Config
-from .errors import DriverMonitorError
-from .recording import STAGES
-
-Log = Callable[[str], None]
+from ..analyze import analyze, machine_description
+from ..config import Config
+from ..errors import DriverMonitorError
+from ..recording import STAGES
+from .common import Log, write_report
+from .engines import _loadavg
 
 #: (name, config overrides as (section, field, value), two stages)
 RUNS: tuple[tuple[str, tuple[tuple[str, str, Any], ...], bool], ...] = (
@@ -98,7 +96,7 @@ def stride_cost(every: list[dict[str, str]], strided: list[dict[str, str]]) -> d
 
 
 def _one_clip(cfg: Config, video: Path, repeats: int, scratch: Path, log: Log) -> dict[str, Any]:
-    from .face.mesh import bare_mesh_loop
+    from ..face.mesh import bare_mesh_loop
 
     fps: dict[str, list[float]] = {"mesh": []}
     cores: dict[str, list[float]] = {"mesh": []}
@@ -152,12 +150,7 @@ def side_by_side(cfg: Config, videos: Sequence[str | Path], *, repeats: int = 3,
     with tempfile.TemporaryDirectory(prefix="dm-side-") as scratch:
         report["clips"] = [_one_clip(cfg, p, repeats, Path(scratch), log) for p in paths]
     report["load_average_end"] = _loadavg()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    (out / "throughput.md").write_text(markdown(report), encoding="utf-8")
-    report["files"] = {"json": str(out / "throughput.json"), "markdown": str(out / "throughput.md")}
-    return report
+    return write_report(report, out_dir, "throughput", markdown, indent=1)
 
 
 def markdown(report: dict[str, Any]) -> str:

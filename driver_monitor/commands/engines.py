@@ -1,7 +1,8 @@
-"""CLI subcommands of the engine layer: ``engines build | list | clean``.
+"""``driver-monitor engines build | list | clean``: the model's precision copies and the plan cache.
 
-Plugged into ``driver-monitor`` by cli.py through ``add_parsers(subparsers)``; each
-handler is ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
+The work is the engine package's (``engine.precision``, ``engine.cache``, ``engine.tensorrt_backend``);
+this module only reads the command line and prints. Each action's handler is
+``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import PROJECT_ROOT, Config
+from ..engine.base import resolve_cache_dir, resolve_model_path
+from ..engine.precision import (CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy,
+                                model_for_precision)
 from ..errors import DriverMonitorError, ModelError
-from .base import resolve_cache_dir, resolve_model_path
+from .argtypes import positive_int
 from ..model_contract import file_sha256, read_model_info
-from .precision import CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy, model_for_precision
 
 
 def _err(msg: str) -> None:
@@ -34,7 +37,7 @@ def _model_paths(cfg: Config) -> tuple[Path, Path]:
 
 def _trt_here() -> tuple[str | None, tuple[str, str] | None, str | None]:
     """(TensorRT version, (GPU name, compute capability), problem) on this machine."""
-    from . import tensorrt_backend as trt_b
+    from ..engine import tensorrt_backend as trt_b
 
     problem = trt_b.probe("cuda")
     if problem is not None:
@@ -82,7 +85,7 @@ def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:
     if problem is not None:  # --plans yes
         raise DriverMonitorError(f"engines build --plans yes: TensorRT cannot run here: {problem}; "
                                  f'install with `pip install -e ".[gpu]"` on a machine with an NVIDIA GPU')
-    from .tensorrt_backend import TensorRTEngine
+    from ..engine.tensorrt_backend import TensorRTEngine
 
     for p, _ in made:
         info = model_for_precision(fp32, p, cache)
@@ -101,7 +104,7 @@ def _describe_key(key: Any) -> str:
 
 
 def cmd_engines_list(args: argparse.Namespace, cfg: Config) -> int:
-    from .cache import list_cache
+    from ..engine.cache import list_cache
 
     fp32, cache = _model_paths(cfg)
     try:
@@ -136,7 +139,7 @@ def cmd_engines_list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_engines_clean(args: argparse.Namespace, cfg: Config) -> int:
-    from .cache import clean_cache
+    from ..engine.cache import clean_cache
 
     fp32, cache = _model_paths(cfg)
     hashes = set()
@@ -170,22 +173,15 @@ def cmd_engines_clean(args: argparse.Namespace, cfg: Config) -> int:
 # --------------------------------------------------------------------------- parsers
 
 
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def add_parsers(subparsers: Any) -> None:
-    e = subparsers.add_parser("engines",
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    e = sub.add_parser("engines",
                               help="make fp16/int8 ONNX copies, build TensorRT plans, list or clean the cache")
     esub = e.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
     b = esub.add_parser("build", help="make the fp16 / int8 ONNX copies and (with TensorRT) the plans")
     b.add_argument("--precision", action="append", choices=PRECISIONS,
                    help="repeatable; default fp32 and fp16, plus int8 when --calib-dir is given")
     b.add_argument("--calib-dir", metavar="DIR", help="folder of aligned grey face crops (PNG/JPG) for int8")
-    b.add_argument("--calib-limit", type=_positive, default=1000, metavar="N",
+    b.add_argument("--calib-limit", type=positive_int, default=1000, metavar="N",
                    help="calibrate on at most N crops (random sample, default 1000)")
     b.add_argument("--calib-method", choices=CALIB_METHODS, default="minmax",
                    help="int8 activation-range calibration (default minmax)")
@@ -199,4 +195,5 @@ def add_parsers(subparsers: Any) -> None:
     c.add_argument("--all", action="store_true", help="remove every plan and ONNX copy")
     c.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     c.set_defaults(func=cmd_engines_clean)
+    return e
 

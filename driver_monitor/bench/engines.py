@@ -5,13 +5,13 @@ Three parts, each a function so a caller can run one alone:
 * ``bench_engines``: for every backend / device / precision that can run here, engine latency
   p50 / p95 at batch 1 and 8 and throughput (faces / s); the ones that cannot run are listed
   with the reason (never silently dropped).
-* ``bench_pipeline``: end-to-end FPS of the real pipeline on a video with the per-stage
-  breakdown read from ``FrameResult.timings_ms`` (decode, mesh, align, engine, state), so the
-  benchmark reports what the pipeline measured.
+* ``bench.pipeline.bench_pipelines``: end-to-end FPS of the real pipeline on a video with the
+  per-stage breakdown read from ``FrameResult.timings_ms`` (decode, mesh, align, engine, state),
+  so the benchmark reports what the pipeline measured.
 * ``machine_info``: CPU, cores, memory, GPU, driver, library versions.
 
-``write_report`` writes ``bench.json``, ``bench.md`` (Markdown tables) and ``bench.png`` (bar
-chart, matplotlib Agg). A benchmark is a tool, never a timed test.
+``run_bench`` runs them and ``write_report`` writes ``bench.json``, ``bench.md`` (Markdown tables)
+and ``bench.png`` (bar chart, matplotlib Agg). A benchmark is a tool, never a timed test.
 """
 from __future__ import annotations
 
@@ -24,42 +24,16 @@ import time
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .config import PROJECT_ROOT, Config
-from .cores import usable_cores
-from .errors import DriverMonitorError
-from .recording import STAGES as FRAME_STAGES
-
-Log = Callable[[str], None]
-
-
-def skipped_line(what: str, reason: str, width: int | None = None) -> str:
-    """``bench: WHAT: skipped (REASON)`` with the whole reason (its fix included), wrapped at
-    ``width`` columns between words with an indent on the lines after the first; one line when
-    ``width`` is None."""
-    import textwrap
-
-    text = f"bench: {what}: skipped ({' '.join(reason.split())})"
-    if not width or len(text) <= width:
-        return text
-    return textwrap.fill(text, width=max(40, width), subsequent_indent="    ", break_long_words=False,
-                         break_on_hyphens=False)
-
-
-def terminal_width() -> int | None:
-    """Columns of the terminal stderr shows on, or None when it is not a terminal (a log file, a
-    pipe: lines stay whole)."""
-    import sys
-
-    try:
-        if sys.stderr is None or not sys.stderr.isatty():
-            return None
-        return os.get_terminal_size(sys.stderr.fileno()).columns
-    except (OSError, ValueError, AttributeError):
-        return None
+from ..config import PROJECT_ROOT, Config
+from ..cores import usable_cores
+from ..errors import DriverMonitorError
+from ..recording import STAGES as FRAME_STAGES
+from .common import Log, skipped_line, terminal_width
+from .pipeline import bench_pipelines
 
 STAGES: tuple[str, ...] = tuple(s for s in FRAME_STAGES if s != "total")  # frames.csv's stages, each alone
 LIBRARIES: tuple[str, ...] = ("numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt",
@@ -189,7 +163,7 @@ def time_engines(engines: Sequence[Any], batch: int, *, iters: int = 300, warmup
 def engine_candidates(backends: Iterable[str], precisions: Iterable[str]) -> list[tuple[str, str, str]]:
     """(backend, device, precision) combinations to try: each backend's devices and precisions
     from the table of backends (torch is the fp32 reference)."""
-    from .engine.backends import backend
+    from ..engine.backends import backend
 
     return [(b, d, p) for b in backends for d in backend(b).devices for p in precisions
             if p in backend(b).precisions]
@@ -203,7 +177,7 @@ def bench_engines(cfg: Config, *, backends: Sequence[str] = ("tensorrt", "onnxru
     Every engine that can run is opened first, then all are timed interleaved (``time_engines``)
     so that their ratios are fair on a machine shared with other jobs.
     """
-    from .engine.select import create_engine
+    from ..engine.select import create_engine
 
     rows: list[dict[str, Any]] = []
     opened: list[tuple[dict[str, Any], Any]] = []
@@ -250,78 +224,6 @@ def speedups(rows: Sequence[dict[str, Any]], batch: int = 1) -> dict[str, float]
         if v:
             out[f"{r['backend']} {r['device'].upper()} {r['precision']}"] = round(ref / v, 2)
     return out
-
-
-# --------------------------------------------------------------------------- end to end
-
-
-def bench_pipeline(cfg: Config, video: str | Path, *, engine: Any = None, max_frames: int | None = None,
-                   label: str | None = None, log: Log = print) -> dict[str, Any]:
-    """Run the real pipeline on ``video``; FPS and per-stage ms from ``FrameResult.timings_ms``.
-
-    The engine (if any) is closed with the pipeline.
-    """
-    from .capture import open_source
-    from .pipeline import Pipeline
-    from .session import run_frames
-
-    src = open_source(video, cfg.capture)
-    timings: dict[str, list[float]] = {}
-    frames = faces = 0
-    size: tuple[int, int] | None = None
-    try:
-        with Pipeline(cfg, engine) as pipeline:
-            backend = pipeline.backend_description
-            t_start = time.perf_counter()
-            for result in run_frames(src, pipeline, max_frames=max_frames):  # the app's one loop
-                size = (result.frame.width, result.frame.height)
-                for k, v in result.timings_ms.items():
-                    timings.setdefault(k, []).append(float(v))
-                frames += 1
-                faces += int(result.face is not None)
-            wall = time.perf_counter() - t_start
-    finally:
-        src.close()
-    if frames == 0:
-        raise DriverMonitorError(f"bench: {video} gave no frames; pass a readable video with --video")
-    stages = {k: {"mean_ms": round(float(np.mean(v)), 3), "p50_ms": round(float(np.median(v)), 3),
-                  "p95_ms": round(float(np.percentile(v, 95)), 3), "frames": len(v)}
-              for k, v in timings.items()}
-    out = {
-        "label": label or backend,
-        "backend": backend,
-        "video": Path(str(video)).name,
-        "frames": frames,
-        "frames_with_face": faces,
-        "wall_s": round(wall, 3),
-        "fps": round(frames / wall, 2) if wall > 0 else None,
-        "stages_ms": stages,
-        "resolution": None if size is None else f"{size[0]}x{size[1]}",
-    }
-    cpu_ms = sum(stages.get(s, {}).get("mean_ms", 0.0) for s in ("decode", "mesh", "align", "state"))
-    out["cpu_stages_mean_ms"] = round(cpu_ms, 3)
-    out["engine_mean_ms"] = stages.get("engine", {}).get("mean_ms", 0.0)
-    log(f"bench: pipeline {out['label']} on {out['video']}: {out['fps']} fps over {frames} frames; "
-        + ", ".join(f"{k} {v['mean_ms']:.2f} ms" for k, v in stages.items()))
-    return out
-
-
-def bench_pipelines(cfg: Config, video: str | Path, *, backends: Sequence[str], max_frames: int | None,
-                    project_root: Path = PROJECT_ROOT, log: Log = print) -> list[dict[str, Any]]:
-    """End to end without the engine (the CPU stages alone) and with each requested engine."""
-    from .engine.select import create_engine
-
-    runs = [bench_pipeline(cfg, video, engine=None, max_frames=max_frames, label="no engine", log=log)]
-    for b in backends:
-        ecfg = replace(cfg.engine, backend=b)
-        try:
-            engine, sel = create_engine(ecfg, project_root=project_root, log=log)
-        except DriverMonitorError as exc:
-            runs.append({"label": f"{b}", "status": "skipped", "reason": str(exc)})
-            log(skipped_line(f"pipeline with {b}", str(exc), terminal_width()))
-            continue
-        runs.append(bench_pipeline(cfg, video, engine=engine, max_frames=max_frames, label=sel.describe(), log=log))
-    return runs
 
 
 # --------------------------------------------------------------------------- report

@@ -421,13 +421,13 @@ def test_amp_choice(monkeypatch):
     assert amp.pick_amp("auto", cpu) is torch.bfloat16
 
 
-def test_bench_train_tool_writes_its_table(tmp_path, capsys):
-    from tools import bench_train as mod
+def test_bench_training_writes_its_table(tmp_path, capsys):
+    from driver_monitor.cli import main
 
-    assert mod.main(["--arch", "tiny", "--amp", "off", "--steps", "1", "--batch", "4", "--threads", "1",
-                     "--out", str(tmp_path)]) == 0
+    assert main(["bench", "--training", "tiny", "--amp", "off", "--steps", "1", "--train-batch", "4", "--threads",
+                 "1", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]
     assert [(r["arch"], r["amp"]) for r in rows] == [("tiny", "off")] and rows[0]["median_s_per_step"] > 0
     assert "| tiny |" in (tmp_path / "train_speed.md").read_text()
-    assert mod.main(["--arch", "huge", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "--training", "huge", "--out", str(tmp_path)]) == 2
     assert "unknown preset(s) ['huge']" in capsys.readouterr().err

@@ -6,6 +6,7 @@
 * ``side_by_side``: ``analyze`` as a ratio of the bare face-mesh loop (``--side-by-side``);
 * ``fleet``: ``batch`` with 1 and N workers against ``analyze`` one drive after another
   (``--fleet``);
+* ``training``: seconds per training step of the network presets (``--training``; needs torch);
 * the dashboard's drawing cost and latency (``--dashboard``) is measured in the real window, so it
   lives beside it, in ``ui/bench_ui.py``: this package imports no Qt.
 

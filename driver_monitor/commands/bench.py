@@ -1,8 +1,9 @@
 """``driver-monitor bench``: the command line of every benchmark (the ``driver_monitor.bench`` package).
 
 Modes: engines and end to end (the default: ``bench.engines``, ``bench.pipeline``),
-``--side-by-side`` (``bench.side_by_side``), ``--fleet`` (``bench.fleet``) and ``--dashboard``
-(``ui.bench_ui``, imported only for that mode: it needs Qt). The handler is
+``--side-by-side`` (``bench.side_by_side``), ``--fleet`` (``bench.fleet``), ``--training``
+(``bench.training``: needs torch) and ``--dashboard`` (``ui.bench_ui``, imported only for that
+mode: it needs Qt). The handler is
 ``handler(args, cfg) -> exit code`` and raises DriverMonitorError for user errors.
 """
 from __future__ import annotations
@@ -66,6 +67,17 @@ def cmd_fleet(args: argparse.Namespace, cfg: Config, command: str) -> int:
     return 0
 
 
+def cmd_training(args: argparse.Namespace, command: str) -> int:
+    from ..bench.training import DEFAULT_PRESETS, bench_training
+
+    report = bench_training(args.training or DEFAULT_PRESETS, args.amp, batch=args.train_batch, steps=args.steps,
+                            threads=args.threads, out_dir=args.out, command=command,
+                            log=lambda line: print(line, flush=True))
+    for k, v in report["files"].items():
+        print(f"{k}: {v}")
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace, cfg: Config) -> int:
     """The dashboard's drawing cost and latency, in the real window (offscreen by default)."""
     videos = list(args.dashboard or [])
@@ -85,8 +97,9 @@ def cmd_dashboard(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from ..bench.engines import run_bench
 
-    if args.live and (args.side_by_side or args.fleet):
-        raise DriverMonitorError("bench --live belongs to --dashboard; run it without --side-by-side / --fleet")
+    if args.live and (args.side_by_side or args.fleet or args.training is not None):
+        raise DriverMonitorError("bench --live belongs to --dashboard; run it without --side-by-side / --fleet / "
+                                 "--training")
     if args.dashboard is not None or args.live:  # prints its figures, writes no file
         return cmd_dashboard(args, cfg)
     if args.video is not None and not Path(args.video).is_file():
@@ -99,6 +112,8 @@ def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
         return cmd_side_by_side(args, cfg, command)
     if args.fleet:
         return cmd_fleet(args, cfg, command)
+    if args.training is not None:
+        return cmd_training(args, command)
     report = run_bench(cfg, video=args.video, backends=args.backends, precisions=args.precisions,
                        out_dir=args.out, iters=args.iters, batches=args.batches, max_frames=args.frames,
                        e2e_backends=args.e2e_backends, skip_engines=args.no_engines,
@@ -127,7 +142,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "batch size and throughput; with --video, end-to-end pipeline FPS and the per-stage "
                     "breakdown. Writes bench.json, bench.md and bench.png to --out. (The FERPlus accuracy of "
                     "the fp16 / int8 copies: python tools/evaluate.py --onnx MODEL --ferplus DIR "
-                    "--precision-copies fp16 int8.) Instead of that: --side-by-side, --fleet or --dashboard.")
+                    "--precision-copies fp16 int8.) Instead of that: --side-by-side, --fleet, --training or "
+                    "--dashboard.")
     p.add_argument("--video", metavar="FILE", help="video for the end-to-end run (skipped without it)")
     p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="NAME",
                    help=f"engine backends to measure (default: all: {' '.join(BACKENDS)})")
@@ -151,6 +167,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--drives", type=positive_int, default=20, metavar="N", help="--fleet: drives (default 20)")
     p.add_argument("--workers", type=positive_int, nargs="+", default=[1, 2], metavar="N",
                    help="--fleet: the batch worker counts to run (default 1 2)")
+    mode.add_argument("--training", nargs="*", metavar="PRESET",
+                      help="instead: seconds per training step of these network presets (default: fast wide small "
+                           "base) on random data, under each --amp; train_speed.json / train_speed.md in --out "
+                           "(needs torch: the training extra)")
+    p.add_argument("--amp", nargs="+", default=["off", "auto"], choices=["off", "auto", "bf16"],
+                   help="--training: the autocast choices to time (default off auto)")
+    p.add_argument("--steps", type=positive_int, default=5, help="--training: timed steps (default 5)")
+    p.add_argument("--train-batch", type=positive_int, default=128, metavar="N",
+                   help="--training: images per step (default 128)")
+    p.add_argument("--threads", type=positive_int, default=2, help="--training: torch threads (default 2)")
     mode.add_argument("--dashboard", nargs="*", metavar="VIDEO",
                       help="instead: the dashboard's drawing cost (plots), and for each VIDEO a replay in the real "
                            "window (redraw ms, frame read -> drawn latency, seek -> shown); offscreen unless "

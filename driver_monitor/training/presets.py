@@ -1,5 +1,5 @@
 """The network presets ``tools/train.py --arch`` chooses from (docs/model.md: the measured speed /
-accuracy trade-off of each; seconds per training step: ``tools/bench_train.py``,
+accuracy trade-off of each; seconds per training step: ``driver-monitor bench --training``,
 docs/bench/train_speed.md)."""
 from __future__ import annotations
 

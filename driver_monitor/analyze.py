@@ -133,10 +133,14 @@ def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None
 
 def _write_frames(drive: "DriveSession", recorder: Recorder, bar: Any, loop: list[tuple[float, float]], *,
                   max_frames: int | None, overlap: bool) -> None:
-    """The frame loop: every result written as it comes; ``loop`` gets the start (wall, CPU) time."""
+    """The frame loop: every result written as it comes; ``loop`` gets the start (wall, CPU) time.
+    A stop signal waits for the frame being written (its row, its events and their count stay
+    one: summary.json's frames is frames.csv's rows)."""
     loop.append((time.perf_counter(), time.process_time()))
     for result in drive.results(max_frames=max_frames, overlap=overlap):
-        recorder.write(result)
+        with hold_stop_signals() as held:
+            recorder.write(result)
+        raise_held(held)
         if bar is not None and result.camera_ok:
             bar.update(1)
 

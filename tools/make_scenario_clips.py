@@ -1,14 +1,9 @@
 #!/usr/bin/env python3
 """Build scenario clips from a marked clip by re-ordering its frames, with their truth file.
 
-No real clip in ../shared holds a glance away long enough for the long-distraction rule (the
-longest is 3.0 s), so these clips rearrange the real frames of ``head_turns.mp4``: a turn whose
-held part is played back and forth (ping-pong) until the glance lasts 4.5-5.8 s, a look down held
-the same way, a turn after which the face slides out of the picture (a driver who dodges the
-camera), and a run of 2.1-2.8 s glances with 1.2 s looks back (attention time-sharing). Every
-frame is a real frame, so the face mesh, the pose and the eyes are measured as on the source;
-each output frame keeps the label a person marked on its source frame in the source truth file,
-and the truth file written beside the clips says what each run must raise.
+What the clips are and why (``driver_monitor/evaluation/scenario_clips.py`` says it in full): the
+real frames of ``head_turns.mp4`` re-ordered into glances long enough for the long-distraction
+rule, a look down, a face that slides out of the picture and attention time-sharing.
 
     python tools/make_scenario_clips.py --out results/scenario_clips
     driver-monitor evaluate results/scenario_clips/derived_clips.yaml --out results/derived_eval

@@ -3,6 +3,7 @@ raises ``argparse.ArgumentTypeError`` with what was wrong, so the error names th
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def source(text: str):
@@ -16,6 +17,19 @@ def out_dir(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; give the folder for the results, e.g. --out results/drive1")
     return text
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take files (made when missing, a file written and removed), or None
+    when it can: a command checks its output folder before minutes of work, not after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    return None
 
 
 def positive_int(text: str) -> int:

@@ -18,7 +18,7 @@ from ..config import PROJECT_ROOT, Config
 from ..engine import BACKENDS
 from ..engine.precision import PRECISIONS
 from ..errors import DriverMonitorError
-from .argtypes import positive_int
+from .argtypes import positive_int, unwritable
 
 #: exit code when every engine and run was skipped: nothing could be measured on this machine
 NOTHING_MEASURED = 8
@@ -30,15 +30,10 @@ def _err(msg: str) -> None:
 
 def _check_out(out_arg: str) -> None:
     """A folder that cannot take the report fails now, not after minutes of measuring."""
-    out = Path(out_arg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DriverMonitorError(f"bench --out {out_arg!r} is not a writable folder ({exc.strerror or exc}); "
-                                 f"pass --out with a folder you can write to") from None
+    why = unwritable(Path(out_arg))
+    if why is not None:
+        raise DriverMonitorError(f"bench --out {out_arg!r} is not a writable folder ({why}); "
+                                 f"pass --out with a folder you can write to")
 
 
 def cmd_side_by_side(args: argparse.Namespace, cfg: Config, command: str) -> int:

@@ -16,7 +16,7 @@ from ..engine.base import resolve_cache_dir, resolve_model_path
 from ..engine.precision import (CALIB_METHODS, COPY_KINDS, CPU_INT8, PRECISIONS, build_copy, find_copy,
                                 model_for_precision)
 from ..errors import DriverMonitorError, ModelError
-from .argtypes import positive_int
+from .argtypes import positive_int, unwritable
 from ..model_contract import file_sha256, read_model_info
 
 
@@ -47,15 +47,10 @@ def _trt_here() -> tuple[str | None, tuple[str, str] | None, str | None]:
 
 def _writable_cache(cache: Path) -> None:
     """engine.cache_dir must be a folder we can write in; say so on one line when it is not."""
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        probe = cache / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DriverMonitorError(f"engine.cache_dir {str(cache)!r} is not a writable folder "
-                                 f"({exc.strerror or exc}); set --set engine.cache_dir=DIR to a folder you can "
-                                 f"write to") from None
+    why = unwritable(cache)
+    if why is not None:
+        raise DriverMonitorError(f"engine.cache_dir {str(cache)!r} is not a writable folder ({why}); set "
+                                 f"--set engine.cache_dir=DIR to a folder you can write to")
 
 
 def cmd_engines_build(args: argparse.Namespace, cfg: Config) -> int:

@@ -118,6 +118,8 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
 
 _HANDOFF = 2  # frames between the two stages
 _WAKE_S = 0.2  # the second stage looks at should_stop at least this often while it waits
+_JOIN_S = 0.005  # a stopping loop takes what a thread waits to hand on this often (a seek waits for it)
+_WAIT_S = 0.02  # a stage waiting for the decoder looks at the stop this often
 _READ_AHEAD = 3  # a file's frames decoded ahead of the mesh
 _END = object()
 
@@ -236,7 +238,7 @@ class _ReadAhead:
     def next(self) -> tuple[Any, float, Any] | None:
         while not self._stop.is_set():
             try:
-                item = self._q.get(timeout=0.05)
+                item = self._q.get(timeout=_WAIT_S)
             except queue.Empty:
                 continue
             if item is _END:
@@ -248,7 +250,18 @@ class _ReadAhead:
 
     def close(self) -> None:
         self._done.set()
-        self._thread.join()
+        while self._thread.is_alive():  # a frame it waits to hand on is taken, so it sees the stop now
+            _drain(self._q)
+            self._thread.join(_JOIN_S)
+
+
+def _drain(q: "queue.Queue[Any]") -> None:
+    """Take everything ``q`` holds now (a stopping loop: nobody reads it any more)."""
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
 
 
 def _put_newest(hand: "queue.Queue[Any]", item: Any) -> None:
@@ -317,11 +330,8 @@ def _two_stage_loop(src: "VideoSource", pipeline: "Pipeline", max_frames: int | 
     finally:
         stop.set()
         while first.is_alive():  # unblock a first stage waiting to hand a frame on
-            try:
-                hand.get_nowait()
-            except queue.Empty:
-                pass
-            first.join(0.05)
+            _drain(hand)
+            first.join(_JOIN_S)
 
 
 def end_reason(src: "VideoSource") -> str | None:

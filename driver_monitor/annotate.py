@@ -57,13 +57,16 @@ PHONE_BGR = (255, 160, 0)  # the phone's box: blue while only seen, the distract
 
 
 def _draw_phone(out: np.ndarray, result: FrameResult) -> None:
-    """The box of the phone the detector last found (``FrameResult.phone_box``), labelled."""
+    """The box of the phone the detector last found (``FrameResult.phone_box``), labelled as the
+    dashboard labels it: "phone", "phone in use" once the vote says so, in the distraction level's
+    colour once that level is up (ui/video_view.py)."""
     if result.phone_box is None:
         return
     x0, y0, x1, y1 = (int(round(float(v))) for v in result.phone_box)
-    colour = _LEVEL_BGR[result.state.distraction] if result.state.phone_use else PHONE_BGR
+    st = result.state
+    colour = _LEVEL_BGR[st.distraction] if st.phone_use and st.distraction != Level.NONE else PHONE_BGR
     cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2, cv2.LINE_AA)
-    label = "phone in use" if result.state.phone_use else "phone?"
+    label = "phone in use" if st.phone_use else "phone"
     cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
 
 

@@ -41,3 +41,5 @@ def test_the_phone_box_is_drawn_where_the_detector_found_it() -> None:
     in_use = FrameResult(frame=frame, camera_ok=True, phone_box=box,
                          state=DriverState(t_s=0.1, distraction=Level.WARNING, phone_use=True))
     assert not (annotate(in_use)[85, 100] == PHONE_BGR).all()  # in use: the distraction's colour
+    voted = FrameResult(frame=frame, camera_ok=True, phone_box=box, state=DriverState(t_s=0.1, phone_use=True))
+    assert (annotate(voted)[85, 100] == PHONE_BGR).all()  # in use before any level: as the dashboard draws it

@@ -47,8 +47,9 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     says incomplete). A source that ends early (truncated file, camera gone for good) still writes
     everything analysed and returns a summary with ``complete: false`` and the reason;
     KeyboardInterrupt (Ctrl-C, and SIGTERM / SIGHUP as :class:`Terminated`) does the same and re-raises.
-    ``runtime``: the run's models, lent for this drive and left open (a fleet worker opens them
-    once for drive after drive); without one the models are opened from ``cfg`` and closed here.
+    ``runtime``: the run's models, lent for this drive and left open (a fleet worker and
+    ``evaluate`` open them once for drive after drive; ``cfg`` may then differ from the run's in
+    anything but the models' sections); without one they are opened from ``cfg`` and closed here.
     ``overlap``: the frame loop's two stages (session.run_frames); False runs it on one thread.
     """
     _refuse_earlier_results(out_dir, overwrite)
@@ -61,7 +62,7 @@ def analyze(source: Any, out_dir: str | os.PathLike, cfg: Config, *, progress: b
     interrupted: KeyboardInterrupt | None = None
     bar = None
     try:
-        drive = _open(source, runtime, log)
+        drive = _open(source, runtime, cfg, log)
         recorder = Recorder(out_dir, cfg, emotion_names=drive.pipeline.emotion_names,
                             au_names=drive.pipeline.au_names, region_names=drive.pipeline.region_names)
         bar = _progress_bar(drive.source, source, progress)
@@ -104,7 +105,7 @@ def _close(drive: "DriveSession | None", recorder: Recorder | None, bar: Any, lo
                 owned.close()
 
 
-def _open(source: Any, runtime: "Runtime", log: Callable[[str], None]) -> "DriveSession":
+def _open(source: Any, runtime: "Runtime", cfg: Config, log: Callable[[str], None]) -> "DriveSession":
     """The drive over ``source``. A file is opened (and its first frame decoded) before the models
     load, so a wrong path or a file that is no video is said at once; a camera or stream is only
     checked for its form then, and opened after the models (it would drop frames while one loads)."""
@@ -121,7 +122,7 @@ def _open(source: Any, runtime: "Runtime", log: Callable[[str], None]) -> "Drive
         raise
     if src.warning:
         log(f"warning: {src.warning}")
-    return runtime.session(src)
+    return runtime.session(src, cfg)
 
 
 def _refuse_earlier_results(out_dir: str | os.PathLike, overwrite: bool) -> None:

@@ -24,6 +24,13 @@ from .types import Event, FrameResult
 
 #: what a caller passes for a model to have it opened from the config (the default)
 FROM_CONFIG: Any = "config"
+#: the config sections the models are opened from: drives that agree on them can share a Runtime
+MODEL_SECTIONS = ("face", "engine", "eyes", "phone")
+
+
+def models_key(cfg: Config) -> tuple[Any, ...]:
+    """What decides the models a config opens (its MODEL_SECTIONS): equal keys, the same models."""
+    return tuple(getattr(cfg, name) for name in MODEL_SECTIONS)
 
 
 def _stderr(msg: str) -> None:
@@ -117,14 +124,24 @@ class Runtime:
         """The engine's selection as summary.json records it (before :meth:`open`: none)."""
         return self.models.selection if self.models is not None else {"backend": "none"}
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self, cfg: Config | None = None) -> Pipeline:
         """A fresh pipeline for a new drive (or a seek), over the open models; a face detector that
-        tracked a stream before forgets it."""
+        tracked a stream before forgets it. ``cfg``: the drive's config (default the run's), which
+        may differ from the run's in anything but the sections the models are opened from."""
+        cfg = self._drive_config(cfg)
         models = self.open().models
         if self._lent:
             models.reset()
         self._lent = True
-        return Pipeline(self.cfg, models)
+        return Pipeline(cfg, models)
+
+    def _drive_config(self, cfg: Config | None) -> Config:
+        if cfg is None:
+            return self.cfg
+        if models_key(cfg) != models_key(self.cfg):
+            raise ValueError(f"a drive's config asks for other models than the run's (its "
+                             f"{'/'.join(MODEL_SECTIONS)} sections differ); give it a Runtime of its own")
+        return cfg
 
     def close(self) -> None:
         models, self.models, self._lent = self.models, None, False
@@ -148,11 +165,12 @@ class Runtime:
             self._open_source = open_source
         return self._open_source(spec, capture if capture is not None else self.cfg.capture)
 
-    def session(self, source: Any) -> "DriveSession":
+    def session(self, source: Any, cfg: Config | None = None) -> "DriveSession":
         """A drive over ``source`` (an open source, which the session then owns) with a fresh
-        pipeline; the models open first if they are not yet."""
+        pipeline (``cfg``: the drive's config, see :meth:`pipeline`); the models open first if
+        they are not yet."""
         try:
-            return DriveSession(source, self.pipeline, self.pipeline())
+            return DriveSession(source, lambda: self.pipeline(cfg), self.pipeline(cfg))
         except BaseException:
             source.close()
             raise

@@ -485,7 +485,7 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
     """Analyse every clip of the truth file into ``out_dir/<clip>/`` (``reuse``: score the results
     already there) and score them; writes ``dms_eval.json`` and ``dms_eval.md`` in ``out_dir`` and
     returns the summary. ``cfg_for(overrides) -> Config`` builds each clip's config."""
-    from .analyze import analyze  # the running needs the pipeline; the scoring above does not
+    from .runtime import Runtime, models_key
 
     clips = load_truth(truth, cfg_for, video_dir)
     if only:
@@ -500,24 +500,18 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
     _refuse_intervals_past_the_videos(clips, cfg_for)
     out = Path(out_dir)
     scored = []
-    for clip in clips:
-        folder = out / clip.name
-        cfg = cfg_for(clip.overrides)
-        if not (reuse and (folder / "frames.csv").is_file() and (folder / "events.jsonl").is_file()):
-            summary = analyze(str(clip.video), folder, cfg, progress=False, log=lambda m: None)
-            if not summary.get("complete", True):
-                log(f"warning: {clip.name}: {summary.get('reason')}; scoring the frames analysed")
-        res = Results.read(folder)
-        _past_the_frames(clip, res, log)
-        outcomes = score_clip(clip, res, cfg)
-        failed = [o for o in outcomes if not o.passed]
-        log(f"{clip.name}: {len(outcomes) - len(failed)}/{len(outcomes)} scenarios passed"
-            + "".join(f"\n  FAILED {o.interval.label} {o.interval.start_s:.2f}-{o.interval.end_s:.2f} s: "
-                      + "; ".join([f"{d['expect']}: " + ("missed" if not d["detected"] else
-                                                         f"after {d['latency_s']:.2f} s")
-                                   for d in o.detections if not d["ok"]] + o.violations)
-                      for o in failed))
-        scored.append((clip, outcomes))
+    runtimes: list[Runtime] = []  # the models, opened once for the clips that share them
+    try:
+        for clip in clips:
+            cfg = cfg_for(clip.overrides)
+            runtime = next((r for r in runtimes if models_key(r.cfg) == models_key(cfg)), None)
+            if runtime is None:
+                runtime = Runtime(cfg, log=lambda m: None)
+                runtimes.append(runtime)
+            scored.append((clip, _run_clip(clip, out / clip.name, cfg, runtime, reuse, log)))
+    finally:
+        for runtime in runtimes:
+            runtime.close()
     summary = summarise(scored)
     note = (read_yaml(truth, "truth file", "") or {}).get("note")
     if note:
@@ -525,6 +519,28 @@ def evaluate(truth: str | Path, out_dir: str | Path, cfg_for: Any, *, video_dir:
     out.mkdir(parents=True, exist_ok=True)
     (out / "dms_eval.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _run_clip(clip: Clip, folder: Path, cfg: Any, runtime: Any, reuse: bool, log: Any) -> list[Any]:
+    """Analyse one clip into ``folder`` over the run's models (``reuse``: the results already
+    there), score it and say how it went; its outcomes."""
+    from .analyze import analyze  # the running needs the pipeline; the scoring above does not
+
+    if not (reuse and (folder / "frames.csv").is_file() and (folder / "events.jsonl").is_file()):
+        summary = analyze(str(clip.video), folder, cfg, progress=False, runtime=runtime, log=lambda m: None)
+        if not summary.get("complete", True):
+            log(f"warning: {clip.name}: {summary.get('reason')}; scoring the frames analysed")
+    res = Results.read(folder)
+    _past_the_frames(clip, res, log)
+    outcomes = score_clip(clip, res, cfg)
+    failed = [o for o in outcomes if not o.passed]
+    log(f"{clip.name}: {len(outcomes) - len(failed)}/{len(outcomes)} scenarios passed"
+        + "".join(f"\n  FAILED {o.interval.label} {o.interval.start_s:.2f}-{o.interval.end_s:.2f} s: "
+                  + "; ".join([f"{d['expect']}: " + ("missed" if not d["detected"] else
+                                                     f"after {d['latency_s']:.2f} s")
+                               for d in o.detections if not d["ok"]] + o.violations)
+                  for o in failed))
+    return outcomes
 
 
 def _refuse_intervals_past_the_videos(clips: Sequence[Clip], cfg_for: Any) -> None:

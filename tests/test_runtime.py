@@ -103,7 +103,7 @@ def test_a_model_that_cannot_open_closes_those_opened_before_it(tmp_path):
 
 def test_a_session_that_cannot_start_closes_its_source():
     class Broken(Runtime):
-        def pipeline(self):
+        def pipeline(self, cfg=None):
             raise ModelError("no model")
 
     src = Source()
@@ -153,3 +153,21 @@ def test_a_consumer_hears_when_nothing_came_and_gets_the_lost_ticks_on_time(over
     assert got[0] is None and all(not r.camera_ok for r in ticks)  # "nothing yet" first, then lost ticks
     assert [r.index for r in ticks] == [0, 1] and ticks[0].time_s == pytest.approx(0.3, abs=0.1)
     assert ticks[1].time_s - ticks[0].time_s == pytest.approx(0.3, abs=0.1)
+
+
+def test_a_drive_may_differ_from_the_run_but_not_in_its_models():
+    """evaluate lends one Runtime to every clip whose models agree: a clip's own settings (the
+    camera mount, say) reach its pipeline; other models need a Runtime of their own."""
+    from driver_monitor.runtime import models_key
+
+    run = load_config(None)
+    mirror = load_config(None, ["calibration.mount=mirror"])
+    other_mesh = load_config(None, ["face.max_faces=1"])
+    assert models_key(mirror) == models_key(run) and models_key(other_mesh) != models_key(run)
+    with Runtime(run, engine=None, detector=Closing(), phone_detector=None, log=lambda m: None) as runtime:
+        with runtime.session(Source(3), mirror) as drive:
+            assert drive.pipeline.cfg is mirror
+            drive.seek(1)
+            assert drive.pipeline.cfg is mirror  # a seek keeps the drive's config
+        with pytest.raises(ValueError, match="other models"):
+            runtime.pipeline(other_mesh)

@@ -149,7 +149,7 @@ class FakeRuntime(Runtime):
     def open(self) -> "FakeRuntime":
         return self
 
-    def pipeline(self) -> FakePipeline:
+    def pipeline(self, cfg=None) -> FakePipeline:
         self.made.append(FakePipeline(**self.kw))
         return self.made[-1]
 

@@ -111,11 +111,11 @@ def _open(source: Any, runtime: "Runtime", cfg: Config, log: Callable[[str], Non
     checked for its form then, and opened after the models (it would drop frames while one loads)."""
     from .capture import parse_source
 
-    src = None if parse_source(source).is_live else runtime.open_source(source)
+    src = None if parse_source(source).is_live else runtime.open_source(source, cfg.capture)
     try:
         runtime.open()
         if src is None:
-            src = runtime.open_source(source)
+            src = runtime.open_source(source, cfg.capture)
     except BaseException:
         if src is not None:
             src.close()

@@ -250,3 +250,18 @@ def _rows(folder: Path) -> list[dict[str, str]]:
     """frames.csv without the timing columns (which vary from run to run)."""
     with open(folder / "frames.csv", newline="", encoding="utf-8") as f:
         return [{k: v for k, v in r.items() if not k.startswith("ms_")} for r in csv.DictReader(f)]
+
+
+@pytest.mark.data
+def test_a_drive_over_a_shared_runtime_reads_its_source_with_its_own_capture_settings(tmp_path: Path) -> None:
+    """evaluate lends one Runtime to clips whose models agree; a clip's capture settings (its frame
+    rate, say) are its own."""
+    from driver_monitor.analyze import analyze
+    from driver_monitor.runtime import Runtime
+
+    run = load_config(None, ["engine.enabled=false"])
+    clip = load_config(None, ["engine.enabled=false", "capture.fps=12"])
+    with Runtime(run, log=lambda m: None) as runtime:
+        s = analyze(str(need_data("videos/single_face.mp4")), tmp_path / "d", clip, progress=False,
+                    runtime=runtime, log=lambda m: None, max_frames=5)
+    assert (s["source_fps"], s["fps_source"]) == (12.0, "set (capture.fps / --fps)")

@@ -74,10 +74,10 @@ class _Lost:
 
 def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | None = None,
                should_stop: Callable[[], bool] = lambda: False, overlap: bool = True,
-               lost_after_s: float | None = None, idle_s: float | None = None) -> Iterator[FrameResult | None]:
+               idle_s: float | None = None) -> Iterator[FrameResult | None]:
     """Every result of a drive, in order: all frames of a file, the newest frames of a live source
-    (with camera-lost ticks while it delivers nothing: :class:`LostClock`, after ``lost_after_s``,
-    default ``capture.read_timeout_s``), until the source ends, ``max_frames`` frames were analysed
+    (with camera-lost ticks while it delivers nothing: :class:`LostClock`, after the pipeline's
+    ``capture.read_timeout_s``), until the source ends, ``max_frames`` frames were analysed
     or ``should_stop()``. The caller finishes the pipeline (closing the open events) and closes the
     source. ``idle_s``: a consumer that must stay responsive (the dashboard) also gets None when
     no result came within that long; without it the loop only yields results.
@@ -90,7 +90,7 @@ def run_frames(src: "VideoSource", pipeline: "Pipeline", *, max_frames: int | No
     frame: a frame the second stage has not taken yet is replaced by a newer one. An error in the
     first stage is raised here; stopping early (``max_frames``, ``should_stop``, an exception in
     the caller, closing the generator) ends the first stage before this returns."""
-    lost = LostClock(pipeline.cfg.capture.read_timeout_s if lost_after_s is None else lost_after_s)
+    lost = LostClock(pipeline.cfg.capture.read_timeout_s)
     if overlap:
         yield from _two_stages(src, pipeline, max_frames, should_stop, lost, idle_s)
         return
@@ -395,11 +395,15 @@ class Recorder:
         if self.video is not None:
             self.video.write(result)
 
+    def drive_ended(self, events: Any) -> None:
+        """The events the end of the drive closed (after its last frame), with their pictures."""
+        written = self.results.write_events(events)
+        if self.pictures is not None:
+            self.pictures.close(written)
+
     def close(self, summary: Mapping[str, Any] | None = None, events: Any = ()) -> dict[str, Any]:
         try:
-            written = self.results.write_events(events)
-            if self.pictures is not None:
-                self.pictures.close(written)
+            self.drive_ended(events)
             frames = self.results.frames_written
             extra = {"processing_fps": round(frames / self.processing_s, 2) if self.processing_s > 0 else None}
             if self.video is not None:

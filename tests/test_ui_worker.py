@@ -655,6 +655,9 @@ def test_a_recording_to_the_end_of_a_file_keeps_the_events_the_end_closed(qtbot,
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["type"] for e in events] == ["microsleep", "driver_absent"]
     assert events[-1]["details"]["ended_by"] == "end_of_drive"
+    # the alert the end of the drive closed has its picture too, as analyze gives it (session.Recorder)
+    pictured = [json.loads(line)["line"] for line in (out / "events" / "pictures.jsonl").read_text().splitlines()]
+    assert pictured == [1, 2]
 
 
 def test_registered_widgets_are_held_until_the_teardown_closes_them(qtbot):

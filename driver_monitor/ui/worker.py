@@ -290,7 +290,7 @@ class SessionWorker(QObject):
         if plan.finish:
             ended = list(self.drive.finish())
             if self._recorder is not None:  # a recording keeps the events the end of the drive closed
-                self._recorder.results.write_events(ended)
+                self._recorder.drive_ended(ended)
             self.events.emit(ended)
         if plan.announce:
             self._announce()

@@ -170,7 +170,7 @@ class Runtime:
         pipeline (``cfg``: the drive's config, see :meth:`pipeline`); the models open first if
         they are not yet."""
         try:
-            return DriveSession(source, lambda: self.pipeline(cfg), self.pipeline(cfg))
+            return DriveSession(source, lambda: self.pipeline(cfg))
         except BaseException:
             source.close()
             raise
@@ -182,10 +182,10 @@ class DriveSession:
     :meth:`finish` closes the events still open at the end; :meth:`close` releases the source and
     the pipeline (not the models: the runtime's)."""
 
-    def __init__(self, source: Any, new_pipeline: Callable[[], Pipeline], pipeline: Pipeline) -> None:
+    def __init__(self, source: Any, new_pipeline: Callable[[], Pipeline]) -> None:
         self.source = source
-        self.pipeline = pipeline
         self._new_pipeline = new_pipeline
+        self.pipeline = new_pipeline()
 
     def results(self, *, max_frames: int | None = None, should_stop: Callable[[], bool] = lambda: False,
                 overlap: bool = True, idle_s: float | None = None) -> Iterator[FrameResult | None]:

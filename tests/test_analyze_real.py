@@ -85,17 +85,11 @@ def test_head_turns_span_and_sign_convention(analysed) -> None:
     # Sign convention, checked on the mesh itself (independent of the pose solver): yaw > 0 means
     # the face turns towards the image's right, so the nose tip lies right of the face's centre
     # line; pitch > 0 (chin up) puts the nose tip higher between the eyes and the chin.
+    from driver_monitor.evaluation.scenario_clips import read_frames
     from driver_monitor.face.mesh import FaceMeshDetector
-    import cv2
 
     cfg = load_config(None, NO_ENGINE)
-    cap = cv2.VideoCapture(str(need_data("videos/head_turns.mp4")))
-    frames = []
-    ok, img = cap.read()
-    while ok:
-        frames.append(img)
-        ok, img = cap.read()
-    cap.release()
+    frames = read_frames(need_data("videos/head_turns.mp4"))
     det = FaceMeshDetector(cfg.face, static_image_mode=True)  # frames far apart: no tracking
     try:
         def nose_offsets(i: int) -> tuple[float, float]:

@@ -71,9 +71,11 @@ def letterbox(image: NDArray[np.uint8], size: int) -> tuple[NDArray[np.float32],
     small = cv2.resize(image, (nw, nh), interpolation=interp)
     if small.ndim == 2:
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-    canvas = np.full((size, size, 3), PAD_VALUE, np.float32)
-    canvas[:nh, :nw] = small
-    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None]), r
+    x = np.empty((1, 3, size, size), np.float32)  # filled plane by plane: no transposed copy
+    x[0, :, nh:, :] = PAD_VALUE
+    x[0, :, :nh, nw:] = PAD_VALUE
+    x[0, :, :nh, :nw] = small.transpose(2, 0, 1)
+    return x, r
 
 
 def nms(boxes: NDArray[np.float32], scores: NDArray[np.float32], iou: float = NMS_IOU) -> list[int]:

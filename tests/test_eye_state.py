@@ -91,3 +91,28 @@ def test_training_learns_open_from_closed_and_exports(cew_test, tmp_path: Path):
     with torch.no_grad():
         want = predict(net, small.patches[:8])
     assert np.allclose(model.p_closed(small.patches[:8]), want, atol=1e-4)
+
+
+def test_an_ensemble_averages_members_trained_from_successive_seeds(cew_test, tmp_path: Path):
+    """``train_ensemble``: member k is what ``train`` makes with seed + k; the model's logit is the
+    members' mean, in torch and in the exported file alike."""
+    torch = pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from driver_monitor.model.eye_net import export_onnx
+    from driver_monitor.training.eye_state import TrainConfig, predict, train, train_ensemble
+
+    rng = np.random.default_rng(1)
+    small = cew_test.take(np.isin(np.arange(len(cew_test)), rng.choice(len(cew_test), 128, replace=False)))
+    cfg = TrainConfig(epochs=2, batch=64, seed=5, members=2)
+    ens, history = train_ensemble(small, cfg, log=lambda s: None)
+    assert len(ens.members) == 2 and [r["member"] for r in history] == [0, 0, 1, 1]
+    alone, _ = train(small, replace(cfg, seed=6), log=lambda s: None)
+    x = small.patches[:16]
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    with torch.no_grad():
+        assert np.allclose(predict(ens.members[1], x), predict(alone, x), atol=1e-6)
+        mean = 1 / (1 + np.exp(-(logit(predict(ens.members[0], x)) + logit(predict(ens.members[1], x))) / 2))
+    assert np.allclose(predict(ens, x), mean, atol=1e-5)
+    export_onnx(ens, str(tmp_path / "e.onnx"), {"dm.model_version": "t", "dm.patch_size": "32"})
+    assert np.allclose(EyeStateModel(tmp_path / "e.onnx").p_closed(x), mean, atol=1e-4)

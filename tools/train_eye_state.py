@@ -37,7 +37,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads, members=args.members,
+                       squash=args.squash)
 
 
 def cmd_cv(args: argparse.Namespace) -> None:
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True)
         p.add_argument("--epochs", type=int, default=30)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--members", type=int, default=TrainConfig().members,
+                       help="networks from seeds seed, seed + 1, ... whose logits the model averages")
+        p.add_argument("--squash", type=float, default=TrainConfig().squash,
+                       help="augmentation: patches squashed vertically by up to 1 + this (0.5: a third)")
         p.add_argument("--threads", type=int, default=2)
         if name == "cv":
             p.add_argument("--folds", nargs="*", default=[], help="only these held-out subjects")

@@ -54,10 +54,29 @@ class EyeStateNet(nn.Module):
         return torch.sigmoid(self.forward(x))
 
 
+class EyeEnsemble(nn.Module):
+    """Several :class:`EyeStateNet` trained alike from different seeds: the logit is the mean of
+    theirs (averaging steadies what one training run gets by chance, docs/eye_state.md). Logits,
+    not probabilities: a mean of probabilities is less sure than its members, and the monitor's
+    per-driver threshold works in logits up to a cap of 0.99 (``eyes.adapt_max_p``)."""
+
+    def __init__(self, members: list[EyeStateNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an eye-state ensemble needs at least one network")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+    def probability(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.forward(x))
+
+
 class _Exported(nn.Module):
     """What the ONNX file computes: P(closed) per patch."""
 
-    def __init__(self, net: EyeStateNet) -> None:
+    def __init__(self, net: EyeStateNet | EyeEnsemble) -> None:
         super().__init__()
         self.net = net
 
@@ -65,7 +84,7 @@ class _Exported(nn.Module):
         return self.net.probability(eye)
 
 
-def export_onnx(net: EyeStateNet, path: str, metadata: dict[str, str]) -> None:
+def export_onnx(net: EyeStateNet | EyeEnsemble, path: str, metadata: dict[str, str]) -> None:
     """Write the network as ONNX (opset 17, dynamic batch) with ``metadata`` in its props."""
     import onnx
 

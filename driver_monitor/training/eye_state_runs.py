@@ -82,7 +82,7 @@ def cross_validate(cew: str | Path, video_npz: str | Path, out: str | Path, cfg:
         test = video.subject == subject
         train = es.EyeSet.concat([cew_train, video.take(~test)])
         log(f"fold {subject}: train {len(train)}, held out {int(test.sum())}")
-        net, _ = es.train(train, cfg, log=lambda s: None)
+        net, _ = es.train_ensemble(train, cfg, log=lambda s: None)
         export_onnx(net, str(out / f"eye_state_without_{subject}.onnx"),
                     {"dm.model_version": f"cv-without-{subject}", **_patch_meta(video, cfg.seed)})
         held_p[test] = es.predict(net, video.patches[test])
@@ -115,7 +115,7 @@ def train_shipped(cew: str | Path, video_npz: str | Path, out: str | Path, cfg: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = es.EyeSet.concat([cew_train, video])
-    net, history = es.train(data, cfg, checks=[("cew_test", cew_test)])
+    net, history = es.train_ensemble(data, cfg, checks=[("cew_test", cew_test)])
     torch.save({"state_dict": net.state_dict(), "config": vars(cfg)}, out / "eye_state.pt")
     p = es.predict(net, cew_test.patches)
     metrics = {"cew_test": es.accuracy_report(cew_test.labels, p), "config": vars(cfg), "train_patches": len(data),

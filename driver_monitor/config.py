@@ -94,9 +94,9 @@ class EyesConfig:
     closed_p: float = _f(0.5, "probability", gt=0, lt=1)
     # ... or, for a driver whose open eyes the model reads as half closed (glasses, an unusual eye),
     # this many logits above its reading of their open eyes (frames the EAR reads open) ...
-    adapt_margin: float = _f(6.0, "logit", ge=0, le=20)
+    adapt_margin: float = _f(8.0, "logit", ge=0, le=20)
     # ... but never more than this
-    adapt_max_p: float = _f(0.99, "probability", gt=0, lt=1)
+    adapt_max_p: float = _f(0.97, "probability", gt=0, lt=1)
     # clearly open or closed eyes (P(closed) < 0.1 or > 0.9) whose EAR stays within a tenth are read
     # again after this (every frame below 10 frames/s; 0 = every frame); a blink's EAR drop and an
     # opening's rise are read at once

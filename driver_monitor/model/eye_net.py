@@ -58,7 +58,7 @@ class EyeEnsemble(nn.Module):
     """Several :class:`EyeStateNet` trained alike from different seeds: the logit is the mean of
     theirs (averaging steadies what one training run gets by chance, docs/eye_state.md). Logits,
     not probabilities: a mean of probabilities is less sure than its members, and the monitor's
-    per-driver threshold works in logits up to a cap of 0.99 (``eyes.adapt_max_p``)."""
+    per-driver threshold works in logits up to a cap (``eyes.adapt_max_p``)."""
 
     def __init__(self, members: list[EyeStateNet]) -> None:
         super().__init__()

@@ -214,18 +214,18 @@ class TrainConfig:
     squash: float = 0.5         # the vertical squash's most: 0.5 = the eye up to a third lower, 1.0 = up to half
 
 
-def _augment(x: Any, gen: Any, squash: float = 0.5) -> Any:
+def _augment(x: Any, gen: Any, squash_max: float) -> Any:
     """Batch-wise augmentation of (N, 1, S, S) float tensors in [0, 1]: geometry, a cabin camera's
     low resolution and blur, spectacle rims and glare, light."""
-    x = _geometry(x, gen, squash)
+    x = _geometry(x, gen, squash_max)
     x = _degrade(x, gen)
     x = _spectacles(x, gen)
     return _light(x, gen)
 
 
-def _geometry(x: Any, gen: Any, squash: float = 0.5) -> Any:
+def _geometry(x: Any, gen: Any, squash_max: float) -> Any:
     """Flip, rotation, scale, shift, and a vertical squash on 40 % of the patches (narrow eyes, lids
-    lowered over an open eye): the patch sampled up to 1 + ``squash`` times as tall, so 0.5 makes
+    lowered over an open eye): the patch sampled up to 1 + ``squash_max`` times as tall, so 0.5 makes
     the eye up to a third lower and 1.0 up to half (a narrow-eyed driver's open EAR, 0.15-0.17,
     is about half the usual 0.28)."""
     import torch
@@ -236,7 +236,7 @@ def _geometry(x: Any, gen: Any, squash: float = 0.5) -> Any:
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     ang = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(12)
     scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.12
-    squash = 1 + torch.rand(n, generator=gen) * squash * (torch.rand(n, generator=gen) < 0.4)
+    squash = 1 + torch.rand(n, generator=gen) * squash_max * (torch.rand(n, generator=gen) < 0.4)
     shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * (2.5 / s * 2)
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),

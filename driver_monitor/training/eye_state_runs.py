@@ -59,8 +59,10 @@ def _by(keys: np.ndarray, data: es.EyeSet, p: np.ndarray) -> dict[str, dict[str,
     return {str(k): es.accuracy_report(data.labels[keys == k], p[keys == k]) for k in np.unique(keys)}
 
 
-def _patch_meta(video: es.EyeSet, seed: int) -> dict[str, str]:
-    return {"dm.seed": str(seed), "dm.patch_size": str(video.patches.shape[-1]), "dm.patch_scale": "1.5"}
+def _patch_meta(video: es.EyeSet, cfg: es.TrainConfig) -> dict[str, str]:
+    """``dm.seed``: every member's seed (``train_ensemble``: seed, seed + 1, ...)."""
+    seeds = ",".join(str(cfg.seed + k) for k in range(max(1, cfg.members)))
+    return {"dm.seed": seeds, "dm.patch_size": str(video.patches.shape[-1]), "dm.patch_scale": "1.5"}
 
 
 def cross_validate(cew: str | Path, video_npz: str | Path, out: str | Path, cfg: es.TrainConfig,
@@ -84,7 +86,7 @@ def cross_validate(cew: str | Path, video_npz: str | Path, out: str | Path, cfg:
         log(f"fold {subject}: train {len(train)}, held out {int(test.sum())}")
         net, _ = es.train_ensemble(train, cfg, log=lambda s: None)
         export_onnx(net, str(out / f"eye_state_without_{subject}.onnx"),
-                    {"dm.model_version": f"cv-without-{subject}", **_patch_meta(video, cfg.seed)})
+                    {"dm.model_version": f"cv-without-{subject}", **_patch_meta(video, cfg)})
         held_p[test] = es.predict(net, video.patches[test])
         results[subject] = {"held_out": es.accuracy_report(video.labels[test], held_p[test]),
                             "cew_test": es.accuracy_report(cew_test.labels, es.predict(net, cew_test.patches))}
@@ -128,7 +130,7 @@ def train_shipped(cew: str | Path, video_npz: str | Path, out: str | Path, cfg: 
             f"CEW train split ({len(cew_train)} patches) + {len(video)} patches of marked video frames "
             f"({len(set(video.subject.tolist()))} people)"),
             "dm.metrics": json.dumps({"cew_test": metrics["cew_test"]}), "dm.command": command,
-            **_patch_meta(video, cfg.seed)}
+            **_patch_meta(video, cfg)}
         export_onnx(net, export, meta)
         log(f"exported {export}")
     return metrics

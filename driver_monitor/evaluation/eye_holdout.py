@@ -4,7 +4,9 @@ marked clip analysed by the app with the eye-state model trained without that cl
 
 * frame agreement: the app's ``eyes_closed`` (the model, its per-driver threshold, the EAR beside
   it) and the model's own P(closed) >= 0.5 against the marks (open / closed frames; half-open and
-  hidden ones are left out), per person, per class and per clip;
+  hidden ones are left out), per person, per class and per clip, on every clip marked frame by frame
+  (``scenarios/frame_marks/subjects.csv``), those without a scenario of these truth files too (the
+  phone calls: the eyes are marked there as everywhere);
 * scenarios: every marked interval of ``scenarios/ir_clips.yaml`` and ``scenarios/shared_clips.yaml``
   scored as ``driver-monitor evaluate`` scores it.
 """
@@ -20,6 +22,7 @@ from ..config import PROJECT_ROOT, load_config
 from ..scenarios import Results, load_truth, score_clip, summarise
 
 MARKS = PROJECT_ROOT / "scenarios" / "frame_marks"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 TRUTHS = (PROJECT_ROOT / "scenarios" / "ir_clips.yaml", PROJECT_ROOT / "scenarios" / "shared_clips.yaml")
 LABEL = {"open": 0, "closed": 1}
 # clips of a marked person that are not marked frame by frame themselves
@@ -72,7 +75,8 @@ def agreement_table(rows: dict[str, list[int]]) -> list[str]:
 
 
 def run(models: str | Path, out: str | Path, overrides: list[str], unseen_model: str | Path,
-        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> dict[str, Any]:
+        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+        data: str | Path = SHARED_DATA) -> dict[str, Any]:
     """Analyse every clip of the truth files with the eye-state model trained without its person
     (``<models>/eye_state_without_<person>.onnx``; ``unseen_model`` for clips of nobody marked) into
     ``out``; -> {agreement: per-frame counts by scope, scenarios: the scenario summary}."""
@@ -80,6 +84,7 @@ def run(models: str | Path, out: str | Path, overrides: list[str], unseen_model:
     out = Path(out)
     counts: dict[str, dict[str, list[int]]] = {}
     scored = []
+    counted: set[str] = set()
     for truth in TRUTHS:
         for clip in load_truth(truth, lambda o: load_config(None, list(o) + overrides)):
             source = clip.name if clip.name in subjects else Path(clip.video).stem
@@ -93,7 +98,17 @@ def run(models: str | Path, out: str | Path, overrides: list[str], unseen_model:
             marks = next(iter(MARKS.glob(f"*/{source}.csv")), None)
             if marks is not None and clip.name == source:  # one agreement count per marked video
                 agreement(folder / "frames.csv", marks, f"{subject}/{source}", counts)
+                counted.add(source)
             log(f"{clip.name}: {model.name}")
+    for source, row in subjects.items():  # marked clips without a scenario here: frame agreement only
+        if source in counted:
+            continue
+        model = Path(models) / f"eye_state_without_{row['subject']}.onnx"
+        folder = out / source
+        analyze(str(Path(data) / row["video"]), folder,
+                load_config(None, list(overrides) + [f"eyes.model={model}"]), progress=False, log=lambda m: None)
+        agreement(folder / "frames.csv", next(MARKS.glob(f"*/{source}.csv")), f"{row['subject']}/{source}", counts)
+        log(f"{source}: {model.name} (frames only)")
     return {"agreement": counts, "scenarios": summarise(scored)}
 
 

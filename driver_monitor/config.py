@@ -90,6 +90,9 @@ class EyesConfig:
     # eye aspect ratio alone, as before it (docs/eye_state.md)
     model_enabled: bool = _f(True)
     model: str = _f("engines/eye_state.onnx", "path")
+    # auto: the int8 copy beside the model (eye_state.int8cpu.onnx) when it was made from the model as
+    # it is, else the model; int8: the copy or an error; fp32: the model itself
+    precision: str = _f("auto", choices=("auto", "fp32", "int8"))
     # the eyes are closed when the model's P(closed) reaches this ...
     closed_p: float = _f(0.5, "probability", gt=0, lt=1)
     # ... or, for a driver whose open eyes the model reads as half closed (glasses, an unusual eye),

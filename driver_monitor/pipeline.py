@@ -131,7 +131,8 @@ class Pipeline:
         model = self.models.eye_model
         if model is None:
             return {"model": "none", "why": "eyes.model_enabled is false: the eyes are judged by their aspect ratio"}
-        return {"model": str(model.path), "version": model.version}
+        return {"model": str(model.path), "version": model.version,
+                "precision": getattr(model, "precision", "fp32")}
 
     @property
     def backend_description(self) -> str:

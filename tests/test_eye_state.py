@@ -116,3 +116,44 @@ def test_an_ensemble_averages_members_trained_from_successive_seeds(cew_test, tm
     assert np.allclose(predict(ens, x), mean, atol=1e-5)
     export_onnx(ens, str(tmp_path / "e.onnx"), {"dm.model_version": "t", "dm.patch_size": "32"})
     assert np.allclose(EyeStateModel(tmp_path / "e.onnx").p_closed(x), mean, atol=1e-4)
+
+
+def test_the_shipped_int8_copy_is_current_and_reads_like_the_model(cew_test):
+    """engines/eye_state.int8cpu.onnx is the copy the app runs (``eyes.precision: auto``): made from
+    the shipped model as it is, and with its verdicts on CEW's test people (934 patches: 7 of 5,433
+    CEW and video patches changed side when it was made)."""
+    from driver_monitor.engine.eye_state import copy_problem, int8_path
+
+    assert copy_problem(MODEL, int8_path(MODEL)) is None
+    app = open_eye_model(load_config(None, []).eyes)
+    assert app is not None and app.path == int8_path(MODEL) and app.precision == "int8" and app.version == "1.1.0"
+    p32 = EyeStateModel(MODEL).p_closed(cew_test.patches)
+    p8 = app.p_closed(cew_test.patches)
+    assert np.mean((p8 >= 0.5) == (p32 >= 0.5)) >= 0.995 and np.abs(p8 - p32).max() < 0.2
+    assert np.mean((p8 >= 0.5) == cew_test.labels) >= 0.95
+
+
+def test_the_int8_copy_is_used_only_while_current(cew_test, tmp_path: Path):
+    import shutil
+
+    from driver_monitor.engine.eye_state import int8_path, make_int8, resolve_model
+    from driver_monitor.errors import ModelError
+
+    model = tmp_path / "eyes.onnx"
+    shutil.copy(MODEL, model)
+    assert resolve_model(model, "auto") == model  # no copy: the model itself
+    with pytest.raises(ModelError, match="does not exist; make it with `python tools/train_eye_state.py quantize"):
+        resolve_model(model, "int8")
+    copy = make_int8(model, cew_test.patches[:64])
+    assert copy == int8_path(model) == tmp_path / "eyes.int8cpu.onnx"
+    assert resolve_model(model, "auto") == copy and resolve_model(model, "int8") == copy
+    assert resolve_model(model, "fp32") == model
+    int8 = EyeStateModel(copy)
+    assert int8.precision == "int8" and int8.metadata["dm.source_file"] == "eyes.onnx"
+    assert int8.metadata["dm.model_version"] == "1.1.0" and int8.metadata["dm.calibration"] == "64 eye patches"
+    model.write_bytes(model.read_bytes() + b"\0")  # the model changed after the copy was made
+    assert resolve_model(model, "auto") == model
+    with pytest.raises(ModelError, match="stale"):
+        resolve_model(model, "int8")
+    with pytest.raises(ModelError, match="eyes.precision 'bf16' is unknown"):
+        resolve_model(model, "bf16")

@@ -8,6 +8,8 @@
     # 3. the shipped model: CEW train + every marked driver; CEW test is never trained on
     python tools/train_eye_state.py train --cew /work/cache/eyes --video /work/cache/eye_video.npz \
         --out runs/eye --export engines/eye_state.onnx
+    # (cv and train --export also write each model's int8 copy beside it; for a model made otherwise:)
+    python tools/train_eye_state.py quantize engines/eye_state.onnx --cew /work/cache/eyes
 
 The marks are ``scenarios/frame_marks/*/<clip>.csv`` (``frame,eyes,...``, marked by eye) and
 ``scenarios/frame_marks/subjects.csv`` (``clip,subject,video``: which person each clip shows and
@@ -51,6 +53,10 @@ def cmd_train(args: argparse.Namespace) -> None:
                        command=" ".join(sys.argv))
 
 
+def cmd_quantize(args: argparse.Namespace) -> None:
+    runs.quantize(args.models, args.cew, log=flushed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data", default=str(SHARED_DATA), help="../shared/data")
     ex.add_argument("--out", required=True)
     ex.add_argument("--size", type=int, default=32, help="patch side in pixels")
+    qu = sub.add_parser("quantize", help="the int8 copy beside each model (<stem>.int8cpu.onnx)")
+    qu.add_argument("models", nargs="+", help="eye-state ONNX models")
+    qu.add_argument("--cew", required=True, help="unpacked cew_eye_patches.tar.gz (calibration: its training split)")
     for name, helptext in (("cv", "leave-one-subject-out cross-validation"), ("train", "train the shipped model")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--cew", required=True, help="unpacked cew_eye_patches.tar.gz")
@@ -83,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"extract": cmd_extract, "cv": cmd_cv, "train": cmd_train}[args.cmd](args)
+        {"extract": cmd_extract, "cv": cmd_cv, "train": cmd_train, "quantize": cmd_quantize}[args.cmd](args)
     except DriverMonitorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -153,7 +153,7 @@ def _set_metadata(model: "object", source: ModelInfo, kind: str) -> None:
         entry.key, entry.value = k, v
 
 
-def _save_atomic(model: "object", out_path: Path) -> None:
+def save_atomic(model: "object", out_path: Path) -> None:
     """Write to a temporary file beside ``out_path`` (permissions of a new file) and rename."""
     import onnx
 
@@ -181,7 +181,7 @@ def make_fp16(fp32_path: str | Path, out_path: str | Path) -> Path:
     _set_metadata(half, src, "fp16")
     onnx.checker.check_model(half)
     out = Path(out_path)
-    _save_atomic(half, out)
+    save_atomic(half, out)
     return out
 
 
@@ -262,7 +262,7 @@ def _calibration_crops(calib_dir: str | Path, spec: Any, limit: int, seed: int) 
     return load_crops(files, spec)
 
 
-def _pre_processed(fp32_path: str | Path, pre: Path, log: Callable[[str], None]) -> Path:
+def pre_processed(fp32_path: str | Path, pre: Path, log: Callable[[str], None]) -> Path:
     """ONNX Runtime's quantisation pre-processing of the model into ``pre``; the model itself when it fails."""
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -274,7 +274,7 @@ def _pre_processed(fp32_path: str | Path, pre: Path, log: Callable[[str], None])
         return Path(fp32_path)
 
 
-def _int8_options(kind: str) -> dict[str, Any]:
+def int8_options(kind: str) -> dict[str, Any]:
     """quantize_static's arguments for each int8 recipe (:data:`COPY_RECIPES`)."""
     from onnxruntime.quantization import QuantType
 
@@ -318,7 +318,7 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmpdir:
-        source = _pre_processed(fp32_path, Path(tmpdir) / "pre.onnx", log)
+        source = pre_processed(fp32_path, Path(tmpdir) / "pre.onnx", log)
         import onnx
 
         heads = head_nodes(onnx.load(str(source), load_external_data=False))
@@ -329,11 +329,11 @@ def make_int8(fp32_path: str | Path, out_path: str | Path, calib_dir: str | Path
             op_types_to_quantize=list(INT8_OP_TYPES),
             # the heads (logits -> Softmax / Sigmoid) stay float32: two small layers, and the
             # outputs are then closer to fp32 than with int8 logits (docs/engines.md)
-            nodes_to_exclude=heads, **_int8_options(kind),
+            nodes_to_exclude=heads, **int8_options(kind),
         )
         model = onnx.load(str(q))
         _set_metadata(model, src, kind)
-        _save_atomic(model, out)
+        save_atomic(model, out)
     return out
 
 

@@ -55,6 +55,33 @@ def load_sets(cew: str | Path, video: str | Path) -> tuple[es.EyeSet, es.EyeSet,
     return faces.take(faces.split == "train"), faces.take(faces.split == "test"), patches.take(es.read_eyes(patches))
 
 
+#: the int8 copies are calibrated on this many of CEW's training patches (seed 0): no marked
+#: driver's eyes, so a fold's copy has seen nothing of its held-out person
+CALIBRATION_PATCHES = 512
+
+
+def calibration_patches(cew_train: es.EyeSet, n: int = CALIBRATION_PATCHES, seed: int = 0) -> np.ndarray:
+    """``n`` patches of CEW's training split, drawn with ``seed``: what the int8 copies calibrate on."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(cew_train), size=min(n, len(cew_train)), replace=False)
+    return cew_train.patches[np.sort(pick)]
+
+
+def quantize(models: list[str | Path], cew: str | Path, log: Log = print) -> list[Path]:
+    """The int8 copy (``engine.eye_state.make_int8``) beside each model, calibrated on CEW's
+    training patches at the model's patch size."""
+    from ..engine.eye_state import EyeStateModel, make_int8
+
+    out = []
+    for model in models:
+        size = EyeStateModel(model).size
+        faces = es.load_cew(cew, size=size)
+        path = make_int8(model, calibration_patches(faces.take(faces.split == "train")))
+        log(f"int8 copy: {path}")
+        out.append(path)
+    return out
+
+
 def _by(keys: np.ndarray, data: es.EyeSet, p: np.ndarray) -> dict[str, dict[str, float]]:
     return {str(k): es.accuracy_report(data.labels[keys == k], p[keys == k]) for k in np.unique(keys)}
 
@@ -71,6 +98,7 @@ def cross_validate(cew: str | Path, video_npz: str | Path, out: str | Path, cfg:
     ``eye_state_without_<subject>.onnx``; writes metrics.json and held_out_p.npz, returns the metrics."""
     import torch
 
+    from ..engine.eye_state import make_int8
     from ..model.eye_net import export_onnx
 
     cew_train, cew_test, video = load_sets(cew, video_npz)
@@ -85,8 +113,9 @@ def cross_validate(cew: str | Path, video_npz: str | Path, out: str | Path, cfg:
         train = es.EyeSet.concat([cew_train, video.take(~test)])
         log(f"fold {subject}: train {len(train)}, held out {int(test.sum())}")
         net, _ = es.train_ensemble(train, cfg, log=lambda s: None)
-        export_onnx(net, str(out / f"eye_state_without_{subject}.onnx"),
-                    {"dm.model_version": f"cv-without-{subject}", **_patch_meta(video, cfg)})
+        fold_model = out / f"eye_state_without_{subject}.onnx"
+        export_onnx(net, str(fold_model), {"dm.model_version": f"cv-without-{subject}", **_patch_meta(video, cfg)})
+        make_int8(fold_model, calibration_patches(cew_train))
         held_p[test] = es.predict(net, video.patches[test])
         results[subject] = {"held_out": es.accuracy_report(video.labels[test], held_p[test]),
                             "cew_test": es.accuracy_report(cew_test.labels, es.predict(net, cew_test.patches))}
@@ -133,4 +162,7 @@ def train_shipped(cew: str | Path, video_npz: str | Path, out: str | Path, cfg: 
             **_patch_meta(video, cfg)}
         export_onnx(net, export, meta)
         log(f"exported {export}")
+        from ..engine.eye_state import make_int8
+
+        log(f"int8 copy: {make_int8(export, calibration_patches(cew_train))}")
     return metrics

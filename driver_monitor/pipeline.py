@@ -30,13 +30,22 @@ from .preprocess import DEFAULT_INPUT
 from .stages.engine_reader import EngineStage
 from .stages.eyes import EyeModel, EyeStage
 from .stages.face import Detected, FaceDetector, FaceStage
-from .stages.phone import PhoneDetector, PhoneStage
+from .stages.phone import PhoneDetector, PhoneRun, PhoneStage
 from .types import NO_READING, AlignedFace, EngineReading, Event, Face, Frame, FrameResult, Signals
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine.base import Engine
 
 __all__ = ["Detected", "Models", "Pipeline"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """:meth:`Pipeline.prepare`'s result for a frame: ``face``, what the face detector made of it;
+    ``phone``, the phone detector's run started on it (a Future), or None."""
+
+    face: Any
+    phone: Any = None
 
 
 @dataclass(slots=True)
@@ -143,18 +152,21 @@ class Pipeline:
 
     # ------------------------------------------------------------------ per frame
 
-    def prepare(self, frame: Frame) -> Any:
-        """What the detector makes of the frame before it runs (the mesh: the RGB copy), or None.
-        Touches nothing but the frame, so a decoding thread may do it ahead of :meth:`detect`."""
-        return self.face.prepare(frame)
+    def prepare(self, frame: Frame) -> Ahead:
+        """What the stages make of the frame before its face stage: the mesh's RGB copy, and the
+        phone detector's run started when one is due. A file's decoding thread does it ahead of
+        :meth:`detect`, on every frame in order (one thread a stream)."""
+        return Ahead(self.face.prepare(frame), self.phone.start(frame) if self.phone is not None else None)
 
-    def detect(self, frame: Frame, prepared: Any = None) -> Detected:
+    def detect(self, frame: Frame, prepared: Ahead | None = None) -> Detected:
         """The first stage: the face mesh on one frame (``prepared``: :meth:`prepare`'s result for
-        it, when done ahead), and the phone detector's run started when one is due. Touches nothing
-        but these two, so it may run on another thread than :meth:`process`, one frame ahead
-        (frames in order)."""
-        phone = self.phone.start(frame, self.face.nobody) if self.phone is not None else None
-        return self.face.detect(frame, prepared, phone)
+        it, when done ahead; otherwise the phone detector's run starts here when one is due).
+        Touches nothing but these two, so it may run on another thread than :meth:`process`, one
+        frame ahead (frames in order)."""
+        if prepared is None:
+            prepared = Ahead(None, self.phone.start(frame) if self.phone is not None else None)
+        run = PhoneRun(prepared.phone, self.face.nobody) if prepared.phone is not None else None
+        return self.face.detect(frame, prepared.face, run)
 
     def process(self, frame: Frame | None, *, decode_ms: float | None = None,
                 t_s: float | None = None, detected: Detected | None = None, index: int | None = None) -> FrameResult:

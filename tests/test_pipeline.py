@@ -302,7 +302,9 @@ def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
         assert r.phone_score is None and "phone" not in r.timings_ms
 
 
-def test_with_nobody_in_view_the_phone_detector_rests_and_phone_use_ends(real_face):
+def test_with_nobody_in_view_the_phone_reads_none_and_phone_use_ends(real_face):
+    """The detector keeps its schedule (it is started ahead of the face stage that would say nobody
+    is there), but with nobody in view its reading is no phone: phone use ends."""
     img, face = real_face
     det = CountingPhoneDetector(0.4)
     mesh = ScriptedDetector([[face]] * 30 + [[]] * 60)
@@ -312,8 +314,9 @@ def test_with_nobody_in_view_the_phone_detector_rests_and_phone_use_ends(real_fa
     mesh.person_in_view = True  # a person without a face (turned away): still looked at
     turned = [pipe.process(Frame(img, i, i / 30)) for i in range(30, 45)]
     assert det.calls == 5 and any(r.phone_score == pytest.approx(0.4) for r in turned)
-    mesh.person_in_view = False  # nobody: no run, readings of no phone end the phone use
+    mesh.person_in_view = False  # nobody: the runs read no phone, which ends the phone use
     gone = [pipe.process(Frame(img, i, i / 30)) for i in range(45, 90)]
-    assert det.calls == 5
-    assert all(r.phone_score is None and "phone" not in r.timings_ms for r in gone)
+    ran = [r for r in gone if "phone" in r.timings_ms]
+    assert det.calls == 5 + len(ran) and len(ran) >= 2
+    assert all(r.phone_score is None for r in gone)
     assert not gone[-1].state.phone_use and gone[-1].phone_box is None

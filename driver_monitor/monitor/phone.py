@@ -69,6 +69,20 @@ class PhoneSchedule:
         seen = [s for i, s in list(self._readings) if index is None or i <= index - self.delay]
         return any(s >= self.cfg.wake_score for s in seen[-max(1, self.cfg.runs):])
 
+    @property
+    def last_t(self) -> float | None:
+        """The video time of the last run started (None before the first)."""
+        return self._last_t
+
+    def needs_readings(self, t: float) -> bool:
+        """Whether :meth:`due` at ``t`` depends on the readings (between the busy and the idle
+        interval since the last run); otherwise the time alone decides."""
+        last = self._last_t
+        if last is None or t < last:
+            return False
+        lo, hi = sorted((1.0 / self.cfg.busy_rate_hz, 1.0 / self.cfg.rate_hz))
+        return lo - 1e-6 <= t - last < hi - 1e-6
+
     def due(self, t: float, index: int | None = None) -> bool:
         last = self._last_t
         if last is None or t < last:

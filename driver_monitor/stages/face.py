@@ -42,7 +42,7 @@ class Detected:
     faces: tuple[Face, ...]
     mesh_ms: float
     person: bool | None = None
-    phone: Any = None  # the phone detector's run started on this frame (a Future), NOBODY, or None
+    phone: Any = None  # the phone detector's run started on this frame (stages.phone.PhoneRun), or None
 
 
 class FaceStage:

@@ -203,6 +203,18 @@ def test_a_reading_counts_for_the_rate_only_frames_later():
     assert not sched.due(0.3, 3) and sched.due(0.4, 4)
 
 
+def test_only_the_time_between_the_busy_and_the_idle_interval_needs_the_readings():
+    """What lets the stage that starts the runs wait for earlier runs only when they decide."""
+    from driver_monitor.monitor.phone import PhoneSchedule
+
+    sched = PhoneSchedule(_cfg(0.1, 2, 3, rate=1.0, busy=4.0))
+    assert not sched.needs_readings(0.0) and sched.last_t is None  # the first frame runs anyway
+    sched.start(1.0)
+    assert sched.last_t == 1.0
+    assert [sched.needs_readings(t) for t in (1.1, 1.25, 1.6, 1.99, 2.0, 0.5)] == [False, True, True, True,
+                                                                                  False, False]
+
+
 def test_the_schedule_makes_a_phone_free_drive_cheap():
     free = _rows("f", [0.05] * 100, "none")  # 10 s, nothing phone-like: one run a second
     assert pe._first_vote(free, "full", _cfg(0.1, 2, 3, 1.0, 3.0)) == (None, 10)

@@ -286,6 +286,23 @@ def test_the_phone_runs_are_the_same_on_two_stages_as_on_one(real_face):
     assert len(runs[0]) == 240 and runs[0] == runs[1] and any(use for _, _, use in runs[0])
 
 
+def test_a_files_phone_run_starts_as_its_frame_is_decoded(real_face):
+    """``Pipeline.prepare`` (the decoding thread, frames ahead) starts the run that the frame's
+    face stage carries and its processing reads."""
+    img, face = real_face
+    det = CountingPhoneDetector(0.4)
+    with make_pipeline(load_config(None), None, detector=ScriptedDetector([[face]] * 2), eye_model=None,
+                       phone_detector=det) as pipe:
+        ahead = pipe.prepare(Frame(img, 0, 0.0))
+        assert ahead.phone is not None and ahead.phone.result()[0][0].score == pytest.approx(0.4)
+        assert det.calls == 1  # run before the mesh
+        assert pipe.prepare(Frame(img, 1, 1 / 30)).phone is None  # not due a frame later
+        detected = pipe.detect(Frame(img, 0, 0.0), ahead)
+        assert detected.phone.future is ahead.phone and not detected.phone.nobody
+        r = pipe.process(Frame(img, 0, 0.0), detected=detected)
+        assert r.phone_score == pytest.approx(0.4) and "phone" in r.timings_ms and det.calls == 1
+
+
 def test_no_phone_found_reads_zero_and_the_detector_is_on_by_default(real_face):
     img, face = real_face
     det = CountingPhoneDetector(0.0)

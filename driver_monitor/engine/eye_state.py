@@ -125,7 +125,7 @@ def make_int8(model: str | Path, calibration: NDArray[np.uint8], out: str | Path
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from .precision import CPU_INT8, int8_options, pre_processed, save_atomic
+    from .precision import CPU_INT8, int8_options, pre_processed, save_atomic, write_metadata
 
     model = Path(model)
     out = Path(out) if out is not None else int8_path(model)
@@ -153,10 +153,7 @@ def make_int8(model: str | Path, calibration: NDArray[np.uint8], out: str | Path
     meta = {**source_meta, "dm.precision": "int8", "dm.source_sha256": file_sha256(model),
             "dm.source_file": model.name, "dm.copy_recipe": INT8_RECIPE,
             "dm.calibration": f"{len(calibration)} eye patches"}
-    del proto.metadata_props[:]
-    for k, v in sorted(meta.items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
+    write_metadata(proto, meta)
     save_atomic(proto, out)
     return out
 

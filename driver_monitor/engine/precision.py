@@ -142,15 +142,20 @@ def _toposort(graph: "object") -> None:
     graph.node.extend(ordered)
 
 
+def write_metadata(model: Any, props: dict[str, str]) -> None:
+    """Replace an ``onnx.ModelProto``'s metadata with ``props`` (sorted by key)."""
+    del model.metadata_props[:]
+    for k, v in sorted(props.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+
+
 def _set_metadata(model: "object", source: ModelInfo, kind: str) -> None:
     props = dict(source.metadata)
     props.update({"dm.precision": COPY_KINDS[kind][0], KIND_KEY: kind,
                   "dm.source_sha256": source.sha256, "dm.source_file": source.path.name,
                   RECIPE_KEY: COPY_RECIPES[kind]})
-    del model.metadata_props[:]
-    for k, v in sorted(props.items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
+    write_metadata(model, props)
 
 
 def save_atomic(model: "object", out_path: Path) -> None:

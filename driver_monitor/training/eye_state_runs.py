@@ -73,10 +73,13 @@ def quantize(models: list[str | Path], cew: str | Path, log: Log = print) -> lis
     from ..engine.eye_state import EyeStateModel, make_int8
 
     out = []
+    calibration: dict[int, np.ndarray] = {}  # patch size -> patches: CEW read once per size
     for model in models:
         size = EyeStateModel(model).size
-        faces = es.load_cew(cew, size=size)
-        path = make_int8(model, calibration_patches(faces.take(faces.split == "train")))
+        if size not in calibration:
+            faces = es.load_cew(cew, size=size)
+            calibration[size] = calibration_patches(faces.take(faces.split == "train"))
+        path = make_int8(model, calibration[size])
         log(f"int8 copy: {path}")
         out.append(path)
     return out
